@@ -1,0 +1,306 @@
+"""The ``outreach-bot`` command line. Its commands and their JSON/CSV output are a contract that
+automation depends on: keep names and fields stable. JSON lines are UTF-8 with real Chinese characters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings, get_settings
+from messages import render
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _community(path: Path | None) -> Any:
+    from handlers.community import load_community
+
+    return load_community(path or get_settings().config)
+
+
+def _fail_config(error: Exception, path: Path | None) -> int:
+    from handlers.community import CommunityConfigError
+
+    assert isinstance(error, CommunityConfigError)
+    print(render("cli.config_invalid", file=path or "(sample)", count=len(error.problems)), file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def _stdin_lines() -> Any:
+    # Binary junk on stdin must not kill a batch: undecodable bytes become U+FFFD.
+    with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as stream:
+        for line in stream:
+            yield line.rstrip("\r\n")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from handlers.community import CommunityConfigError
+    from handlers.inbound import clean_text
+
+    try:
+        community = _community(args.config)
+    except CommunityConfigError as exc:
+        return _fail_config(exc, args.config)
+    classifier = community.classifier
+    for line in _stdin_lines():
+        result = classifier.classify(clean_text(line))
+        _print_json(
+            {
+                "text": line,
+                "category": result.category,
+                "categories": list(result.categories),
+                "confidence": round(result.confidence, 3),
+                "keywords": list(result.keywords),
+            }
+        )
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from handlers.community import CommunityConfigError
+    from handlers.inbound import clean_text
+    from handlers.routing import route
+
+    try:
+        community = _community(args.config)
+    except CommunityConfigError as exc:
+        return _fail_config(exc, args.config)
+    for line in _stdin_lines():
+        text = clean_text(line)
+        result = community.classifier.classify(text)
+        location = community.locator.locate(text) if result.is_report else None
+        decision = route(community, result, location)
+        _print_json(
+            {
+                "text": line,
+                "category": result.category,
+                "categories": list(result.categories),
+                "confidence": round(result.confidence, 3),
+                "keywords": list(result.keywords),
+                "grid": decision.grid,
+                "assignee": decision.assignee,
+                "location": location.matched if location is not None else None,
+            }
+        )
+    return 0
+
+
+async def _config_load(settings: Settings, path: Path) -> int:
+    from handlers.community import CommunityConfigError
+    from handlers.community_store import sync_community
+    from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
+
+    try:
+        community = _community(path)
+    except CommunityConfigError as exc:
+        return _fail_config(exc, path)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            summary = await sync_community(session, community)
+    finally:
+        await engine.dispose()
+    print(
+        render(
+            "cli.config_loaded",
+            community=community.name,
+            grids=summary.grids,
+            staff=summary.staff,
+            categories=summary.categories,
+        )
+    )
+    gone = [*summary.deactivated_grids, *summary.deactivated_staff]
+    if gone:
+        print(render("cli.config_deactivated", items="、".join(gone)))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from handlers.community import CommunityConfigError
+
+    if args.action == "check":
+        try:
+            community = _community(args.file)
+        except CommunityConfigError as exc:
+            return _fail_config(exc, args.file)
+        cfg = community.config
+        print(
+            render(
+                "cli.config_ok",
+                file=args.file,
+                grids=len(cfg.grids),
+                staff=len(cfg.staff),
+                categories=len(community.categories),
+            )
+        )
+        return 0
+    return asyncio.run(_config_load(get_settings(), args.file))
+
+
+TICKET_FIELDS = (
+    "number",
+    "status",
+    "category",
+    "categories",
+    "grid",
+    "assignee",
+    "location",
+    "text",
+    "channel",
+    "in_triage",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "resolution_note",
+)
+
+
+async def _tickets(settings: Settings, status: str | None) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
+    from storage.models import Case
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            query = select(Case).order_by(Case.id)
+            if status:
+                query = query.where(Case.status == status)
+            rows = (await session.scalars(query)).all()
+    finally:
+        await engine.dispose()
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return [
+        {
+            "number": c.id,
+            "status": c.status,
+            "category": c.category_code,
+            "categories": list(c.categories),
+            "grid": c.grid_code,
+            "assignee": c.assignee_id,
+            "location": c.location_text,
+            "text": c.text,
+            "channel": c.channel,
+            "in_triage": c.in_triage,
+            "created_at": iso(c.created_at),
+            "updated_at": iso(c.updated_at),
+            "resolved_at": iso(c.resolved_at),
+            "resolution_note": c.resolution_note,
+        }
+        for c in rows
+    ]
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    rows = asyncio.run(_tickets(get_settings(), args.status))
+    if args.format == "json":
+        for row in rows:
+            _print_json(row)
+        return 0
+    writer = csv.DictWriter(sys.stdout, fieldnames=TICKET_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "categories": " ".join(row["categories"])})
+    return 0
+
+
+async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
+    from bot.app import build_app
+    from bot.console import CHANNEL, run_console
+    from storage.database import is_sqlite
+
+    if reset and is_sqlite(settings.database_url):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).database
+        if database and database != ":memory:":
+            for suffix in ("", "-wal", "-shm"):
+                Path(database + suffix).unlink(missing_ok=True)
+    app = await build_app(settings, frozenset({CHANNEL}), config=config)
+    try:
+        return await run_console(app, database=_safe_url(settings.database_url))
+    finally:
+        await app.close()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_demo(get_settings(), args.config, args.reset))
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="outreach-bot",
+        description="社区通: community health and sanitation chat-bot. "
+        "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
+    demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
+    demo.add_argument("--reset", action="store_true", help="start from an empty SQLite database")
+    demo.set_defaults(func=cmd_demo)
+
+    classify = sub.add_parser("classify", help="classify one message per stdin line; JSON lines out")
+    classify.add_argument("--config", type=Path, help="community YAML (for category overrides)")
+    classify.set_defaults(func=cmd_classify)
+
+    route = sub.add_parser(
+        "route", help="classify, locate and route one message per stdin line (no database)"
+    )
+    route.add_argument("--config", type=Path, help="community YAML (default: OUTREACH_CONFIG or the sample)")
+    route.set_defaults(func=cmd_route)
+
+    tickets = sub.add_parser("tickets", help="list the cases in the database")
+    tickets.add_argument("--status", help="only cases in this status (new, assigned, accepted, resolved, …)")
+    tickets.add_argument("--format", choices=("json", "csv"), default="json")
+    tickets.set_defaults(func=cmd_tickets)
+
+    config = sub.add_parser("config", help="check or load a community YAML file")
+    config.add_argument("action", choices=("load", "check"), help="load: validate and sync into the database")
+    config.add_argument("file", type=Path)
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Classify a resident's Chinese message: which report categories it names, or that it is no report.
+
+How it decides (the words live in ``data/categories.yaml`` and ``data/intents.yaml``, not here):
+
+1. Fold the text (traditional → simplified, full-width → ASCII) and segment it once with jieba
+   (precise mode, HMM off, so the same text always gives the same tokens; every keyword is in the
+   dictionary so it comes out as one token and "电梯" never matches inside a longer word).
+2. Score each category: a keyword counts 2, a support word 1 (only once the category has a keyword);
+   a keyword right before a locative ("垃圾堆里有老鼠", "下水道里") names a place, not the problem, and
+   counts half. Keywords inside a category's exclusion ("垃圾短信", "疏通下水道的广告") do not count.
+3. Primary = highest score; ties go to the category mentioned first. Every category with a keyword
+   is kept, primary first.
+4. Intents decide what is not a report: thanks and "已经清理了" (unless the problem persists: "又",
+   "还没"), information questions ("垃圾几点收") unless the message also complains, and
+   health-service topics. A problem with no category ("路灯坏了") is "other", for triage.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jieba
+import yaml
+
+from handlers.textnorm import fold
+
+OTHER = "other"
+KEYWORD_WEIGHT = 2.0
+SUPPORT_WEIGHT = 1.0
+LOCATIVES = frozenset({"里", "边", "旁边", "边上", "附近", "周围", "旁", "那边", "里面", "上面", "底下"})
+QUESTION_OVERRIDE_SCORE = 3.0  # a question that also piles up problem words is still a complaint
+_WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
+
+
+@dataclass(frozen=True)
+class CategoryDef:
+    code: str
+    name: str
+    keywords: tuple[str, ...]
+    exclusions: tuple[str, ...] = ()
+    time_limit_hours: float = 8.0
+    photo_wanted: bool = False
+    enabled: bool = True
+    support: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Classification:
+    text: str
+    category: str | None
+    categories: tuple[str, ...] = ()
+    confidence: float = 0.0
+    keywords: tuple[str, ...] = ()
+    intent: str | None = None  # why it is not a report: closure, question, greeting, topic
+
+    @property
+    def is_report(self) -> bool:
+        return self.category is not None
+
+
+class CategoryConfigError(ValueError):
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+def _data(name: str) -> Any:
+    return yaml.safe_load(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
+
+
+def _words(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise CategoryConfigError(key, "not_a_list_of_words")
+    return tuple(fold(w.strip()).lower() for w in value)
+
+
+def _category(raw: Mapping[str, Any], key: str) -> CategoryDef:
+    known = {
+        "code",
+        "name",
+        "keywords",
+        "support",
+        "exclusions",
+        "time_limit_hours",
+        "photo_wanted",
+        "enabled",
+    }
+    for name in raw:
+        if name not in known | {"extra_keywords", "extra_exclusions", "extra_support"}:
+            raise CategoryConfigError(f"{key}.{name}", "unknown_key")
+    for name in ("code", "name"):
+        if not isinstance(raw.get(name), str) or not raw[name].strip():
+            raise CategoryConfigError(f"{key}.{name}", f"missing_{name}")
+    keywords = _words(raw.get("keywords"), f"{key}.keywords")
+    if not keywords:
+        raise CategoryConfigError(f"{key}.keywords", "missing_keywords")
+    limit = raw.get("time_limit_hours", 8.0)
+    if not isinstance(limit, int | float) or limit <= 0:
+        raise CategoryConfigError(f"{key}.time_limit_hours", "not_a_positive_number")
+    exclusions = tuple(str(e) for e in raw.get("exclusions") or ())
+    _check_patterns(exclusions, f"{key}.exclusions")
+    return CategoryDef(
+        code=raw["code"].strip(),
+        name=raw["name"].strip(),
+        keywords=keywords,
+        exclusions=exclusions,
+        time_limit_hours=float(limit),
+        photo_wanted=bool(raw.get("photo_wanted", False)),
+        enabled=bool(raw.get("enabled", True)),
+        support=_words(raw.get("support"), f"{key}.support"),
+    )
+
+
+def _check_patterns(patterns: Sequence[str], key: str) -> None:
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error:
+            raise CategoryConfigError(f"{key}[{i}]", "bad_pattern") from None
+
+
+@cache
+def load_default_categories() -> list[CategoryDef]:
+    return [
+        _category(raw, f"categories[{i}]") for i, raw in enumerate(_data("categories.yaml")["categories"])
+    ]
+
+
+def merge_categories(
+    defaults: Sequence[CategoryDef], overrides: Sequence[Mapping[str, Any]]
+) -> list[CategoryDef]:
+    """Apply a community's ``categories:`` list: same code → given fields replace (``extra_*`` extend,
+    ``enabled: false`` switches off); new code → a new category (needs name and keywords)."""
+    merged = {c.code: c for c in defaults}
+    for i, raw in enumerate(overrides):
+        key = f"categories[{i}]"
+        if not isinstance(raw, Mapping):
+            raise CategoryConfigError(key, "not_a_mapping")
+        code = raw.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise CategoryConfigError(f"{key}.code", "missing_code")
+        if code == OTHER:
+            raise CategoryConfigError(f"{key}.code", "reserved_code")
+        base = merged.get(code.strip())
+        if base is None:
+            merged[code.strip()] = _category(raw, key)
+            continue
+        fields = {
+            "code": base.code,
+            "name": base.name,
+            "keywords": list(base.keywords),
+            "support": list(base.support),
+            "exclusions": list(base.exclusions),
+            "time_limit_hours": base.time_limit_hours,
+            "photo_wanted": base.photo_wanted,
+            "enabled": base.enabled,
+        }
+        fields.update({k: v for k, v in raw.items() if not k.startswith("extra_")})
+        for extra in ("keywords", "support", "exclusions"):
+            added = raw.get(f"extra_{extra}")
+            if added is not None:
+                if not isinstance(added, list):
+                    raise CategoryConfigError(f"{key}.extra_{extra}", "not_a_list_of_words")
+                fields[extra] = [*fields[extra], *added]
+        merged[base.code] = _category(fields, key)
+    return list(merged.values())
+
+
+@dataclass(frozen=True)
+class Intents:
+    persists: re.Pattern[str]
+    severity: re.Pattern[str]
+    closure: re.Pattern[str]
+    question: re.Pattern[str]
+    topics: re.Pattern[str]
+    greeting: re.Pattern[str]
+    complaint: re.Pattern[str]
+
+
+@cache
+def _intents_data() -> dict[str, Any]:
+    return _data("intents.yaml")  # type: ignore[no-any-return]
+
+
+@cache
+def load_intents() -> Intents:
+    raw = _intents_data()
+    return Intents(
+        **{name: re.compile("|".join(f"(?:{p})" for p in raw[name])) for name in Intents.__annotations__}
+    )
+
+
+@cache
+def _tokenizer() -> jieba.Tokenizer:
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@dataclass
+class _Score:
+    score: float = 0.0
+    strong: int = 0
+    first: int = 10**9
+    words: list[str] = field(default_factory=list)
+
+
+class Classifier:
+    def __init__(self, categories: Sequence[CategoryDef]) -> None:
+        self.categories = [c for c in categories if c.enabled]
+        self.intents = load_intents()
+        self.tokenizer = _tokenizer()
+        # word → [(category index, weight, is keyword)]
+        self.index: dict[str, list[tuple[int, float, bool]]] = {}
+        for ci, category in enumerate(self.categories):
+            for word in category.keywords:
+                self.index.setdefault(word, []).append((ci, KEYWORD_WEIGHT, True))
+            for word in category.support:
+                self.index.setdefault(word, []).append((ci, SUPPORT_WEIGHT, False))
+        for word in [*self.index, *_intents_data().get("words", ())]:
+            if len(word) > 1:
+                self.tokenizer.add_word(word, freq=_WORD_FREQ)
+        self.exclusions = [
+            re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
+            for c in self.categories
+        ]
+
+    def classify(self, text: str) -> Classification:
+        folded = fold(text).strip().lower()
+        if not folded:
+            return Classification(text, None, confidence=1.0)
+        scores = self._score(folded)
+        found = sorted(
+            (i for i, s in scores.items() if s.strong), key=lambda i: (-scores[i].score, scores[i].first)
+        )
+        intents = self.intents
+        persists = intents.persists.search(folded) is not None
+        if not persists and intents.closure.search(folded):
+            return Classification(text, None, confidence=0.9, intent="closure")
+        question = intents.question.search(folded) is not None
+        if found:
+            primary = scores[found[0]]
+            complains = persists or intents.severity.search(folded) is not None
+            if question and not complains and primary.score < QUESTION_OVERRIDE_SCORE:
+                return Classification(text, None, confidence=0.7, intent="question")
+            codes = tuple(self.categories[i].code for i in found)
+            total = sum(scores[i].score for i in found)
+            confidence = min(0.99, (0.5 + 0.1 * primary.score) * (0.6 + 0.4 * primary.score / total))
+            words = tuple(w for i in found for w in scores[i].words)
+            return Classification(text, codes[0], codes, round(confidence, 3), words)
+        complaint = intents.complaint.search(folded) is not None
+        if complaint and (persists or not question):
+            return Classification(text, OTHER, confidence=0.5)
+        if question:
+            return Classification(text, None, confidence=0.9, intent="question")
+        if intents.greeting.search(folded):
+            return Classification(text, None, confidence=0.9, intent="greeting")
+        if intents.topics.search(folded):
+            return Classification(text, None, confidence=0.9, intent="topic")
+        return Classification(text, None, confidence=0.6)
+
+    def _score(self, folded: str) -> dict[int, _Score]:
+        tokens = self.tokenizer.lcut(folded, HMM=False)
+        spans: dict[int, list[tuple[int, int]]] = {}
+        for ci, pattern in enumerate(self.exclusions):
+            if pattern is not None:
+                found = [m.span() for m in pattern.finditer(folded)]
+                if found:
+                    spans[ci] = found
+        scores: dict[int, _Score] = {}
+        supports: list[tuple[int, float, str, int]] = []
+        position = 0
+        for n, token in enumerate(tokens):
+            start, position = position, position + len(token)
+            hits = self.index.get(token)
+            if not hits:
+                continue
+            for ci, weight, strong in hits:
+                if ci in spans and any(a <= start < b for a, b in spans[ci]):
+                    continue
+                if not strong:
+                    supports.append((ci, weight, token, start))
+                    continue
+                score = scores.setdefault(ci, _Score())
+                if n + 1 < len(tokens) and tokens[n + 1] in LOCATIVES:
+                    weight /= 2
+                score.score += weight
+                score.strong += 1
+                score.first = min(score.first, start)
+                score.words.append(token)
+        for ci, weight, token, _start in supports:
+            if ci in scores:
+                scores[ci].score += weight
+                scores[ci].words.append(token)
+        return scores
+
+
+@cache
+def default_classifier() -> Classifier:
+    return Classifier(load_default_categories())
+
+
+__all__ = [
+    "OTHER",
+    "CategoryConfigError",
+    "CategoryDef",
+    "Classification",
+    "Classifier",
+    "default_classifier",
+    "load_default_categories",
+    "merge_categories",
+]

@@ -1,0 +1,284 @@
+"""The community model (grids, buildings, places, staff, categories) read from its YAML file.
+
+The YAML schema is a public contract written by other tools: keys may be added, never renamed. Unknown
+keys are refused so that a typo ("leadr") is reported instead of silently ignored. Every problem is
+reported with the path of the offending key, e.g. ``grids[1].workers[0].staff``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from handlers.classify import (
+    CategoryConfigError,
+    CategoryDef,
+    Classifier,
+    load_default_categories,
+    merge_categories,
+)
+from handlers.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
+from messages import render
+from storage.models import Role
+
+SAMPLE_CONFIG = "sample_community.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class CommunityConfigError(ValueError):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CommunityInfo(_Strict):
+    name: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(render("config.bad_timezone", value=value)) from None
+        return value
+
+
+class WorkerAssignment(_Strict):
+    staff: str
+    categories: list[str] = Field(default_factory=list)
+
+
+class GridConfig(_Strict):
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1)
+    buildings: list[str | int] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+    leader: str | None = None
+    workers: list[WorkerAssignment] = Field(default_factory=list)
+
+
+class StaffConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1)
+    role: Role
+    telegram: int | None = None
+    wechat: str | None = None
+    wecom: str | None = None
+    phone: str | None = None  # kept for staff use only; never logged
+
+
+class CommunityConfig(_Strict):
+    community: CommunityInfo
+    grids: list[GridConfig] = Field(default_factory=list)
+    staff: list[StaffConfig] = Field(default_factory=list)
+    categories: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Community:
+    """A validated community: the parsed config plus the structures routing needs."""
+
+    config: CommunityConfig
+    categories: tuple[CategoryDef, ...]
+    buildings: Mapping[str, BuildingSet] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.community.name
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.config.community.timezone)
+
+    @cached_property
+    def staff(self) -> dict[str, StaffConfig]:
+        return {s.id: s for s in self.config.staff}
+
+    @cached_property
+    def grids(self) -> dict[str, GridConfig]:
+        return {g.code: g for g in self.config.grids}
+
+    @cached_property
+    def category_names(self) -> dict[str, str]:
+        return {c.code: c.name for c in self.categories}
+
+    @cached_property
+    def locator(self) -> Locator:
+        return Locator(
+            [GridArea(code, self.buildings[code], tuple(self.grids[code].places)) for code in self.grids]
+        )
+
+    @cached_property
+    def classifier(self) -> Classifier:
+        return Classifier([c for c in self.categories if c.enabled])
+
+    def admins(self) -> list[str]:
+        return [s.id for s in self.config.staff if s.role == Role.ADMIN]
+
+
+def _key(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = [p for p in item["loc"] if not (isinstance(p, str) and p in {"str", "int"})]
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = render("config.unknown_key")
+        elif kind == "missing":
+            message = render("config.missing_key")
+        elif kind == "enum":
+            message = render("config.bad_role", allowed="、".join(r.value for r in Role))
+        else:
+            message = render("config.bad_value", detail=item["msg"].removeprefix("Value error, "))
+        problems.append(Problem(_key(loc), message))
+    return problems
+
+
+def _semantic_problems(
+    cfg: CommunityConfig, categories: Sequence[CategoryDef]
+) -> tuple[list[Problem], dict[str, BuildingSet]]:
+    problems: list[Problem] = []
+    staff_ids: set[str] = set()
+    for i, s in enumerate(cfg.staff):
+        if s.id in staff_ids:
+            problems.append(Problem(f"staff[{i}].id", render("config.duplicate_staff", id=s.id)))
+        staff_ids.add(s.id)
+
+    category_codes = {c.code for c in categories if c.enabled}
+    grid_codes: set[str] = set()
+    building_sets: dict[str, BuildingSet] = {}
+    place_owner: dict[str, str] = {}
+    for gi, grid in enumerate(cfg.grids):
+        where = f"grids[{gi}]"
+        if grid.code in grid_codes:
+            problems.append(Problem(f"{where}.code", render("config.duplicate_grid", code=grid.code)))
+        grid_codes.add(grid.code)
+        if grid.leader is not None and grid.leader not in staff_ids:
+            problems.append(Problem(f"{where}.leader", render("config.unknown_staff", id=grid.leader)))
+        seen_workers: set[str] = set()
+        for wi, worker in enumerate(grid.workers):
+            if worker.staff not in staff_ids:
+                problems.append(
+                    Problem(f"{where}.workers[{wi}].staff", render("config.unknown_staff", id=worker.staff))
+                )
+            if worker.staff in seen_workers:
+                problems.append(
+                    Problem(
+                        f"{where}.workers[{wi}].staff", render("config.duplicate_worker", id=worker.staff)
+                    )
+                )
+            seen_workers.add(worker.staff)
+            for ci, code in enumerate(worker.categories):
+                if code not in category_codes:
+                    problems.append(
+                        Problem(
+                            f"{where}.workers[{wi}].categories[{ci}]",
+                            render(
+                                "config.unknown_category", code=code, known="、".join(sorted(category_codes))
+                            ),
+                        )
+                    )
+        specs = [str(b) for b in grid.buildings]
+        try:
+            buildings = parse_buildings(specs)
+        except BuildingSpecError as exc:
+            index = specs.index(exc.spec) if exc.spec in specs else 0
+            problems.append(
+                Problem(f"{where}.buildings[{index}]", render("config.bad_building", spec=exc.spec))
+            )
+            buildings = parse_buildings([])
+        for other_code, other in building_sets.items():
+            shared = buildings.overlaps(other)
+            if shared:
+                problems.append(
+                    Problem(
+                        f"{where}.buildings",
+                        render(
+                            "config.building_in_two_grids",
+                            buildings="、".join(shared),
+                            grid=grid.code,
+                            other=other_code,
+                        ),
+                    )
+                )
+        building_sets[grid.code] = buildings
+        for pi, place in enumerate(grid.places):
+            if place in place_owner:
+                problems.append(
+                    Problem(
+                        f"{where}.places[{pi}]",
+                        render(
+                            "config.place_in_two_grids", place=place, grid=grid.code, other=place_owner[place]
+                        ),
+                    )
+                )
+            place_owner.setdefault(place, grid.code)
+    return problems, building_sets
+
+
+def parse_community(data: Any) -> Community:
+    """Validate a loaded YAML document; raises CommunityConfigError listing every problem found."""
+    if not isinstance(data, Mapping):
+        raise CommunityConfigError([Problem("(file)", render("config.not_a_mapping"))])
+    try:
+        cfg = CommunityConfig.model_validate(data)
+    except ValidationError as exc:
+        raise CommunityConfigError(_pydantic_problems(exc)) from None
+    try:
+        categories = merge_categories(load_default_categories(), cfg.categories)
+    except CategoryConfigError as exc:
+        raise CommunityConfigError(
+            [Problem(exc.key, render("config.bad_category", reason=exc.reason))]
+        ) from None
+    problems, buildings = _semantic_problems(cfg, categories)
+    if problems:
+        raise CommunityConfigError(problems)
+    return Community(config=cfg, categories=tuple(categories), buildings=buildings)
+
+
+def load_community(path: str | Path | None = None) -> Community:
+    """The community from a YAML file, or the sample community shipped with the package."""
+    if path is None:
+        text = resources.files("bot").joinpath("data", SAMPLE_CONFIG).read_text(encoding="utf-8")
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommunityConfigError(
+                [Problem(str(path), render("config.unreadable", error=exc.strerror))]
+            ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise CommunityConfigError([Problem(where, render("config.bad_yaml"))]) from None
+    return parse_community(data)

@@ -1,0 +1,79 @@
+"""What a channel hands the core: one message from one user, normalised and checked for bad input."""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+MAX_TEXT = 1000  # longer than any real report; a 10,000-character paste gets a polite refusal
+STORE_LIMIT = 20000  # what we keep of a hostile message, so the log stays bounded
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    channel: str
+    sender: str  # the user's id on that channel (telegram user id, wechat openid, console name)
+    text: str | None = None
+    photo: str | None = None  # the channel's reference to a picture (file_id, MediaId/PicUrl)
+    latitude: float | None = None
+    longitude: float | None = None
+    message_id: str | None = None  # the platform's id, so a redelivery is recognised
+    sender_name: str | None = None
+    received_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_location(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+class InputProblem(enum.StrEnum):
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    GARBLED = "garbled"
+    NO_WORDS = "no_words"  # only emoji or symbols
+
+
+def clean_text(text: str | None) -> str:
+    """Text safe to store on every backend: valid UTF-8, no NUL or control characters, NFKC-folded
+    (full-width digits and letters become ASCII, which the parsers expect)."""
+    if not text:
+        return ""
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from binary junk
+    text = _CONTROL.sub("", text)
+    return unicodedata.normalize("NFKC", text)[:STORE_LIMIT].strip()
+
+
+def normalise(message: Inbound) -> Inbound:
+    return replace(
+        message, text=clean_text(message.text), sender_name=clean_text(message.sender_name) or None
+    )
+
+
+def _is_word_char(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category[0] in {"L", "N"} and category != "Lm"
+
+
+def problem_with(message: Inbound) -> InputProblem | None:
+    """Why a message cannot be read as a request, or None. A photo or location alone is fine."""
+    text = message.text or ""
+    if not text:
+        return None if (message.photo or message.has_location) else InputProblem.EMPTY
+    if len(text) > MAX_TEXT:
+        return InputProblem.TOO_LONG
+    if text.count("\ufffd") * 4 >= len(text):  # undecodable bytes, replaced on the way in
+        return InputProblem.GARBLED
+    words = [ch for ch in text if _is_word_char(ch)]
+    if not words:
+        emoji = any(unicodedata.category(ch) == "So" for ch in text)
+        return InputProblem.NO_WORDS if emoji else InputProblem.GARBLED
+    readable = sum(1 for ch in words if "\u4e00" <= ch <= "\u9fff" or ch.isascii())
+    if readable < len(words) / 2:  # mostly characters no resident types: binary junk decoded as text
+        return InputProblem.GARBLED
+    return None

@@ -1,0 +1,333 @@
+"""Where a resident's message points: a building (楼栋) or a named place, and the grid (网格) covering it.
+
+Two sides share one grammar of building numbers:
+
+* the community YAML, where each grid lists ``buildings`` ("1-6", "12号楼", "七栋", "A座") and
+  ``places`` ("东门", "农贸市场"); malformed entries raise :class:`BuildingSpecError` so a config
+  error is reported at load time, not when a resident's case goes astray;
+* residents' free text ("3号楼楼道里全是小广告", "十二栋2单元门口", "3-2-301"), scanned with regexes.
+
+Every text is first folded character-for-character (full-width → ASCII, common traditional →
+simplified), so offsets in the folded text are offsets in the original and mentions can quote the
+resident's own words.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from handlers.textnorm import fold as _fold
+
+__all__ = [
+    "BuildingMention",
+    "BuildingSet",
+    "BuildingSpecError",
+    "GridArea",
+    "LocationMatch",
+    "Locator",
+    "find_buildings",
+    "normalise_building",
+    "parse_building_spec",
+    "parse_buildings",
+]
+
+MAX_BUILDING = 9999
+
+# --------------------------------------------------------------------------------------------
+# Numbers. Arabic 1-9999, Chinese 一..九十九 in the 十 form, or digit by digit ("一〇" = 10).
+# 两/几 are deliberately absent: "两栋楼", "好几栋" count buildings, they do not name one.
+# --------------------------------------------------------------------------------------------
+
+_CN_DIGIT = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0}
+_CN_1_9 = "[一二三四五六七八九]"
+_CN_NUM = rf"(?:{_CN_1_9}?十{_CN_1_9}?|[〇零一二三四五六七八九]{{1,3}})"  # 十 form first: greedy
+_NUM = rf"(?:[0-9]{{1,4}}|{_CN_NUM})"
+
+
+def _to_int(num: str) -> int:
+    if num.isascii():
+        return int(num)
+    if "十" in num:
+        tens, _, ones = num.partition("十")
+        return (_CN_DIGIT[tens] if tens else 1) * 10 + (_CN_DIGIT[ones] if ones else 0)
+    value = 0
+    for ch in num:
+        value = value * 10 + _CN_DIGIT[ch]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Config side.
+# --------------------------------------------------------------------------------------------
+
+
+class BuildingSpecError(ValueError):
+    """A malformed building entry; .spec is the offending string, .reason a short English id.
+
+    Reasons: 'empty', 'malformed', 'reversed_range' ("6-1"), 'out_of_range' (0, or above 9999).
+    """
+
+    def __init__(self, spec: object, reason: str) -> None:
+        super().__init__(f"bad building entry {spec!r}: {reason}")
+        self.spec = str(spec)
+        self.reason = reason
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+def _label(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+@dataclass(frozen=True)
+class BuildingSet:
+    """The buildings one grid covers: numeric ranges plus named (letter) buildings.
+
+    Ranges are kept sorted and merged (the constructor does it), so equal sets compare equal.
+    """
+
+    ranges: tuple[tuple[int, int], ...] = ()
+    names: frozenset[str] = frozenset()
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        merged = _merge(self.ranges)
+        object.__setattr__(self, "ranges", merged)
+        object.__setattr__(self, "names", frozenset(n.upper() for n in self.names))
+        object.__setattr__(self, "_starts", tuple(lo for lo, _ in merged))
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges or self.names)
+
+    def __or__(self, other: BuildingSet) -> BuildingSet:
+        return BuildingSet(self.ranges + other.ranges, self.names | other.names)
+
+    def contains(self, key: str) -> bool:
+        """``key`` as produced by this module: "3", "12", "A" (leading zeros and case tolerated)."""
+        key = key.strip()
+        if key.isdigit() and key.isascii():
+            n = int(key)
+            i = bisect_right(self._starts, n) - 1
+            return i >= 0 and n <= self.ranges[i][1]
+        return key.upper() in self.names
+
+    def overlaps(self, other: BuildingSet) -> list[str]:
+        """Buildings in both sets, numbers first: ["3", "7-9", "A"]; consecutive runs as "lo-hi"."""
+        shared: list[tuple[int, int]] = []
+        for a_lo, a_hi in self.ranges:
+            for b_lo, b_hi in other.ranges:
+                lo, hi = max(a_lo, b_lo), min(a_hi, b_hi)
+                if lo <= hi:
+                    shared.append((lo, hi))
+        return [_label(lo, hi) for lo, hi in _merge(shared)] + sorted(self.names & other.names)
+
+
+# A suffix in a config entry carries no meaning beyond "building": "3号楼" = "3栋" = "3#" = "3".
+_SPEC_SUFFIX = r"(?:号楼|号栋|号幢|号座|号|栋|幢|座|\#楼|\#栋|\#|楼)?"
+# Any digit count, so that "1-10000" is reported as out of range rather than as malformed.
+_SPEC_NUM = rf"(?:[0-9]+|{_CN_NUM})"
+_SPEC_RANGE = re.compile(
+    rf"(?P<lo>{_SPEC_NUM}){_SPEC_SUFFIX} ?(?:-|~|至|到) ?(?P<hi>{_SPEC_NUM}){_SPEC_SUFFIX}", re.ASCII
+)
+_SPEC_ONE = re.compile(rf"(?P<n>{_SPEC_NUM}){_SPEC_SUFFIX}", re.ASCII)
+_SPEC_LETTER = re.compile(r"(?P<letter>[A-Za-z])(?:号楼|座|栋|幢|楼)?", re.ASCII)
+
+
+def parse_building_spec(spec: str | int) -> BuildingSet:
+    """One config entry: "3", "1-6", "1~6号楼", "十二栋", "3#", "A座". Raises BuildingSpecError.
+
+    Ints are accepted because YAML reads an unquoted ``3`` as one.
+    """
+    if isinstance(spec, bool) or not isinstance(spec, str | int):
+        raise BuildingSpecError(spec, "malformed")
+    text = _fold(str(spec)).strip()
+    if not text:
+        raise BuildingSpecError(spec, "empty")
+    if m := _SPEC_LETTER.fullmatch(text):
+        return BuildingSet(names=frozenset({m["letter"].upper()}))
+    if m := _SPEC_ONE.fullmatch(text):
+        lo = hi = _to_int(m["n"])
+    elif m := _SPEC_RANGE.fullmatch(text):
+        lo, hi = _to_int(m["lo"]), _to_int(m["hi"])
+    else:
+        raise BuildingSpecError(spec, "malformed")
+    if lo < 1 or hi > MAX_BUILDING:
+        raise BuildingSpecError(spec, "out_of_range")
+    if lo > hi:
+        raise BuildingSpecError(spec, "reversed_range")
+    return BuildingSet(ranges=((lo, hi),))
+
+
+def parse_buildings(specs: Sequence[str | int]) -> BuildingSet:
+    """A grid's ``buildings`` list, as one set. A bare string is refused: it is almost always a
+    YAML slip (``buildings: 1-6`` instead of ``buildings: ["1-6"]``)."""
+    if isinstance(specs, str):
+        raise BuildingSpecError(specs, "malformed")
+    result = BuildingSet()
+    for spec in specs:
+        result = result | parse_building_spec(spec)
+    return result
+
+
+def normalise_building(text: str) -> str | None:
+    """The key of a single building written any way ("三号楼", "3栋", "b座" → "3", "3", "B"),
+    or None if ``text`` is not exactly one building."""
+    try:
+        found = parse_building_spec(text)
+    except BuildingSpecError:
+        return None
+    if found.names:
+        return next(iter(found.names))
+    (lo, hi), *_ = found.ranges
+    return str(lo) if lo == hi else None
+
+
+# --------------------------------------------------------------------------------------------
+# Message side.
+# --------------------------------------------------------------------------------------------
+
+_UNIT_NUM = rf"(?:[0-9]{{1,2}}|{_CN_NUM})"
+_MENTION = re.compile(
+    rf"""
+    # "3-2-301": building-unit-room, the way addresses are written on forms and parcels.
+    # Unit 1-2 digits and room 3-4 digits keep dates (2024-3-15) and phones (138-1234-5678) out.
+    (?<![0-9.-]) (?P<addr>[0-9]{{1,4}}) -[0-9]{{1,2}}-[0-9]{{3,4}} (?![0-9-])
+    |
+    (?:
+        # Not the middle of a number ("13号楼" is not "3号楼"), not a date ("11月3号楼下" is the
+        # 3rd, "周三号楼道" is Wednesday), not a count after a demonstrative ("这3栋楼", "每一栋").
+        (?<![0-9〇零一二三四五六七八九十百千万两几月周期拜这那每哪.])
+        (?P<num>{_NUM}) \ ?
+        (?:
+            号\ ?(?:楼|栋|幢|座)      # 3号楼, 3号栋
+          | (?P<measure>栋|幢|座(?!位))  # 3栋, 3幢, 3座 (but 座位 is a seat)
+          | \#(?:楼|栋|幢|座)?        # 3#楼, 3#
+          | 号(?=门洞|{_UNIT_NUM}单元)  # bare 3号 only before a building part: 3号门洞, 3号2单元
+        )
+      |
+        # Letter buildings: A座, b栋, C楼 ("3楼" is a floor, a letter has no floors).
+        (?<![A-Za-z0-9]) (?P<letter>[A-Za-z]) \ ?(?:号楼|座(?!位)|栋|幢|楼)
+    )
+    # Unit and room are part of the resident's words but not of the key: "3号楼2单元301室".
+    (?:门洞)?
+    (?:{_UNIT_NUM}单元)?
+    (?:(?<=单元)[0-9]{{3,4}}(?![0-9])(?:室|房|号)? | [0-9]{{3,4}}(?:室|房))?
+    """,
+    re.VERBOSE | re.ASCII,
+)
+
+
+@dataclass(frozen=True)
+class BuildingMention:
+    key: str  # normalised building key: "3", "12", "A"
+    text: str  # the words matched in the message, e.g. "三号楼", "3栋2单元", "A座"
+    start: int  # offset in the message
+
+
+def _mentions(original: str, folded: str) -> list[BuildingMention]:
+    found: list[BuildingMention] = []
+    for m in _MENTION.finditer(folded):
+        if m["letter"]:
+            key = m["letter"].upper()
+        elif m["measure"] and m["num"] == "一" and not folded.endswith("第", 0, m.start()):
+            continue  # "有一栋楼", "一座桥" count one building; "第一栋" and "1栋" still name it
+        else:
+            n = _to_int(m["addr"] or m["num"])
+            if not 1 <= n <= MAX_BUILDING:  # "0号楼", "〇栋": not a building anyone lives in
+                continue
+            key = str(n)
+        found.append(BuildingMention(key, original[m.start() : m.end()], m.start()))
+    return found
+
+
+def find_buildings(text: str) -> list[BuildingMention]:
+    """Every building named in ``text``, in order of appearance."""
+    return _mentions(text, _fold(text))
+
+
+# --------------------------------------------------------------------------------------------
+# Grids.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridArea:
+    code: str
+    buildings: BuildingSet
+    places: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(
+        cls, code: str, buildings: Sequence[str | int] = (), places: Sequence[str] = ()
+    ) -> GridArea:
+        return cls(code, parse_buildings(buildings), tuple(places))
+
+
+@dataclass(frozen=True)
+class LocationMatch:
+    grid: str | None  # grid code or None if the mention is not covered by any grid
+    matched: str  # the words that located it ("3号楼", "东门")
+    building: str | None  # building key if located by building
+    place: str | None  # canonical place name if located by place
+
+
+class Locator:
+    """Answers "which grid?" for a message. Build once per community config; ``locate`` is cheap.
+
+    Rule when a message names several things: the earliest mention that some grid covers wins
+    (residents name the spot first and add landmarks after: "3号楼东门旁边"); at the same offset
+    the longer one wins, so a place "A座大堂" beats the building "A座". If two grids claim the same
+    building or place, the first grid in ``areas`` wins; the config validator is expected to
+    reject that (``BuildingSet.overlaps``).
+    """
+
+    def __init__(self, areas: Sequence[GridArea]) -> None:
+        self._areas = tuple(areas)
+        self._grid_of_key: dict[str, str | None] = {}
+        self._places: dict[str, tuple[str, str]] = {}  # folded, casefolded name → (canonical, grid)
+        for area in self._areas:
+            for place in area.places:
+                folded = _fold(place).strip().casefold()
+                if folded:
+                    self._places.setdefault(folded, (place.strip(), area.code))
+        # Longest first: at a given offset the regex takes the first alternative that matches.
+        names = sorted(self._places, key=len, reverse=True)
+        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+
+    def grid_for_building(self, key: str) -> str | None:
+        if key not in self._grid_of_key:
+            # Bounded: keys are at most 9999 numbers and 26 letters.
+            self._grid_of_key[key] = next((a.code for a in self._areas if a.buildings.contains(key)), None)
+        return self._grid_of_key[key]
+
+    def locate(self, text: str) -> LocationMatch | None:
+        """The first building or place named in text that a grid covers; None when nothing is named.
+        If something building-like is named but no grid covers it, return LocationMatch(grid=None, ...)."""
+        folded = _fold(text)
+        mentions = _mentions(text, folded)
+        building = next((b for b in mentions if self.grid_for_building(b.key) is not None), None)
+        place = self._place_re.search(folded) if self._place_re else None
+
+        if place and (
+            building is None
+            or place.start() < building.start
+            or (place.start() == building.start and place.end() - place.start() > len(building.text))
+        ):
+            canonical, grid = self._places[place.group().casefold()]
+            return LocationMatch(grid, text[place.start() : place.end()], None, canonical)
+        if building:
+            return LocationMatch(self.grid_for_building(building.key), building.text, building.key, None)
+        if mentions:
+            return LocationMatch(None, mentions[0].text, mentions[0].key, None)
+        return None

@@ -1,0 +1,125 @@
+"""The command-line contract, run as a user runs it: the installed ``outreach-bot`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.test_community import BASE
+
+EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or shutil.which("outreach-bot")
+
+
+def run(
+    args: list[str], stdin: str | bytes = "", env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    command = [EXE, *args] if EXE else [sys.executable, "-m", "bot.cli", *args]
+    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
+    full_env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **(env or {})}
+    return subprocess.run(
+        command, input=data, capture_output=True, env=full_env, timeout=timeout, check=False
+    )
+
+
+def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
+    assert result.returncode == 0, result.stderr.decode()
+    return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+
+
+@pytest.fixture
+def db_env(tmp_path: Path) -> dict[str, str]:
+    return {"OUTREACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+
+
+def test_help_lists_the_commands() -> None:
+    result = run(["--help"])
+    assert result.returncode == 0
+    for command in ("demo", "classify", "route", "tickets", "config"):
+        assert command in result.stdout.decode()
+
+
+def test_classify_emits_one_json_object_per_line_with_real_chinese() -> None:
+    messages = ["3号楼楼道里好多小广告", "你好", "8号楼路灯坏了", "下水道堵了还有老鼠", ""]
+    result = run(["classify"], "\n".join(messages) + "\n")
+    assert "小广告" in result.stdout.decode("utf-8")  # not \\u escapes
+    out = lines(result)
+    assert [o["text"] for o in out] == messages
+    assert out[0]["category"] == "poster" and out[0]["categories"] == ["poster"]
+    assert out[1]["category"] is None
+    assert out[2]["category"] == "other"
+    assert set(out[3]["categories"]) == {"sewage", "pests"}  # type: ignore[arg-type]
+    assert out[4]["category"] is None
+    for o in out:
+        assert set(o) == {"text", "category", "categories", "confidence", "keywords"}
+        assert 0.0 <= float(o["confidence"]) <= 1.0  # type: ignore[arg-type]
+
+
+def test_classify_survives_binary_garbage() -> None:
+    result = run(["classify"], b"\xff\xfe\x00\x01garbage\n\xe5\x9e\x83\xe5\x9c\xbe\xe6\xbb\xa1\xe4\xba\x86\n")
+    out = lines(result)
+    assert len(out) == 2 and out[1]["category"] == "garbage"
+
+
+def test_route_reads_the_config_not_the_database(write_yaml: Callable[[str], Path], tmp_path: Path) -> None:
+    config = write_yaml(BASE)
+    env = {"OUTREACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'never.db'}"}
+    out = lines(
+        run(["route", "--config", str(config)], "三号楼有小广告\n9号楼下水道堵了\n垃圾桶满了\n你好\n", env)
+    )
+    assert [(o["grid"], o["assignee"], o["location"]) for o in out] == [
+        ("G1", "zhang", "三号楼"),
+        ("G2", "li", "9号楼"),  # G2 has no sewage worker: its leader
+        (None, None, None),
+        (None, None, None),
+    ]
+    assert out[0]["category"] == "poster" and "keywords" in out[0]
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_config_load_reports_problems_and_exits_nonzero(
+    write_yaml: Callable[[str], Path], db_env: dict[str, str]
+) -> None:
+    bad = write_yaml(BASE.replace("{staff: wang,", "{staff: wong,"))
+    result = run(["config", "load", str(bad)], env=db_env)
+    assert result.returncode == 1
+    assert "grids[0].workers[1].staff" in result.stderr.decode() and "wong" in result.stderr.decode()
+
+
+def test_config_load_then_tickets_then_demo(
+    write_yaml: Callable[[str], Path], db_env: dict[str, str]
+) -> None:
+    result = run(["config", "load", str(write_yaml(BASE))], env=db_env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "幸福社区" in result.stdout.decode()
+
+    script = "3号楼楼道里贴满了小广告\n/as zhang\n接单 1\n完成 1 已清理干净\n/as 小王\n我的\n"
+    demo = run(["demo"], script, env=db_env)
+    assert demo.returncode == 0, demo.stderr.decode()
+    shown = demo.stdout.decode("utf-8")
+    assert "#1" in shown and "张伟" in shown and "已清理干净" in shown
+    assert "Traceback" not in demo.stderr.decode()
+
+    tickets = lines(run(["tickets"], env=db_env))
+    assert len(tickets) == 1
+    assert tickets[0]["status"] == "resolved" and tickets[0]["assignee"] == "zhang"
+    assert tickets[0]["resolution_note"] == "已清理干净"
+    assert lines(run(["tickets", "--status", "assigned"], env=db_env)) == []
+
+    csv_out = run(["tickets", "--format", "csv"], env=db_env)
+    rows = csv_out.stdout.decode("utf-8").splitlines()
+    assert rows[0].startswith("number,status,category") and rows[1].startswith("1,resolved,poster")
+
+
+def test_demo_on_a_fresh_database_uses_the_sample_and_exits_on_eof(db_env: dict[str, str]) -> None:
+    demo = run(["demo"], "你好\n\n😀\n" + "垃圾" * 6000 + "\n", env=db_env)
+    assert demo.returncode == 0, demo.stderr.decode()
+    shown = demo.stdout.decode("utf-8")
+    assert "幸福社区" in shown and "太长" in shown and "表情" in shown
+    assert "Traceback" not in demo.stderr.decode()
