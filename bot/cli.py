@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import logging
@@ -255,6 +256,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(get_settings(), args.host, args.port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="outreach-bot",
@@ -282,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--status", help="only cases in this status (new, assigned, accepted, resolved, …)")
     tickets.add_argument("--format", choices=("json", "csv"), default="json")
     tickets.set_defaults(func=cmd_tickets)
+
+    serve = sub.add_parser("serve", help="run the server hosting every configured channel (Telegram, WeChat)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="check or load a community YAML file")
     config.add_argument("action", choices=("load", "check"), help="load: validate and sync into the database")

@@ -9,6 +9,7 @@ message (same platform message id) is recognised and does nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from handlers import cases
 from handlers.classify import Classification
 from handlers.commands import Cmd, Command, parse_action, parse_command
 from handlers.context import Services, Turn
+from handlers.features import ChatContext, ChatFeature, default_features
 from handlers.inbound import MAX_TEXT, Inbound, normalise, problem_with
 from handlers.lifecycle import can_move, record
 from handlers.people import Actor, Address, identify
@@ -44,8 +46,9 @@ class Handled:
 
 
 class Conversation:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, features: Sequence[ChatFeature] | None = None) -> None:
         self.services = services
+        self.features = list(default_features() if features is None else features)
 
     async def handle(self, message: Inbound) -> Handled:
         message = normalise(message)
@@ -145,6 +148,12 @@ class Conversation:
         text = message.text or ""
         command = parse_command(text) if text else None
         dialog = await turn.session.get(Dialog, (message.channel, message.sender))
+        if self.features:
+            ctx = ChatContext(turn, actor, message, command, dialog, row)
+            for feature in self.features:
+                if await feature.handle(ctx):
+                    return
+            dialog = ctx.dialog
         if actor.is_staff:
             await self._staff(turn, actor, message, command, dialog)
         else:

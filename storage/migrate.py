@@ -20,7 +20,10 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Apply every pending revision. Features keep their tables on their own branches (one head each)
+    until a merge revision joins them, so "heads", not "head"."""
+
     def run(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 

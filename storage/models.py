@@ -129,6 +129,7 @@ class StaffIdentity(Base):
     external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(16), default="config")
+    unreachable_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Grid(Base):
@@ -177,6 +178,8 @@ class ResidentIdentity(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when the platform says the user blocked the bot or cannot be reached; cleared on their next message.
+    unreachable_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Case(Base):
@@ -255,7 +258,10 @@ class OutboxMessage(Base):
     """Every outbound message. Written in the same transaction as the change it reports, sent after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "channel", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "channel", "not_before"),
+        UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -264,6 +270,9 @@ class OutboxMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
+    # One message per (purpose, recipient) where it must never go twice (a broadcast, a reminder).
+    dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first: replies before bulk
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

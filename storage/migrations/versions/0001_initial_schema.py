@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 05:22:54.259897
+Create Date: 2026-11-23 05:32:50.996055
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("resident_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("unreachable_since", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["resident_id"],
             ["residents.id"],
@@ -97,6 +98,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=128), nullable=False),
         sa.Column("staff_id", sa.String(length=64), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("unreachable_since", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["staff_id"], ["staff.id"], name=op.f("fk_staff_identities_staff_id_staff"), ondelete="CASCADE"
         ),
@@ -203,6 +205,8 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("dedup_key", sa.String(length=200), nullable=True),
+        sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
@@ -212,6 +216,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_outbox_case_id_cases")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_case_id"), ["case_id"], unique=False)

@@ -1,0 +1,173 @@
+"""One async server for every enabled channel (``outreach-bot serve``).
+
+Starlette hosts each channel adapter's routes (Telegram webhook, WeChat callback, …) and ``/healthz``;
+its lifespan builds the shared services, starts the adapters, one outbox drain loop per sending
+channel, and the periodic jobs (APScheduler) that features register in ``bot/jobs.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.app import App, build_app
+from bot.settings import Settings
+from handlers.outbox import Sender, drain
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL = 0.5  # seconds between outbox polls when nothing woke the loop
+
+
+class ChannelAdapter(Protocol):
+    """A chat platform: its HTTP routes, its outbox senders, and what it must do at start and stop."""
+
+    name: str
+
+    def routes(self) -> Sequence[BaseRoute]: ...
+
+    def senders(self) -> Sequence[Sender]: ...
+
+    async def start(self, server: Server) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    seconds: float
+    run: Callable[[App], Awaitable[object]]
+
+
+@dataclass
+class Server:
+    settings: Settings
+    adapters: list[ChannelAdapter]
+    jobs: list[PeriodicJob]
+    app: App | None = None
+    ready: bool = False
+    _wake: dict[str, asyncio.Event] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _scheduler: AsyncIOScheduler | None = None
+
+    def wake(self, channel: str) -> None:
+        """Ask the channel's drain loop to look at the outbox now (after a message was handled)."""
+        event = self._wake.get(channel)
+        if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    async def _drain_loop(self, sender: Sender) -> None:
+        assert self.app is not None
+        event = self._wake.setdefault(sender.channel, asyncio.Event())
+        while True:
+            try:
+                sent = await drain(self.app.services.sessions, sender, self.app.services.clock)
+            except Exception:
+                log.exception("outbox drain failed for %s", sender.channel)
+                sent = 0
+            if sent:
+                continue
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), IDLE_POLL)
+
+    async def _run_job(self, job: PeriodicJob) -> None:
+        assert self.app is not None
+        try:
+            await job.run(self.app)
+            self.wake_all()
+        except Exception:
+            log.exception("periodic job %s failed", job.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _starlette: Starlette) -> AsyncIterator[None]:
+        channels = frozenset(a.name for a in self.adapters)
+        self.app = await build_app(self.settings, channels)
+        try:
+            for adapter in self.adapters:
+                await adapter.start(self)
+            for adapter in self.adapters:
+                for sender in adapter.senders():
+                    self._wake.setdefault(sender.channel, asyncio.Event())
+                    self._tasks.append(
+                        asyncio.create_task(self._drain_loop(sender), name=f"drain-{sender.channel}")
+                    )
+            if self.jobs:
+                self._scheduler = AsyncIOScheduler(timezone="UTC")
+                for job in self.jobs:
+                    self._scheduler.add_job(
+                        self._run_job,
+                        "interval",
+                        seconds=job.seconds,
+                        args=[job],
+                        id=job.name,
+                        coalesce=True,
+                        max_instances=1,
+                    )
+                self._scheduler.start()
+            self.ready = True
+            log.info("serving channels: %s", ", ".join(sorted(channels)) or "none")
+            yield
+        finally:
+            self.ready = False
+            if self._scheduler is not None:
+                self._scheduler.shutdown(wait=False)
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for adapter in self.adapters:
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("stopping %s failed", adapter.name)
+            await self.app.close()
+
+    async def healthz(self, _request: Request) -> Response:
+        if not self.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok", "channels": sorted(a.name for a in self.adapters)})
+
+    def asgi(self) -> Starlette:
+        routes: list[BaseRoute] = [Route("/healthz", self.healthz, methods=["GET"])]
+        for adapter in self.adapters:
+            routes.extend(adapter.routes())
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+
+def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
+    """The channels whose credentials are configured."""
+    adapters: list[ChannelAdapter] = []
+    return adapters
+
+
+def make_server(settings: Settings) -> Server:
+    from bot.jobs import default_jobs
+
+    return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs()))
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    server = make_server(settings)
+    config = uvicorn.Config(
+        server.asgi(), host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+    )
+    await uvicorn.Server(config).serve()
