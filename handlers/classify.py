@@ -8,8 +8,9 @@ How it decides (the words live in ``data/categories.yaml`` and ``data/intents.ya
 2. Score each category: a keyword counts 2, a support word 1 (only once the category has a keyword);
    a keyword right before a locative ("垃圾堆里有老鼠", "下水道里") names a place, not the problem, and
    counts half. Keywords inside a category's exclusion ("垃圾短信", "疏通下水道的广告") do not count.
-3. Primary = highest score; ties go to the category mentioned first. Every category with a keyword
-   is kept, primary first.
+3. Primary = the category mentioned first among those scoring at least half the best score (people
+   name their main problem first, but "垃圾站旁边苍蝇嗡嗡的" is about flies). Every category with a
+   keyword is kept, primary first, the rest by score.
 4. Intents decide what is not a report: thanks and "已经清理了" (unless the problem persists: "又",
    "还没"), information questions ("垃圾几点收") unless the message also complains, and
    health-service topics. A problem with no category ("路灯坏了") is "other", for triage.
@@ -34,7 +35,7 @@ OTHER = "other"
 KEYWORD_WEIGHT = 2.0
 SUPPORT_WEIGHT = 1.0
 LOCATIVES = frozenset({"里", "边", "旁边", "边上", "附近", "周围", "旁", "那边", "里面", "上面", "底下"})
-QUESTION_OVERRIDE_SCORE = 3.0  # a question that also piles up problem words is still a complaint
+PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
 
 
@@ -200,10 +201,20 @@ def load_intents() -> Intents:
 
 
 @cache
-def _tokenizer() -> jieba.Tokenizer:
+def _replacements() -> tuple[tuple[str, str], ...]:
+    raw = _data("categories.yaml").get("replacements") or {}
+    return tuple((fold(wrong).lower(), fold(right).lower()) for wrong, right in raw.items())
+
+
+@cache
+def _tokenizer(words: frozenset[str]) -> jieba.Tokenizer:
+    """A jieba tokenizer with these words in its dictionary. One per word set, because added words
+    change how everything around them is cut: one community's keywords must not change another's."""
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
+    for word in sorted(words):
+        tokenizer.add_word(word, freq=_WORD_FREQ)
     return tokenizer
 
 
@@ -212,6 +223,7 @@ class _Score:
     score: float = 0.0
     strong: int = 0
     first: int = 10**9
+    supported: bool = False
     words: list[str] = field(default_factory=list)
 
 
@@ -219,7 +231,7 @@ class Classifier:
     def __init__(self, categories: Sequence[CategoryDef]) -> None:
         self.categories = [c for c in categories if c.enabled]
         self.intents = load_intents()
-        self.tokenizer = _tokenizer()
+        self.replacements = _replacements()
         # word → [(category index, weight, is keyword)]
         self.index: dict[str, list[tuple[int, float, bool]]] = {}
         for ci, category in enumerate(self.categories):
@@ -227,9 +239,8 @@ class Classifier:
                 self.index.setdefault(word, []).append((ci, KEYWORD_WEIGHT, True))
             for word in category.support:
                 self.index.setdefault(word, []).append((ci, SUPPORT_WEIGHT, False))
-        for word in [*self.index, *_intents_data().get("words", ())]:
-            if len(word) > 1:
-                self.tokenizer.add_word(word, freq=_WORD_FREQ)
+        words = [*self.index, *_intents_data().get("words", ())]
+        self.tokenizer = _tokenizer(frozenset(w for w in words if len(w) > 1))
         self.exclusions = [
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
@@ -239,10 +250,11 @@ class Classifier:
         folded = fold(text).strip().lower()
         if not folded:
             return Classification(text, None, confidence=1.0)
+        for wrong, right in self.replacements:
+            if wrong in folded:
+                folded = folded.replace(wrong, right)
         scores = self._score(folded)
-        found = sorted(
-            (i for i, s in scores.items() if s.strong), key=lambda i: (-scores[i].score, scores[i].first)
-        )
+        found = self._ranked(scores)
         intents = self.intents
         persists = intents.persists.search(folded) is not None
         if not persists and intents.closure.search(folded):
@@ -250,8 +262,8 @@ class Classifier:
         question = intents.question.search(folded) is not None
         if found:
             primary = scores[found[0]]
-            complains = persists or intents.severity.search(folded) is not None
-            if question and not complains and primary.score < QUESTION_OVERRIDE_SCORE:
+            complains = persists or primary.supported or intents.severity.search(folded) is not None
+            if question and not complains:
                 return Classification(text, None, confidence=0.7, intent="question")
             codes = tuple(self.categories[i].code for i in found)
             total = sum(scores[i].score for i in found)
@@ -269,6 +281,17 @@ class Classifier:
             return Classification(text, None, confidence=0.9, intent="topic")
         return Classification(text, None, confidence=0.6)
 
+    @staticmethod
+    def _ranked(scores: dict[int, _Score]) -> list[int]:
+        named = [i for i, s in scores.items() if s.strong]
+        if not named:
+            return []
+        best = max(scores[i].score for i in named)
+        contenders = [i for i in named if scores[i].score >= PRIMARY_SHARE * best]
+        primary = min(contenders, key=lambda i: scores[i].first)
+        rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
+        return [primary, *rest]
+
     def _score(self, folded: str) -> dict[int, _Score]:
         tokens = self.tokenizer.lcut(folded, HMM=False)
         spans: dict[int, list[tuple[int, int]]] = {}
@@ -285,7 +308,11 @@ class Classifier:
             hits = self.index.get(token)
             if not hits:
                 continue
+            # A word that names some category's problem ("苍蝇") is not mere support for another.
+            is_keyword = any(strong for _, _, strong in hits)
             for ci, weight, strong in hits:
+                if is_keyword and not strong:
+                    continue
                 if ci in spans and any(a <= start < b for a, b in spans[ci]):
                     continue
                 if not strong:
@@ -301,6 +328,7 @@ class Classifier:
         for ci, weight, token, _start in supports:
             if ci in scores:
                 scores[ci].score += weight
+                scores[ci].supported = True
                 scores[ci].words.append(token)
         return scores
 
