@@ -1,7 +1,7 @@
-"""Cases: opening one from a report, routing it, and the staff actions on it (assign, accept, resolve).
+"""Cases: opening one from a report, routing it, and every staff action on it.
 
-Every change is a ``lifecycle.record`` event and every message it causes goes through ``Turn.say`` /
-``Turn.tell_staff`` into the outbox, inside the caller's transaction.
+Every change goes through ``lifecycle.record`` (an event, and a refused illegal move) and every message
+it causes through ``Turn.say`` / ``Turn.tell_staff`` into the outbox, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
+from handlers import deadlines
 from handlers.classify import Classification
+from handlers.commands import Cmd, action
 from handlers.context import Turn
 from handlers.inbound import Inbound
 from handlers.lifecycle import record
 from handlers.location import LocationMatch
 from handlers.outbox import Button
 from handlers.people import Actor, Address
-from handlers.routing import Route, RouteReason, route
+from handlers.routing import Route, RouteReason, pick_worker, route
 from messages import render
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseStatus, Role, Staff
+from storage.models import OPEN_STATUSES, ActorType, Case, CaseFollower, CaseStatus, Role, Staff
 
 
 def category_name(turn: Turn, code: str | None) -> str:
@@ -48,6 +50,19 @@ def reporter_address(case: Case) -> Address | None:
     return Address(case.channel, case.reporter_external)
 
 
+def classification_of(case: Case) -> Classification:
+    return Classification(
+        text=case.text,
+        category=case.category_code,
+        categories=tuple(case.categories),
+        confidence=case.confidence,
+    )
+
+
+def staff_actor(staff: Staff | None) -> tuple[ActorType, str | None]:
+    return (ActorType.STAFF, staff.id) if staff is not None else (ActorType.SYSTEM, None)
+
+
 async def open_counts(turn: Turn, staff_ids: Iterable[str]) -> dict[str, int]:
     ids = list(staff_ids)
     if not ids:
@@ -62,15 +77,17 @@ async def open_counts(turn: Turn, staff_ids: Iterable[str]) -> dict[str, int]:
 
 async def open_case(turn: Turn, actor: Actor, message: Inbound, classification: Classification) -> Case:
     assert actor.resident is not None
+    text = message.text or ""
     case = Case(
         status=CaseStatus.NEW,
         category_code=classification.category,
         categories=list(classification.categories),
         confidence=classification.confidence,
-        text=message.text or "",
+        text=text,
         photo=message.photo,
         latitude=message.latitude,
         longitude=message.longitude,
+        urgent=deadlines.is_urgent(text),
         reporter_id=actor.resident.id,
         reporter_external=actor.address.recipient,
         channel=actor.address.channel,
@@ -100,17 +117,16 @@ def apply_location(case: Case, location: LocationMatch | None) -> None:
     case.grid_code = location.grid
 
 
-async def route_case(
-    turn: Turn, case: Case, classification: Classification, location: LocationMatch | None
-) -> Route:
-    """Decide who handles the case and tell everyone concerned. A case with no location is left for the
-    caller to ask the resident; one that cannot be routed goes to the admins' triage queue."""
+async def route_case(turn: Turn, case: Case, location: LocationMatch | None) -> Route:
+    """Decide who handles the case and tell everyone concerned. With no location the caller asks the
+    resident; a case that cannot be routed goes to the admins' triage queue."""
     apply_location(case, location)
     candidates = [w.staff for g in turn.community.grids.values() for w in g.workers]
-    decision = route(turn.community, classification, location, await open_counts(turn, candidates))
+    decision = route(turn.community, classification_of(case), location, await open_counts(turn, candidates))
     if decision.reason == RouteReason.NO_GRID:
         return decision
     if decision.assignee is not None:
+        deadlines.start_clock(turn.community, case, turn.now)
         await assign(turn, case, decision.assignee, by=None, reason=decision.reason.value)
         await acknowledge(turn, case)
     else:
@@ -118,13 +134,25 @@ async def route_case(
     return decision
 
 
+async def give_up_waiting(turn: Turn, case: Case) -> None:
+    """The resident never answered our question (where? same as #N?): route with what we have."""
+    if case.grid_code is not None or case.location_text is not None:
+        location = LocationMatch(case.grid_code, case.location_text or "", case.building, case.place)
+        await route_case(turn, case, location)
+    else:
+        await send_to_triage(turn, case, "no_location")
+
+
 async def acknowledge(turn: Turn, case: Case) -> None:
     to = reporter_address(case)
     if to is None:
         return
     staff = await turn.session.get(Staff, case.assignee_id) if case.assignee_id else None
+    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
     if staff is None:
-        text = render("report.ack_triage", number=case.id, category=category_name(turn, case.category_code))
+        text = render(
+            "report.ack_triage", number=case.id, category=category_name(turn, case.category_code), due=due
+        )
     else:
         text = render(
             "report.ack_assigned",
@@ -133,12 +161,14 @@ async def acknowledge(turn: Turn, case: Case) -> None:
             location=location_label(turn, case),
             role=role_label(staff.role),
             handler=staff.name,
+            due=due,
         )
     turn.say(to, text, kind="ack", case_id=case.id)
 
 
 async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
     case.in_triage = True
+    case.assignee_id = None
     record(
         turn.session,
         case,
@@ -148,7 +178,13 @@ async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
         at=turn.now,
         note=render(f"triage.reason.{reason}"),
     )
+    deadlines.start_clock(turn.community, case, turn.now)
     await acknowledge(turn, case)
+    grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
+    buttons = [
+        Button(turn.community.staff[w.staff].name, action(Cmd.ASSIGN, case.id, w.staff))
+        for w in (grid.workers if grid else [])
+    ]
     await turn.tell_admins(
         render(
             "staff.triage_case",
@@ -159,27 +195,43 @@ async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
             reason=render(f"triage.reason.{reason}"),
         ),
         case_id=case.id,
+        buttons=buttons,
     )
 
 
-async def assign(turn: Turn, case: Case, staff_id: str, *, by: Actor | None, reason: str) -> None:
+def case_buttons(case: Case) -> tuple[Button, ...]:
+    return (
+        Button(render("button.accept"), action(Cmd.ACCEPT, case.id)),
+        Button(render("button.resolve"), action(Cmd.RESOLVE, case.id)),
+        Button(render("button.transfer"), action(Cmd.TRANSFER, case.id)),
+        Button(render("button.duplicate"), action(Cmd.DUPLICATE, case.id)),
+    )
+
+
+async def assign(
+    turn: Turn, case: Case, staff_id: str, *, by: Staff | None, reason: str, note: str | None = None
+) -> None:
+    """Give the case to a staff member (dispatch, transfer, reassignment). The clock keeps running:
+    a transfer does not buy time."""
     staff = await turn.session.get_one(Staff, staff_id)
-    actor_type, actor_id = (
-        (ActorType.SYSTEM, None) if by is None or by.staff is None else (ActorType.STAFF, by.staff.id)
-    )
+    actor_type, actor_id = staff_actor(by)
+    transfer = case.assignee_id is not None and case.assignee_id != staff.id
     case.assignee_id = staff.id
     case.in_triage = False
+    if case.clock_started_at is None:
+        deadlines.start_clock(turn.community, case, turn.now)
     record(
         turn.session,
         case,
-        action="assigned",
+        action="transferred" if transfer else "assigned",
         actor_type=actor_type,
         actor_id=actor_id,
         at=turn.now,
         to=CaseStatus.ASSIGNED,
-        note=staff.id,
-        data={"reason": reason},
+        note=note,
+        data={"reason": reason, "to": staff.id},
     )
+    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else ""
     reached = await turn.tell_staff(
         staff.id,
         render(
@@ -188,16 +240,15 @@ async def assign(turn: Turn, case: Case, staff_id: str, *, by: Actor | None, rea
             category=category_name(turn, case.category_code),
             location=location_label(turn, case),
             text=case.text,
+            due=due,
+            urgent=render("staff.urgent") if case.urgent else "",
         ),
         case_id=case.id,
-        buttons=(
-            Button(render("button.accept"), f"accept:{case.id}"),
-            Button(render("button.resolve"), f"resolve:{case.id}"),
-        ),
+        buttons=case_buttons(case),
         photo=case.photo,
     )
     if not reached:
-        # Nobody can be told: say so in the log, so the admins' view shows the case is stuck.
+        # Nobody can be told: the log shows it, and the escalation ladder still runs.
         record(
             turn.session,
             case,
@@ -220,12 +271,24 @@ def can_act(turn: Turn, staff: Staff, case: Case) -> bool:
         return False
     if role == Role.LEADER:
         return grid.leader == staff.id
-    return any(w.staff == staff.id for w in grid.workers)
+    return role == Role.WORKER and any(w.staff == staff.id for w in grid.workers)
+
+
+async def tell_reporter_and_followers(
+    turn: Turn, case: Case, text: str, *, kind: str = "status", photo: str | None = None
+) -> None:
+    to = reporter_address(case)
+    if to is not None:
+        turn.say(to, text, kind=kind, case_id=case.id, photo=photo)
+    for follower in await turn.session.scalars(select(CaseFollower).where(CaseFollower.case_id == case.id)):
+        if reporter_address(case) != Address(follower.channel, follower.external_id):
+            turn.say(
+                Address(follower.channel, follower.external_id), text, kind=kind, case_id=case.id, photo=photo
+            )
 
 
 async def accept(turn: Turn, case: Case, staff: Staff) -> None:
-    if case.assignee_id != staff.id:
-        case.assignee_id = staff.id
+    case.assignee_id = staff.id
     record(
         turn.session,
         case,
@@ -245,6 +308,18 @@ async def accept(turn: Turn, case: Case, staff: Staff) -> None:
         )
 
 
+async def start_work(turn: Turn, case: Case, staff: Staff) -> None:
+    record(
+        turn.session,
+        case,
+        action="in_progress",
+        actor_type=ActorType.STAFF,
+        actor_id=staff.id,
+        at=turn.now,
+        to=CaseStatus.IN_PROGRESS,
+    )
+
+
 async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | None = None) -> None:
     case.resolution_note = note
     record(
@@ -258,6 +333,7 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
         note=note,
         data={"photo": photo} if photo else None,
     )
+    deadlines.auto_confirm_at(turn.community, case, turn.now)
     to = reporter_address(case)
     if to is not None:
         turn.say(
@@ -266,4 +342,124 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
             kind="status",
             case_id=case.id,
             photo=photo,
+            buttons=(
+                Button(render("button.good"), action(Cmd.RATE_GOOD, case.id)),
+                Button(render("button.bad"), action(Cmd.RATE_BAD, case.id)),
+            ),
         )
+    for follower in await turn.session.scalars(select(CaseFollower).where(CaseFollower.case_id == case.id)):
+        address = Address(follower.channel, follower.external_id)
+        if address != to:
+            turn.say(
+                address,
+                render("resident.followed_resolved", number=case.id, note=note),
+                kind="status",
+                case_id=case.id,
+                photo=photo,
+            )
+
+
+async def close(
+    turn: Turn,
+    case: Case,
+    staff: Staff | None,
+    reason: str,
+    note: str | None,
+    *,
+    duplicate_of: int | None = None,
+    notify: bool = True,
+) -> None:
+    """Close without a fix: not ours (with the body it was referred to), a duplicate, or invalid."""
+    actor_type, actor_id = staff_actor(staff)
+    case.close_reason = reason
+    case.duplicate_of = duplicate_of
+    if reason == "not_ours":
+        case.referral = note
+    case.in_triage = False
+    record(
+        turn.session,
+        case,
+        action=f"closed_{reason}",
+        actor_type=actor_type,
+        actor_id=actor_id,
+        at=turn.now,
+        to=CaseStatus.CLOSED,
+        note=note,
+        data={"duplicate_of": duplicate_of} if duplicate_of else None,
+    )
+    deadlines.stop_clock(case)
+    if notify:
+        text = render(
+            f"resident.closed_{reason}", number=case.id, note=note or "", original=duplicate_of or ""
+        )
+        await tell_reporter_and_followers(turn, case, text)
+
+
+async def reopen(
+    turn: Turn, case: Case, *, by_staff: Staff | None, by_resident: int | None, reason: str
+) -> None:
+    """Back to the worker who had it, with the reason; the clock restarts and the rework is counted."""
+    case.reopen_count += 1
+    case.rating = "bad" if by_resident is not None else case.rating
+    assignee = case.assignee_id
+    actor_type, actor_id = (
+        (ActorType.RESIDENT, str(by_resident)) if by_resident is not None else staff_actor(by_staff)
+    )
+    record(
+        turn.session,
+        case,
+        action="reopened",
+        actor_type=actor_type,
+        actor_id=actor_id,
+        at=turn.now,
+        to=CaseStatus.ASSIGNED,
+        note=reason,
+    )
+    case.resolved_at = None
+    case.close_reason = None
+    deadlines.start_clock(turn.community, case, turn.now)
+    if assignee is None:
+        await send_to_triage(turn, case, "reopened")
+        return
+    staff = await turn.session.get_one(Staff, assignee)
+    await turn.tell_staff(
+        assignee,
+        render(
+            "staff.reopened",
+            number=case.id,
+            reason=reason,
+            text=case.text,
+            location=location_label(turn, case),
+            due=deadlines.local_time(turn.community, case.due_at) if case.due_at else "",
+        ),
+        case_id=case.id,
+        buttons=case_buttons(case),
+    )
+    to = reporter_address(case)
+    if to is not None:
+        turn.say(
+            to,
+            render("resident.reopened", number=case.id, role=role_label(staff.role), handler=staff.name),
+            kind="status",
+            case_id=case.id,
+        )
+
+
+async def transfer_to_grid(turn: Turn, case: Case, grid_code: str, by: Staff) -> str | None:
+    """Move the case to another grid's worker for its category (or that grid's leader)."""
+    grid = turn.community.grids.get(grid_code)
+    if grid is None:
+        return None
+    case.grid_code = grid.code
+    target = None
+    if case.category_code:
+        candidates = [w.staff for w in grid.workers]
+        target = pick_worker(
+            turn.community, grid.code, case.category_code, await open_counts(turn, candidates)
+        )
+    target = target or grid.leader
+    if target is None:
+        await send_to_triage(turn, case, "no_staff")
+        return grid.code
+    await assign(turn, case, target, by=by, reason="transfer_grid", note=grid.code)
+    return target

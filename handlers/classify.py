@@ -7,7 +7,8 @@ How it decides (the words live in ``data/categories.yaml`` and ``data/intents.ya
    dictionary so it comes out as one token and "电梯" never matches inside a longer word).
 2. Score each category: a keyword counts 2, a support word 1 (only once the category has a keyword);
    a keyword right before a locative ("垃圾堆里有老鼠", "下水道里") names a place, not the problem, and
-   counts half. Keywords inside a category's exclusion ("垃圾短信", "疏通下水道的广告") do not count.
+   counts less than half. Keywords inside a category's exclusion ("垃圾短信", "疏通下水道的广告")
+   do not count.
 3. Primary = the category mentioned first among those scoring at least half the best score (people
    name their main problem first, but "垃圾站旁边苍蝇嗡嗡的" is about flies). Every category with a
    keyword is kept, primary first, the rest by score.
@@ -35,6 +36,7 @@ OTHER = "other"
 KEYWORD_WEIGHT = 2.0
 SUPPORT_WEIGHT = 1.0
 LOCATIVES = frozenset({"里", "边", "旁边", "边上", "附近", "周围", "旁", "那边", "里面", "上面", "底下"})
+LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
 PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
 
@@ -320,7 +322,7 @@ class Classifier:
                     continue
                 score = scores.setdefault(ci, _Score())
                 if n + 1 < len(tokens) and tokens[n + 1] in LOCATIVES:
-                    weight /= 2
+                    weight *= LOCATIVE_FACTOR
                 score.score += weight
                 score.strong += 1
                 score.first = min(score.first, start)

@@ -1,5 +1,6 @@
 """Chat commands, recognised the same way on every channel: a slash command (Telegram style) or the
-Chinese keyword a resident or worker would type on WeChat ("接单 12", "完成 12 已清理")."""
+Chinese keyword a resident or worker would type on WeChat ("接单 12", "完成 12 已清理"). Buttons carry
+the same commands as action strings ("accept:12", "rate:12:good")."""
 
 from __future__ import annotations
 
@@ -12,14 +13,30 @@ class Cmd(enum.StrEnum):
     START = "start"
     HELP = "help"
     CANCEL = "cancel"
-    MY_CASES = "my_cases"  # a resident's own reports
-    QUERY = "query"  # one case by number
+    BIND = "bind"  # a staff member's one-time invite code
+    MY_CASES = "my"  # a resident's own reports
+    QUERY = "case"  # one case by number
+    RATE_GOOD = "good"
+    RATE_BAD = "bad"
+    FOLLOW = "follow"  # follow the open case already reported
+    NEW_REPORT = "newreport"  # no, it is a different problem
+    DONT_KNOW = "dontknow"  # the resident cannot say where it is
     CASES = "cases"  # a staff member's open cases
     ACCEPT = "accept"
+    PROGRESS = "progress"
     RESOLVE = "resolve"
+    TRANSFER = "transfer"  # to another worker
+    TRANSFER_GRID = "transfergrid"
+    REFER = "refer"  # close: not ours, with the body it was referred to
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"  # close as a duplicate of another case
+    REOPEN = "reopen"
     TRIAGE = "triage"
     ASSIGN = "assign"
-    DONT_KNOW = "dont_know"  # the resident cannot say where it is
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    INVITE = "invite"
+    STATS = "stats"
 
 
 @dataclass(frozen=True)
@@ -29,24 +46,43 @@ class Command:
     arg: str | None = None
 
 
-_NUM = r"[#＃]?\s*(?P<number>\d{1,9})"
+_N = r"[#＃]?\s*(?P<number>\d{1,9})"
+_REST = r"(?:[\s:：,，。]+(?P<arg>.*))?"
+_OPT_N = rf"(?:\s*{_N})?"
+
+
+def _p(words: str, tail: str = "") -> re.Pattern[str]:
+    return re.compile(rf"^(?:{words}){tail}$", re.I | re.S)
+
+
 _PATTERNS: list[tuple[Cmd, re.Pattern[str]]] = [
-    (Cmd.START, re.compile(r"^/start(?:\s.*)?$", re.I)),
-    (Cmd.HELP, re.compile(r"^(?:/help|帮助|菜单|help|使用说明|怎么用|[?？])$", re.I)),
-    (Cmd.CANCEL, re.compile(r"^(?:/cancel|取消)$", re.I)),
-    (Cmd.DONT_KNOW, re.compile(r"^(?:不知道|不清楚|说不清|跳过)[。.!！]?$")),
-    (Cmd.MY_CASES, re.compile(r"^(?:/my|我的|我的案件|我的反映|我的报告|我的工单|查询|进度)$", re.I)),
-    (Cmd.QUERY, re.compile(rf"^(?:/case|查询|进度|查看|案件)\s*{_NUM}$", re.I)),
-    (Cmd.CASES, re.compile(r"^(?:/cases|任务|我的任务|待办|待处理)$", re.I)),
-    (Cmd.ACCEPT, re.compile(rf"^(?:/accept|接单|接)\s*{_NUM}$", re.I)),
-    (
-        Cmd.RESOLVE,
-        re.compile(
-            rf"^(?:/resolve|完成|已处理|办结|处理完毕)\s*{_NUM}(?:[\s:：,，。]+(?P<arg>.*))?$", re.I | re.S
-        ),
-    ),
-    (Cmd.TRIAGE, re.compile(r"^(?:/triage|待分拣|分拣)$", re.I)),
-    (Cmd.ASSIGN, re.compile(rf"^(?:/assign|分派|指派)\s*{_NUM}\s+(?P<arg>\S+)$", re.I)),
+    (Cmd.START, _p(r"/start", r"(?:\s+(?P<arg>\S+))?")),
+    (Cmd.HELP, _p(r"/help|帮助|菜单|help|使用说明|怎么用|[?？]")),
+    (Cmd.CANCEL, _p(r"/cancel|取消")),
+    (Cmd.BIND, _p(r"/bind|绑定|绑定账号", r"\s*(?P<arg>[A-Za-z0-9]{4,16})")),
+    (Cmd.DONT_KNOW, _p(r"不知道|不清楚|说不清|跳过", r"[。.!！]?")),
+    (Cmd.MY_CASES, _p(r"/my|我的|我的案件|我的反映|我的报告|我的工单|查询|进度")),
+    (Cmd.QUERY, _p(r"/case|查询|进度|查看|案件", rf"\s*{_N}")),
+    (Cmd.RATE_GOOD, _p(r"/good|满意|非常满意|好评", rf"{_OPT_N}[。.!！]?")),
+    (Cmd.RATE_BAD, _p(r"/bad|不满意|差评", rf"{_OPT_N}{_REST}")),
+    (Cmd.FOLLOW, _p(r"/follow|关注|跟进", rf"{_OPT_N}")),
+    (Cmd.NEW_REPORT, _p(r"/newreport|新报|重新报|不是同一个", rf"{_OPT_N}")),
+    (Cmd.CASES, _p(r"/cases|任务|我的任务|待办|待处理")),
+    (Cmd.ACCEPT, _p(r"/accept|接单|接", rf"\s*{_N}")),
+    (Cmd.PROGRESS, _p(r"/progress|处理中|开始处理", rf"\s*{_N}")),
+    (Cmd.RESOLVE, _p(r"/resolve|完成|已处理|办结|处理完毕", rf"\s*{_N}{_REST}")),
+    (Cmd.TRANSFER_GRID, _p(r"/transfergrid|转网格", rf"\s*{_N}\s+(?P<arg>\S+)")),
+    (Cmd.TRANSFER, _p(r"/transfer|转派|转给", rf"\s*{_N}{_REST}")),
+    (Cmd.REFER, _p(r"/refer|转交|非本社区|不属于", rf"\s*{_N}{_REST}")),
+    (Cmd.INVALID, _p(r"/invalid|无效", rf"\s*{_N}{_REST}")),
+    (Cmd.DUPLICATE, _p(r"/duplicate|重复|合并", rf"\s*{_N}{_REST}")),
+    (Cmd.REOPEN, _p(r"/reopen|重开|重新打开", rf"\s*{_N}{_REST}")),
+    (Cmd.TRIAGE, _p(r"/triage|待分拣|分拣")),
+    (Cmd.ASSIGN, _p(r"/assign|分派|指派", rf"\s*{_N}\s+(?P<arg>\S+)")),
+    (Cmd.UNBLOCK, _p(r"/unblock|解除拉黑|取消拉黑", rf"\s*{_N}")),
+    (Cmd.BLOCK, _p(r"/block|拉黑", rf"\s*{_N}")),
+    (Cmd.INVITE, _p(r"/invite|邀请", r"\s+(?P<arg>\S+)")),
+    (Cmd.STATS, _p(r"/stats|统计")),
 ]
 
 
@@ -63,11 +99,22 @@ def parse_command(text: str) -> Command | None:
     return None
 
 
-def parse_action(action: str) -> Command | None:
-    """A button's action string ("accept:12") as the command it stands for."""
-    name, _, number = action.partition(":")
+def action(kind: Cmd, number: int | None = None, arg: str | None = None) -> str:
+    """The action string a button carries: "accept:12", "rate:12:good" style."""
+    parts = [kind.value, "" if number is None else str(number)]
+    if arg:
+        parts.append(arg)
+    return ":".join(parts)
+
+
+def parse_action(value: str) -> Command | None:
+    """A button's action string as the command it stands for; None for anything unknown."""
+    name, _, rest = value.partition(":")
+    number_text, _, arg = rest.partition(":")
     try:
         kind = Cmd(name)
     except ValueError:
         return None
-    return Command(kind, int(number) if number.isdigit() else None)
+    if number_text and not number_text.isdigit():
+        return None
+    return Command(kind, int(number_text) if number_text else None, arg or None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, time
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from handlers.classify import (
     merge_categories,
 )
 from handlers.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
+from handlers.worktime import DEFAULT_HOURS, WorkCalendar, WorkTimeError, parse_period
 from messages import render
 from storage.models import Role
 
@@ -77,6 +79,9 @@ class GridConfig(_Strict):
     places: list[str] = Field(default_factory=list)
     leader: str | None = None
     workers: list[WorkerAssignment] = Field(default_factory=list)
+    place_coordinates: dict[str, tuple[float, float]] = Field(
+        default_factory=dict
+    )  # added: place → (lat, lon)
 
 
 class StaffConfig(_Strict):
@@ -89,11 +94,58 @@ class StaffConfig(_Strict):
     phone: str | None = None  # kept for staff use only; never logged
 
 
+class WorkingTimeConfig(_Strict):
+    """When the clock of a time limit runs (added key; defaults: 08:30-12:00 and 13:30-17:30,
+    Monday to Friday, national holidays and make-up days from handlers/data/holidays_cn.yaml)."""
+
+    hours: list[str] = Field(default_factory=lambda: list(DEFAULT_HOURS))
+    weekdays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+    national_holidays: bool = True
+
+    @field_validator("hours")
+    @classmethod
+    def _periods(cls, value: list[str]) -> list[str]:
+        for period in value:
+            try:
+                parse_period(period)
+            except WorkTimeError:
+                raise ValueError(render("config.bad_hours", value=period)) from None
+        if not value:
+            raise ValueError(render("config.bad_hours", value="[]"))
+        return value
+
+
+class LimitsConfig(_Strict):
+    reports_per_hour: int = Field(default=10, ge=1)  # per resident, then a polite refusal
+    duplicate_window_days: int = Field(default=14, ge=0)  # open cases this recent are offered to follow
+    urgent_factor: float = Field(default=0.5, gt=0, le=1)  # an urgent report's time limit is shortened
+    auto_confirm_days: int = Field(default=7, ge=1)  # a resolved case nobody rates is confirmed
+
+
+class DigestConfig(_Strict):
+    time: str = "08:30"  # local time of the daily digest to workers and leaders
+    enabled: bool = True
+
+    @field_validator("time")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(render("config.bad_hours", value=value)) from None
+        return value
+
+
 class CommunityConfig(_Strict):
     community: CommunityInfo
     grids: list[GridConfig] = Field(default_factory=list)
     staff: list[StaffConfig] = Field(default_factory=list)
     categories: list[dict[str, Any]] = Field(default_factory=list)
+    working_time: WorkingTimeConfig = Field(default_factory=WorkingTimeConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
 
 
 @dataclass(frozen=True)
@@ -129,6 +181,20 @@ class Community:
         return Locator(
             [GridArea(code, self.buildings[code], tuple(self.grids[code].places)) for code in self.grids]
         )
+
+    @cached_property
+    def calendar(self) -> WorkCalendar:
+        wt = self.config.working_time
+        return WorkCalendar.build(
+            self.timezone, wt.hours, wt.weekdays, wt.holidays, wt.workdays, national=wt.national_holidays
+        )
+
+    @cached_property
+    def category_limits(self) -> dict[str, float]:
+        return {c.code: c.time_limit_hours for c in self.categories}
+
+    def leaders(self) -> list[str]:
+        return sorted({g.leader for g in self.config.grids if g.leader})
 
     @cached_property
     def classifier(self) -> Classifier:
@@ -241,6 +307,11 @@ def _semantic_problems(
                     )
                 )
             place_owner.setdefault(place, grid.code)
+        for place in grid.place_coordinates:
+            if place not in grid.places:
+                problems.append(
+                    Problem(f"{where}.place_coordinates.{place}", render("config.unknown_place", place=place))
+                )
     return problems, building_sets
 
 

@@ -205,6 +205,22 @@ class Case(Base):
     grid_code: Mapped[str | None] = mapped_column(ForeignKey("grids.code"), nullable=True)
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     in_triage: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_limit_hours: Mapped[float | None] = mapped_column(Float, nullable=True)  # working hours
+    clock_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The escalation ladder: warn the worker at 50 % of the limit, the leader at 100 %, the admins at
+    # 3x. ``next_alarm_at`` is when the next rung is due (NULL once none is); the periodic scan reads
+    # only this indexed column, so it costs the same with a million closed cases.
+    alarm_stage: Mapped[int] = mapped_column(Integer, default=0)
+    next_alarm_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(
+        String(16), nullable=True
+    )  # not_ours / duplicate / invalid
+    referral: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    rating: Mapped[str | None] = mapped_column(String(8), nullable=True)  # good / bad
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), nullable=True)
     channel: Mapped[str] = mapped_column(String(16))  # where the reporter wrote from, and is answered
     reporter_external: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -215,6 +231,31 @@ class Case(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CaseFollower(Base):
+    """Residents who reported the same problem and chose to follow the first case: all are told."""
+
+    __tablename__ = "case_followers"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StaffInvite(Base):
+    """A one-time code that binds a chat account to a staff id. Only a hash of the code is kept."""
+
+    __tablename__ = "staff_invites"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
 
 
 class CaseEvent(Base):

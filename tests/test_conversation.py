@@ -36,7 +36,8 @@ async def test_report_is_acknowledged_assigned_accepted_and_resolved(chat: Chat)
     worker = chat.to(out, "zhang")
     assert len(worker) == 1 and "办证的电话" in worker[0] and "3号楼" in worker[0] and "第一网格" in worker[0]
     buttons = next(m.payload["buttons"] for m in out if m.recipient == "zhang")
-    assert [b["action"] for b in buttons] == ["accept:1", "resolve:1"]
+    assert [b["action"] for b in buttons] == ["accept:1", "resolve:1", "transfer:1", "duplicate:1"]
+    assert "11月24日 10:00" in ack[0]  # Monday 09:30 + 8 working hours (poster) = Tuesday 10:00
     stored = await case(chat, 1)
     assert (stored.status, stored.assignee_id, stored.grid_code, stored.category_code) == (
         CaseStatus.ASSIGNED,
@@ -253,7 +254,9 @@ async def test_a_failing_handler_rolls_back_and_apologises(chat: Chat, monkeypat
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(chat.conversation, "_report", broken)  # type: ignore[attr-defined]
+    from handlers import resident_chat
+
+    monkeypatch.setattr(resident_chat, "report", broken)  # type: ignore[attr-defined]
     out = await chat.send("小王", "3号楼有小广告")
     assert "出了点问题" in chat.to(out, "小王")[0]
     async with chat.services.sessions() as session:
