@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings, get_settings
+from handlers.reminders import cli as reminders_cli
 from messages import render
 
 
@@ -256,6 +257,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
 
 
+async def _staff_invite(settings: Settings, staff_id: str, days: int) -> int:
+    from datetime import timedelta
+
+    from handlers.binding import create_invite
+    from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
+    from storage.models import utcnow
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine).begin() as session:
+            code = await create_invite(session, staff_id, utcnow(), timedelta(days=days))
+    except KeyError:
+        print(render("cli.unknown_staff", id=staff_id), file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(render("cli.invite", id=staff_id, code=code, days=days))
+    return 0
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    return asyncio.run(_staff_invite(get_settings(), args.staff_id, args.days))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.server import serve
 
@@ -271,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    reminders_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
@@ -296,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.set_defaults(func=cmd_serve)
+
+    staff = sub.add_parser("staff", help="staff accounts: issue a one-time invite code for binding a chat account")
+    staff.add_argument("action", choices=("invite",))
+    staff.add_argument("staff_id")
+    staff.add_argument("--days", type=int, default=7, help="how long the code stays valid")
+    staff.set_defaults(func=cmd_staff)
 
     config = sub.add_parser("config", help="check or load a community YAML file")
     config.add_argument("action", choices=("load", "check"), help="load: validate and sync into the database")

@@ -5,8 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.app import App
 from bot.server import PeriodicJob
+from handlers import deadlines, digest
+
+
+ESCALATION_SECONDS = 60
+DIGEST_SECONDS = 60
+
+
+async def escalate(app: App) -> None:
+    await deadlines.scan(app.services)
+
+
+async def digests(app: App) -> None:
+    await digest.send_digests(app.services)
 
 
 def default_jobs() -> Sequence[PeriodicJob]:
-    return ()
+    return (
+        PeriodicJob("escalation", ESCALATION_SECONDS, escalate),
+        PeriodicJob("digest", DIGEST_SECONDS, digests),
+    )

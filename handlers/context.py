@@ -46,9 +46,17 @@ class Turn:
         case_id: int | None = None,
         buttons: Sequence[Button] = (),
         photo: str | None = None,
+        dedup_key: str | None = None,
     ) -> None:
         out = Outbound(
-            to.channel, to.recipient, text, kind=kind, case_id=case_id, buttons=buttons, photo=photo
+            to.channel,
+            to.recipient,
+            text,
+            kind=kind,
+            case_id=case_id,
+            buttons=buttons,
+            photo=photo,
+            dedup_key=dedup_key,
         )
         self.sent.append(enqueue(self.session, out, self.now))
 

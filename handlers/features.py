@@ -50,6 +50,9 @@ class ChatContext:
     async def clear_dialog(self) -> None:
         if self.dialog is not None:
             await self.turn.session.delete(self.dialog)
+            # Flush now: a new dialog with the same key may follow in this turn, and the unit of work
+            # would otherwise insert it before deleting this one.
+            await self.turn.session.flush()
             self.dialog = None
 
 

@@ -41,6 +41,7 @@ class Outbound:
     case_id: int | None = None
     buttons: Sequence[Button] = field(default_factory=tuple)
     photo: str | None = None
+    dedup_key: str | None = None  # unique: a message that must never be sent twice (digest, reminder …)
 
 
 class DeliveryError(Exception):
@@ -72,6 +73,7 @@ def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -
         text=out.text,
         payload=payload,
         case_id=out.case_id,
+        dedup_key=out.dedup_key,
         status=OutboxStatus.PENDING,
         not_before=now or utcnow(),
     )

@@ -123,3 +123,15 @@ def test_demo_on_a_fresh_database_uses_the_sample_and_exits_on_eof(db_env: dict[
     shown = demo.stdout.decode("utf-8")
     assert "幸福社区" in shown and "太长" in shown and "表情" in shown
     assert "Traceback" not in demo.stderr.decode()
+
+
+def test_staff_invite_prints_a_code_that_binds_once(write_yaml: Callable[[str], Path], db_env: dict[str, str]) -> None:
+    assert run(["config", "load", str(write_yaml(BASE))], env=db_env).returncode == 0
+    result = run(["staff", "invite", "zhang"], env=db_env)
+    assert result.returncode == 0, result.stderr.decode()
+    code = result.stdout.decode("utf-8").split("：")[1].split("（")[0]
+    assert len(code) == 8
+    assert run(["staff", "invite", "nobody"], env=db_env).returncode == 1
+    demo = run(["demo"], f"/as 新手机\n绑定 {code}\n任务\n/as 另一台\n绑定 {code}\n", env=db_env)
+    shown = demo.stdout.decode("utf-8")
+    assert "绑定成功" in shown and "目前没有待办案件" in shown and "邀请码无效" in shown

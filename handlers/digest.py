@@ -1,0 +1,93 @@
+"""The daily digest: each worker gets their open and overdue cases, each grid leader their grid's, at
+the community's ``digest.time``. Once a day per person and account, even with several processes: the
+outbox's unique ``dedup_key`` refuses a second copy."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from handlers import cases
+from handlers.context import Services, Turn
+from handlers.people import staff_addresses
+from messages import render
+from storage.models import OPEN_STATUSES, Case, OutboxMessage
+
+LINES = 15
+
+
+def _line(turn: Turn, case: Case) -> str:
+    overdue = case.due_at is not None and case.due_at <= turn.now
+    return render(
+        "digest.line",
+        number=case.id,
+        category=cases.category_name(turn, case.category_code),
+        location=cases.location_label(turn, case),
+        status=render(f"status.{case.status}"),
+        overdue=render("staff.overdue_mark") if overdue else "",
+    )
+
+
+async def _send(turn: Turn, staff_id: str, text: str, day: str) -> int:
+    sent = 0
+    for address in await staff_addresses(turn.session, staff_id, turn.services.channels):
+        key = f"digest:{day}:{staff_id}:{address.channel}:{address.recipient}"
+        if await turn.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key)) is None:
+            turn.say(address, text, kind="digest", dedup_key=key)
+            sent += 1
+    return sent
+
+
+async def _digest_for(services: Services, staff_id: str, now: datetime, day: str) -> int:
+    community = services.community
+    try:
+        async with services.sessions.begin() as session:
+            turn = Turn(services, session, now)
+            mine = (
+                await session.scalars(
+                    select(Case).where(Case.assignee_id == staff_id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id)
+                )
+            ).all()
+            led = [g for g in community.grids.values() if g.leader == staff_id]
+            parts: list[str] = []
+            if mine:
+                overdue = sum(1 for c in mine if c.due_at is not None and c.due_at <= now)
+                lines = "\n".join(_line(turn, c) for c in mine[:LINES])
+                parts.append(render("digest.worker", count=len(mine), overdue=overdue, lines=lines))
+            for grid in led:
+                rows = (
+                    await session.scalars(
+                        select(Case).where(Case.grid_code == grid.code, Case.status.in_(OPEN_STATUSES)).order_by(Case.id)
+                    )
+                ).all()
+                if rows:
+                    late = [c for c in rows if c.due_at is not None and c.due_at <= now]
+                    lines = "\n".join(_line(turn, c) for c in (late or rows)[:LINES])
+                    parts.append(render("digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines))
+            if not parts:
+                return 0
+            name = community.staff[staff_id].name
+            return await _send(turn, staff_id, render("digest.header", name=name) + "\n" + "\n\n".join(parts), day)
+    except IntegrityError:
+        return 0  # another process sent this digest first
+
+
+async def send_digests(services: Services) -> int:
+    """Send today's digests if their time has come and they have not gone out yet."""
+    community = services.community
+    if not community.config.digest.enabled:
+        return 0
+    now = services.clock()
+    local = now.astimezone(community.timezone)
+    if local.time() < time.fromisoformat(community.config.digest.time):
+        return 0
+    if not community.calendar.is_working_day(local.date()):
+        return 0
+    day = local.date().isoformat()
+    people = {w.staff for g in community.grids.values() for w in g.workers} | set(community.leaders())
+    sent = 0
+    for staff_id in sorted(people):
+        sent += await _digest_for(services, staff_id, now, day)
+    return sent
