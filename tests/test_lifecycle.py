@@ -53,7 +53,9 @@ async def get_case(chat: Chat, number: int) -> Case:
 
 async def actions(chat: Chat, number: int) -> list[str]:
     async with chat.services.sessions() as session:
-        rows = await session.scalars(select(CaseEvent.action).where(CaseEvent.case_id == number).order_by(CaseEvent.id))
+        rows = await session.scalars(
+            select(CaseEvent.action).where(CaseEvent.case_id == number).order_by(CaseEvent.id)
+        )
         return list(rows)
 
 
@@ -65,7 +67,9 @@ async def scan(chat: Chat) -> list[Delivered]:
 # -- time limits and escalation ----------------------------------------------------------------------
 
 
-async def test_escalation_fires_once_each_at_working_time_moments_across_weekend_and_holiday(life: Chat) -> None:
+async def test_escalation_fires_once_each_at_working_time_moments_across_weekend_and_holiday(
+    life: Chat,
+) -> None:
     life.clock.now = local(2026, 11, 27, 16, 0)  # Friday 16:00; garbage has a 4 working-hour limit
     out = await life.send("小王", "3号楼门口垃圾堆满了")
     assert any("12月01日 11:00" in t for t in life.to(out, "小王"))  # weekend + Monday holiday skipped
@@ -154,7 +158,9 @@ async def test_full_loop_report_reopen_reclose_confirm(life: Chat) -> None:
         "confirmed",
     ]
     async with life.services.sessions() as session:
-        events = (await session.scalars(select(CaseEvent).where(CaseEvent.case_id == 1).order_by(CaseEvent.id))).all()
+        events = (
+            await session.scalars(select(CaseEvent).where(CaseEvent.case_id == 1).order_by(CaseEvent.id))
+        ).all()
     reopen = next(e for e in events if e.action == "reopened")
     assert (reopen.actor_type, reopen.note, reopen.from_status, reopen.to_status) == (
         "resident",
@@ -242,7 +248,11 @@ async def test_transfer_keeps_the_clock_and_refer_closes_without_a_fix(life: Cha
     assert (await get_case(life, 1)).grid_code == "G2"
     out = await life.send("zhao", "转交 1 市政排水公司")
     closed = await get_case(life, 1)
-    assert (closed.status, closed.close_reason, closed.referral) == (CaseStatus.CLOSED, "not_ours", "市政排水公司")
+    assert (closed.status, closed.close_reason, closed.referral) == (
+        CaseStatus.CLOSED,
+        "not_ours",
+        "市政排水公司",
+    )
     assert any("市政排水公司" in t for t in life.to(out, "小王"))
     assert closed.next_alarm_at is None
 
@@ -367,3 +377,22 @@ async def test_daily_digest_once_a_day_to_workers_and_leaders(life: Chat) -> Non
     assert await send_digests(life.services) == 0  # once a day
     life.clock.now = local(2026, 12, 5, 9, 0)  # Saturday: no digest
     assert await send_digests(life.services) == 0
+
+
+async def test_two_concurrent_scans_send_each_rung_once(life: Chat) -> None:
+    import asyncio
+
+    for n in range(1, 7):
+        await life.send(f"居民{n}", f"{n}号楼门口垃圾堆满了")
+        await life.send(f"居民{n}", "新报")
+    life.clock.advance(days=10)
+    await asyncio.gather(deadlines.scan(life.services), deadlines.scan(life.services))
+    out = await life.flush()
+    for number in range(1, 7):
+        warned = [m for m in out if m.recipient == "zhang" and f"#{number} " in m.text and "一半" in m.text]
+        assert len(warned) == 1, number
+    async with life.services.sessions() as session:
+        rows = (
+            await session.scalars(select(CaseEvent.action).where(CaseEvent.action == "escalated_admin"))
+        ).all()
+    assert len(rows) == 6
