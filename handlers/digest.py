@@ -47,7 +47,9 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
             turn = Turn(services, session, now)
             mine = (
                 await session.scalars(
-                    select(Case).where(Case.assignee_id == staff_id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id)
+                    select(Case)
+                    .where(Case.assignee_id == staff_id, Case.status.in_(OPEN_STATUSES))
+                    .order_by(Case.id)
                 )
             ).all()
             led = [g for g in community.grids.values() if g.leader == staff_id]
@@ -59,17 +61,25 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
             for grid in led:
                 rows = (
                     await session.scalars(
-                        select(Case).where(Case.grid_code == grid.code, Case.status.in_(OPEN_STATUSES)).order_by(Case.id)
+                        select(Case)
+                        .where(Case.grid_code == grid.code, Case.status.in_(OPEN_STATUSES))
+                        .order_by(Case.id)
                     )
                 ).all()
                 if rows:
                     late = [c for c in rows if c.due_at is not None and c.due_at <= now]
                     lines = "\n".join(_line(turn, c) for c in (late or rows)[:LINES])
-                    parts.append(render("digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines))
+                    parts.append(
+                        render(
+                            "digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines
+                        )
+                    )
             if not parts:
                 return 0
             name = community.staff[staff_id].name
-            return await _send(turn, staff_id, render("digest.header", name=name) + "\n" + "\n\n".join(parts), day)
+            return await _send(
+                turn, staff_id, render("digest.header", name=name) + "\n" + "\n\n".join(parts), day
+            )
     except IntegrityError:
         return 0  # another process sent this digest first
 

@@ -125,7 +125,9 @@ def test_demo_on_a_fresh_database_uses_the_sample_and_exits_on_eof(db_env: dict[
     assert "Traceback" not in demo.stderr.decode()
 
 
-def test_staff_invite_prints_a_code_that_binds_once(write_yaml: Callable[[str], Path], db_env: dict[str, str]) -> None:
+def test_staff_invite_prints_a_code_that_binds_once(
+    write_yaml: Callable[[str], Path], db_env: dict[str, str]
+) -> None:
     assert run(["config", "load", str(write_yaml(BASE))], env=db_env).returncode == 0
     result = run(["staff", "invite", "zhang"], env=db_env)
     assert result.returncode == 0, result.stderr.decode()
