@@ -19,7 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from handlers.classify import default_classifier
 
 DATA = Path(__file__).with_name("data")
-DEFAULT_FILES = ("labelled_messages.tsv", "blind_messages.tsv", "blind2_messages.tsv")
+DEFAULT_FILES = (
+    "labelled_messages.tsv",
+    "blind_messages.tsv",
+    "blind2_messages.tsv",
+    "blind3_messages.tsv",
+    "blind4_messages.tsv",
+)
 
 
 def load(path: Path) -> list[tuple[list[str], str, str]]:

@@ -35,7 +35,34 @@ from handlers.textnorm import fold
 OTHER = "other"
 KEYWORD_WEIGHT = 2.0
 SUPPORT_WEIGHT = 1.0
-LOCATIVES = frozenset({"里", "边", "旁边", "边上", "附近", "周围", "旁", "那边", "里面", "上面", "底下"})
+LOCATIVES = frozenset(
+    {
+        "里",
+        "边",
+        "旁边",
+        "边上",
+        "附近",
+        "周围",
+        "旁",
+        "那边",
+        "里面",
+        "上面",
+        "底下",
+        "后面",
+        "前面",
+        "门口",
+        "外墙",
+        "外面",
+        "对面",
+        "背后",
+        "一带",
+        "周边",
+        "那里",
+        "那儿",
+        "墙上",
+        "侧",
+    }
+)
 LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
 PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
