@@ -209,6 +209,8 @@ def merge_categories(
 class Intents:
     persists: re.Pattern[str]
     severity: re.Pattern[str]
+    request: re.Pattern[str]
+    praise: re.Pattern[str]
     closure: re.Pattern[str]
     question: re.Pattern[str]
     topics: re.Pattern[str]
@@ -286,12 +288,16 @@ class Classifier:
         found = self._ranked(scores)
         intents = self.intents
         persists = intents.persists.search(folded) is not None
-        if not persists and intents.closure.search(folded):
+        request = intents.request.search(folded) is not None
+        praise = intents.praise.search(folded) is not None
+        if praise or (not persists and not request and intents.closure.search(folded)):
             return Classification(text, None, confidence=0.9, intent="closure")
         question = intents.question.search(folded) is not None
         if found:
             primary = scores[found[0]]
-            complains = persists or primary.supported or intents.severity.search(folded) is not None
+            complains = (
+                persists or request or primary.supported or intents.severity.search(folded) is not None
+            )
             if question and not complains:
                 return Classification(text, None, confidence=0.7, intent="question")
             codes = tuple(self.categories[i].code for i in found)

@@ -483,3 +483,31 @@ def test_bad_overrides_name_the_bad_key(overrides: list[Any], key: str, reason: 
     assert caught.value.reason == reason
     assert key in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("好多蟑螂在厨房水槽下面爬", "pests"),  # starts with 好 but is no "OK"
+        ("麻烦派人把5号楼后面的垃圾清理一下 谢谢", "garbage"),  # a request that ends with thanks
+        ("7号楼门口的臭水沟到底谁管", "sewage"),  # a rhetorical question is a complaint
+        ("求求你们把东门那堆垃圾清走吧🙏", "garbage"),
+        ("楼下草丛里的积水 你们不来处理的吗 蚊子根本没法待", "mosquito"),
+    ],
+)
+def test_requests_and_rhetorical_questions_are_reports(clf: Classifier, text: str, expected: str) -> None:
+    assert classify(clf, text).category == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的",
+        "好的谢谢",
+        "保洁师傅每天都把垃圾桶刷得很干净 表扬一下",
+        "今天上午下水道修好了 太好了",
+        "哪里可以领垃圾袋",
+    ],
+)
+def test_replies_praise_and_questions_are_not_reports(clf: Classifier, text: str) -> None:
+    assert classify(clf, text).category is None
