@@ -9,7 +9,6 @@ from bot.app import App
 from bot.server import PeriodicJob
 from handlers import deadlines, digest
 
-
 ESCALATION_SECONDS = 60
 DIGEST_SECONDS = 60
 
@@ -23,7 +22,11 @@ async def digests(app: App) -> None:
 
 
 def default_jobs() -> Sequence[PeriodicJob]:
+    from handlers.reminders.config import get_reminder_settings
+    from handlers.reminders.jobs import run_job as send_reminders
+
     return (
         PeriodicJob("escalation", ESCALATION_SECONDS, escalate),
         PeriodicJob("digest", DIGEST_SECONDS, digests),
+        PeriodicJob("reminders", get_reminder_settings().job_seconds, send_reminders),
     )

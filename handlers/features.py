@@ -64,4 +64,6 @@ class ChatFeature(Protocol):
 
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
-    return ()
+    from handlers.reminders.chat import ReminderFeature
+
+    return (ReminderFeature(),)

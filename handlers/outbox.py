@@ -84,7 +84,8 @@ def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -
 async def claim(
     sessions: async_sessionmaker[AsyncSession], channel: str, now: datetime, limit: int = 50
 ) -> list[OutboxMessage]:
-    """Take up to ``limit`` due messages of one channel for sending, oldest first."""
+    """Take up to ``limit`` due messages of one channel for sending: highest priority first (replies
+    before broadcasts), then oldest first."""
     due = or_(
         and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now),
         and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_until < now),
@@ -94,7 +95,7 @@ async def claim(
             await session.scalars(
                 select(OutboxMessage.id)
                 .where(OutboxMessage.channel == channel, due)
-                .order_by(OutboxMessage.id)
+                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
@@ -113,7 +114,7 @@ async def claim(
                 .returning(OutboxMessage)
             )
         ).all()
-    return sorted(rows, key=lambda r: r.id)
+    return sorted(rows, key=lambda r: (-r.priority, r.id))
 
 
 async def settle(

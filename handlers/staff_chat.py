@@ -28,6 +28,8 @@ def _staff(ctx: ChatContext) -> Staff:
 
 def help_text(ctx: ChatContext) -> str:
     staff = _staff(ctx)
+    if staff.role == Role.HEALTH:  # health staff never handle cases; their commands are the follow-ups
+        return render("staff.help_health", name=staff.name, role=cases.role_label(staff.role))
     return render("staff.help", name=staff.name, role=cases.role_label(staff.role))
 
 
@@ -109,6 +111,9 @@ async def list_cases(ctx: ChatContext, _command: Command) -> None:
     staff = _staff(ctx)
     query = select(Case).where(Case.status.in_(OPEN_STATUSES))
     role = Role(staff.role)
+    if role == Role.HEALTH:
+        ctx.reply(help_text(ctx))
+        return
     if role == Role.WORKER:
         query = query.where(Case.assignee_id == staff.id)
     elif role == Role.LEADER:
@@ -302,7 +307,7 @@ async def triage(ctx: ChatContext, _command: Command) -> None:
 
 async def assign(ctx: ChatContext, command: Command) -> None:
     staff = _staff(ctx)
-    if staff.role == Role.WORKER:
+    if staff.role not in {Role.LEADER, Role.ADMIN}:
         ctx.reply(render("staff.admin_only"))
         return
     case = await case_for_action(ctx, command.number)
@@ -355,7 +360,7 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 async def stats(ctx: ChatContext, _command: Command) -> None:
     from handlers import stats as stats_module
 
-    if _staff(ctx).role == Role.WORKER:
+    if _staff(ctx).role not in {Role.LEADER, Role.ADMIN}:
         ctx.reply(render("staff.admin_only"))
         return
     ctx.reply(await stats_module.chat_summary(ctx.turn.session, ctx.turn.community, ctx.turn.now))

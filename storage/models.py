@@ -68,6 +68,7 @@ class Role(enum.StrEnum):
     WORKER = "worker"
     LEADER = "leader"
     ADMIN = "admin"
+    HEALTH = "health"  # 卫生服务站 staff and family doctors: follow-up programmes (reminders feature)
 
 
 class CaseStatus(enum.StrEnum):

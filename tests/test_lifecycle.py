@@ -396,3 +396,13 @@ async def test_two_concurrent_scans_send_each_rung_once(life: Chat) -> None:
             await session.scalars(select(CaseEvent.action).where(CaseEvent.action == "escalated_admin"))
         ).all()
     assert len(rows) == 6
+
+
+async def test_health_staff_see_no_cases_and_cannot_act_on_them(life: Chat) -> None:
+    await life.send("小王", "3号楼楼道里贴满了小广告")
+    for text in ("任务", "接单 1", "分派 1 wang", "统计", "查看 1"):
+        out = await life.send("he", text)
+        replies = life.to(out, "he")
+        assert replies and all("#1" not in t or "无权" in t for t in replies), text
+    assert (await get_case(life, 1)).status == CaseStatus.ASSIGNED
+    assert "随访登记" in life.to(await life.send("he", "帮助"), "he")[0]

@@ -1,0 +1,821 @@
+"""The reminders chat feature: a guardian enrols children, records doses, postpones and opts out; health
+staff enrol residents in follow-up programmes and record the follow-ups.
+
+Residents
+  疫苗提醒 / 登记孩子   consent (explicit 同意; anything else stores nothing) → nickname → birth date →
+                      doses already given (or 跳过) → summary with the second guardian's code
+  加入 12345678        a second guardian joins a child (consent first)
+  已打 [孩子] [疫苗剂次] [日期] / 已接种   record doses (no dose named: those of the last reminder)
+  推迟 [N天]           remind again in N days (default 7)
+  我的孩子             each child's next and missing doses, and a fresh code for a second guardian
+  退订 / TD            stop everything for this resident at once (children with no other guardian are
+                      deleted; follow-up reminders end, the enrolling staff member is told)
+  同意随访 [n] / 不同意随访 [n]   answer a follow-up enrolment
+  我的编号             the resident number (R12) to give the family doctor
+Health staff (role health) and admins
+  随访登记 R12 高血压 [YYYY-MM-DD] [家属 R13] [每N天] [书面同意]
+  随访记录 F3 电话|上门|门诊 结果 [YYYY-MM-DD] [下次 YYYY-MM-DD]
+  随访结束 F3 · 随访待办 · 随访帮助
+Grid workers and leaders get a refusal that names nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from handlers.features import ChatContext
+from handlers.reminders import planner, store
+from handlers.reminders.config import ReminderSettings, get_reminder_settings
+from handlers.reminders.jobs import date_text, dose_text, station
+from handlers.reminders.programmes import ProgrammeDef, load_programmes
+from handlers.reminders.schedule import (
+    DoseRule,
+    DoseStatus,
+    Schedule,
+    Status,
+    add_months,
+    find_mentions,
+    parse_date,
+    resolve,
+)
+from messages import render
+from storage.models import Resident, Role
+from storage.reminder_models import (
+    Child,
+    Consent,
+    EnrolmentStatus,
+    FollowupEnrolment,
+    FollowupRecord,
+    Guardianship,
+    Programme,
+    Reminder,
+)
+
+CONSENT_VERSION = "v1"  # bump when the consent texts (rem.consent.*) change
+MAX_NICKNAME = 12
+MAX_AGE_YEARS = 18
+LIST_LIMIT = 30
+
+S_CONSENT = "rem.consent"
+S_NICKNAME = "rem.nickname"
+S_BIRTH = "rem.birth"
+S_DOSES = "rem.doses"
+S_JOIN = "rem.join"
+
+_START = re.compile(
+    r"^(?:/vaccines?|疫苗提醒|接种提醒|预防接种提醒|登记孩子|添加孩子|孩子接种|开通疫苗提醒)$", re.I
+)
+_STOP = re.compile(r"^(?:退订|t\s*d|取消提醒|停止提醒|不要提醒了?)[。.!！]?$", re.I)
+_YES = re.compile(r"^(?:同意|我同意|同意的|好的?[，,]?\s*同意)[。.!！]?$")
+_DONE = re.compile(r"^(?:已打|已接种|已经打了|已经接种了?|打过了|打完了)(?P<rest>.*)$", re.S)
+_POSTPONE = re.compile(r"^(?:推迟|延后|改期|晚点提醒|过几天提醒)(?P<rest>.*)$")
+_JOIN = re.compile(r"^(?:加入|关注|监护人?)\s*(?P<code>\d{8})$")
+_PLAN = re.compile(r"^(?:我的孩子|接种计划|疫苗计划|查看接种|接种记录)$")
+_FU_ANSWER = re.compile(r"^(?P<no>不)?同意随访\s*[#＃Ff]?\s*(?P<id>\d+)?$")
+_MY_NUMBER = re.compile(r"^(?:我的编号|居民编号|我的居民编号)$")
+_SKIP = re.compile(r"^(?:跳过|完成|没有|没了|好了|不清楚|不知道|以后再说|稍后)[。.!！]?$")
+_CANCEL = re.compile(r"^(?:取消|/cancel)$", re.I)
+_STAFF = re.compile(r"^随访(?P<verb>登记|记录|结束|待办|列表|帮助)?(?P<rest>.*)$", re.S)
+_DAYS = re.compile(r"(\d{1,3})\s*(?:天|日)")
+_WEEKS = re.compile(r"(\d{1,2}|[一两二三四])\s*(?:周|个?星期|个?礼拜)")
+_CN = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4}
+_FAMILY = re.compile(r"家属\s*(?P<ref>\S+)")
+_EVERY = re.compile(r"每\s*(?P<n>\d{1,3})\s*天")
+_WRITTEN = re.compile(r"书面同意|已签|知情同意")
+_NEXT = re.compile(r"下次\s*(?P<date>\S+)")
+_FU_ID = re.compile(r"^[#＃Ff]?\s*(\d{1,9})$")
+
+
+@dataclass
+class ReminderFeature:
+    """The ChatFeature (handlers/features.py) of the reminders package."""
+
+    settings: ReminderSettings | None = None
+    name: str = "reminders"
+
+    @property
+    def config(self) -> ReminderSettings:
+        return self.settings or get_reminder_settings()
+
+    async def handle(self, ctx: ChatContext) -> bool:
+        text = ctx.text.strip()
+        if ctx.actor.is_staff:
+            return await self._staff(ctx, text)
+        if ctx.actor.resident is None or not text:
+            return False
+        if _STOP.match(text):
+            return await self._stop(ctx)
+        if ctx.dialog is not None and ctx.dialog.state.startswith("rem."):
+            return await self._dialog(ctx, text)
+        if _START.match(text):
+            await ctx.set_dialog(S_CONSENT, {})
+            ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
+            return True
+        if m := _JOIN.match(text):
+            return await self._join(ctx, m.group("code"))
+        if m := _DONE.match(text):
+            return await self._done(ctx, m.group("rest"))
+        if m := _POSTPONE.match(text):
+            return await self._postpone(ctx, m.group("rest"))
+        if _PLAN.match(text):
+            return await self._show_plan(ctx)
+        if m := _FU_ANSWER.match(text):
+            return await self._followup_answer(ctx, m.group("no") is None, m.group("id"))
+        if _MY_NUMBER.match(text):
+            ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
+            return True
+        if (m := _STAFF.match(text)) and m.group("verb"):  # a staff command typed by a resident
+            ctx.reply(render("rem.staff.health_only"))
+            return True
+        return False
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _tz(self, ctx: ChatContext) -> ZoneInfo:
+        return ctx.turn.community.timezone
+
+    def _today(self, ctx: ChatContext) -> date:
+        return planner.local_today(ctx.turn.now, self._tz(ctx))
+
+    async def _plan(self, ctx: ChatContext, child: Child) -> list[planner.Planned]:
+        return await planner.plan_child_reminders(
+            ctx.turn.session, child, ctx.turn.now, self.config, self._tz(ctx)
+        )
+
+    async def _child_plan(self, ctx: ChatContext, child: Child) -> tuple[Schedule, list[DoseStatus]]:
+        given = await planner.given_doses(ctx.turn.session, child.id)
+        return planner.child_plan(child, given, self._today(ctx), self.config)
+
+    def _next_line(self, plan: Sequence[DoseStatus], today: date) -> str:
+        ahead = [d for d in plan if d.status in (Status.UPCOMING, Status.DUE)]
+        if not ahead:
+            return render("rem.next_none")
+        first = min(d.due for d in ahead)
+        names = "、".join(dose_text(d.code, d.dose) for d in ahead if d.due == first)
+        return render("rem.next_now" if first <= today else "rem.next", date=date_text(first), vaccines=names)
+
+    def _missing_line(self, plan: Sequence[DoseStatus]) -> str | None:
+        missing = [d for d in plan if d.status == Status.OVERDUE]
+        if not missing:
+            return None
+        names = "、".join(dose_text(d.code, d.dose) for d in missing[:12])
+        more = render("rem.and_more", count=len(missing)) if len(missing) > 12 else ""
+        return render("rem.missing", vaccines=names + more)
+
+    # -- the enrolment dialog --------------------------------------------------------------------------
+
+    async def _dialog(self, ctx: ChatContext, text: str) -> bool:
+        assert ctx.dialog is not None and ctx.actor.resident is not None
+        state, data = ctx.dialog.state, dict(ctx.dialog.data or {})
+        if _CANCEL.match(text):
+            await ctx.clear_dialog()
+            ctx.reply(render("rem.cancelled" if state in (S_CONSENT, S_JOIN) else "rem.cancelled_kept"))
+            return True
+        if state in (S_CONSENT, S_JOIN):
+            if not _YES.match(text):
+                await ctx.clear_dialog()
+                ctx.reply(render("rem.consent.refused"))
+                return True
+            consent = Consent(
+                resident_id=ctx.actor.resident.id,
+                programme=Programme.CHILD_VACCINATION,
+                text_version=CONSENT_VERSION,
+                channel=ctx.message.channel,
+                given_at=ctx.turn.now,
+            )
+            ctx.turn.session.add(consent)
+            await ctx.turn.session.flush()
+            if state == S_JOIN:
+                return await self._join_confirmed(ctx, int(data["child"]), consent)
+            await ctx.set_dialog(S_NICKNAME, {"consent": consent.id})
+            ctx.reply(render("rem.ask_nickname"))
+            return True
+        if state == S_NICKNAME:
+            nickname = text.strip()
+            if not 1 <= len(nickname) <= MAX_NICKNAME or nickname.isdigit():
+                ctx.reply(render("rem.bad_nickname", limit=MAX_NICKNAME))
+                return True
+            await ctx.set_dialog(S_BIRTH, {**data, "nickname": nickname})
+            ctx.reply(render("rem.ask_birth", child=nickname))
+            return True
+        if state == S_BIRTH:
+            return await self._birth(ctx, text, data)
+        if state == S_DOSES:
+            child = await ctx.turn.session.get(Child, int(data["child"]))
+            if child is None:
+                await ctx.clear_dialog()
+                return False
+            if _SKIP.match(text):
+                await ctx.clear_dialog()
+                await self._summary(ctx, child)
+                return True
+            recorded = await self._record(ctx, child, text, default_today=False)
+            if recorded is None:
+                ctx.reply(render("rem.doses_not_understood"))
+            return True
+        await ctx.clear_dialog()
+        return False
+
+    async def _birth(self, ctx: ChatContext, text: str, data: dict[str, Any]) -> bool:
+        assert ctx.actor.resident is not None
+        today = self._today(ctx)
+        born = parse_date(text, today)
+        nickname = str(data["nickname"])
+        if born is None:
+            ctx.reply(render("rem.bad_birth", child=nickname))
+            return True
+        if born > today or born <= add_months(today, -12 * MAX_AGE_YEARS):
+            ctx.reply(render("rem.birth_out_of_range", child=nickname, years=MAX_AGE_YEARS))
+            return True
+        session = ctx.turn.session
+        child = Child(nickname=nickname, birth_date=born, created_at=ctx.turn.now)
+        session.add(child)
+        await session.flush()
+        session.add(
+            Guardianship(
+                child_id=child.id,
+                resident_id=ctx.actor.resident.id,
+                consent_id=int(data["consent"]),
+                created_at=ctx.turn.now,
+            )
+        )
+        await session.flush()
+        await self._plan(ctx, child)
+        await ctx.set_dialog(S_DOSES, {"child": child.id})
+        _, plan = await self._child_plan(ctx, child)
+        should = [d for d in plan if d.due <= today and d.status != Status.EXPIRED]
+        hint = (
+            render("rem.should_have", vaccines="、".join(dose_text(d.code, d.dose) for d in should[:15]))
+            if should
+            else render("rem.should_have_none")
+        )
+        ctx.reply(render("rem.ask_doses", child=nickname, birth=born.isoformat(), hint=hint))
+        return True
+
+    async def _summary(self, ctx: ChatContext, child: Child) -> None:
+        session = ctx.turn.session
+        await self._plan(ctx, child)
+        _, plan = await self._child_plan(ctx, child)
+        lines = [render("rem.summary", child=child.nickname, next=self._next_line(plan, self._today(ctx)))]
+        if missing := self._missing_line(plan):
+            lines.append(missing)
+        lines.append(
+            render(
+                "rem.summary_when",
+                before="、".join(str(d) for d in sorted(self.config.days_before, reverse=True)) or "0",
+                after="、".join(str(d) for d in self.config.overdue_days) or "0",
+                quiet_start=self.config.quiet_start.strftime("%H:%M"),
+                quiet_end=self.config.quiet_end.strftime("%H:%M"),
+            )
+        )
+        if await store.guardian_count(session, child.id) < store.MAX_GUARDIANS:
+            code = await store.new_join_code(session, child, ctx.turn.now, self.config.join_code_days)
+            lines.append(
+                render("rem.join_code", child=child.nickname, code=code, days=self.config.join_code_days)
+            )
+        lines.append(render("rem.summary_help"))
+        ctx.reply("\n".join(lines))
+
+    # -- doses ---------------------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        ctx: ChatContext,
+        child: Child,
+        text: str,
+        *,
+        default_today: bool,
+        fallback: Reminder | None = None,
+    ) -> list[tuple[DoseRule, date]] | None:
+        """Record the doses a reply names. None if it names none (and there is nothing to fall back on)."""
+        today = self._today(ctx)
+        schedule, plan = await self._child_plan(ctx, child)
+        mentions = find_mentions(text, today)
+        wanted: list[tuple[DoseRule, date | None]] = []
+        unknown: list[str] = []
+        for mention in mentions:
+            rule = resolve(mention, plan, schedule)
+            if rule is None:
+                unknown.append(mention.text)
+            else:
+                wanted.append((rule, mention.on))
+        if not mentions and fallback is not None:
+            on = parse_date(text, today)
+            done = {(d.code, d.dose) for d in plan if d.done}
+            for code, dose in fallback.doses:
+                rule = schedule.rule(str(code), int(dose))
+                if rule is not None and rule.key not in done:
+                    wanted.append((rule, on))
+        if not wanted and not unknown:
+            return None
+        recorded: list[tuple[DoseRule, date]] = []
+        problems: list[str] = [render("rem.unknown_dose", text=u) for u in unknown]
+        for rule, on in wanted:
+            if on is None:
+                if not default_today:
+                    problems.append(render("rem.dose_needs_date", dose=dose_text(rule.code, rule.dose)))
+                    continue
+                on = today
+            if on > today or on < child.birth_date:
+                problems.append(
+                    render("rem.dose_bad_date", dose=dose_text(rule.code, rule.dose), date=on.isoformat())
+                )
+                continue
+            await store.record_dose(
+                ctx.turn.session, child.id, rule.code, rule.dose, on, ctx.turn.now, "guardian"
+            )
+            recorded.append((rule, on))
+        await self._plan(ctx, child)
+        lines = []
+        if recorded:
+            done = "、".join(
+                render("rem.dose_on", dose=dose_text(r.code, r.dose), date=on.isoformat())
+                for r, on in recorded
+            )
+            lines.append(render("rem.recorded", child=child.nickname, doses=done))
+        lines.extend(problems)
+        if ctx.dialog is not None and ctx.dialog.state == S_DOSES:
+            lines.append(render("rem.more_doses"))
+        else:
+            _, plan = await self._child_plan(ctx, child)
+            lines.append(self._next_line(plan, self._today(ctx)))
+        ctx.reply("\n".join(lines))
+        return recorded
+
+    async def _pick_child(
+        self, ctx: ChatContext, text: str
+    ) -> tuple[Child | None, Reminder | None, list[Child]]:
+        assert ctx.actor.resident is not None
+        children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
+        last = await store.last_sent_reminder(ctx.turn.session, ctx.actor.resident.id)
+        named = [c for c in children if c.nickname in text]
+        if len(named) == 1:
+            child = named[0]
+        elif len(children) == 1:
+            child = children[0]
+        elif last is not None and last.child_id is not None:
+            child = next((c for c in children if c.id == last.child_id), None)
+        else:
+            child = None
+        fallback = last if last is not None and child is not None and last.child_id == child.id else None
+        return child, fallback, children
+
+    async def _done(self, ctx: ChatContext, rest: str) -> bool:
+        child, fallback, children = await self._pick_child(ctx, rest)
+        if not children:
+            ctx.reply(render("rem.no_children"))
+            return True
+        if child is None:
+            names = "、".join(c.nickname for c in children)
+            ctx.reply(render("rem.which_child", children=names, example=children[0].nickname))
+            return True
+        text = rest.replace(child.nickname, " ")
+        if await self._record(ctx, child, text, default_today=True, fallback=fallback) is None:
+            ctx.reply(render("rem.done_which_dose", child=child.nickname))
+        return True
+
+    async def _postpone(self, ctx: ChatContext, rest: str) -> bool:
+        assert ctx.actor.resident is not None
+        last = await store.last_sent_reminder(ctx.turn.session, ctx.actor.resident.id)
+        if last is None:
+            ctx.reply(render("rem.nothing_to_postpone"))
+            return True
+        days = 7
+        if m := _DAYS.search(rest):
+            days = int(m.group(1))
+        elif m := _WEEKS.search(rest):
+            raw = m.group(1)
+            days = 7 * (int(raw) if raw.isdigit() else _CN[raw])
+        if not 1 <= days <= self.config.max_postpone_days:
+            ctx.reply(render("rem.postpone_range", limit=self.config.max_postpone_days))
+            return True
+        at = await planner.postpone(ctx.turn.session, last, days, ctx.turn.now, self.config, self._tz(ctx))
+        local = at.astimezone(self._tz(ctx))
+        ctx.reply(render("rem.postponed", date=date_text(local.date()), time=local.strftime("%H:%M")))
+        return True
+
+    async def _show_plan(self, ctx: ChatContext) -> bool:
+        assert ctx.actor.resident is not None
+        children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
+        if not children:
+            ctx.reply(render("rem.no_children"))
+            return True
+        parts = []
+        for child in children:
+            _, plan = await self._child_plan(ctx, child)
+            done = sum(1 for d in plan if d.done)
+            lines = [
+                render("rem.plan_child", child=child.nickname, birth=child.birth_date.isoformat(), done=done)
+            ]
+            lines.append(self._next_line(plan, self._today(ctx)))
+            if missing := self._missing_line(plan):
+                lines.append(missing)
+            if await store.guardian_count(ctx.turn.session, child.id) < store.MAX_GUARDIANS:
+                code = await store.new_join_code(
+                    ctx.turn.session, child, ctx.turn.now, self.config.join_code_days
+                )
+                lines.append(
+                    render("rem.join_code", child=child.nickname, code=code, days=self.config.join_code_days)
+                )
+            parts.append("\n".join(lines))
+        ctx.reply("\n\n".join(parts) + "\n" + render("rem.summary_help"))
+        return True
+
+    # -- second guardian -------------------------------------------------------------------------------
+
+    async def _join(self, ctx: ChatContext, code: str) -> bool:
+        assert ctx.actor.resident is not None
+        session = ctx.turn.session
+        child = await session.scalar(select(Child).where(Child.join_code == code))
+        if child is None or child.join_code_expires_at is None or child.join_code_expires_at <= ctx.turn.now:
+            ctx.reply(render("rem.join_invalid"))
+            return True
+        if await session.get(Guardianship, (child.id, ctx.actor.resident.id)) is not None:
+            ctx.reply(render("rem.join_already", child=child.nickname))
+            return True
+        if await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS:
+            ctx.reply(render("rem.join_full", child=child.nickname))
+            return True
+        await ctx.set_dialog(S_JOIN, {"child": child.id})
+        ctx.reply(render("rem.consent.join", station=station(ctx.turn.services), child=child.nickname))
+        return True
+
+    async def _join_confirmed(self, ctx: ChatContext, child_id: int, consent: Consent) -> bool:
+        assert ctx.actor.resident is not None
+        session = ctx.turn.session
+        await ctx.clear_dialog()
+        child = await session.get(Child, child_id)
+        if (
+            child is None
+            or child.join_code_expires_at is None
+            or child.join_code_expires_at <= ctx.turn.now
+            or await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS
+        ):
+            ctx.reply(render("rem.join_invalid"))
+            return True
+        others = (await store.guardians_of(session, [child.id]))[child.id]
+        session.add(
+            Guardianship(
+                child_id=child.id,
+                resident_id=ctx.actor.resident.id,
+                consent_id=consent.id,
+                created_at=ctx.turn.now,
+            )
+        )
+        child.join_code, child.join_code_expires_at = None, None
+        await session.flush()
+        _, plan = await self._child_plan(ctx, child)
+        ctx.reply(render("rem.joined", child=child.nickname, next=self._next_line(plan, self._today(ctx))))
+        addresses = await store.resident_addresses(session, others, ctx.turn.services.channels)
+        for address in addresses.values():
+            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind="notify")
+        return True
+
+    # -- opting out ------------------------------------------------------------------------------------
+
+    async def _stop(self, ctx: ChatContext) -> bool:
+        assert ctx.actor.resident is not None
+        session = ctx.turn.session
+        me = ctx.actor.resident.id
+        if ctx.dialog is not None and ctx.dialog.state.startswith("rem."):
+            await ctx.clear_dialog()
+        children = await store.children_of(session, me)
+        guardians = await store.guardians_of(session, [c.id for c in children])
+        kept = 0
+        for child in children:
+            if len(guardians[child.id]) > 1:
+                kept += 1
+                guardianship = await session.get(Guardianship, (child.id, me))
+                if guardianship is not None:
+                    await session.delete(guardianship)
+            else:
+                await store.delete_child(session, child.id)
+        enrolments = list(
+            await session.scalars(
+                select(FollowupEnrolment).where(
+                    FollowupEnrolment.recipient_id == me,
+                    FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT]),
+                )
+            )
+        )
+        for enrolment in enrolments:
+            enrolment.status, enrolment.ended_at = EnrolmentStatus.ENDED, ctx.turn.now
+            await planner.plan_followup_reminders(
+                session, enrolment, ctx.turn.now, self.config, self._tz(ctx)
+            )
+            await ctx.turn.tell_staff(
+                enrolment.enrolled_by, render("rem.staff.opted_out", number=enrolment.id)
+            )
+        consents = list(
+            await session.scalars(
+                select(Consent).where(Consent.resident_id == me, Consent.withdrawn_at.is_(None))
+            )
+        )
+        for consent in consents:
+            consent.withdrawn_at = ctx.turn.now
+        await session.flush()
+        if not children and not enrolments and not consents:
+            return False  # nothing of ours: another feature (broadcasts) may own the word
+        details = []
+        if children:
+            kept_text = render("rem.stopped_kept", count=kept) if kept else ""
+            details.append(render("rem.stopped_children", count=len(children), kept=kept_text))
+        if enrolments:
+            details.append(render("rem.stopped_followups", count=len(enrolments)))
+        ctx.reply(render("rem.stopped", details="".join(details)))
+        return True
+
+    # -- follow-ups: the resident's side ---------------------------------------------------------------
+
+    async def _followup_answer(self, ctx: ChatContext, yes: bool, number: str | None) -> bool:
+        assert ctx.actor.resident is not None
+        session = ctx.turn.session
+        query = select(FollowupEnrolment).where(
+            FollowupEnrolment.recipient_id == ctx.actor.resident.id,
+            FollowupEnrolment.status == EnrolmentStatus.AWAITING_CONSENT,
+        )
+        if number is not None:
+            query = query.where(FollowupEnrolment.id == int(number))
+        pending = list(await session.scalars(query.order_by(FollowupEnrolment.id)))
+        if not pending:
+            ctx.reply(render("rem.fu.none_pending"))
+            return True
+        if len(pending) > 1:
+            ctx.reply(render("rem.fu.which", numbers="、".join(str(e.id) for e in pending)))
+            return True
+        enrolment = pending[0]
+        if not yes:
+            staff, number_ = enrolment.enrolled_by, enrolment.id
+            await session.delete(enrolment)  # nothing is kept without consent
+            await session.flush()
+            ctx.reply(render("rem.fu.declined"))
+            await ctx.turn.tell_staff(staff, render("rem.staff.declined", number=number_))
+            return True
+        programme = load_programmes().get(enrolment.programme)
+        consent = Consent(
+            resident_id=ctx.actor.resident.id,
+            programme=enrolment.programme,
+            text_version=CONSENT_VERSION,
+            channel=ctx.message.channel,
+            given_at=ctx.turn.now,
+        )
+        session.add(consent)
+        await session.flush()
+        enrolment.consent_id, enrolment.status = consent.id, EnrolmentStatus.ACTIVE
+        today = self._today(ctx)
+        if enrolment.next_due is None or enrolment.next_due < today:
+            enrolment.next_due = programme.first_due(today, enrolment.interval_days, enrolment.anchor_date)
+        await planner.plan_followup_reminders(session, enrolment, ctx.turn.now, self.config, self._tz(ctx))
+        ctx.reply(render("rem.fu.accepted", date=date_text(enrolment.next_due)))
+        await ctx.turn.tell_staff(
+            enrolment.enrolled_by,
+            render("rem.staff.accepted", number=enrolment.id, date=enrolment.next_due.isoformat()),
+        )
+        return True
+
+    # -- follow-ups: health staff ----------------------------------------------------------------------
+
+    async def _staff(self, ctx: ChatContext, text: str) -> bool:
+        m = _STAFF.match(text)
+        if m is None:
+            return False
+        if ctx.actor.role not in (Role.HEALTH, Role.ADMIN):
+            ctx.reply(render("rem.staff.health_only"))
+            return True
+        verb, rest = m.group("verb"), m.group("rest").strip()
+        if verb == "登记":
+            await self._enrol(ctx, rest)
+        elif verb == "记录":
+            await self._record_followup(ctx, rest)
+        elif verb == "结束":
+            await self._end_followup(ctx, rest)
+        elif verb in ("待办", "列表"):
+            await self._list_followups(ctx)
+        else:
+            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
+        return True
+
+    def _programme_words(self) -> str:
+        return "、".join(p.words[0] for p in load_programmes().programmes.values())
+
+    async def _enrol(self, ctx: ChatContext, rest: str) -> None:
+        assert ctx.actor.staff is not None
+        session, today = ctx.turn.session, self._today(ctx)
+        parts = rest.split()
+        if not parts:
+            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
+            return
+        patient = await store.find_resident(session, parts[0])
+        if patient is None:
+            ctx.reply(render("rem.staff.unknown_resident", ref=parts[0]))
+            return
+        remainder = " ".join(parts[1:])
+        programme = load_programmes().find(remainder)
+        if programme is None:
+            ctx.reply(render("rem.staff.unknown_programme", programmes=self._programme_words()))
+            return
+        recipient: Resident = patient
+        if fam := _FAMILY.search(remainder):
+            found = await store.find_resident(session, fam.group("ref"))
+            if found is None:
+                ctx.reply(render("rem.staff.unknown_resident", ref=fam.group("ref")))
+                return
+            recipient = found
+            remainder = remainder.replace(fam.group(0), " ")
+        if programme.family_recipient and recipient.id == patient.id:
+            ctx.reply(render("rem.staff.needs_family"))
+            return
+        written = bool(_WRITTEN.search(remainder))
+        if programme.code == Programme.SEVERE_MENTAL and not written:
+            ctx.reply(render("rem.staff.needs_written"))
+            return
+        on = parse_date(remainder, today)
+        if programme.visit_weeks and on is None:
+            ctx.reply(render("rem.staff.needs_anchor"))
+            return
+        interval = programme.routine_interval_days
+        if programme.configurable_interval:
+            interval = self.config.mental_interval_days
+        if every := _EVERY.search(remainder):
+            interval = int(every.group("n"))
+            if not 7 <= interval <= 365:
+                ctx.reply(render("rem.staff.bad_interval"))
+                return
+        existing = await session.scalar(
+            select(FollowupEnrolment).where(
+                FollowupEnrolment.resident_id == patient.id,
+                FollowupEnrolment.programme == programme.code,
+                FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT]),
+            )
+        )
+        if existing is not None:
+            ctx.reply(render("rem.staff.already", number=existing.id))
+            return
+        addresses = await store.resident_addresses(session, [recipient.id], ctx.turn.services.channels)
+        if recipient.id not in addresses:
+            ctx.reply(render("rem.staff.unreachable", ref=f"R{recipient.id}"))
+            return
+        if written:
+            session.add(
+                Consent(
+                    resident_id=patient.id,
+                    programme=programme.code,
+                    text_version="written",
+                    channel="written",
+                    given_at=ctx.turn.now,
+                    recorded_by=ctx.actor.staff.id,
+                )
+            )
+        enrolment = FollowupEnrolment(
+            resident_id=patient.id,
+            recipient_id=recipient.id,
+            programme=programme.code,
+            interval_days=interval,
+            anchor_date=on if programme.visit_weeks else None,
+            next_due=None if programme.visit_weeks else on,
+            status=EnrolmentStatus.AWAITING_CONSENT,
+            enrolled_by=ctx.actor.staff.id,
+            created_at=ctx.turn.now,
+        )
+        session.add(enrolment)
+        await session.flush()
+        family = recipient.id != patient.id
+        ctx.turn.say(
+            addresses[recipient.id],
+            render(
+                "rem.consent.followup",
+                head=render("rem.msg.head", station=station(ctx.turn.services)),
+                staff=ctx.actor.staff.name,
+                whose=render("rem.whose.family" if family else "rem.whose.self"),
+                number=enrolment.id,
+                footer=render("rem.msg.footer"),
+            ),
+            kind="notify",
+        )
+        ctx.reply(
+            render(
+                "rem.staff.enrolled",
+                number=enrolment.id,
+                programme=programme.name_zh,
+                resident=f"R{patient.id}",
+                recipient=render("rem.staff.recipient_family" if family else "rem.staff.recipient_self"),
+                interval=interval,
+            )
+        )
+
+    async def _enrolment(self, ctx: ChatContext, ref: str) -> FollowupEnrolment | None:
+        m = _FU_ID.match(ref.strip())
+        enrolment = await ctx.turn.session.get(FollowupEnrolment, int(m.group(1))) if m else None
+        if enrolment is None or enrolment.status == EnrolmentStatus.ENDED:
+            ctx.reply(render("rem.staff.unknown_followup", ref=ref))
+            return None
+        return enrolment
+
+    async def _record_followup(self, ctx: ChatContext, rest: str) -> None:
+        assert ctx.actor.staff is not None
+        session, today, programmes = ctx.turn.session, self._today(ctx), load_programmes()
+        parts = rest.split(maxsplit=1)
+        if not parts:
+            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
+            return
+        enrolment = await self._enrolment(ctx, parts[0])
+        if enrolment is None:
+            return
+        programme: ProgrammeDef = programmes.get(enrolment.programme)
+        remainder = parts[1] if len(parts) > 1 else ""
+        next_given: date | None = None
+        if nxt := _NEXT.search(remainder):
+            next_given = parse_date(nxt.group("date"), date.max)
+            remainder = remainder.replace(nxt.group(0), " ")
+            if next_given is None or next_given < today:
+                ctx.reply(render("rem.staff.bad_next"))
+                return
+        method = programmes.method(remainder)
+        result = programmes.result(remainder)
+        if method is None or result is None or result not in programme.results():
+            words = [w for w, code in programmes.results if code in programme.results()]
+            ctx.reply(render("rem.staff.bad_record", results="、".join(sorted(set(words), key=len))))
+            return
+        done_on = parse_date(remainder, today) or today
+        if done_on > today:
+            ctx.reply(render("rem.staff.bad_next"))
+            return
+        session.add(
+            FollowupRecord(
+                enrolment_id=enrolment.id,
+                done_on=done_on,
+                method=method,
+                result=result,
+                recorded_by=ctx.actor.staff.id,
+                recorded_at=ctx.turn.now,
+            )
+        )
+        due = next_given or programme.next_due(
+            done_on, result, enrolment.interval_days, enrolment.anchor_date
+        )
+        if due is not None and due <= today:
+            due = today + timedelta(days=1)
+        enrolment.next_due = due
+        await session.flush()
+        await planner.plan_followup_reminders(session, enrolment, ctx.turn.now, self.config, self._tz(ctx))
+        ctx.reply(
+            render(
+                "rem.staff.recorded",
+                number=enrolment.id,
+                date=done_on.isoformat(),
+                method=render(f"rem.method.{method}"),
+                result=render(f"rem.result.{result}"),
+                next=due.isoformat() if due else "-",
+                waiting=render("rem.staff.waiting_consent")
+                if enrolment.status != EnrolmentStatus.ACTIVE
+                else "",
+            )
+        )
+
+    async def _end_followup(self, ctx: ChatContext, rest: str) -> None:
+        enrolment = await self._enrolment(ctx, rest)
+        if enrolment is None:
+            return
+        enrolment.status, enrolment.ended_at = EnrolmentStatus.ENDED, ctx.turn.now
+        await planner.plan_followup_reminders(
+            ctx.turn.session, enrolment, ctx.turn.now, self.config, self._tz(ctx)
+        )
+        ctx.reply(render("rem.staff.ended", number=enrolment.id))
+
+    async def _list_followups(self, ctx: ChatContext) -> None:
+        session, programmes = ctx.turn.session, load_programmes()
+        rows = list(
+            await session.scalars(
+                select(FollowupEnrolment)
+                .where(
+                    FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT])
+                )
+                .order_by(
+                    FollowupEnrolment.next_due.is_(None), FollowupEnrolment.next_due, FollowupEnrolment.id
+                )
+                .limit(LIST_LIMIT)
+            )
+        )
+        if not rows:
+            ctx.reply(render("rem.staff.list_empty"))
+            return
+        lines = []
+        for e in rows:
+            lines.append(
+                render(
+                    "rem.staff.list_line",
+                    number=e.id,
+                    resident=f"R{e.resident_id}",
+                    programme=programmes.get(e.programme).name_zh,
+                    next=e.next_due.isoformat() if e.next_due else "-",
+                    status=render(f"rem.enrolment.{e.status}"),
+                )
+            )
+        ctx.reply(render("rem.staff.list", lines="\n".join(lines)))

@@ -1,0 +1,539 @@
+"""The National Immunization Program schedule (pure: no database, no clock).
+
+A schedule version is a data file, ``handlers/data/nip_schedule_*.yaml``; the version in force on a
+date is the newest whose ``effective_from`` is on or before it. ``plan_child`` computes a child's doses
+from the birth date, the doses recorded and a reference date:
+
+* ``due``: the date the dose becomes due given what is recorded: the minimum age, the minimum interval
+  from the previous dose of the series (its recorded date, or its own due date while it is missing),
+  and the 28-day rule between injectable live vaccines not given the same day. A dose recorded late
+  moves the next doses of its series (catch-up, 补种); the course is never restarted.
+* ``status``: done (recorded), upcoming (before ``due``), due (from ``due`` for a month, or until the
+  recommended completion age if that comes first), overdue (after that), expired (no catch-up any
+  more at the child's age: BCG from 4 years, everything from 18).
+* ``earliest``: for a missing dose, the first date it can be given counting from the reference date
+  (the catch-up plan: missing doses one after another at their minimum intervals).
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+DATA_PACKAGE = "handlers"
+SCHEDULE_GLOB = re.compile(r"^nip_schedule_.+\.yaml$")
+DUE_WINDOW_MONTHS = 1  # "N月龄" is the month from N to N+1 months: due then, overdue after it [D]
+
+
+class ScheduleError(ValueError):
+    """A schedule data file is inconsistent."""
+
+
+class Status(enum.StrEnum):
+    DONE = "done"
+    OVERDUE = "overdue"
+    DUE = "due"
+    UPCOMING = "upcoming"
+    EXPIRED = "expired"  # missing, but past the age of catch-up: the clinic decides (not reminded)
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day-of-month ``months`` calendar months later (满N月龄); the month's last day if shorter."""
+    total = day.month - 1 + months
+    year, month = day.year + total // 12, total % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class DoseRule:
+    code: str
+    name_zh: str
+    dose: int
+    series: str
+    series_dose: int
+    age_months: int
+    age_days: int = 0
+    min_interval_days: int | None = None
+    max_interval_days: int | None = None
+    complete_before_months: int | None = None
+    complete_before_days: int | None = None
+    catch_up_until_months: int | None = None
+    live_injectable: bool = False
+    option_group: str | None = None
+    default_option: bool = False
+    sex: str | None = None
+    source: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.code, self.dose)
+
+    def min_age_date(self, birth: date) -> date:
+        return add_months(birth, self.age_months) + timedelta(days=self.age_days)
+
+    def complete_before(self, birth: date) -> date | None:
+        if self.complete_before_days is not None:
+            return birth + timedelta(days=self.complete_before_days)
+        if self.complete_before_months is not None:
+            return add_months(birth, self.complete_before_months)
+        return None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    title: str
+    document: str
+    effective_from: date
+    supersedes: str | None
+    verified: bool
+    rules: tuple[DoseRule, ...]
+    sources: Mapping[str, str]
+    source: tuple[str, ...]
+    catch_up_max_months: int = 216
+    live_gap_days: int = 28
+
+    def rule(self, code: str, dose: int) -> DoseRule | None:
+        return next((r for r in self.rules if r.code == code and r.dose == dose), None)
+
+    def codes(self) -> list[str]:
+        return list(dict.fromkeys(r.code for r in self.rules))
+
+    def single_dose(self, code: str) -> bool:
+        return sum(1 for r in self.rules if r.code == code) <= 1
+
+    def default_option(self, group: str) -> str:
+        for r in self.rules:
+            if r.option_group == group and r.default_option:
+                return r.code
+        return next(r.code for r in self.rules if r.option_group == group)
+
+
+def _rule(raw: Mapping[str, Any], where: str) -> DoseRule:
+    allowed = {
+        "code",
+        "name_zh",
+        "dose",
+        "series",
+        "series_dose",
+        "age_months",
+        "age_days",
+        "min_interval_days",
+        "max_interval_days",
+        "complete_before_months",
+        "complete_before_days",
+        "catch_up_until_months",
+        "live_injectable",
+        "option_group",
+        "default",
+        "sex",
+        "source",
+        "note",
+    }
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ScheduleError(f"{where}: unknown keys {sorted(unknown)}")
+    try:
+        return DoseRule(
+            code=str(raw["code"]),
+            name_zh=str(raw["name_zh"]),
+            dose=int(raw["dose"]),
+            series=str(raw.get("series") or raw["code"]),
+            series_dose=int(raw.get("series_dose") or raw["dose"]),
+            age_months=int(raw["age_months"]),
+            age_days=int(raw.get("age_days") or 0),
+            min_interval_days=raw.get("min_interval_days"),
+            max_interval_days=raw.get("max_interval_days"),
+            complete_before_months=raw.get("complete_before_months"),
+            complete_before_days=raw.get("complete_before_days"),
+            catch_up_until_months=raw.get("catch_up_until_months"),
+            live_injectable=bool(raw.get("live_injectable", False)),
+            option_group=raw.get("option_group"),
+            default_option=bool(raw.get("default", False)),
+            sex=raw.get("sex"),
+            source=tuple(str(s) for s in raw.get("source") or ()),
+            note=raw.get("note"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ScheduleError(f"{where}: {exc}") from None
+
+
+def parse_schedule(data: Mapping[str, Any], name: str = "<schedule>") -> Schedule:
+    version = data.get("version") or {}
+    sources = {str(k): str(v) for k, v in (data.get("sources") or {}).items()}
+    rules = tuple(_rule(r, f"{name}: doses[{i}]") for i, r in enumerate(data.get("doses") or ()))
+    if not rules:
+        raise ScheduleError(f"{name}: no doses")
+    seen: set[tuple[str, int]] = set()
+    for i, r in enumerate(rules):
+        if r.key in seen:
+            raise ScheduleError(f"{name}: doses[{i}]: {r.code} dose {r.dose} twice")
+        seen.add(r.key)
+        if not r.source:
+            raise ScheduleError(f"{name}: doses[{i}]: no source")
+        missing = [s for s in r.source if s not in sources]
+        if missing:
+            raise ScheduleError(f"{name}: doses[{i}]: sources {missing} not listed under sources")
+    catch_up = data.get("catch_up") or {}
+    effective = version.get("effective_from")
+    if not isinstance(effective, date):
+        raise ScheduleError(f"{name}: version.effective_from must be a date")
+    return Schedule(
+        id=str(version["id"]),
+        title=str(version.get("title_zh", "")),
+        document=str(version.get("document", "")),
+        effective_from=effective,
+        supersedes=version.get("supersedes"),
+        verified=bool(version.get("verified_against_official_text", False)),
+        rules=rules,
+        sources=sources,
+        source=tuple(str(s) for s in version.get("source") or ()),
+        catch_up_max_months=int(catch_up.get("max_age_months", 216)),
+        live_gap_days=int(catch_up.get("live_injectable_gap_days", 28)),
+    )
+
+
+@cache
+def load_schedules() -> dict[str, Schedule]:
+    """Every schedule version in handlers/data, by id, oldest first."""
+    folder = resources.files(DATA_PACKAGE).joinpath("data")
+    found: list[Schedule] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if SCHEDULE_GLOB.match(entry.name):
+            found.append(parse_schedule(yaml.safe_load(entry.read_text(encoding="utf-8")), entry.name))
+    found.sort(key=lambda s: s.effective_from)
+    return {s.id: s for s in found}
+
+
+def schedule_for(day: date, version: str | None = None) -> Schedule:
+    """The named version, or the one in force on ``day``."""
+    schedules = load_schedules()
+    if version is not None:
+        try:
+            return schedules[version]
+        except KeyError:
+            raise ScheduleError(f"unknown schedule version {version!r}") from None
+    in_force = [s for s in schedules.values() if s.effective_from <= day]
+    return in_force[-1] if in_force else next(iter(schedules.values()))
+
+
+@dataclass(frozen=True)
+class Given:
+    code: str
+    dose: int
+    on: date
+
+
+@dataclass(frozen=True)
+class DoseStatus:
+    rule: DoseRule
+    due: date
+    status: Status
+    given_on: date | None
+    earliest: date | None  # missing doses: first date it can be given, counting from the reference date
+    overdue_from: date
+    complete_before: date | None
+    expires: date  # no catch-up from this date on
+    catch_up: bool  # 补种: late, or due only after the recommended completion age
+
+    @property
+    def code(self) -> str:
+        return self.rule.code
+
+    @property
+    def dose(self) -> int:
+        return self.rule.dose
+
+    @property
+    def done(self) -> bool:
+        return self.status == Status.DONE
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(d: date | None) -> str | None:
+            return d.isoformat() if d else None
+
+        return {
+            "vaccine": self.rule.code,
+            "dose": self.rule.dose,
+            "name": self.rule.name_zh,
+            "due": self.due.isoformat(),
+            # The CLI contract knows four statuses; a dose past the catch-up age is overdue and expired.
+            "status": Status.OVERDUE.value if self.status == Status.EXPIRED else self.status.value,
+            "expired": self.status == Status.EXPIRED,
+            "given": iso(self.given_on),
+            "earliest": iso(self.earliest),
+            "complete_before": iso(self.complete_before),
+            "catch_up": self.catch_up,
+        }
+
+
+def _live_adjust(day: date, given: Sequence[date], planned: Sequence[date], gap: int) -> date:
+    """Move ``day`` (never earlier) until it keeps the live-vaccine gap: >= ``gap`` days after every
+    live injectable already given (it was not given with them), and either the same day as or >= ``gap``
+    days away from every live injectable planned before it."""
+    for _ in range(64):
+        moved = day
+        for other in given:
+            if moved < other + timedelta(days=gap):
+                moved = other + timedelta(days=gap)
+        for other in planned:
+            if moved != other and abs((moved - other).days) < gap:
+                moved = other if moved < other else other + timedelta(days=gap)
+        if moved == day:
+            return day
+        day = moved
+    return day
+
+
+def _chosen_options(schedule: Schedule, given: Mapping[tuple[str, int], date]) -> dict[str, str]:
+    """Per option group, the product of the most recently recorded dose (else the default)."""
+    latest: dict[str, tuple[date, str]] = {}
+    for rule in schedule.rules:
+        on = given.get(rule.key)
+        if rule.option_group and on is not None:
+            current = latest.get(rule.option_group)
+            if current is None or on >= current[0]:
+                latest[rule.option_group] = (on, rule.code)
+    groups = {r.option_group for r in schedule.rules if r.option_group}
+    return {g: latest[g][1] if g in latest else schedule.default_option(g) for g in groups}
+
+
+def plan_child(
+    schedule: Schedule,
+    birth: date,
+    given: Iterable[Given],
+    as_of: date,
+    sex: str | None = None,
+) -> list[DoseStatus]:
+    """Every dose of the schedule for this child, ordered by due date."""
+    given_on = {(g.code, g.dose): g.on for g in given}
+    chosen = _chosen_options(schedule, given_on)
+    rules = [
+        r
+        for r in schedule.rules
+        if r.key in given_on
+        or ((r.sex is None or r.sex == sex) and (r.option_group is None or chosen[r.option_group] == r.code))
+    ]
+    order = {r.key: i for i, r in enumerate(schedule.rules)}
+    rules.sort(key=lambda r: (r.min_age_date(birth), order[r.key]))
+    gap = schedule.live_gap_days
+    given_live = sorted(on for r in rules if r.live_injectable and (on := given_on.get(r.key)) is not None)
+    planned_due: list[date] = []
+    planned_earliest: list[date] = []
+    # per series: the previous dose's (due-or-given date, earliest-or-given date)
+    previous: dict[str, tuple[date, date]] = {}
+    out: list[DoseStatus] = []
+    for rule in rules:
+        cb = rule.complete_before(birth)
+        until = rule.catch_up_until_months or schedule.catch_up_max_months
+        expires = add_months(birth, min(until, schedule.catch_up_max_months))
+        base = rule.min_age_date(birth)
+        prev = previous.get(rule.series)
+        on = given_on.get(rule.key)
+        due = base
+        earliest_floor = max(base, as_of)
+        if prev is not None and rule.min_interval_days is not None:
+            due = max(due, prev[0] + timedelta(days=rule.min_interval_days))
+            earliest_floor = max(earliest_floor, prev[1] + timedelta(days=rule.min_interval_days))
+        elif prev is not None:
+            earliest_floor = max(earliest_floor, prev[1])
+        if rule.live_injectable and on is None:
+            due = _live_adjust(due, given_live, planned_due, gap)
+        window_end = add_months(due, DUE_WINDOW_MONTHS)
+        overdue_from = max(min(window_end, cb), due + timedelta(days=1)) if cb else window_end
+        if on is not None:
+            status = Status.DONE
+            earliest = None
+            previous[rule.series] = (on, on)
+        elif as_of >= expires:
+            status = Status.EXPIRED
+            earliest = None  # no catch-up: the next dose of the series does not wait for this one
+        else:
+            earliest = earliest_floor
+            if rule.live_injectable:
+                earliest = _live_adjust(earliest, given_live, planned_earliest, gap)
+                planned_due.append(due)
+                planned_earliest.append(earliest)
+            if as_of < due:
+                status = Status.UPCOMING
+            elif as_of < overdue_from:
+                status = Status.DUE
+            else:
+                status = Status.OVERDUE
+            previous[rule.series] = (due, earliest)
+        late = status == Status.OVERDUE or (cb is not None and due >= cb and status != Status.DONE)
+        out.append(
+            DoseStatus(
+                rule=rule,
+                due=due,
+                status=status,
+                given_on=on,
+                earliest=earliest,
+                overdue_from=overdue_from,
+                complete_before=cb,
+                expires=expires,
+                catch_up=bool(late and status != Status.EXPIRED),
+            )
+        )
+    out.sort(key=lambda s: (s.due, order[s.rule.key]))
+    return out
+
+
+# -- names residents use --------------------------------------------------------------------------
+
+
+class MentionKind(enum.StrEnum):
+    CODE = "code"  # one product: 乙肝, 百白破, 乙脑减毒 …
+    SERIES = "series"  # a course of several products: 脊灰, 流脑
+    GROUP = "group"  # an option group: 乙脑, 甲肝 (the product the child is on)
+
+
+@dataclass(frozen=True)
+class VaccineNames:
+    aliases: tuple[tuple[str, MentionKind, str], ...]  # longest first
+
+    def find(self, text: str, start: int = 0) -> tuple[int, int, MentionKind, str] | None:
+        """The first name in ``text`` at or after ``start``: (start, end, kind, target)."""
+        folded = text.lower()
+        for i in range(start, len(folded)):
+            for alias, kind, target in self.aliases:
+                if folded.startswith(alias, i):
+                    if alias.isascii() and i > 0 and folded[i - 1].isascii() and folded[i - 1].isalpha():
+                        continue  # "td" inside a latin word is not a vaccine
+                    return i, i + len(alias), kind, target
+        return None
+
+
+@cache
+def vaccine_names() -> VaccineNames:
+    path = resources.files(DATA_PACKAGE).joinpath("data", "vaccine_names.yaml")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items: list[tuple[str, MentionKind, str]] = []
+    for section, kind in (
+        ("vaccines", MentionKind.CODE),
+        ("series", MentionKind.SERIES),
+        ("groups", MentionKind.GROUP),
+    ):
+        for target, names in (data.get(section) or {}).items():
+            items.extend((str(n).lower(), kind, str(target)) for n in names)
+    items.sort(key=lambda t: -len(t[0]))
+    return VaccineNames(tuple(items))
+
+
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DOSE_AFTER = re.compile(r"^\s*(?:疫苗)?\s*(?:第\s*)?([1-9]|[一二两三四五六七八九])(?:\s*[针剂次])?")
+
+_DATE_PATTERNS = [
+    re.compile(r"(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*[日号]?"),
+    re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<m>\d{2})(?P<d>\d{2})(?!\d)"),
+    re.compile(r"(?<![\d年])(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]?"),
+]
+_RELATIVE_DAYS = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}
+
+
+def parse_date(text: str, today: date) -> date | None:
+    """A date written as 2024-05-01, 2024/5/1, 2024.5.1, 2024年5月1日, 20240501, 5月1日 (this year, or
+    last year if that is still to come), 今天, 昨天 or 前天. None if there is none or it is impossible."""
+    found = find_dates(text, today)
+    return found[0][2] if found else None
+
+
+def find_dates(text: str, today: date) -> list[tuple[int, int, date]]:
+    """Every date in ``text`` as (start, end, date), in order; impossible dates are left out."""
+    taken: list[tuple[int, int, date]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e, _ in taken)
+
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if not free(m.start(), m.end()):
+                continue
+            groups = m.groupdict()
+            year = int(groups["y"]) if groups.get("y") else today.year
+            try:
+                day = date(year, int(groups["m"]), int(groups["d"]))
+            except ValueError:
+                continue
+            if not groups.get("y") and day > today:
+                try:
+                    day = day.replace(year=year - 1)
+                except ValueError:
+                    continue
+            taken.append((m.start(), m.end(), day))
+    for word, back in _RELATIVE_DAYS.items():
+        for m in re.finditer(word, text):
+            if free(m.start(), m.end()):
+                taken.append((m.start(), m.end(), today - timedelta(days=back)))
+    return sorted(taken)
+
+
+@dataclass(frozen=True)
+class Mention:
+    kind: MentionKind
+    target: str
+    number: int | None  # the dose (of the product, or of the course for a series)
+    on: date | None
+    text: str = field(default="", compare=False)
+
+
+def find_mentions(text: str, today: date) -> list[Mention]:
+    """The vaccines named in a reply, each with its dose number and the date written after it (or, if
+    none follows, the last date before it): "乙肝1 2024-05-01 卡介苗 2024-05-01", "麻腮风1 乙脑1 7月16日"."""
+    dates = find_dates(text, today)
+    masked = list(text)
+    for s, e, _ in dates:
+        masked[s:e] = [" "] * (e - s)
+    plain = "".join(masked)
+    names = vaccine_names()
+    found: list[tuple[int, int, Mention]] = []
+    pos = 0
+    while (hit := names.find(plain, pos)) is not None:
+        start, end, kind, target = hit
+        number = None
+        m = _DOSE_AFTER.match(plain[end:])
+        if m:
+            raw = m.group(1)
+            number = int(raw) if raw.isdigit() else _CN_DIGITS[raw]
+            end += m.end()
+        found.append((start, end, Mention(kind, target, number, None, text[start:end].strip())))
+        pos = end
+    out = []
+    for start, end, mention in found:
+        after = [d for s, _, d in dates if s >= end]
+        before = [d for s, _, d in dates if s < start]
+        on = after[0] if after else (before[-1] if before else None)
+        out.append(Mention(mention.kind, mention.target, mention.number, on, mention.text))
+    return out
+
+
+def resolve(mention: Mention, plan: Sequence[DoseStatus], schedule: Schedule) -> DoseRule | None:
+    """The dose a mention means for this child: the numbered dose, or the first one not yet recorded."""
+    if mention.kind == MentionKind.GROUP:
+        codes = {s.rule.code for s in plan if s.rule.option_group == mention.target}
+        pending = [s for s in plan if s.rule.option_group == mention.target and not s.done]
+        code = pending[0].rule.code if pending else (sorted(codes)[0] if codes else None)
+        if code is None:
+            code = schedule.default_option(mention.target)
+        return resolve(Mention(MentionKind.CODE, code, mention.number, mention.on), plan, schedule)
+    if mention.kind == MentionKind.SERIES:
+        rules = sorted((r for r in schedule.rules if r.series == mention.target), key=lambda r: r.series_dose)
+        if mention.number is not None:
+            return next((r for r in rules if r.series_dose == mention.number), None)
+        done = {s.rule.key for s in plan if s.done}
+        return next((r for r in rules if r.key not in done), None)
+    if mention.number is not None:
+        return schedule.rule(mention.target, mention.number)
+    done = {s.rule.key for s in plan if s.done}
+    rules = sorted((r for r in schedule.rules if r.code == mention.target), key=lambda r: r.dose)
+    return next((r for r in rules if r.key not in done), rules[-1] if rules else None)
