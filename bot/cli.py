@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import stats_cli
 from bot.settings import Settings, get_settings
 from handlers.reminders import cli as reminders_cli
 from messages import render
@@ -298,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stats_cli.register(sub)
     reminders_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")

@@ -1,22 +1,480 @@
-"""Case statistics (placeholder until the statistics module lands)."""
+"""Case statistics per grid, category and worker (综合评价): received, closed, 按期处置率, 返工率,
+satisfaction, overdue now and the median time to close.
+
+Definitions (all for the period [start, end), boundaries in the community's time zone):
+
+* **received**: cases created in the period.
+* **closed**: cases that *first* reached resolved, closed or confirmed in the period (from the event
+  log, so a case reopened and resolved again is counted once, in the period it was first finished).
+* **on-time rate** (按期处置率): of the cases resolved (fixed) in the period (``resolved_at`` in the
+  period, now resolved or confirmed), the share resolved by ``due_at`` and never reopened: a reopened
+  case counts against it. **rework rate** (返工率): the share of those same cases reopened at least once.
+* **satisfaction**: good / (good + bad) of the ratings given in the period (满意 confirms, 不满意
+  reopens); ``None`` when nobody rated.
+* **overdue now**: open cases whose ``due_at`` has passed at ``now``.
+* **median time to close**: wall-clock hours from ``created_at`` to the first resolution or closure,
+  over the cases closed in the period.
+
+Cases are grouped by their current grid, category and assignee. Every figure comes from a handful of
+aggregate queries that range over indexed columns (cases.created_at, cases.resolved_at,
+case_events.at); no case is loaded.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from handlers.community import Community
 from messages import render
-from storage.models import OPEN_STATUSES, Case
+from storage.models import OPEN_STATUSES, ActorType, Case, CaseEvent, CaseStatus
+
+Period = Literal["day", "week", "month", "quarter"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month", "quarter")
+Dimension = Literal["grid", "category", "worker"]
+DIMENSIONS: tuple[Dimension, ...] = ("grid", "category", "worker")
+
+FINISHED = (CaseStatus.RESOLVED, CaseStatus.CLOSED, CaseStatus.CONFIRMED)
+FIXED = (CaseStatus.RESOLVED, CaseStatus.CONFIRMED)
+OTHER = "other"
 
 
-async def chat_summary(session: AsyncSession, community: Community, now: datetime) -> str:
-    open_count = await session.scalar(
-        select(func.count()).select_from(Case).where(Case.status.in_(OPEN_STATUSES))
+# -- period boundaries (pure) ---------------------------------------------------------------------------
+
+
+def period_start(period: Period, day: date) -> date:
+    """The first local day of the period containing ``day``: the day itself, the ISO week's Monday,
+    the first of the month, the first of the quarter."""
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "quarter":
+        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The start of a local day, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def period_bounds(
+    period: Period, now: datetime, tz: ZoneInfo, as_of: date | None = None
+) -> tuple[datetime, datetime]:
+    """[start, end) in UTC: from the start of the period that contains today up to ``now``; with
+    ``as_of``, the period that contains that local day, up to the end of it, as if asked at midnight
+    (``now`` is ignored), so the same question gives the same figures whenever it is asked."""
+    if as_of is None:
+        day, end = now.astimezone(tz).date(), now
+    else:
+        day, end = as_of, local_midnight(as_of + timedelta(days=1), tz)
+    return local_midnight(period_start(period, day), tz), end
+
+
+# -- the report -----------------------------------------------------------------------------------------
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class Row:
+    key: str | None
+    name: str
+    received: int = 0
+    closed: int = 0
+    resolved: int = 0  # fixed in the period: the base of the on-time and rework rates
+    on_time: int = 0
+    reworked: int = 0
+    ratings_good: int = 0
+    ratings_bad: int = 0
+    open_now: int = 0
+    overdue_now: int = 0
+    median_hours: float | None = None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return _ratio(self.on_time, self.resolved)
+
+    @property
+    def rework_rate(self) -> float | None:
+        return _ratio(self.reworked, self.resolved)
+
+    @property
+    def satisfaction(self) -> float | None:
+        return _ratio(self.ratings_good, self.ratings_good + self.ratings_bad)
+
+    def as_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {
+            "key": self.key,
+            "name": self.name,
+            "received": self.received,
+            "closed": self.closed,
+            "resolved": self.resolved,
+            "on_time": self.on_time,
+            "on_time_rate": rounded(self.on_time_rate, 4),
+            "reworked": self.reworked,
+            "rework_rate": rounded(self.rework_rate, 4),
+            "ratings_good": self.ratings_good,
+            "ratings_bad": self.ratings_bad,
+            "satisfaction": rounded(self.satisfaction, 4),
+            "open_now": self.open_now,
+            "overdue_now": self.overdue_now,
+            "median_hours_to_close": rounded(self.median_hours, 2),
+        }
+
+
+@dataclass
+class Report:
+    community: str
+    timezone: ZoneInfo
+    period: str
+    start: datetime
+    end: datetime
+    now: datetime
+    by_grid: list[Row] = field(default_factory=list)
+    by_category: list[Row] = field(default_factory=list)
+    by_worker: list[Row] = field(default_factory=list)
+    total: Row = field(default_factory=lambda: Row(None, ""))
+
+    def local(self, moment: datetime) -> str:
+        return moment.astimezone(self.timezone).isoformat(timespec="seconds")
+
+    def groups(self) -> list[tuple[str, list[Row]]]:
+        return [("grid", self.by_grid), ("category", self.by_category), ("worker", self.by_worker)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "community": self.community,
+            "timezone": self.timezone.key,
+            "period": self.period,
+            "start": self.local(self.start),
+            "end": self.local(self.end),
+            "now": self.local(self.now),
+            "by_grid": [r.as_dict() for r in self.by_grid],
+            "by_category": [r.as_dict() for r in self.by_category],
+            "by_worker": [r.as_dict() for r in self.by_worker],
+            "total": self.total.as_dict(),
+        }
+
+
+# -- queries --------------------------------------------------------------------------------------------
+
+GroupKey = tuple[str | None, str | None, str | None]  # grid, category, assignee
+_KEYS = (Case.grid_code, Case.category_code, Case.assignee_id)
+
+
+def _hours(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if dialect == "sqlite":  # stored as ISO text in UTC
+        return (func.julianday(later) - func.julianday(earlier)) * 24.0
+    return func.extract("epoch", later - earlier) / 3600.0
+
+
+def _first_finish(start: datetime, end: datetime) -> Any:
+    """(case_id, at) of every case whose first arrival in a finished status lies in [start, end)."""
+    e = aliased(CaseEvent, name="e")
+    p = aliased(CaseEvent, name="p")
+
+    def arrives(event: Any) -> ColumnElement[bool]:
+        return and_(
+            event.to_status.in_(FINISHED),
+            or_(event.from_status.is_(None), event.from_status.not_in(FINISHED)),
+        )
+
+    earlier = (
+        select(p.id)
+        .where(p.case_id == e.case_id, arrives(p), or_(p.at < e.at, and_(p.at == e.at, p.id < e.id)))
+        .correlate(e)
     )
-    overdue = await session.scalar(
-        select(func.count()).select_from(Case).where(Case.status.in_(OPEN_STATUSES), Case.due_at <= now)
+    return (
+        select(e.case_id.label("case_id"), e.at.label("at"))
+        .where(e.at >= start, e.at < end, arrives(e), ~earlier.exists())
+        .subquery("finished")
     )
-    return render("stats.chat_summary", community=community.name, open=open_count or 0, overdue=overdue or 0)
+
+
+def _in_grids(query: Select[Any], grids: Sequence[str] | None) -> Select[Any]:
+    return query if grids is None else query.where(Case.grid_code.in_(list(grids)))
+
+
+def _one(expr: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((expr, 1), else_=0)), 0)
+
+
+async def _grouped(session: AsyncSession, query: Select[Any]) -> dict[GroupKey, tuple[Any, ...]]:
+    rows = await session.execute(query.group_by(*_KEYS))
+    return {(r[0], r[1], r[2]): tuple(r[3:]) for r in rows.all()}
+
+
+async def _medians(
+    session: AsyncSession, finished: Any, dialect: str, key: Any, grids: Sequence[str] | None
+) -> dict[Any, float]:
+    """The median of the hours to close per ``key`` (a column, or a constant for the total), by
+    numbering the durations within each group: no percentile function needed, same SQL on both."""
+    hours = _hours(dialect, finished.c.at, Case.created_at)
+    durations = _in_grids(
+        select(key.label("k"), hours.label("h")).select_from(
+            finished.join(Case, Case.id == finished.c.case_id)
+        ),
+        grids,
+    ).subquery("durations")
+    ranked = select(
+        durations.c.k,
+        durations.c.h,
+        func.row_number().over(partition_by=durations.c.k, order_by=durations.c.h).label("rn"),
+        func.count().over(partition_by=durations.c.k).label("n"),
+    ).subquery("ranked")
+    middle = (
+        select(ranked.c.k, func.avg(ranked.c.h))
+        .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
+        .group_by(ranked.c.k)
+    )
+    return {k: float(h) for k, h in (await session.execute(middle)).all()}
+
+
+async def compute(
+    session: AsyncSession,
+    community: Community,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    period: str = "custom",
+    grids: Sequence[str] | None = None,
+) -> Report:
+    """The figures for [start, end), per grid, category and worker and in total; ``grids`` limits
+    them to those grids (a leader's view)."""
+    dialect = session.get_bind().dialect.name
+    in_period = and_(Case.created_at >= start, Case.created_at < end)
+
+    received = await _grouped(session, _in_grids(select(*_KEYS, func.count()).where(in_period), grids))
+
+    finished = _first_finish(start, end)
+    closed = await _grouped(
+        session,
+        _in_grids(
+            select(*_KEYS, func.count()).select_from(finished.join(Case, Case.id == finished.c.case_id)),
+            grids,
+        ),
+    )
+
+    never_reopened = Case.reopen_count == 0
+    in_time = or_(Case.due_at.is_(None), Case.resolved_at <= Case.due_at)
+    fixed = await _grouped(
+        session,
+        _in_grids(
+            select(
+                *_KEYS, func.count(), _one(and_(never_reopened, in_time)), _one(Case.reopen_count > 0)
+            ).where(Case.resolved_at >= start, Case.resolved_at < end, Case.status.in_(FIXED)),
+            grids,
+        ),
+    )
+
+    good = CaseEvent.action == "confirmed"  # the reporter's 满意 (auto-confirmation is "auto_confirmed")
+    bad = and_(CaseEvent.action == "reopened", CaseEvent.actor_type == ActorType.RESIDENT)  # 不满意
+    ratings = await _grouped(
+        session,
+        _in_grids(
+            select(*_KEYS, _one(good), _one(bad))
+            .select_from(CaseEvent)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(CaseEvent.at >= start, CaseEvent.at < end, or_(good, bad)),
+            grids,
+        ),
+    )
+
+    open_now = await _grouped(
+        session,
+        _in_grids(
+            select(*_KEYS, func.count(), _one(Case.due_at < now)).where(Case.status.in_(OPEN_STATUSES)),
+            grids,
+        ),
+    )
+
+    medians = {
+        "grid": await _medians(session, finished, dialect, Case.grid_code, grids),
+        "category": await _medians(
+            session, finished, dialect, func.coalesce(Case.category_code, OTHER), grids
+        ),
+        "worker": await _medians(session, finished, dialect, Case.assignee_id, grids),
+        "total": await _medians(session, finished, dialect, literal("total"), grids),
+    }
+
+    return _assemble(
+        community,
+        period,
+        start,
+        end,
+        now,
+        grids,
+        received=received,
+        closed=closed,
+        fixed=fixed,
+        ratings=ratings,
+        open_now=open_now,
+        medians=medians,
+    )
+
+
+# -- assembling rows ------------------------------------------------------------------------------------
+
+
+def _dimension_key(dimension: str, key: GroupKey) -> str | None:
+    grid, category, worker = key
+    if dimension == "grid":
+        return grid
+    if dimension == "category":
+        return category or OTHER
+    return worker
+
+
+def _name(community: Community, dimension: str, key: str | None) -> str:
+    if dimension == "grid":
+        grid = community.grids.get(key) if key is not None else None
+        return grid.name if grid else (key or render("stats.no_grid"))
+    if dimension == "category":
+        if key is None or key == OTHER:
+            return render("category.other")
+        return community.category_names.get(key, key)
+    staff = community.staff.get(key) if key is not None else None
+    return staff.name if staff else (key or render("stats.unassigned"))
+
+
+def _configured(community: Community, dimension: str, grids: Sequence[str] | None) -> list[str]:
+    """The rows shown even with no cases: the grids, the enabled categories, the grids' workers."""
+    chosen = [g for g in community.grids.values() if grids is None or g.code in grids]
+    if dimension == "grid":
+        return [g.code for g in chosen]
+    if dimension == "category":
+        return [c.code for c in community.categories if c.enabled and c.code != OTHER]
+    return list(dict.fromkeys(w.staff for g in chosen for w in g.workers))
+
+
+def _ordered(configured: list[str], seen: Iterable[str | None]) -> list[str | None]:
+    extra = sorted({k for k in seen if k is not None and k not in configured})
+    tail: list[str | None] = [None] if None in set(seen) else []
+    return [*configured, *extra, *tail]
+
+
+def _assemble(
+    community: Community,
+    period: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    grids: Sequence[str] | None,
+    *,
+    received: dict[GroupKey, tuple[Any, ...]],
+    closed: dict[GroupKey, tuple[Any, ...]],
+    fixed: dict[GroupKey, tuple[Any, ...]],
+    ratings: dict[GroupKey, tuple[Any, ...]],
+    open_now: dict[GroupKey, tuple[Any, ...]],
+    medians: dict[str, dict[Any, float]],
+) -> Report:
+    report = Report(community.name, community.timezone, period, start, end, now)
+    report.total = Row(None, render("stats.section.total"), median_hours=medians["total"].get("total"))
+    every_key = {*received, *closed, *fixed, *ratings, *open_now}
+    for dimension, rows in zip(
+        DIMENSIONS, (report.by_grid, report.by_category, report.by_worker), strict=True
+    ):
+        seen = [_dimension_key(dimension, k) for k in every_key]
+        index: dict[str | None, Row] = {}
+        for key in _ordered(_configured(community, dimension, grids), seen):
+            row = Row(key, _name(community, dimension, key), median_hours=medians[dimension].get(key))
+            index[key] = row
+            rows.append(row)
+        for key in every_key:
+            _add(index[_dimension_key(dimension, key)], key, received, closed, fixed, ratings, open_now)
+    for key in every_key:
+        _add(report.total, key, received, closed, fixed, ratings, open_now)
+    return report
+
+
+def _add(
+    row: Row,
+    key: GroupKey,
+    received: dict[GroupKey, tuple[Any, ...]],
+    closed: dict[GroupKey, tuple[Any, ...]],
+    fixed: dict[GroupKey, tuple[Any, ...]],
+    ratings: dict[GroupKey, tuple[Any, ...]],
+    open_now: dict[GroupKey, tuple[Any, ...]],
+) -> None:
+    row.received += int(received.get(key, (0,))[0])
+    row.closed += int(closed.get(key, (0,))[0])
+    resolved, on_time, reworked = fixed.get(key, (0, 0, 0))
+    row.resolved += int(resolved)
+    row.on_time += int(on_time)
+    row.reworked += int(reworked)
+    good, bad = ratings.get(key, (0, 0))
+    row.ratings_good += int(good)
+    row.ratings_bad += int(bad)
+    opened, overdue = open_now.get(key, (0, 0))
+    row.open_now += int(opened)
+    row.overdue_now += int(overdue)
+
+
+# -- text -----------------------------------------------------------------------------------------------
+
+
+def percent(value: float | None) -> str:
+    return render("stats.none") if value is None else f"{value * 100:.1f}%"
+
+
+def hours_text(value: float | None) -> str:
+    return render("stats.none") if value is None else render("stats.hours", value=f"{value:.1f}")
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> str:
+    day = moment.astimezone(tz)
+    return render("stats.date", month=day.month, day=day.day)
+
+
+async def chat_summary(
+    session: AsyncSession, community: Community, now: datetime, grids: list[str] | None = None
+) -> str:
+    """统计 / /stats: this month so far in a few lines, for the whole community (admins) or for some
+    grids (a leader's); the grids with overdue cases are listed."""
+    start, end = period_bounds("month", now, community.timezone)
+    report = await compute(session, community, start, end, now, period="month", grids=grids)
+    total = report.total
+    scope = ""
+    if grids is not None:
+        names = [community.grids[g].name for g in grids if g in community.grids]
+        scope = render("stats.chat_scope", grids="、".join(names) or "-")
+    lines = [
+        render(
+            "stats.chat_summary",
+            community=community.name,
+            scope=scope,
+            period=render("stats.period.month"),
+            start=local_date(start, community.timezone),
+            received=total.received,
+            closed=total.closed,
+            on_time=percent(total.on_time_rate),
+            rework=percent(total.rework_rate),
+            satisfaction=percent(total.satisfaction),
+            median=hours_text(total.median_hours),
+            open=total.open_now,
+            overdue=total.overdue_now,
+        )
+    ]
+    lines += [
+        render("stats.chat_overdue_line", name=row.name, overdue=row.overdue_now)
+        for row in report.by_grid
+        if row.overdue_now
+    ]
+    return "\n".join(lines)

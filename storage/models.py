@@ -189,6 +189,9 @@ class Case(Base):
         Index("ix_cases_status_grid", "status", "grid_code"),
         Index("ix_cases_assignee_status", "assignee_id", "status"),
         Index("ix_cases_reporter", "reporter_id", "created_at"),
+        # Statistics range over periods of creation and resolution.
+        Index("ix_cases_created_at", "created_at"),
+        Index("ix_cases_resolved_at", "resolved_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # shown to people as the case number
@@ -266,7 +269,7 @@ class CaseEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     action: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,220 @@
+"""``outreach-bot stats`` and ``outreach-bot export``: figures per grid, category and worker, and the
+cases as Open311 GeoReport v2 requests. Both read the database named by ``OUTREACH_DATABASE_URL``
+(and the community stored in it, else ``OUTREACH_CONFIG`` / the sample). Output is UTF-8 with real
+Chinese characters; field names are a contract (see README, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from messages import render
+
+STATS_FORMATS = ("table", "json", "csv")
+CSV_FIELDS = (
+    "group",
+    "key",
+    "name",
+    "received",
+    "closed",
+    "resolved",
+    "on_time",
+    "on_time_rate",
+    "reworked",
+    "rework_rate",
+    "ratings_good",
+    "ratings_bad",
+    "satisfaction",
+    "open_now",
+    "overdue_now",
+    "median_hours_to_close",
+)
+EXPORT_BATCH = 1000
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(render("stats.bad_date", value=value)) from None
+
+
+def register(subparsers: Any) -> None:
+    from handlers.stats import PERIODS
+
+    stats = subparsers.add_parser(
+        "stats", help="figures per grid, category and worker: received, closed, on-time, rework, satisfaction"
+    )
+    stats.add_argument("--period", choices=PERIODS, default="month", help="day, ISO week, month or quarter")
+    stats.add_argument("--format", choices=STATS_FORMATS, default="table")
+    stats.add_argument(
+        "--as-of", type=_day, metavar="YYYY-MM-DD", help="the period containing this day, up to its end"
+    )
+    stats.add_argument("--grid", action="append", metavar="CODE", help="only this grid (repeatable)")
+    stats.set_defaults(func=cmd_stats)
+
+    export = subparsers.add_parser("export", help="the cases as Open311 GeoReport v2 service requests (JSON)")
+    export.add_argument("--format", choices=("open311",), default="open311")
+    export.add_argument("--status", choices=("open", "closed"), help="only open or only closed requests")
+    export.set_defaults(func=cmd_export)
+
+
+async def _with_database(work: Callable[[Any, Any], Any]) -> Any:
+    """Open the configured database (migrated), find the community, run ``work(session, community)``."""
+    from bot.settings import get_settings
+    from handlers.community import load_community
+    from handlers.community_store import stored_community
+    from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
+
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            community = await stored_community(session) or load_community(settings.config)
+            return await work(session, community)
+    finally:
+        await engine.dispose()
+
+
+# -- stats ----------------------------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from handlers.stats import compute, period_bounds
+
+    async def work(session: Any, community: Any) -> Any:
+        now = datetime.now(UTC)
+        start, end = period_bounds(args.period, now, community.timezone, args.as_of)
+        return await compute(
+            session,
+            community,
+            start,
+            end,
+            end if args.as_of else now,
+            period=args.period,
+            grids=args.grid,
+        )
+
+    report = asyncio.run(_with_database(work))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False) + "\n")
+    elif args.format == "csv":
+        write_csv(report)
+    else:
+        sys.stdout.write(table(report) + "\n")
+    return 0
+
+
+def write_csv(report: Any) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for group, rows in [*report.groups(), ("total", [report.total])]:
+        for row in rows:
+            values = row.as_dict()
+            writer.writerow({"group": group, **{k: "" if v is None else v for k, v in values.items()}})
+
+
+def width(text: str) -> int:
+    """Columns a string takes in a terminal: CJK and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, size: int, right: bool) -> str:
+    gap = " " * (size - width(text))
+    return gap + text if right else text + gap
+
+
+def _grid_lines(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    sizes = [max(width(r[i]) for r in [header, *body]) for i in range(len(header))]
+    out = []
+    for line in [header, *body]:
+        cells = [_pad(cell, sizes[i], right=i > 0) for i, cell in enumerate(line)]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def table(report: Any) -> str:
+    from handlers.stats import percent
+
+    def cells(row: Any) -> list[str]:
+        median = "-" if row.median_hours is None else f"{row.median_hours:.1f}"
+        return [
+            row.name,
+            str(row.received),
+            str(row.closed),
+            percent(row.on_time_rate) if row.resolved else "-",
+            percent(row.rework_rate) if row.resolved else "-",
+            percent(row.satisfaction) if row.satisfaction is not None else "-",
+            str(row.overdue_now),
+            median,
+        ]
+
+    columns = ("name", "received", "closed", "on_time_rate", "rework_rate", "satisfaction", "overdue_now")
+    header = [render(f"stats.col.{c}") for c in (*columns, "median_hours")]
+    tz = report.timezone
+    title = render(
+        "stats.table_title",
+        community=report.community,
+        period=render(f"stats.period.{report.period}"),
+        start=report.start.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        end=report.end.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        tz=tz.key,
+    )
+    lines = [title, ""]
+    for group, rows in report.groups():
+        lines.append(render(f"stats.section.{group}"))
+        lines += ["  " + line for line in _grid_lines(header, [cells(r) for r in rows])]
+        lines.append("")
+    lines.append(render("stats.section.total"))
+    lines += ["  " + line for line in _grid_lines(header, [cells(report.total)])]
+    lines.append("")
+    lines.append(
+        render(
+            "stats.table_note",
+            resolved=report.total.resolved,
+            ratings=report.total.ratings_good + report.total.ratings_bad,
+            now=report.now.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        )
+    )
+    return "\n".join(lines)
+
+
+# -- export ---------------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from handlers.open311 import service_request
+    from storage.models import OPEN_STATUSES, Case
+
+    async def work(session: Any, community: Any) -> int:
+        query = select(Case).order_by(Case.id).execution_options(yield_per=EXPORT_BATCH)
+        if args.status == "open":
+            query = query.where(Case.status.in_(OPEN_STATUSES))
+        elif args.status == "closed":
+            query = query.where(Case.status.not_in(OPEN_STATUSES))
+        # A JSON array written as it is read: a big database is never held in memory.
+        out = sys.stdout
+        out.write("[")
+        count = 0
+        async for case in await session.stream_scalars(query):
+            out.write(",\n" if count else "\n")
+            out.write(json.dumps(service_request(case, community), ensure_ascii=False))
+            count += 1
+            if count % EXPORT_BATCH == 0:
+                session.expunge_all()
+        out.write("\n]\n" if count else "]\n")
+        return count
+
+    asyncio.run(_with_database(work))
+    return 0
