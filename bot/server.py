@@ -154,6 +154,10 @@ class Server:
 def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
     """The channels whose credentials are configured."""
     adapters: list[ChannelAdapter] = []
+    if settings.telegram_token is not None:
+        from bot.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(settings))
     return adapters
 
 

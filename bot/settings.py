@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     wechat_app_secret: SecretStr | None = None
     wechat_aes_key: SecretStr | None = None
     wechat_api_url: str = "https://api.weixin.qq.com"
+    # WeChat delivery outside the 48-hour window, per outbox kind ("ack", "status", "notify", "reminder",
+    # "broadcast", …) → template id, as JSON: OUTREACH_WECHAT_TEMPLATES='{"status": "TPL_ID"}'.
+    wechat_templates: dict[str, str] = Field(default_factory=dict)
+    wechat_subscribe_templates: dict[str, str] = Field(default_factory=dict)  # 订阅通知 (bizsend)
+    redis_url: str | None = None  # shares the WeChat access token through Redis instead of the database
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
 
 
 @cache

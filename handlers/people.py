@@ -47,6 +47,9 @@ async def identify(session: AsyncSession, message: Inbound, now: datetime) -> Ac
         )
     )
     if staff is not None:
+        bound = await session.get(StaffIdentity, (message.channel, message.sender))
+        if bound is not None:
+            bound.unreachable_since = None  # they wrote to us, so they can be reached again
         return Actor(address, staff=staff)
     identity = await session.get(ResidentIdentity, (message.channel, message.sender))
     if identity is None:
@@ -60,6 +63,7 @@ async def identify(session: AsyncSession, message: Inbound, now: datetime) -> Ac
     else:
         resident = await session.get_one(Resident, identity.resident_id)
     identity.last_inbound_at = now
+    identity.unreachable_since = None  # they wrote to us, so they can be reached again
     return Actor(address, resident=resident)
 
 

@@ -263,3 +263,17 @@ async def test_a_failing_handler_rolls_back_and_apologises(chat: Chat, monkeypat
         rows = (await session.scalars(select(InboundMessage))).all()
     assert [(r.status, r.text) for r in rows] == [("failed", "3号楼有小广告")]
     assert await count(chat, Case) == 0
+
+
+async def test_writing_again_clears_the_unreachable_mark(chat: Chat) -> None:
+    from storage.models import ResidentIdentity, StaffIdentity, utcnow
+
+    await chat.send("小王", "你好")
+    async with chat.services.sessions.begin() as session:
+        (await session.get_one(ResidentIdentity, ("console", "小王"))).unreachable_since = utcnow()
+        (await session.get_one(StaffIdentity, ("console", "zhang"))).unreachable_since = utcnow()
+    await chat.send("小王", "我的")
+    await chat.send("zhang", "任务")
+    async with chat.services.sessions() as session:
+        assert (await session.get_one(ResidentIdentity, ("console", "小王"))).unreachable_since is None
+        assert (await session.get_one(StaffIdentity, ("console", "zhang"))).unreachable_since is None

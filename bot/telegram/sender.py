@@ -1,0 +1,159 @@
+"""Delivering Telegram outbox rows: ``sendMessage`` / ``sendPhoto`` with the payload's buttons.
+
+Telegram's limits are kept here (``RateLimiter``), before the request. What Telegram answers decides
+what happens to the row: 429 puts it back for ``retry_after`` seconds (never dropped); 403 (the user
+blocked the bot) marks the account unreachable and gives up, and later rows to that account are
+given up without a request until the user writes again; a 400 is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import MessageLimit
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.telegram.keyboards import keyboard
+from bot.telegram.limiter import ChatId, RateLimiter
+from handlers.outbox import DeliveryError
+from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+INLINE_WAIT = 0.25  # wait this long for a free slot in place; longer waits go back to the outbox
+MAX_BOOKED = 100_000
+CAPTION_MAX = MessageLimit.CAPTION_LENGTH
+TEXT_MAX = MessageLimit.MAX_TEXT_LENGTH
+
+
+def chat_id_of(recipient: str) -> ChatId:
+    try:
+        return int(recipient)
+    except ValueError:
+        return recipient  # an @channel name
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    value = getattr(exc, "_retry_after", None)  # a timedelta since PTB 22.2
+    if not isinstance(value, timedelta):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def is_unreachable(session: AsyncSession, recipient: str) -> bool:
+    for model in (ResidentIdentity, StaffIdentity):
+        since = await session.scalar(
+            select(model.unreachable_since).where(model.channel == CHANNEL, model.external_id == recipient)
+        )
+        if since is not None:
+            return True
+    return False
+
+
+async def set_unreachable(session: AsyncSession, recipient: str, since: datetime | None) -> None:
+    for model in (ResidentIdentity, StaffIdentity):
+        await session.execute(
+            update(model)
+            .where(model.channel == CHANNEL, model.external_id == recipient)
+            .values(unreachable_since=since)
+        )
+
+
+class TelegramSender:
+    """The outbox ``Sender`` of the Telegram channel (called by the server's drain loop)."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        bot: Bot,
+        sessions: async_sessionmaker[AsyncSession],
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.bot = bot
+        self.sessions = sessions
+        self.limiter = limiter or RateLimiter()
+        self.clock = clock
+        self._booked: dict[int, float] = {}  # outbox row id → the limiter slot booked for it
+
+    async def send(self, message: OutboxMessage) -> None:
+        async with self.sessions() as session:
+            if await is_unreachable(session, message.recipient):
+                raise DeliveryError("recipient unreachable (blocked the bot)", permanent=True)
+        chat_id = chat_id_of(message.recipient)
+        await self._take_slot(message.id, chat_id)
+        try:
+            await self._deliver(chat_id, message)
+        except RetryAfter as exc:
+            seconds = retry_seconds(exc)
+            self.limiter.pause(chat_id, seconds)
+            raise DeliveryError(f"429 retry after {seconds:g}s", retry_after=seconds) from None
+        except Forbidden as exc:
+            async with self.sessions.begin() as session:
+                await set_unreachable(session, message.recipient, self.clock())
+            log.info("telegram chat of outbox message %s is unreachable; marked", message.id)
+            raise DeliveryError(f"403 {exc.message}"[:200], permanent=True) from None
+        except BadRequest as exc:
+            raise DeliveryError(f"400 {exc.message}"[:200], permanent=True) from None
+        except TelegramError as exc:  # network trouble, timeouts, 5xx: retried with back-off
+            raise DeliveryError(f"{type(exc).__name__}: {exc.message}"[:200]) from None
+
+    async def _take_slot(self, row_id: int, chat_id: ChatId) -> None:
+        """Wait (briefly) for the limiter, or book the chat's next free slot and put the row back in
+        the outbox until then (``DeliveryError`` with ``retry_after``: rescheduled, not failed)."""
+        limiter = self.limiter
+        booked = self._booked.pop(row_id, None)
+        if booked is None and limiter.chat_delay(chat_id) > INLINE_WAIT:
+            booked = limiter.clock() + limiter.book(chat_id)
+        if booked is not None:
+            early = booked - limiter.clock()
+            if early > INLINE_WAIT:
+                self._remember(row_id, booked)
+                raise DeliveryError("local rate limit", retry_after=early)
+            if early > 0:
+                await asyncio.sleep(early)
+            while (wait := limiter.global_delay()) > 0:
+                await asyncio.sleep(wait)
+            limiter.record_global()
+            return
+        while (wait := limiter.reserve(chat_id)) > 0:
+            await asyncio.sleep(wait)
+
+    def _remember(self, row_id: int, slot: float) -> None:
+        self._booked[row_id] = slot
+        if len(self._booked) > MAX_BOOKED:  # rows another process sent, or gave up: forget the oldest
+            for stale in sorted(self._booked, key=self._booked.__getitem__)[: MAX_BOOKED // 10]:
+                del self._booked[stale]
+
+    async def _deliver(self, chat_id: ChatId, message: OutboxMessage) -> None:
+        payload = message.payload or {}
+        markup = keyboard(payload.get("buttons"))
+        text = message.text[:TEXT_MAX]
+        photo = payload.get("photo")
+        if photo:
+            try:
+                await self._send_photo(chat_id, str(photo), text, markup)
+                return
+            except BadRequest as exc:  # a file id Telegram no longer knows: the text still goes
+                log.warning("photo of outbox message %s refused (%s); sending text", message.id, exc.message)
+        await self.bot.send_message(chat_id, text, reply_markup=markup)
+
+    async def _send_photo(
+        self, chat_id: ChatId, photo: str, text: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        if len(text) <= CAPTION_MAX:
+            await self.bot.send_photo(chat_id, photo, caption=text or None, reply_markup=markup)
+            return
+        await self.bot.send_photo(chat_id, photo)
+        await self.bot.send_message(chat_id, text, reply_markup=markup)
