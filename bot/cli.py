@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import stats_cli
 from bot.settings import Settings, get_settings
+from bot.wechat import cli as wechat_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
 
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wechat_cli.register(sub)
     stats_cli.register(sub)
     reminders_cli.register(sub)
 

@@ -158,6 +158,10 @@ def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
         from bot.telegram import TelegramAdapter
 
         adapters.append(TelegramAdapter(settings))
+    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
+        from bot.wechat.adapter import WeChatAdapter
+
+        adapters.append(WeChatAdapter(settings))
     return adapters
 
 

@@ -7,7 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import storage.reminder_models  # noqa: F401
+import storage.reminder_models
+import storage.wechat_models  # noqa: F401
 from storage.models import Base
 
 target_metadata = Base.metadata

@@ -1,0 +1,108 @@
+"""The WeChat Official Account channel adapter for ``outreach-bot serve``: route ``/wechat`` and the
+outbox sender, with the access token shared through the database (or Redis)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.routing import BaseRoute, Route
+
+from bot.settings import Settings
+from bot.wechat.callback import CHANNEL, WeChatCallback
+from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, TokenStore, WeChatClient
+from bot.wechat.inbox import Inbox
+from bot.wechat.sender import WeChatSender
+from handlers.outbox import Sender
+
+if TYPE_CHECKING:
+    from bot.server import Server
+
+log = logging.getLogger(__name__)
+
+
+def wechat_configured(settings: Settings) -> bool:
+    return bool(settings.wechat_token and settings.wechat_app_id and settings.wechat_app_secret)
+
+
+def quiet_http_logs() -> None:
+    """httpx logs every request URL at INFO, and ours carry the access token in the query string."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+def token_store(settings: Settings, server: Server) -> TokenStore:
+    if settings.redis_url:
+        return RedisTokenStore(settings.redis_url)
+    assert server.app is not None
+    return DatabaseTokenStore(server.app.services.sessions)
+
+
+class WeChatAdapter:
+    name = CHANNEL
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.wechat_token and settings.wechat_app_id and settings.wechat_app_secret
+        self.settings = settings
+        aes = settings.wechat_aes_key.get_secret_value() if settings.wechat_aes_key else None
+        self.callback = WeChatCallback(
+            settings.wechat_token.get_secret_value(),
+            settings.wechat_app_id,
+            aes,
+            wake_channels=(CHANNEL, "wecom"),
+        )
+        self.client: WeChatClient | None = None
+        self.sender: WeChatSender | None = None
+        self.http: httpx.AsyncClient | None = None
+        self.inbox: Inbox | None = None
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return [
+            Route("/wechat", self.callback.verify, methods=["GET"]),
+            Route("/wechat", self.callback.receive, methods=["POST"]),
+        ]
+
+    def senders(self) -> Sequence[Sender]:
+        return [self.sender] if self.sender is not None else []
+
+    async def start(self, server: Server) -> None:
+        assert server.app is not None
+        quiet_http_logs()
+        settings = self.settings
+        assert settings.wechat_app_id and settings.wechat_app_secret
+        self.callback.server = server
+        self.callback.clock = server.app.services.clock
+        self.inbox = Inbox(server.app.services.sessions, CHANNEL, server.app.services.clock)
+        self.callback.inbox = self.inbox
+        self.inbox.start(self.callback.handle_stored, busy=lambda: self.callback.active > 0)
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0), limits=httpx.Limits(max_connections=20)
+        )
+        self.client = WeChatClient(
+            settings.wechat_app_id,
+            settings.wechat_app_secret.get_secret_value(),
+            settings.wechat_api_url,
+            token_store(settings, server),
+            http=self.http,
+            clock=server.app.services.clock,
+        )
+        self.sender = WeChatSender(
+            self.client,
+            server.app.services.sessions,
+            templates=settings.wechat_templates,
+            subscribe_templates=settings.wechat_subscribe_templates,
+            timezone=server.app.services.community.timezone,
+            clock=server.app.services.clock,
+        )
+
+    async def stop(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.stop()
+        if self.client is not None:
+            await self.client.store.close()
+        if self.http is not None:
+            await self.http.aclose()

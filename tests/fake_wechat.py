@@ -1,0 +1,239 @@
+"""A fake WeChat API server on 127.0.0.1 (Official Account and WeCom endpoints), in a thread, so the
+real server process and in-process clients can both talk to it.
+
+It issues access tokens (``/cgi-bin/token``, ``/cgi-bin/stable_token``, WeCom ``/cgi-bin/gettoken``),
+refuses unknown or revoked ones with ``40001``, accepts ``message/custom/send``,
+``message/template/send``, ``message/subscribe/bizsend`` and WeCom ``message/send``, and records every
+call. Errors are programmable per endpoint and recipient: ``fail(path, 45015, openid=…, times=…)``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+CUSTOM = "/cgi-bin/message/custom/send"
+TEMPLATE = "/cgi-bin/message/template/send"
+SUBSCRIBE = "/cgi-bin/message/subscribe/bizsend"
+STABLE_TOKEN = "/cgi-bin/stable_token"
+TOKEN = "/cgi-bin/token"
+WECOM_TOKEN = "/cgi-bin/gettoken"
+WECOM_SEND = "/cgi-bin/message/send"
+
+ERRMSG = {
+    40001: "invalid credential, access_token is invalid or not latest",
+    42001: "access_token expired",
+    45009: "reach max api daily quota limit",
+    45015: "response out of time limit or subscription is canceled",
+    45047: "out of response count limit",
+    43004: "require subscribe",
+    43101: "user refuse to accept the msg",
+}
+
+
+@dataclass
+class Call:
+    path: str
+    body: dict[str, Any]
+    query: dict[str, str]
+    answer: dict[str, Any]
+
+    @property
+    def touser(self) -> str | None:
+        return self.body.get("touser")
+
+    @property
+    def text(self) -> str | None:
+        return (self.body.get("text") or {}).get("content")
+
+
+@dataclass
+class Rule:
+    path: str
+    errcode: int
+    openid: str | None
+    times: int | None  # None: always
+    needle: str | None = None  # only calls whose body contains this
+
+
+@dataclass
+class FakeWeChat:
+    app_id: str
+    secret: str
+    corp_id: str = "wwcorp"
+    corp_secret: str = "corp-secret"
+    expires_in: int = 7200
+    calls: list[Call] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    _valid: dict[str, float] = field(default_factory=dict)  # token → expiry (monotonic)
+    _stable: str | None = None
+    _serial: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    delay: float = 0.0  # seconds to wait before answering a token request (to make races likely)
+
+    # -- control --------------------------------------------------------------------------------------
+
+    def start(self) -> FakeWeChat:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def _answer(self, payload: dict[str, Any], status: int = 200) -> None:
+                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                self._answer(fake.handle(url.path, query, {}))
+
+            def do_POST(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    self._answer({"errcode": 47001, "errmsg": "data format error"})
+                    return
+                self._answer(fake.handle(url.path, query, body))
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.request_queue_size = 256
+        self._server = server
+        threading.Thread(target=server.serve_forever, name="fake-wechat", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fail(
+        self,
+        path: str,
+        errcode: int,
+        *,
+        openid: str | None = None,
+        times: int | None = 1,
+        needle: str | None = None,
+    ) -> None:
+        with self._lock:
+            self.rules.append(Rule(path, errcode, openid, times, needle))
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far becomes invalid (as if another party force-refreshed)."""
+        with self._lock:
+            self._valid.clear()
+            self._stable = None
+
+    def sent(self, path: str = CUSTOM, *, to: str | None = None, ok: bool = True) -> list[Call]:
+        with self._lock:
+            return [
+                c
+                for c in self.calls
+                if c.path == path
+                and (to is None or c.touser == to)
+                and (not ok or c.answer.get("errcode", 0) == 0)
+            ]
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for c in self.calls if c.path == path)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.rules.clear()
+
+    # -- behaviour ------------------------------------------------------------------------------------
+
+    def _issue(self) -> str:
+        self._serial += 1
+        token = f"ACCESS_TOKEN_{self._serial}_{int(time.time())}"
+        self._valid[token] = time.monotonic() + self.expires_in
+        return token
+
+    def _token_ok(self, token: str | None) -> bool:
+        expiry = self._valid.get(token or "")
+        return expiry is not None and expiry > time.monotonic()
+
+    def _rule(self, path: str, body: dict[str, Any]) -> int | None:
+        text = json.dumps(body, ensure_ascii=False)
+        for rule in self.rules:
+            if (
+                rule.path == path
+                and (rule.openid is None or rule.openid == body.get("touser"))
+                and (rule.needle is None or rule.needle in text)
+            ):
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self.rules.remove(rule)
+                return rule.errcode
+        return None
+
+    def handle(self, path: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        if path in (STABLE_TOKEN, TOKEN, WECOM_TOKEN) and self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            answer = self._handle(path, query, body)
+            self.calls.append(Call(path, body, query, answer))
+            return answer
+
+    def _handle(self, path: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        if path == STABLE_TOKEN:
+            if body.get("appid") != self.app_id or body.get("secret") != self.secret:
+                return {"errcode": 40013, "errmsg": "invalid appid"}
+            if body.get("force_refresh") or not self._token_ok(self._stable):
+                if body.get("force_refresh") and self._stable:
+                    self._valid.pop(self._stable, None)
+                self._stable = self._issue()
+            remaining = int(self._valid[self._stable] - time.monotonic())
+            return {"access_token": self._stable, "expires_in": remaining}
+        if path == TOKEN:
+            if query.get("appid") != self.app_id or query.get("secret") != self.secret:
+                return {"errcode": 40013, "errmsg": "invalid appid"}
+            return {"access_token": self._issue(), "expires_in": self.expires_in}
+        if path == WECOM_TOKEN:
+            if query.get("corpid") != self.corp_id or query.get("corpsecret") != self.corp_secret:
+                return {"errcode": 40001, "errmsg": "invalid secret"}
+            return {
+                "errcode": 0,
+                "errmsg": "ok",
+                "access_token": self._issue(),
+                "expires_in": self.expires_in,
+            }
+        if path in (CUSTOM, TEMPLATE, SUBSCRIBE, WECOM_SEND):
+            if not self._token_ok(query.get("access_token")):
+                return {"errcode": 40001, "errmsg": ERRMSG[40001]}
+            errcode = self._rule(path, body)
+            if errcode is not None:
+                return {"errcode": errcode, "errmsg": ERRMSG.get(errcode, "error")}
+            answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
+            if path == TEMPLATE:
+                answer["msgid"] = 200000 + len(self.calls)
+            return answer
+        return {"errcode": 404, "errmsg": f"no such endpoint {path}"}
