@@ -286,10 +286,18 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.server import serve
+    from bot.server import serve, serve_workers
 
+    settings = get_settings()
+    if args.workers > 1:
+        if settings.telegram_token is not None and not settings.telegram_webhook_url:
+            # Telegram hands updates to one long-polling consumer only.
+            print(render("cli.workers_need_webhook"), file=sys.stderr)
+            return 2
+        serve_workers(settings, args.host, args.port, args.workers)
+        return 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(get_settings(), args.host, args.port))
+        asyncio.run(serve(settings, args.host, args.port))
     return 0
 
 
@@ -327,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server hosting every configured channel (Telegram, WeChat)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the database")
     serve.set_defaults(func=cmd_serve)
 
-    staff = sub.add_parser("staff", help="staff accounts: issue a one-time invite code for binding a chat account")
+    staff = sub.add_parser("staff", help="staff accounts: a one-time invite code that binds a chat account")
     staff.add_argument("action", choices=("invite",))
     staff.add_argument("staff_id")
     staff.add_argument("--days", type=int, default=7, help="how long the code stays valid")

@@ -171,6 +171,28 @@ def make_server(settings: Settings) -> Server:
     return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs()))
 
 
+def create_asgi() -> Starlette:
+    """The uvicorn factory for ``serve --workers N``: each worker process builds its own server from
+    the environment; the database is what they share."""
+    from bot.settings import get_settings
+
+    return make_server(get_settings()).asgi()
+
+
+def serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "bot.server:create_asgi",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+    )
+
+
 async def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 

@@ -137,3 +137,36 @@ def test_staff_invite_prints_a_code_that_binds_once(
     demo = run(["demo"], f"/as 新手机\n绑定 {code}\n任务\n/as 另一台\n绑定 {code}\n", env=db_env)
     shown = demo.stdout.decode("utf-8")
     assert "绑定成功" in shown and "目前没有待办案件" in shown and "邀请码无效" in shown
+
+
+def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [EXE or sys.executable, "serve", "--port", str(port), "--workers", "2"]
+    env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **db_env}
+    for key in [k for k in env if k.startswith(("OUTREACH_TELEGRAM", "OUTREACH_WECHAT"))]:
+        del env[key]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(0.3)
+        assert status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_workers_refuse_telegram_long_polling(db_env: dict[str, str]) -> None:
+    result = run(["serve", "--workers", "2"], env={**db_env, "OUTREACH_TELEGRAM_TOKEN": "123:ABC"})
+    assert result.returncode == 2 and "Webhook" in result.stderr.decode("utf-8")
