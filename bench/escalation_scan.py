@@ -29,7 +29,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from handlers.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OPEN_STATUSES, Case, CaseStatus
+from tests.scratch_db import scratch_postgres
 
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)  # a Tuesday
@@ -391,22 +391,8 @@ async def sqlite_database(keep: bool) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def postgres_database(keep: bool) -> AsyncIterator[str]:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    name = f"outreach_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(
-        host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield u.set(database=name).render_as_string(hide_password=False)
-    finally:
-        if keep:
-            print(f"  (kept database {name})")
-        else:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres("outreach_bench", keep=keep) as url:
+        yield url
 
 
 async def main_async(args: argparse.Namespace) -> int:

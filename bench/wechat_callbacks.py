@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests import fake_wechat as fw  # noqa: E402
 from tests import wechat_payloads as wx  # noqa: E402
+from tests.scratch_db import scratch_postgres  # noqa: E402
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent))
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -78,20 +79,8 @@ async def database(backend: str, folder: Path) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         return
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    u = make_url(PG_URL)
-    name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield u.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres("outreach_bench") as url:
+        yield url
 
 
 async def count_cases(db_url: str) -> int:

@@ -280,11 +280,15 @@ async def tell_reporter_and_followers(
     to = reporter_address(case)
     if to is not None:
         turn.say(to, text, kind=kind, case_id=case.id, photo=photo)
-    for follower in await turn.session.scalars(select(CaseFollower).where(CaseFollower.case_id == case.id)):
-        if reporter_address(case) != Address(follower.channel, follower.external_id):
-            turn.say(
-                Address(follower.channel, follower.external_id), text, kind=kind, case_id=case.id, photo=photo
-            )
+    for address in await followers(turn, case):
+        turn.say(address, text, kind=kind, case_id=case.id, photo=photo)
+
+
+async def followers(turn: Turn, case: Case) -> list[Address]:
+    """Who follows the case besides its reporter."""
+    reporter = reporter_address(case)
+    rows = await turn.session.scalars(select(CaseFollower).where(CaseFollower.case_id == case.id))
+    return [a for a in (Address(f.channel, f.external_id) for f in rows) if a != reporter]
 
 
 async def accept(turn: Turn, case: Case, staff: Staff) -> None:
@@ -347,16 +351,14 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
                 Button(render("button.bad"), action(Cmd.RATE_BAD, case.id)),
             ),
         )
-    for follower in await turn.session.scalars(select(CaseFollower).where(CaseFollower.case_id == case.id)):
-        address = Address(follower.channel, follower.external_id)
-        if address != to:
-            turn.say(
-                address,
-                render("resident.followed_resolved", number=case.id, note=note),
-                kind="status",
-                case_id=case.id,
-                photo=photo,
-            )
+    for address in await followers(turn, case):
+        turn.say(
+            address,
+            render("resident.followed_resolved", number=case.id, note=note),
+            kind="status",
+            case_id=case.id,
+            photo=photo,
+        )
 
 
 async def close(

@@ -7,8 +7,6 @@ server is a failure.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.community import Community, load_community
@@ -29,26 +26,7 @@ from handlers.outbox import drain
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Base, OutboxMessage
-
-PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-async def _pg_available(url: str) -> str | None:
-    import asyncpg
-
-    u = make_url(url)
-    try:
-        conn = await asyncio.wait_for(
-            asyncpg.connect(
-                host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
-            ),
-            timeout=5,
-        )
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
+from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -58,24 +36,11 @@ async def db_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         return
-    problem = await _pg_available(PG_URL)
+    problem = await postgres_problem()
     if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({problem})")
-    import asyncpg
-
-    u = make_url(PG_URL)
-    name = f"outreach_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(
-        host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield u.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        skip_or_fail(problem)
+    async with scratch_postgres("outreach_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

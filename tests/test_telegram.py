@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
@@ -36,8 +35,8 @@ from bot.telegram.limiter import RateLimiter
 from messages import render
 from storage.database import create_engine, session_factory
 from storage.models import Case, InboundMessage, OutboxMessage, ResidentIdentity
-from tests.conftest import IN_CI, PG_URL, _pg_available
 from tests.fake_telegram import TOKEN, Call, FakeTelegram
+from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or shutil.which("outreach-bot")
 DEADLINE = 30.0  # seconds any awaited condition may take before the test fails
@@ -196,26 +195,16 @@ class BotServer:
 async def _database(backend: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp / 'telegram.db'}", _nothing
-    problem = await _pg_available(PG_URL)
+    problem = await postgres_problem()
     if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({problem})")
-    import asyncpg
-
-    u = make_url(PG_URL)
-    name = f"outreach_tg_{uuid.uuid4().hex[:10]}"
-    connect = {"host": u.host, "port": u.port, "user": u.username, "password": u.password}
-    admin = await asyncpg.connect(database=u.database, **connect)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+        skip_or_fail(problem)
+    database = scratch_postgres("outreach_tg")
+    url = await database.__aenter__()
 
     async def drop() -> None:
-        conn = await asyncpg.connect(database=u.database, **connect)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await database.__aexit__(None, None, None)
 
-    return u.set(database=name).render_as_string(hide_password=False), drop
+    return url, drop
 
 
 async def _nothing() -> None:

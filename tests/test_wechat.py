@@ -26,7 +26,6 @@ import defusedxml.ElementTree as SafeET
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.wechat.callback import Refused, safe_parse, signature
@@ -39,7 +38,7 @@ from storage.models import Case, InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
-from tests.conftest import IN_CI, PG_URL, _pg_available
+from tests.scratch_db import IN_CI, postgres_problem, scratch_postgres, skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -232,24 +231,11 @@ async def live_db(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('wechat') / 'wechat.db'}"
         return
-    problem = await _pg_available(PG_URL)
+    problem = await postgres_problem()
     if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({problem})")
-    import asyncpg
-
-    u = make_url(PG_URL)
-    name = f"outreach_wechat_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(
-        host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield u.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        skip_or_fail(problem)
+    async with scratch_postgres("outreach_wechat") as url:
+        yield url
 
 
 def server_env(db_url: str, config: Path, api_url: str, **extra: str) -> dict[str, str]:
