@@ -17,6 +17,7 @@ from typing import Any
 from bot import stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
+from handlers.broadcasts import cli as broadcasts_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
 
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     wechat_cli.register(sub)
     stats_cli.register(sub)
     reminders_cli.register(sub)
+    broadcasts_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")

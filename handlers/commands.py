@@ -37,6 +37,8 @@ class Cmd(enum.StrEnum):
     UNBLOCK = "unblock"
     INVITE = "invite"
     STATS = "stats"
+    BROADCAST_OK = "bcok"  # button only: confirm a broadcast draft / approve a calendar draft
+    BROADCAST_CANCEL = "bccancel"  # button only: cancel a broadcast / skip a calendar draft
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class ChatFeature(Protocol):
 
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
+    from handlers.broadcasts.chat import BroadcastFeature
     from handlers.reminders.chat import ReminderFeature
 
-    return (ReminderFeature(),)
+    return (ReminderFeature(), BroadcastFeature())

@@ -1,0 +1,300 @@
+"""Who a broadcast reaches: every resident, the residents of some grids, residents with a tag, the staff.
+
+An audience is ``grids`` and ``tags`` (JSON in ``broadcasts.audience``), never a list of people:
+
+* no grids and no tags: every resident;
+* grids: residents whose grid is one of them (a resident's grid is the grid of their most recent case;
+  residents who never reported have none and are reached only by broadcasts to everyone or by tag);
+* tags: residents with any of them: ``guardians`` (enrolled in vaccination reminders), ``reporters``
+  (reported at least one case) or a free tag stored in ``resident_tags``; grids and tags together
+  mean residents with one of the tags in one of the grids;
+* the tag ``staff``: active staff members (of the grids, if grids are given) instead of residents.
+
+Always left out: residents who opted out of notices (退订通知) and residents blocked by an admin. A
+resident with accounts on several channels is reached once, on the account they used most recently
+among the channels this deployment runs (an account that blocked the bot only if no other is left).
+Residents who cannot be reached (blocked the bot, or only on a channel that is not running) are still
+returned, with the reason, so the broadcast counts and lists them instead of dropping them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.broadcast_models import NoticeOptOut, ResidentTag
+from storage.models import (
+    Case,
+    Grid,
+    GridWorker,
+    Resident,
+    ResidentIdentity,
+    Staff,
+    StaffIdentity,
+)
+
+STAFF = "staff"
+GUARDIANS = "guardians"
+REPORTERS = "reporters"
+BUILTIN_TAGS = (GUARDIANS, REPORTERS, STAFF)
+TAG_PATTERN = re.compile(r"^[0-9a-z_\-\u4e00-\u9fff]{1,32}$")
+
+BLOCKED = "blocked"  # the account blocked the bot (unreachable_since set by the channel)
+NO_CHANNEL = "no_channel"  # the resident's accounts are all on channels this deployment does not run
+
+
+class AudienceError(ValueError):
+    """An audience that names an unknown grid or tag: ``key`` and ``params`` for ``messages.render``."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Audience:
+    grids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, grids: Iterable[str] = (), tags: Iterable[str] = ()) -> Audience:
+        return cls(
+            tuple(sorted({g.strip().upper() for g in grids if g.strip()})),
+            tuple(sorted({t.strip().lstrip("#").lower() for t in tags if t.strip().lstrip("#")})),
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Audience:
+        data = data or {}
+        return cls.of(data.get("grids") or (), data.get("tags") or ())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grids": list(self.grids), "tags": list(self.tags)}
+
+    @property
+    def everyone(self) -> bool:
+        return not self.grids and not self.tags
+
+    @property
+    def staff(self) -> bool:
+        return STAFF in self.tags
+
+    @property
+    def resident_tags(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags if t != STAFF)
+
+    @property
+    def residents(self) -> bool:
+        """Whether residents are in it (everyone, grids, or a resident tag)."""
+        return not self.tags or bool(self.resident_tags)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    key: str  # "r12" (resident 12) or "szhang" (staff zhang): one broadcast row per key
+    channel: str
+    recipient: str
+    resident_id: int | None = None
+    reason: str | None = None  # set when the account cannot be reached (BLOCKED, NO_CHANNEL)
+    last_inbound_at: datetime | None = None
+
+
+@dataclass
+class Counts:
+    residents: int = 0
+    staff: int = 0
+    opted_out: int = 0  # residents of the audience left out because they opted out
+
+    @property
+    def total(self) -> int:
+        return self.residents + self.staff
+
+
+def _guardianship() -> Any:
+    try:
+        from storage.reminder_models import Guardianship
+    except ImportError:  # the reminders feature is not installed
+        return None
+    return Guardianship
+
+
+def latest_grid() -> Any:
+    """The grid of the resident's most recent case (correlated to ``Resident``)."""
+    return (
+        select(Case.grid_code)
+        .where(Case.reporter_id == Resident.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(1)
+        .correlate(Resident)
+        .scalar_subquery()
+    )
+
+
+def _tag_clause(tag: str) -> ColumnElement[bool]:
+    if tag == REPORTERS:
+        return exists().where(Case.reporter_id == Resident.id)
+    if tag == GUARDIANS:
+        guardianship = _guardianship()
+        if guardianship is None:
+            return false()
+        return exists().where(guardianship.resident_id == Resident.id)
+    return exists().where(ResidentTag.resident_id == Resident.id, ResidentTag.tag == tag)
+
+
+def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[ColumnElement[bool]]:
+    """WHERE clauses on ``Resident`` for the audience (``opted_out``: those left out for opting out)."""
+    optout = exists().where(NoticeOptOut.resident_id == Resident.id)
+    clauses: list[ColumnElement[bool]] = [Resident.blocked.is_(False), optout if opted_out else ~optout]
+    if audience.grids:
+        clauses.append(latest_grid().in_(audience.grids))
+    if audience.resident_tags:
+        clauses.append(or_(*(_tag_clause(t) for t in audience.resident_tags)))
+    return clauses
+
+
+async def validate(session: AsyncSession, audience: Audience) -> None:
+    """Raise ``AudienceError`` for a grid or tag that does not exist."""
+    if audience.grids:
+        known = set(await session.scalars(select(Grid.code).where(Grid.active.is_(True))))
+        unknown = [g for g in audience.grids if g not in known]
+        if unknown:
+            raise AudienceError("bc.unknown_grid", code="、".join(unknown), known="、".join(sorted(known)))
+    for tag in audience.tags:
+        if not TAG_PATTERN.match(tag):
+            raise AudienceError("bc.bad_tag", tag=tag)
+        if tag == GUARDIANS and _guardianship() is None:
+            raise AudienceError("bc.tag_unavailable", tag=tag)
+        if tag in BUILTIN_TAGS:
+            continue
+        found = await session.scalar(select(ResidentTag.resident_id).where(ResidentTag.tag == tag).limit(1))
+        if found is None:
+            raise AudienceError("bc.unknown_tag", tag=tag, known=", ".join(await known_tags(session)))
+
+
+async def known_tags(session: AsyncSession) -> list[str]:
+    free = list(await session.scalars(select(ResidentTag.tag).distinct().order_by(ResidentTag.tag)))
+    return [*BUILTIN_TAGS, *free]
+
+
+async def count(session: AsyncSession, audience: Audience) -> Counts:
+    """The audience's size: residents and staff in it, and residents left out for opting out."""
+    counts = Counts()
+    if audience.residents:
+        counts.residents = int(
+            await session.scalar(select(func.count(Resident.id)).where(*resident_filter(audience))) or 0
+        )
+        counts.opted_out = int(
+            await session.scalar(
+                select(func.count(Resident.id)).where(*resident_filter(audience, opted_out=True))
+            )
+            or 0
+        )
+    if audience.staff:
+        counts.staff = len(await _staff_ids(session, audience))
+    return counts
+
+
+async def resident_batch(session: AsyncSession, audience: Audience, after: int, limit: int) -> list[int]:
+    """The next ``limit`` resident ids of the audience above ``after`` (keyset order)."""
+    if not audience.residents:
+        return []
+    rows = await session.scalars(
+        select(Resident.id)
+        .where(Resident.id > after, *resident_filter(audience))
+        .order_by(Resident.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class _Account:
+    resident_id: int
+    channel: str
+    external_id: str
+    last_inbound_at: datetime | None
+    created_at: datetime | None
+    unreachable_since: datetime | None
+
+    @property
+    def recency(self) -> datetime:
+        value = self.last_inbound_at or self.created_at
+        return value.replace(tzinfo=None) if value is not None else datetime.min
+
+
+async def resident_recipients(
+    session: AsyncSession, resident_ids: Sequence[int], channels: frozenset[str] | None
+) -> list[Recipient]:
+    """One address per resident: the most recently used reachable account on a running channel."""
+    if not resident_ids:
+        return []
+    accounts: dict[int, list[_Account]] = {}
+    rows = await session.execute(
+        select(
+            ResidentIdentity.resident_id,
+            ResidentIdentity.channel,
+            ResidentIdentity.external_id,
+            ResidentIdentity.last_inbound_at,
+            ResidentIdentity.created_at,
+            ResidentIdentity.unreachable_since,
+        ).where(ResidentIdentity.resident_id.in_(resident_ids))
+    )
+    for row in rows:
+        account = _Account(*row)
+        accounts.setdefault(account.resident_id, []).append(account)
+    out: list[Recipient] = []
+    for rid in resident_ids:
+        mine = accounts.get(rid)
+        if not mine:
+            continue
+        running = [a for a in mine if channels is None or a.channel in channels]
+        reachable = [a for a in running if a.unreachable_since is None]
+        pool = reachable or running or mine
+        best = max(pool, key=lambda a: (a.recency, a.channel))
+        reason = None if reachable else (BLOCKED if running else NO_CHANNEL)
+        out.append(Recipient(f"r{rid}", best.channel, best.external_id, rid, reason, best.last_inbound_at))
+    return out
+
+
+async def _staff_ids(session: AsyncSession, audience: Audience) -> list[str]:
+    query = select(Staff.id).where(Staff.active.is_(True))
+    if audience.grids:
+        leaders = select(Grid.leader_id).where(Grid.code.in_(audience.grids), Grid.leader_id.is_not(None))
+        workers = select(GridWorker.staff_id).where(GridWorker.grid_code.in_(audience.grids))
+        query = query.where(or_(Staff.id.in_(leaders), Staff.id.in_(workers)))
+    return list(await session.scalars(query.order_by(Staff.id)))
+
+
+async def staff_recipients(
+    session: AsyncSession, audience: Audience, channels: frozenset[str] | None
+) -> list[Recipient]:
+    """One account per staff member of the audience (empty unless the tag ``staff`` is in it)."""
+    if not audience.staff:
+        return []
+    ids = await _staff_ids(session, audience)
+    if not ids:
+        return []
+    accounts: dict[str, list[StaffIdentity]] = {}
+    for identity in await session.scalars(
+        select(StaffIdentity).where(StaffIdentity.staff_id.in_(ids)).order_by(StaffIdentity.channel)
+    ):
+        accounts.setdefault(identity.staff_id, []).append(identity)
+    out: list[Recipient] = []
+    for staff_id in ids:
+        mine = accounts.get(staff_id, [])
+        running = [i for i in mine if channels is None or i.channel in channels]
+        reachable = [i for i in running if i.unreachable_since is None]
+        pool = reachable or running or mine
+        if not pool:
+            continue
+        best = pool[0]
+        reason = None if reachable else (BLOCKED if running else NO_CHANNEL)
+        out.append(Recipient(f"s{staff_id}", best.channel, best.external_id, None, reason))
+    return out

@@ -1,0 +1,371 @@
+"""The broadcasts chat feature (a ``ChatFeature``, after the reminders feature in ``default_features``).
+
+Admins
+  广播 [G1 G2 …] [#tag …] 内容      a draft: the bot shows the audience size (a count, never names) and
+                                    asks to confirm; a photo whose caption is "广播 …" goes with it
+  确认发送 12                        send now (or the "确认发送" button)
+  定时发送 12 2026-12-01 09:00       send at that time (community time zone)
+  取消广播 12                        cancel a draft or a scheduled broadcast, or stop one being sent
+  批准 12 / 修改 12 新内容 / 跳过 12   a notice the outreach calendar drafted
+  广播进度 [12] / 广播列表            progress of one broadcast, or the latest ones
+Residents
+  退订通知 / 订阅通知                 stop or restart notices (case updates and reminders go on). The
+                                    reminders feature owns 退订 / TD (stop health reminders); the two
+                                    never match each other's words.
+Other staff get a polite refusal for admin commands; residents' messages that merely begin with 广播
+(“广播站旁边有垃圾”) are left to the report flow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from handlers.broadcasts import audience as aud
+from handlers.broadcasts import service
+from handlers.broadcasts.audience import Audience, AudienceError
+from handlers.commands import Cmd
+from handlers.features import ChatContext
+from messages import render
+from storage.broadcast_models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
+from storage.models import Role
+
+MAX_TEXT = 1000
+LIST_LIMIT = 10
+
+_N = r"\s*[#＃]?\s*(?P<id>\d{1,9})"
+_BROADCAST = re.compile(r"^(?:/broadcast|广播|发广播|群发通知)(?:[\s:：]+(?P<rest>.*))?$", re.S | re.I)
+_CONFIRM = re.compile(rf"^(?:确认发送|确认广播|发送广播){_N}[。.!！]?$")
+_SCHEDULE = re.compile(rf"^(?:定时发送|定时广播){_N}\s+(?P<when>.+)$")
+_CANCEL = re.compile(rf"^(?:取消广播|停止广播|取消发送){_N}[。.!！]?$")
+_APPROVE = re.compile(rf"^(?:批准|同意发送){_N}[。.!！]?$")
+_EDIT = re.compile(rf"^修改{_N}(?:[\s:：]+(?P<text>.*))?$", re.S)
+_SKIP = re.compile(rf"^跳过{_N}[。.!！]?$")
+_STATUS = re.compile(r"^(?:广播进度|广播列表|/broadcasts)(?:\s*[#＃]?\s*(?P<id>\d{1,9}))?$", re.I)
+_OPT_OUT = re.compile(r"^(?:退订通知|取消通知|不要通知了?|不再接收通知|关闭通知|退订社区通知)[。.!！]?$")
+_OPT_IN = re.compile(r"^(?:订阅通知|接收通知|恢复通知|开通通知|重新订阅通知|订阅社区通知)[。.!！]?$")
+_TIME = re.compile(r"^(?P<date>\d{4}-\d{1,2}-\d{1,2})?[\sT]*(?P<hm>\d{1,2}[:：]\d{2})?$")
+
+
+def describe(audience: Audience) -> str:
+    """The audience in words: grids and tags only, never people."""
+    if audience.everyone:
+        return render("bc.audience.everyone")
+    parts = []
+    if audience.grids:
+        parts.append(render("bc.audience.grids", grids="、".join(audience.grids)))
+    if audience.tags:
+        parts.append(render("bc.audience.tags", tags="、".join(f"#{t}" for t in audience.tags)))
+    return render("bc.audience.join").join(parts)
+
+
+def parse_when(value: str, now: datetime, tz: Any) -> datetime | None:
+    """ "2026-12-01 09:00", "2026-12-01" (09:00), "09:00" (the next one), or ISO with an offset."""
+    value = value.strip().replace("：", ":")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        return parsed
+    m = _TIME.match(value)
+    if m is None or not (m.group("date") or m.group("hm")):
+        return None
+    try:
+        hour, minute = (int(x) for x in (m.group("hm") or "09:00").split(":"))
+        clock = time(hour, minute)
+        local_now = now.astimezone(tz)
+        if m.group("date"):
+            y, mo, d = (int(x) for x in m.group("date").split("-"))
+            return datetime(y, mo, d, clock.hour, clock.minute, tzinfo=tz)
+    except ValueError:
+        return None
+    candidate = local_now.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+    return candidate if candidate > local_now else candidate + timedelta(days=1)
+
+
+def local_text(when: datetime, tz: Any) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts) -> str:
+    extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
+    if broadcast.wechat_mass:
+        from handlers.broadcasts import wechat_mass
+
+        extra += await wechat_mass.quota_note(
+            ctx.turn.session, Audience.from_json(broadcast.audience), ctx.turn.now
+        )
+    return render(
+        "bc.draft",
+        id=broadcast.id,
+        audience=describe(Audience.from_json(broadcast.audience)),
+        count=counts.total,
+        extra=extra,
+        photo=render("bc.photo_note") if broadcast.photo else "",
+        text=broadcast.text,
+    )
+
+
+def split_audience(rest: str, grid_codes: set[str]) -> tuple[Audience, str]:
+    """Leading grid codes and #tags, then the text: "G1 G2 #guardians 周六义诊" → (G1, G2, guardians)."""
+    grids: list[str] = []
+    tags: list[str] = []
+    words = rest.split(maxsplit=1)
+    while words:
+        head = words[0]
+        if head.upper() in grid_codes:
+            grids.append(head.upper())
+        elif head.startswith(("#", "＃")) and len(head) > 1:
+            tags.append(head[1:])
+        else:
+            break
+        rest = words[1] if len(words) > 1 else ""
+        words = rest.split(maxsplit=1)
+    return Audience.of(grids, tags), rest.strip()
+
+
+@dataclass
+class BroadcastFeature:
+    name: str = "broadcasts"
+
+    async def handle(self, ctx: ChatContext) -> bool:
+        command = ctx.command
+        if command is not None and command.kind in (Cmd.BROADCAST_OK, Cmd.BROADCAST_CANCEL):
+            number = command.number if command.number is not None else _number(command.arg)
+            if not self._admin(ctx):
+                return True
+            if number is None:
+                ctx.reply(render("bc.which"))
+            elif command.kind == Cmd.BROADCAST_OK:
+                await self._confirm(ctx, number, None)
+            else:
+                await self._cancel(ctx, number)
+            return True
+        text = ctx.text.strip()
+        if not text:
+            return False
+        if ctx.actor.is_staff:
+            return await self._staff(ctx, text)
+        if ctx.actor.resident is None:
+            return False
+        if _OPT_OUT.match(text):
+            done = await service.opt_out(ctx.turn.session, ctx.actor.resident.id, ctx.turn.now)
+            ctx.reply(render("bc.optout_done" if done else "bc.optout_already"))
+            return True
+        if _OPT_IN.match(text):
+            done = await service.opt_in(ctx.turn.session, ctx.actor.resident.id)
+            ctx.reply(render("bc.optin_done" if done else "bc.optin_already"))
+            return True
+        return False
+
+    # -- staff ------------------------------------------------------------------------------------------
+
+    def _admin(self, ctx: ChatContext) -> bool:
+        if ctx.actor.role == Role.ADMIN:
+            return True
+        ctx.reply(render("bc.admin_only"))
+        return False
+
+    async def _staff(self, ctx: ChatContext, text: str) -> bool:
+        if m := _BROADCAST.match(text):
+            if self._admin(ctx):
+                await self._draft(ctx, (m.group("rest") or "").strip())
+            return True
+        if m := _CONFIRM.match(text):
+            if self._admin(ctx):
+                await self._confirm(ctx, int(m.group("id")), None)
+            return True
+        if m := _SCHEDULE.match(text):
+            if self._admin(ctx):
+                await self._confirm(ctx, int(m.group("id")), m.group("when"))
+            return True
+        if m := _CANCEL.match(text):
+            if self._admin(ctx):
+                await self._cancel(ctx, int(m.group("id")))
+            return True
+        if m := _APPROVE.match(text):
+            if self._admin(ctx):
+                await self._confirm(ctx, int(m.group("id")), None)
+            return True
+        if m := _EDIT.match(text):
+            if self._admin(ctx):
+                await self._edit(ctx, int(m.group("id")), (m.group("text") or "").strip())
+            return True
+        if m := _SKIP.match(text):
+            if self._admin(ctx):
+                await self._cancel(ctx, int(m.group("id")))
+            return True
+        if m := _STATUS.match(text):
+            if self._admin(ctx):
+                await self._status(ctx, int(m.group("id")) if m.group("id") else None)
+            return True
+        return False
+
+    async def _draft(self, ctx: ChatContext, rest: str) -> None:
+        session = ctx.turn.session
+        if not rest and not ctx.message.photo:
+            ctx.reply(render("bc.usage"))
+            return
+        audience, body = split_audience(rest, set(ctx.turn.community.grids))
+        if not body:
+            ctx.reply(render("bc.empty_text"))
+            return
+        if len(body) > MAX_TEXT:
+            ctx.reply(render("bc.too_long", length=len(body), limit=MAX_TEXT))
+            return
+        try:
+            await aud.validate(session, audience)
+        except AudienceError as exc:
+            ctx.reply(render(exc.key, **exc.params))
+            return
+        counts = await aud.count(session, audience)
+        assert ctx.actor.staff is not None
+        broadcast = await service.create(
+            session,
+            text=body,
+            audience=audience,
+            created_by=ctx.actor.staff.id,
+            source="chat",
+            now=ctx.turn.now,
+            photo=ctx.message.photo,
+            notify=ctx.actor.address,
+            estimate=counts.total,
+        )
+        ctx.reply(await draft_text(ctx, broadcast, counts), buttons=service.decision_buttons(broadcast.id))
+
+    async def _get(self, ctx: ChatContext, number: int) -> Broadcast | None:
+        broadcast = await ctx.turn.session.get(Broadcast, number)
+        if broadcast is None:
+            ctx.reply(render("bc.not_found", id=number))
+        return broadcast
+
+    def _wrong(self, ctx: ChatContext, broadcast: Broadcast) -> None:
+        ctx.reply(render("bc.wrong_state", id=broadcast.id, status=render(f"bc.status.{broadcast.status}")))
+
+    async def _confirm(self, ctx: ChatContext, number: int, when_text: str | None) -> None:
+        broadcast = await self._get(ctx, number)
+        if broadcast is None:
+            return
+        if broadcast.status not in service.CONFIRMABLE:
+            self._wrong(ctx, broadcast)
+            return
+        tz = ctx.turn.community.timezone
+        at: datetime | None = None
+        if when_text is not None:
+            at = parse_when(when_text, ctx.turn.now, tz)
+            if at is None:
+                ctx.reply(render("bc.bad_time", value=when_text))
+                return
+            if at <= ctx.turn.now:
+                ctx.reply(render("bc.past_time", when=local_text(at, tz)))
+                return
+        assert ctx.actor.staff is not None
+        calendar = broadcast.status == BroadcastStatus.AWAITING_APPROVAL
+        service.confirm(broadcast, ctx.actor.staff.id, ctx.turn.now, at, notify=ctx.actor.address)
+        if calendar:
+            await self._decide_calendar(ctx, broadcast.id, CalendarDraftStatus.APPROVED)
+        assert broadcast.scheduled_at is not None
+        if broadcast.scheduled_at > ctx.turn.now + timedelta(seconds=60):
+            key = "bc.cal.approved" if calendar else "bc.scheduled"
+            ctx.reply(render(key, id=broadcast.id, when=local_text(broadcast.scheduled_at, tz)))
+            return
+        counts = await aud.count(ctx.turn.session, Audience.from_json(broadcast.audience))
+        ctx.reply(render("bc.confirmed", id=broadcast.id, count=counts.total))
+
+    async def _cancel(self, ctx: ChatContext, number: int) -> None:
+        broadcast = await self._get(ctx, number)
+        if broadcast is None:
+            return
+        if broadcast.status not in service.CANCELLABLE:
+            self._wrong(ctx, broadcast)
+            return
+        was_sending = broadcast.status == BroadcastStatus.SENDING
+        calendar = broadcast.status == BroadcastStatus.AWAITING_APPROVAL
+        withdrawn = await service.cancel(ctx.turn.session, broadcast, ctx.turn.now)
+        if calendar:
+            await self._decide_calendar(ctx, broadcast.id, CalendarDraftStatus.SKIPPED)
+            ctx.reply(render("bc.cal.skipped", id=broadcast.id))
+        elif was_sending:
+            ctx.reply(render("bc.stopped", id=broadcast.id, sent=broadcast.sent, withdrawn=withdrawn))
+        else:
+            ctx.reply(render("bc.cancelled", id=broadcast.id))
+
+    async def _edit(self, ctx: ChatContext, number: int, text: str) -> None:
+        broadcast = await self._get(ctx, number)
+        if broadcast is None:
+            return
+        if broadcast.status not in service.CONFIRMABLE:
+            self._wrong(ctx, broadcast)
+            return
+        if not text:
+            ctx.reply(render("bc.cal.edit_empty", id=number))
+            return
+        if len(text) > MAX_TEXT:
+            ctx.reply(render("bc.too_long", length=len(text), limit=MAX_TEXT))
+            return
+        broadcast.text = text
+        ctx.reply(
+            render("bc.cal.edited", id=number, text=text),
+            buttons=service.decision_buttons(number, calendar=True),
+        )
+
+    async def _decide_calendar(
+        self, ctx: ChatContext, broadcast_id: int, status: CalendarDraftStatus
+    ) -> None:
+        assert ctx.actor.staff is not None
+        await ctx.turn.session.execute(
+            update(CalendarDraft)
+            .where(CalendarDraft.broadcast_id == broadcast_id)
+            .values(status=status, decided_by=ctx.actor.staff.id, decided_at=ctx.turn.now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _status(self, ctx: ChatContext, number: int | None) -> None:
+        session = ctx.turn.session
+        tz = ctx.turn.community.timezone
+        if number is not None:
+            broadcast = await self._get(ctx, number)
+            if broadcast is None:
+                return
+            if broadcast.status == BroadcastStatus.DONE:
+                ctx.reply(service.report_text(broadcast, broadcast.report))
+            elif broadcast.status == BroadcastStatus.SENDING:
+                if broadcast.expanded_at is None:
+                    ctx.reply(render("bc.progress_waiting", id=number))
+                else:
+                    p = await service.progress(session, number, ctx.turn.now)
+                    ctx.reply(service.progress_text(number, p))
+            else:
+                self._wrong(ctx, broadcast)
+            return
+        rows = (
+            await session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(LIST_LIMIT))
+        ).all()
+        if not rows:
+            ctx.reply(render("bc.list_empty"))
+            return
+        lines = [render("bc.list_header")]
+        for b in rows:
+            when = b.finished_at or b.scheduled_at or b.created_at
+            lines.append(
+                render(
+                    "bc.list_line",
+                    id=b.id,
+                    status=render(f"bc.status.{b.status}"),
+                    when=local_text(when, tz),
+                    audience=describe(Audience.from_json(b.audience)),
+                    sent=b.sent,
+                    total=b.total or b.estimate or 0,
+                    text=b.text.replace("\n", " ")[:20],
+                )
+            )
+        ctx.reply("\n".join(lines))
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None

@@ -1,0 +1,665 @@
+"""``outreach-bot broadcast`` and ``outreach-bot broadcasts`` (added to bot/cli.py by ``register``).
+
+``broadcast`` shows the audience size and asks to confirm (``--yes`` skips that for scripts,
+``--dry-run`` writes nothing), creates the broadcast and writes its outbox rows. Delivery:
+
+* by default the running server (``outreach-bot serve``, another process) sends the rows at each
+  platform's limits; this command polls the outbox and draws a progress bar until the report is in
+  (``--no-wait`` returns at once);
+* with ``--send`` this process also delivers, through the channels configured in the environment
+  (Telegram, WeChat), for deployments where no server runs. Both may run at once without duplicates
+  (rows are claimed), but two processes sending to one Telegram bot share its rate limit only if each
+  is lowered; prefer one sender.
+
+``--at TIME`` schedules it (community time zone, "2026-12-01 09:00"); the server sends it then.
+``broadcasts`` lists the broadcasts (``--format json``: one object per line, stable field names), shows
+one report (``--show ID``), lists who could not be reached (``--unreached ID``: resident number,
+channel, account, reason; no names) or cancels one (``--cancel ID``). ``tags add|remove TAG R12 …``
+gives residents (by number, as 我的编号 shows them) a free tag to broadcast to; ``tags list`` counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time as monotime
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from messages import render
+
+POLL = 0.5  # seconds between progress polls
+IDLE_HINT = 60.0  # seconds without progress before suggesting --send
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def configured_channels(settings: Any) -> frozenset[str] | None:
+    """The channels a server with these settings runs (None: none configured, any channel counts)."""
+    channels = set()
+    if settings.telegram_token is not None:
+        channels.add("telegram")
+    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
+        channels.add("wechat")
+    return frozenset(channels) or None
+
+
+class _Env:
+    """Engine, sessions and community for one command."""
+
+    def __init__(self) -> None:
+        from bot.settings import get_settings
+
+        self.settings = get_settings()
+        self.engine: Any = None
+
+    async def __aenter__(self) -> _Env:
+        from bot.app import load_into
+        from handlers.community_store import stored_community
+        from storage.database import create_engine, session_factory
+        from storage.migrate import upgrade
+
+        self.engine = create_engine(self.settings.database_url)
+        await upgrade(self.engine)
+        self.sessions = session_factory(self.engine)
+        async with self.sessions() as session:
+            community = await stored_community(session)
+        self.community = community or await load_into(self.engine, self.settings.config)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.engine.dispose()
+
+
+def _text(args: argparse.Namespace) -> str:
+    if args.file is not None:
+        return Path(args.file).read_text(encoding="utf-8").strip()
+    return (args.text or "").strip()
+
+
+async def _senders(env: _Env) -> tuple[list[Any], list[Callable[[], Awaitable[Any]]], Any]:
+    """Outbox senders (and a WeChat mass-send client) for the configured channels, for ``--send``."""
+    settings = env.settings
+    senders: list[Any] = []
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    mass = None
+    if settings.telegram_token is not None:
+        from telegram import Bot
+
+        from bot.telegram.sender import TelegramSender
+
+        bot = Bot(settings.telegram_token.get_secret_value(), base_url=settings.telegram_api_url)
+        await bot.initialize()
+        closers.append(bot.shutdown)
+        senders.append(TelegramSender(bot, env.sessions))
+    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
+        import httpx
+
+        from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
+        from bot.wechat.sender import WeChatSender
+        from handlers.broadcasts.config import get_broadcast_settings
+
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        closers.append(http.aclose)
+        store: Any = (
+            RedisTokenStore(settings.redis_url) if settings.redis_url else DatabaseTokenStore(env.sessions)
+        )
+        client = WeChatClient(
+            settings.wechat_app_id,
+            settings.wechat_app_secret.get_secret_value(),
+            settings.wechat_api_url,
+            store,
+            http=http,
+        )
+        senders.append(
+            WeChatSender(
+                client,
+                env.sessions,
+                templates=settings.wechat_templates,
+                subscribe_templates=settings.wechat_subscribe_templates,
+                timezone=env.community.timezone,
+            )
+        )
+        if get_broadcast_settings().wechat_mass:
+            mass = client
+    return senders, closers, mass
+
+
+async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) -> None:
+    from handlers.broadcasts import wechat_mass
+    from handlers.outbox import drain
+
+    async def loop(sender: Any) -> None:
+        while not stop.is_set():
+            if not await drain(env.sessions, sender):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
+
+    async def mass_loop() -> None:
+        while not stop.is_set():
+            if not await wechat_mass.drain(env.sessions, mass, _now):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+
+    tasks = [loop(s) for s in senders]
+    if mass is not None:
+        tasks.append(mass_loop())
+    await asyncio.gather(*tasks)
+
+
+def _now() -> datetime:
+    from storage.models import utcnow
+
+    return utcnow()
+
+
+class _Bar:
+    """The progress line on stderr: redrawn in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last_line = 0.0
+
+    def show(self, broadcast_id: int, p: Any, rate: float, final: bool = False) -> None:
+        from handlers.broadcasts.service import bar, duration
+
+        left = p.pending / rate if rate > 0 else None
+        line = render(
+            "bc.cli.progress",
+            id=broadcast_id,
+            bar=bar(p.done, p.total, 20),
+            percent=0 if p.total == 0 else int(100 * p.done / p.total),
+            sent=p.sent,
+            failed=p.failed,
+            pending=p.pending,
+            total=p.total,
+            rate=f"{rate:.1f}",
+            left=duration(left),
+        )
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if final else ""))
+            sys.stderr.flush()
+        elif final or monotime.monotonic() - self.last_line >= 5:
+            self.last_line = monotime.monotonic()
+            print(line, file=sys.stderr, flush=True)
+
+
+async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any]:
+    """Wait for the broadcast to finish (delivering too with ``send``), drawing progress."""
+    from handlers.broadcasts import service
+    from storage.broadcast_models import Broadcast, BroadcastStatus
+
+    stop = asyncio.Event()
+    driver: asyncio.Task[None] | None = None
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    if send:
+        senders, closers, mass = await _senders(env)
+        if not senders:
+            print(render("bc.cli.no_senders"), file=sys.stderr)
+        else:
+            driver = asyncio.create_task(_drive(env, senders, mass, stop))
+    bar = _Bar()
+    samples: list[tuple[float, int]] = []
+    idle_since = monotime.monotonic()
+    last_done = -1
+    hinted = False
+    try:
+        while True:
+            async with env.sessions() as session:
+                p = await service.progress(session, broadcast_id, _now())
+                status = await session.scalar(select_status(broadcast_id))
+            clock = monotime.monotonic()
+            samples.append((clock, p.done))
+            samples = [s for s in samples if clock - s[0] <= 10] or samples[-1:]
+            rate = (
+                (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+                if len(samples) > 1
+                else 0.0
+            )
+            bar.show(broadcast_id, p, rate)
+            if p.done != last_done:
+                last_done, idle_since = p.done, clock
+            elif not send and not hinted and clock - idle_since > IDLE_HINT and p.pending:
+                hinted = True
+                print("\n" + render("bc.cli.idle_hint", seconds=int(IDLE_HINT)), file=sys.stderr)
+            if status == BroadcastStatus.SENDING and p.pending == 0:
+                await service.finish_if_done(env.sessions, broadcast_id, _now())
+            if status in (BroadcastStatus.DONE, BroadcastStatus.CANCELLED):
+                bar.show(broadcast_id, p, rate, final=True)
+                async with env.sessions() as session:
+                    broadcast = await session.get(Broadcast, broadcast_id)
+                    assert broadcast is not None
+                    return dict(broadcast.report)
+            if driver is not None and driver.done():
+                driver.result()  # a sender crashed: raise it
+            await asyncio.sleep(POLL)
+    finally:
+        stop.set()
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                await driver
+        for close in closers:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+def select_status(broadcast_id: int) -> Any:
+    from sqlalchemy import select
+
+    from storage.broadcast_models import Broadcast
+
+    return select(Broadcast.status).where(Broadcast.id == broadcast_id)
+
+
+async def _broadcast(args: argparse.Namespace) -> int:
+    from handlers.broadcasts import audience as aud
+    from handlers.broadcasts import service
+    from handlers.broadcasts.chat import describe, local_text, parse_when
+    from handlers.broadcasts.config import get_broadcast_settings
+    from storage.broadcast_models import BroadcastStatus
+
+    text = _text(args)
+    if not text:
+        print(render("bc.cli.empty_text"), file=sys.stderr)
+        return 2
+    async with _Env() as env:
+        tz = env.community.timezone
+        now = _now()
+        at = None
+        if args.at:
+            at = parse_when(args.at, now, tz)
+            if at is None:
+                print(render("bc.cli.bad_time", value=args.at), file=sys.stderr)
+                return 2
+            if at <= now:
+                print(render("bc.cli.past_time", when=local_text(at, tz)), file=sys.stderr)
+                return 2
+        audience = aud.Audience.of(args.grid, args.tag)
+        mass = get_broadcast_settings().wechat_mass if args.wechat_mass is None else args.wechat_mass
+        async with env.sessions() as session:
+            try:
+                await aud.validate(session, audience)
+            except aud.AudienceError as exc:
+                print(render(exc.key, **exc.params), file=sys.stderr)
+                return 2
+            counts = await aud.count(session, audience)
+            extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
+            if mass:
+                from handlers.broadcasts import wechat_mass
+
+                extra += await wechat_mass.quota_note(session, audience, now)
+        print(
+            render(
+                "bc.cli.summary",
+                audience=describe(audience),
+                count=counts.total,
+                extra=extra,
+                when=local_text(at, tz) if at else render("bc.cli.now"),
+                photo=render("bc.photo_note") if args.photo else "",
+                text=text,
+            )
+        )
+        if args.dry_run:
+            print(render("bc.cli.dry_run"))
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(render("bc.cli.needs_yes"), file=sys.stderr)
+                return 2
+            answer = input(render("bc.cli.confirm")).strip().lower()
+            if answer not in ("y", "yes", "是", "确认"):
+                print(render("bc.cli.aborted"))
+                return 1
+        async with env.sessions.begin() as session:
+            broadcast = await service.create(
+                session,
+                text=text,
+                audience=audience,
+                created_by="cli",
+                source="cli",
+                now=_now(),
+                photo=args.photo,
+                status=BroadcastStatus.SCHEDULED,
+                scheduled_at=at,
+                wechat_mass=mass,
+                estimate=counts.total,
+            )
+            broadcast_id = broadcast.id
+        print(render("bc.cli.created", id=broadcast_id))
+        if at is not None:
+            print(render("bc.cli.scheduled", id=broadcast_id, when=local_text(at, tz)))
+            return 0
+        await service.expand(
+            env.sessions,
+            broadcast_id,
+            channels=configured_channels(env.settings),
+            community=env.community.name,
+            clock=_now,
+        )
+        if args.no_wait:
+            print(render("bc.cli.detached", id=broadcast_id))
+            return 0
+        report = await _follow(env, broadcast_id, args.send)
+    if args.format == "json":
+        _print_json({"id": broadcast_id, **report})
+    else:
+        from handlers.broadcasts.service import reasons_text
+
+        print(
+            render(
+                "bc.report",
+                id=broadcast_id,
+                total=report.get("total", 0),
+                sent=report.get("sent", 0),
+                failed=report.get("failed", 0),
+                unreachable=report.get("unreachable", 0),
+                reasons=reasons_text(report.get("by_reason", {})),
+            )
+        )
+    return 0
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_broadcast(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _row(b: Any) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "status": b.status,
+        "source": b.source,
+        "created_by": b.created_by,
+        "audience": b.audience,
+        "created_at": _iso(b.created_at),
+        "scheduled_at": _iso(b.scheduled_at),
+        "started_at": _iso(b.started_at),
+        "finished_at": _iso(b.finished_at),
+        "estimate": b.estimate,
+        "total": b.total,
+        "sent": b.sent,
+        "failed": b.failed,
+        "unreachable": (b.report or {}).get("unreachable"),
+        "text": b.text,
+    }
+
+
+async def _broadcasts(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from handlers.broadcasts import service
+    from handlers.broadcasts.audience import Audience
+    from handlers.broadcasts.chat import describe, local_text
+    from storage.broadcast_models import Broadcast, BroadcastStatus
+    from storage.models import OutboxMessage, OutboxStatus
+
+    async with _Env() as env:
+        tz = env.community.timezone
+        if args.cancel is not None:
+            async with env.sessions.begin() as session:
+                broadcast = await session.get(Broadcast, args.cancel)
+                if broadcast is None:
+                    print(render("bc.not_found", id=args.cancel), file=sys.stderr)
+                    return 1
+                if broadcast.status not in service.CANCELLABLE:
+                    status = render(f"bc.status.{broadcast.status}")
+                    print(render("bc.wrong_state", id=broadcast.id, status=status), file=sys.stderr)
+                    return 1
+                withdrawn = await service.cancel(session, broadcast, _now())
+            print(render("bc.cli.cancelled", id=args.cancel, withdrawn=withdrawn))
+            return 0
+        if args.unreached is not None:
+            async with env.sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(
+                            OutboxMessage.dedup_key,
+                            OutboxMessage.channel,
+                            OutboxMessage.recipient,
+                            OutboxMessage.last_error,
+                        )
+                        .where(
+                            service.rows_of(session, args.unreached),
+                            OutboxMessage.status == OutboxStatus.FAILED,
+                        )
+                        .order_by(OutboxMessage.id)
+                    )
+                ).all()
+            out = []
+            for key, channel, recipient, error in rows:
+                reason = service.reason_of(error)
+                if reason not in service.UNREACHABLE and not args.all_failed:
+                    continue
+                who = (key or "").rsplit(":", 1)[-1]
+                out.append(
+                    {
+                        "resident": int(who[1:]) if who.startswith("r") else None,
+                        "staff": who[1:] if who.startswith("s") else None,
+                        "channel": channel,
+                        "recipient": recipient,
+                        "reason": reason,
+                    }
+                )
+            if args.format == "json":
+                for item in out:
+                    _print_json(item)
+                return 0
+            print(render("bc.cli.unreached_header", id=args.unreached, count=len(out)))
+            from messages import has
+
+            for item in out:
+                label = (
+                    render(f"bc.reason.{item['reason']}")
+                    if has(f"bc.reason.{item['reason']}")
+                    else item["reason"]
+                )
+                if item["resident"] is not None:
+                    print(
+                        render(
+                            "bc.cli.unreached_line",
+                            resident=item["resident"],
+                            channel=item["channel"],
+                            recipient=item["recipient"],
+                            reason=label,
+                        )
+                    )
+                else:
+                    print(
+                        render(
+                            "bc.cli.unreached_staff",
+                            staff=item["staff"],
+                            channel=item["channel"],
+                            recipient=item["recipient"],
+                            reason=label,
+                        )
+                    )
+            return 0
+        async with env.sessions() as session:
+            if args.show is not None:
+                broadcast = await session.get(Broadcast, args.show)
+                if broadcast is None:
+                    print(render("bc.not_found", id=args.show), file=sys.stderr)
+                    return 1
+                row = _row(broadcast)
+                if broadcast.status == BroadcastStatus.SENDING:
+                    row["progress"] = (await service.progress(session, broadcast.id, _now())).to_json()
+                else:
+                    row["report"] = broadcast.report
+                if args.format == "json":
+                    _print_json(row)
+                elif broadcast.status == BroadcastStatus.DONE:
+                    print(service.report_text(broadcast, broadcast.report))
+                elif broadcast.status == BroadcastStatus.SENDING:
+                    p = await service.progress(session, broadcast.id, _now())
+                    print(service.progress_text(broadcast.id, p))
+                else:
+                    print(render(f"bc.status.{broadcast.status}"))
+                return 0
+            query = select(Broadcast).order_by(Broadcast.id.desc()).limit(args.limit)
+            if args.status:
+                query = query.where(Broadcast.status == args.status)
+            rows = (await session.scalars(query)).all()
+        if args.format == "json":
+            for b in rows:
+                _print_json(_row(b))
+            return 0
+        if not rows:
+            print(render("bc.list_empty"))
+            return 0
+        for b in rows:
+            when = b.finished_at or b.scheduled_at or b.created_at
+            print(
+                render(
+                    "bc.list_line",
+                    id=b.id,
+                    status=render(f"bc.status.{b.status}"),
+                    when=local_text(when, tz),
+                    audience=describe(Audience.from_json(b.audience)),
+                    sent=b.sent,
+                    total=b.total or b.estimate or 0,
+                    text=b.text.replace("\n", " ")[:30],
+                )
+            )
+    return 0
+
+
+def cmd_broadcasts(args: argparse.Namespace) -> int:
+    return asyncio.run(_broadcasts(args))
+
+
+async def _tags(args: argparse.Namespace) -> int:
+    import re
+
+    from sqlalchemy import delete, func, select
+
+    from handlers.broadcasts.audience import BUILTIN_TAGS, TAG_PATTERN
+    from storage.broadcast_models import ResidentTag
+    from storage.models import Resident
+
+    async with _Env() as env:
+        if args.action == "list":
+            async with env.sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(ResidentTag.tag, func.count())
+                        .group_by(ResidentTag.tag)
+                        .order_by(ResidentTag.tag)
+                    )
+                ).all()
+            if args.format == "json":
+                for tag, count in rows:
+                    _print_json({"tag": tag, "residents": count})
+            else:
+                for tag, count in rows:
+                    print(render("bc.cli.tag_line", tag=tag, count=count))
+            return 0
+        tag = (args.tag or "").strip().lstrip("#").lower()
+        if not tag or not TAG_PATTERN.match(tag) or tag in BUILTIN_TAGS:
+            print(render("bc.cli.bad_free_tag", tag=tag, builtin=", ".join(BUILTIN_TAGS)), file=sys.stderr)
+            return 2
+        numbers = []
+        for ref in args.residents:
+            m = re.fullmatch(r"[Rr]?(\d{1,9})", ref.strip())
+            if m is None:
+                print(render("bc.cli.unknown_residents", ids=ref), file=sys.stderr)
+                return 2
+            numbers.append(int(m.group(1)))
+        async with env.sessions.begin() as session:
+            known = set(await session.scalars(select(Resident.id).where(Resident.id.in_(numbers))))
+            unknown = [f"R{n}" for n in numbers if n not in known]
+            if unknown:
+                print(render("bc.cli.unknown_residents", ids="、".join(unknown)), file=sys.stderr)
+                return 2
+            have = set(
+                await session.scalars(
+                    select(ResidentTag.resident_id).where(
+                        ResidentTag.tag == tag, ResidentTag.resident_id.in_(numbers)
+                    )
+                )
+            )
+            if args.action == "add":
+                session.add_all(
+                    ResidentTag(resident_id=n, tag=tag, created_at=_now()) for n in sorted(known - have)
+                )
+                changed = len(known - have)
+            else:
+                await session.execute(
+                    delete(ResidentTag).where(ResidentTag.tag == tag, ResidentTag.resident_id.in_(numbers))
+                )
+                changed = len(have)
+            await session.flush()
+            total = await session.scalar(select(func.count()).where(ResidentTag.tag == tag))
+        key = "bc.cli.tag_added" if args.action == "add" else "bc.cli.tag_removed"
+        print(render(key, tag=tag, changed=changed, total=total))
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    return asyncio.run(_tags(args))
+
+
+def register(subparsers: Any) -> None:
+    b = subparsers.add_parser(
+        "broadcast",
+        help="send a notice to every resident, some grids or a tag (asks to confirm; --yes for scripts)",
+    )
+    source = b.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the notice")
+    source.add_argument("--file", type=Path, help="read the notice from this UTF-8 file")
+    b.add_argument("--photo", help="an image to send with it (a Telegram file id or an https URL)")
+    b.add_argument("--grid", action="extend", nargs="+", default=[], metavar="CODE", help="only these grids")
+    b.add_argument(
+        "--tag",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="T",
+        help="only residents with this tag (guardians, reporters, a free tag) or the staff (staff)",
+    )
+    b.add_argument("--at", metavar="TIME", help='send later: "2026-12-01 09:00" (community time zone)')
+    b.add_argument("--dry-run", action="store_true", help="show the audience and the text; write nothing")
+    b.add_argument("--yes", "-y", action="store_true", help="do not ask to confirm (scripts)")
+    b.add_argument(
+        "--wechat-mass",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="WeChat users outside the 48-hour window by 群发 (default: OUTREACH_BROADCAST_WECHAT_MASS)",
+    )
+    b.add_argument(
+        "--send", action="store_true", help="deliver from this process too (when no server is running)"
+    )
+    b.add_argument("--no-wait", action="store_true", help="return once the messages are queued")
+    b.add_argument("--format", choices=("text", "json"), default="text", help="the final report")
+    b.set_defaults(func=cmd_broadcast)
+
+    bs = subparsers.add_parser("broadcasts", help="list broadcasts, show a report, list who was not reached")
+    bs.add_argument("--status", help="only broadcasts in this status (scheduled, sending, done, …)")
+    bs.add_argument("--limit", type=int, default=50)
+    bs.add_argument("--format", choices=("text", "json"), default="text")
+    bs.add_argument("--show", type=int, metavar="ID", help="the report (or progress) of one broadcast")
+    bs.add_argument("--unreached", type=int, metavar="ID", help="who a broadcast could not reach (no names)")
+    bs.add_argument("--all-failed", action="store_true", help="with --unreached: every failed message")
+    bs.add_argument("--cancel", type=int, metavar="ID", help="cancel a broadcast (or stop one being sent)")
+    bs.set_defaults(func=cmd_broadcasts)
+
+    tags = subparsers.add_parser("tags", help="free resident tags that broadcasts can target (--tag T)")
+    tags.add_argument("action", choices=("add", "remove", "list"))
+    tags.add_argument(
+        "tag", nargs="?", help="letters, digits, 汉字, _ or - (not guardians, reporters, staff)"
+    )
+    tags.add_argument("residents", nargs="*", metavar="R12", help="resident numbers (R12 or 12)")
+    tags.add_argument("--format", choices=("text", "json"), default="text")
+    tags.set_defaults(func=cmd_tags)

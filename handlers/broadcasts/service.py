@@ -1,0 +1,624 @@
+"""Broadcasts: create, confirm, schedule, cancel; expand into outbox rows; progress and the final report.
+
+Life of a broadcast: ``draft`` (chat: waiting for 确认发送) or ``awaiting_approval`` (calendar: waiting
+for 批准) → ``scheduled`` (confirmed; due at ``scheduled_at``) → ``sending`` → ``done``; or
+``cancelled``. Nothing is written to the outbox before confirmation.
+
+Exactly once, across crashes and processes:
+
+* Expansion writes one outbox row per recipient, in batches of residents (keyset on the resident id),
+  each batch in one transaction with ``INSERT … ON CONFLICT DO NOTHING`` on the unique dedup key
+  ``bc:{broadcast}:r{resident}`` (``s{staff}``), and moves the cursor in that same transaction. A crash
+  resumes at the cursor; running it twice (or in two processes) adds nothing twice. A lease on the
+  broadcast row keeps a second process from expanding it at the same time.
+* Delivery is the core outbox's: rows are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent at
+  the channel's limits and settled one by one, so at most one message per process can be in flight
+  (sent but not yet marked) when the process dies.
+* Residents who cannot be reached are written as ``failed`` rows with the reason, so they are counted
+  and listed, never silently dropped.
+
+Progress and the report are computed from the outbox rows (``progress``); the report is stored in
+``broadcasts.report`` when the last row is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.broadcasts import audience as aud
+from handlers.broadcasts.audience import Audience, Recipient
+from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.outbox import Button, Outbound, enqueue
+from handlers.people import Address
+from messages import render
+from storage.broadcast_models import Broadcast, BroadcastStatus, NoticeOptOut
+from storage.models import OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+KIND = "broadcast"  # outbox kind (WeChat may deliver it as a template message configured for this kind)
+MASS_CHANNEL = "wechat_mass"  # outbox rows for WeChat 群发 (sent by handlers.broadcasts.wechat_mass)
+WECHAT = "wechat"
+WECHAT_WINDOW = timedelta(hours=47)  # customer-service window (48 h), with an hour's margin
+EXPAND_LEASE = timedelta(seconds=120)
+RATE_WINDOW = timedelta(seconds=60)
+
+OPTED_OUT = "opted_out"
+CANCELLED = "cancelled"
+# Failure reasons that mean "this person could not be reached" (listed for a call or a visit).
+UNREACHABLE = frozenset(
+    {aud.BLOCKED, aud.NO_CHANNEL, "window_closed", "cs_quota", "unsubscribed", "mass_quota", "invalid_user"}
+)
+
+
+def dedup_key(broadcast_id: int, key: str) -> str:
+    return f"bc:{broadcast_id}:{key}"
+
+
+def rows_of(session: AsyncSession, broadcast_id: int) -> ColumnElement[bool]:
+    """The outbox rows of one broadcast, by dedup-key prefix, in a form each database can index."""
+    bid = int(broadcast_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # Literals (not parameters), so the planner can use the text_pattern_ops partial index.
+        return and_(
+            OutboxMessage.dedup_key.like(literal_column(f"'bc:{bid}:%'")),
+            OutboxMessage.dedup_key.like(literal_column("'bc:%'")),
+        )
+    return and_(OutboxMessage.dedup_key >= f"bc:{bid}:", OutboxMessage.dedup_key < f"bc:{bid};")
+
+
+def reason_of(error: str | None) -> str:
+    """A failed row's reason, as one of a few words (the channels write their own error texts)."""
+    e = (error or "").strip().lower()
+    if e.startswith("unreachable:"):
+        return e.split(":", 1)[1] or "other"
+    if e in (OPTED_OUT, CANCELLED, "window_closed", "unsubscribed", "mass_quota"):
+        return e
+    if e == "quota":
+        return "cs_quota"
+    if e.startswith("403") or "blocked" in e:
+        return aud.BLOCKED
+    if e.startswith("400"):
+        return "bad_request"
+    if "40003" in e:
+        return "invalid_user"
+    if "43004" in e:
+        return "unsubscribed"
+    if "errcode" in e:
+        return "platform_error"
+    return "other"
+
+
+# -- creating and deciding --------------------------------------------------------------------------
+
+
+def compose(broadcast: Broadcast, community: str, *, staff: bool = False) -> str:
+    """The message residents receive: a neutral first line (lock-screen previews), the text, and how
+    to opt out."""
+    key = "bc.message_staff" if staff else "bc.message"
+    return render(key, community=community, text=broadcast.text.strip())
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    text: str,
+    audience: Audience,
+    created_by: str,
+    source: str,
+    now: datetime,
+    photo: str | None = None,
+    notify: Address | None = None,
+    status: BroadcastStatus = BroadcastStatus.DRAFT,
+    scheduled_at: datetime | None = None,
+    wechat_mass: bool | None = None,
+    estimate: int | None = None,
+) -> Broadcast:
+    settings = get_broadcast_settings()
+    broadcast = Broadcast(
+        text=text.strip(),
+        photo=photo,
+        audience=audience.to_json(),
+        created_by=created_by,
+        source=source,
+        status=status,
+        notify_channel=notify.channel if notify else None,
+        notify_recipient=notify.recipient if notify else None,
+        wechat_mass=settings.wechat_mass if wechat_mass is None else wechat_mass,
+        estimate=estimate,
+        created_at=now,
+        scheduled_at=scheduled_at,
+        expand_cursor=0,
+        total=0,
+        sent=0,
+        failed=0,
+        report={},
+    )
+    if status == BroadcastStatus.SCHEDULED:
+        broadcast.confirmed_at = now
+        broadcast.confirmed_by = created_by
+        broadcast.scheduled_at = scheduled_at or now
+    session.add(broadcast)
+    await session.flush()
+    return broadcast
+
+
+CONFIRMABLE = (BroadcastStatus.DRAFT, BroadcastStatus.AWAITING_APPROVAL)
+CANCELLABLE = (
+    BroadcastStatus.DRAFT,
+    BroadcastStatus.AWAITING_APPROVAL,
+    BroadcastStatus.SCHEDULED,
+    BroadcastStatus.SENDING,
+)
+
+
+def confirm(
+    broadcast: Broadcast, by: str, now: datetime, at: datetime | None = None, notify: Address | None = None
+) -> None:
+    """A draft (or calendar draft) confirmed: it goes out at ``at`` (or its planned time, or now)."""
+    broadcast.status = BroadcastStatus.SCHEDULED
+    broadcast.confirmed_by = by
+    broadcast.confirmed_at = now
+    when = at or broadcast.scheduled_at or now
+    broadcast.scheduled_at = max(when, now)
+    if notify is not None:
+        broadcast.notify_channel, broadcast.notify_recipient = notify.channel, notify.recipient
+
+
+async def cancel(session: AsyncSession, broadcast: Broadcast, now: datetime) -> int:
+    """Stop a broadcast: nothing more is written or sent (rows already being sent still go). Returns
+    how many pending messages were withdrawn."""
+    was_sending = broadcast.status == BroadcastStatus.SENDING
+    broadcast.status = BroadcastStatus.CANCELLED
+    broadcast.finished_at = now
+    broadcast.expand_lease = None
+    # Writing the row first takes its lock: an expansion batch in flight commits before we go on, so
+    # the withdrawal below sees its rows, and the next batch sees the cancellation and stops.
+    await session.flush()
+    withdrawn = 0
+    if was_sending:
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(rows_of(session, broadcast.id), OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.FAILED, last_error=CANCELLED, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        withdrawn = int(getattr(result, "rowcount", 0) or 0)
+    if broadcast.started_at is not None:
+        report = await progress(session, broadcast.id, now)
+        broadcast.report = report.to_json()
+        broadcast.total, broadcast.sent, broadcast.failed = report.total, report.sent, report.failed
+    return withdrawn
+
+
+# -- opting out ---------------------------------------------------------------------------------------
+
+
+async def is_opted_out(session: AsyncSession, resident_id: int) -> bool:
+    return await session.get(NoticeOptOut, resident_id) is not None
+
+
+async def opt_out(session: AsyncSession, resident_id: int, now: datetime) -> bool:
+    """Stop notices for the resident (False if already stopped). Their messages of broadcasts still
+    being sent are withdrawn too."""
+    if await is_opted_out(session, resident_id):
+        return False
+    session.add(NoticeOptOut(resident_id=resident_id, opted_out_at=now))
+    sending = await session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING))
+    keys = [dedup_key(bid, f"r{resident_id}") for bid in sending]
+    if keys:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.dedup_key.in_(keys), OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.FAILED, last_error=OPTED_OUT)
+            .execution_options(synchronize_session=False)
+        )
+    await session.flush()
+    return True
+
+
+async def opt_in(session: AsyncSession, resident_id: int) -> bool:
+    row = await session.get(NoticeOptOut, resident_id)
+    if row is None:
+        return False
+    await session.delete(row)
+    await session.flush()
+    return True
+
+
+# -- expansion ----------------------------------------------------------------------------------------
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into the outbox, compiled once and run with many parameter sets
+    (SQLAlchemy batches them as multi-row statements: "insertmanyvalues")."""
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(OutboxMessage.__table__).on_conflict_do_nothing()
+
+
+def _row(
+    broadcast: Broadcast, r: Recipient, text: str, now: datetime, priority: int, mass: bool
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"photo": broadcast.photo} if broadcast.photo else {}
+    channel = MASS_CHANNEL if mass and r.reason is None else r.channel
+    return {
+        "channel": channel,
+        "recipient": r.recipient,
+        "kind": KIND,
+        "text": text,
+        "payload": payload,
+        "case_id": None,
+        "dedup_key": dedup_key(broadcast.id, r.key),
+        "priority": priority,
+        "status": OutboxStatus.PENDING if r.reason is None else OutboxStatus.FAILED,
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+        "last_error": None if r.reason is None else f"unreachable:{r.reason}",
+    }
+
+
+def use_mass(broadcast: Broadcast, r: Recipient, now: datetime) -> bool:
+    """WeChat users outside the customer-service window get a 群发 when the broadcast may use it."""
+    if not broadcast.wechat_mass or r.channel != WECHAT or r.reason is not None:
+        return False
+    return r.last_inbound_at is None or now - r.last_inbound_at >= WECHAT_WINDOW
+
+
+async def write_rows(
+    session: AsyncSession,
+    broadcast: Broadcast,
+    recipients: Sequence[Recipient],
+    community: str,
+    now: datetime,
+    settings: BroadcastSettings,
+) -> None:
+    resident_text = compose(broadcast, community)
+    staff_text = compose(broadcast, community, staff=True)
+    rows = [
+        _row(
+            broadcast,
+            r,
+            staff_text if r.resident_id is None else resident_text,
+            now,
+            settings.priority,
+            use_mass(broadcast, r, now),
+        )
+        for r in recipients
+    ]
+    if rows:
+        connection = await session.connection()
+        await connection.execute(_insert(session), rows)
+
+
+async def due_ids(sessions: async_sessionmaker[AsyncSession], now: datetime) -> list[int]:
+    """Broadcasts to expand now: scheduled ones that are due, and expansions whose process died."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Broadcast.id)
+            .where(
+                or_(
+                    and_(Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.scheduled_at <= now),
+                    and_(
+                        Broadcast.status == BroadcastStatus.SENDING,
+                        Broadcast.expanded_at.is_(None),
+                        or_(Broadcast.expand_lease.is_(None), Broadcast.expand_lease < now),
+                    ),
+                )
+            )
+            .order_by(Broadcast.id)
+        )
+        return list(rows)
+
+
+async def _take_lease(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, now: datetime) -> bool:
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(Broadcast)
+            .where(
+                Broadcast.id == broadcast_id,
+                or_(
+                    and_(Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.scheduled_at <= now),
+                    and_(
+                        Broadcast.status == BroadcastStatus.SENDING,
+                        Broadcast.expanded_at.is_(None),
+                        or_(Broadcast.expand_lease.is_(None), Broadcast.expand_lease < now),
+                    ),
+                ),
+            )
+            .values(
+                status=BroadcastStatus.SENDING,
+                started_at=func.coalesce(Broadcast.started_at, now),
+                expand_lease=now + EXPAND_LEASE,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def expand(
+    sessions: async_sessionmaker[AsyncSession],
+    broadcast_id: int,
+    *,
+    channels: frozenset[str] | None,
+    community: str,
+    clock: Callable[[], datetime],
+    settings: BroadcastSettings | None = None,
+    max_batches: int | None = None,
+) -> bool:
+    """Write the broadcast's outbox rows (resuming where a previous run stopped). Returns True when
+    every row is written; False if another process holds the expansion, it was cancelled, or
+    ``max_batches`` (tests: a crash half-way) stopped it first."""
+    settings = settings or get_broadcast_settings()
+    if not await _take_lease(sessions, broadcast_id, clock()):
+        return False
+    batches = 0
+    while True:
+        if max_batches is not None and batches >= max_batches:
+            return False
+        batches += 1
+        now = clock()
+        async with sessions.begin() as session:
+            # Row lock: a cancel (which updates this row) waits for the batch, then withdraws its rows.
+            broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
+            if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+                return False
+            audience = Audience.from_json(broadcast.audience)
+            staff = await aud.staff_recipients(session, audience, channels)
+            recipients: list[Recipient] = []
+            if broadcast.expand_cursor == 0:
+                recipients.extend(staff)  # idempotent: rewritten (and ignored) if this batch is redone
+            ids = await aud.resident_batch(session, audience, broadcast.expand_cursor, settings.batch_size)
+            taken = {(s.channel, s.recipient) for s in staff}  # a staff account is not reached twice
+            recipients.extend(
+                r
+                for r in await aud.resident_recipients(session, ids, channels)
+                if (r.channel, r.recipient) not in taken
+            )
+            await write_rows(session, broadcast, recipients, community, now, settings)
+            if len(ids) < settings.batch_size:
+                broadcast.expanded_at = now
+                broadcast.expand_lease = None
+                broadcast.total = int(
+                    await session.scalar(select(func.count()).where(rows_of(session, broadcast_id))) or 0
+                )
+                return True
+            broadcast.expand_cursor = ids[-1]
+            broadcast.expand_lease = now + EXPAND_LEASE
+
+
+# -- progress and report ------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0  # not settled yet (pending, or being sent, or rescheduled)
+    recent: int = 0  # sent within the last RATE_WINDOW
+    window: float = RATE_WINDOW.total_seconds()  # seconds ``recent`` covers (less while it is young)
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def unreachable(self) -> int:
+        return sum(n for reason, n in self.by_reason.items() if reason in UNREACHABLE)
+
+    @property
+    def rate(self) -> float:
+        """Messages a second over the last minute (or since the start, if that is less)."""
+        return self.recent / self.window if self.window > 0 else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        return self.pending / self.rate if self.rate > 0 else None
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "sent": self.sent,
+            "failed": self.failed,
+            "pending": self.pending,
+            "unreachable": self.unreachable,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "by_channel": {k: dict(v) for k, v in sorted(self.by_channel.items())},
+        }
+
+
+async def progress(session: AsyncSession, broadcast_id: int, now: datetime) -> Progress:
+    since = now - RATE_WINDOW
+    rows = await session.execute(
+        select(
+            OutboxMessage.channel,
+            OutboxMessage.status,
+            OutboxMessage.last_error,
+            func.count(),
+            func.sum(case((OutboxMessage.sent_at >= since, 1), else_=0)),
+        )
+        .where(rows_of(session, broadcast_id))
+        .group_by(OutboxMessage.channel, OutboxMessage.status, OutboxMessage.last_error)
+    )
+    p = Progress()
+    started = await session.scalar(select(Broadcast.started_at).where(Broadcast.id == broadcast_id))
+    if started is not None:
+        p.window = max(1.0, min(RATE_WINDOW.total_seconds(), (now - started).total_seconds()))
+    for channel, status, error, n, recent in rows:
+        n = int(n)
+        p.total += n
+        per_channel = p.by_channel.setdefault(channel, {})
+        if status == OutboxStatus.SENT:
+            p.sent += n
+            p.recent += int(recent or 0)
+            per_channel["sent"] = per_channel.get("sent", 0) + n
+        elif status == OutboxStatus.FAILED:
+            p.failed += n
+            reason = reason_of(error)
+            p.by_reason[reason] = p.by_reason.get(reason, 0) + n
+            per_channel["failed"] = per_channel.get("failed", 0) + n
+        else:
+            p.pending += n
+            per_channel["pending"] = per_channel.get("pending", 0) + n
+    return p
+
+
+async def sending_ids(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING).order_by(Broadcast.id)
+        )
+        return list(rows)
+
+
+def _say(session: AsyncSession, broadcast: Broadcast, text: str, now: datetime, key: str | None) -> None:
+    if broadcast.notify_channel and broadcast.notify_recipient:
+        enqueue(
+            session,
+            Outbound(
+                broadcast.notify_channel,
+                broadcast.notify_recipient,
+                text,
+                kind="notify",
+                dedup_key=key,
+            ),
+            now,
+        )
+
+
+def bar(done: int, total: int, width: int = 10) -> str:
+    filled = width if total <= 0 else min(width, round(width * done / total))
+    return "█" * filled + "░" * (width - filled)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return render("bc.eta_unknown")
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return render("bc.seconds", n=seconds)
+    if seconds < 3600:
+        return render("bc.minutes", n=max(1, round(seconds / 60)))
+    return render("bc.hours", h=seconds // 3600, m=(seconds % 3600) // 60)
+
+
+def progress_text(broadcast_id: int, p: Progress) -> str:
+    return render(
+        "bc.progress",
+        id=broadcast_id,
+        bar=bar(p.done, p.total),
+        percent=0 if p.total == 0 else int(100 * p.done / p.total),
+        sent=p.sent,
+        failed=p.failed,
+        pending=p.pending,
+        total=p.total,
+        rate=f"{p.rate:.1f}",
+        left=duration(p.seconds_left),
+    )
+
+
+def reasons_text(by_reason: dict[str, int]) -> str:
+    from messages import has
+
+    parts = []
+    for reason, n in sorted(by_reason.items(), key=lambda kv: -kv[1]):
+        label = render(f"bc.reason.{reason}") if has(f"bc.reason.{reason}") else reason
+        parts.append(render("bc.reason_item", reason=label, count=n))
+    return "、".join(parts) if parts else render("bc.reason_none")
+
+
+def report_text(broadcast: Broadcast, report: dict[str, Any]) -> str:
+    return render(
+        "bc.report",
+        id=broadcast.id,
+        total=report.get("total", 0),
+        sent=report.get("sent", 0),
+        failed=report.get("failed", 0),
+        unreachable=report.get("unreachable", 0),
+        reasons=reasons_text(report.get("by_reason", {})),
+    )
+
+
+async def send_progress(
+    sessions: async_sessionmaker[AsyncSession], broadcast_id: int, now: datetime, every: timedelta
+) -> Progress | None:
+    """Tell the admin how the broadcast is going: ``every`` after it started, then at most every
+    ``every`` (one process does it)."""
+    async with sessions.begin() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None or broadcast.status != BroadcastStatus.SENDING or not broadcast.notify_channel:
+            return None
+        if broadcast.expanded_at is None:
+            return None
+        claimed = await session.execute(
+            update(Broadcast)
+            .where(
+                Broadcast.id == broadcast_id,
+                or_(
+                    and_(Broadcast.last_progress_at.is_(None), Broadcast.started_at <= now - every),
+                    Broadcast.last_progress_at <= now - every,
+                ),
+            )
+            .values(last_progress_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            return None
+        p = await progress(session, broadcast_id, now)
+        if p.pending == 0:
+            return p  # the report follows at once
+        _say(session, broadcast, progress_text(broadcast_id, p), now, None)
+        return p
+
+
+async def finish_if_done(
+    sessions: async_sessionmaker[AsyncSession], broadcast_id: int, now: datetime
+) -> dict[str, Any] | None:
+    """When every row of an expanded broadcast is settled: store the report, mark it done and send it
+    to the admin. Returns the report the first time (in one process), else None."""
+    async with sessions.begin() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None or broadcast.status != BroadcastStatus.SENDING or broadcast.expanded_at is None:
+            return None
+        p = await progress(session, broadcast_id, now)
+        if p.pending:
+            return None
+        report = p.to_json()
+        done = await session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
+            .values(
+                status=BroadcastStatus.DONE,
+                finished_at=now,
+                report=report,
+                total=p.total,
+                sent=p.sent,
+                failed=p.failed,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(done, "rowcount", 0) != 1:
+            return None
+        _say(session, broadcast, report_text(broadcast, report), now, f"bcr:{broadcast_id}")
+        return report
+
+
+def decision_buttons(broadcast_id: int, *, calendar: bool = False) -> list[Button]:
+    from handlers.commands import Cmd, action
+
+    ok = render("bc.button.approve" if calendar else "bc.button.send")
+    return [
+        Button(ok, action(Cmd.BROADCAST_OK, None, str(broadcast_id))),
+        Button(render("bc.button.cancel"), action(Cmd.BROADCAST_CANCEL, None, str(broadcast_id))),
+    ]
