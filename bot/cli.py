@@ -9,6 +9,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -295,6 +296,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Telegram hands updates to one long-polling consumer only.
             print(render("cli.workers_need_webhook"), file=sys.stderr)
             return 2
+        os.environ["OUTREACH_SERVE_WORKERS"] = str(args.workers)  # the worker processes read it
         serve_workers(settings, args.host, args.port, args.workers)
         return 0
     with contextlib.suppress(KeyboardInterrupt):

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(default=None, description="community YAML file; the sample one if unset")
     log_level: str = "INFO"
+    # How many server processes share the work (set by `serve --workers N`): per-process rate limits
+    # are divided by it so that together they stay within a platform's limits.
+    serve_workers: int = Field(default=1, ge=1)
 
     # Channels (used by the Telegram and WeChat adapters).
     telegram_token: SecretStr | None = None

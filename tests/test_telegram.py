@@ -727,3 +727,18 @@ async def test_sender_maps_telegram_answers(sessions: async_sessionmaker[AsyncSe
         with pytest.raises(DeliveryError) as failed:
             await sender.send(second)
         assert (failed.value.retry_after, failed.value.permanent) == (retry_after, permanent)
+
+
+def test_worker_processes_split_the_rate_limits() -> None:
+    from bot.telegram.limiter import RateLimiter
+
+    alone, shared = RateLimiter.shared_by(1), RateLimiter.shared_by(2)
+    assert (alone.per_second, alone.chat_interval, alone.group_per_minute) == (30, 1.0, 20)
+    assert (shared.per_second, shared.chat_interval, shared.group_per_minute) == (15, 2.0, 10)
+    now = [0.0]
+    limiter = RateLimiter.shared_by(3, clock=lambda: now[0])
+    assert limiter.delay("12345") == 0.0
+    limiter.record("12345")
+    assert limiter.delay("12345") == pytest.approx(3.0)  # three processes: each waits 3 s per chat
+    now[0] += 3.0
+    assert limiter.delay("12345") == 0.0

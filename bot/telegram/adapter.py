@@ -120,7 +120,7 @@ class TelegramAdapter:
         secret = settings.telegram_webhook_secret
         self.secret = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
         self.application = build_application(settings, polling=self.webhook_url is None)
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter.shared_by(settings.serve_workers)
         self._sender: TelegramSender | None = None
         self._ready = False
 

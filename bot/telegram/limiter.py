@@ -47,6 +47,18 @@ class RateLimiter:
         self._chat_next: dict[ChatId, float] = {}  # earliest next send per chat
         self._groups: dict[ChatId, deque[float]] = {}  # send times within the last minute, per group
 
+    @classmethod
+    def shared_by(cls, processes: int, clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+        """This process's share when ``processes`` send for the same bot: together they keep within
+        30/s overall, 1/s per chat and 20/min per group without talking to each other."""
+        n = max(1, processes)
+        return cls(
+            per_second=max(1, PER_SECOND // n),
+            chat_interval=CHAT_INTERVAL * n,
+            group_per_minute=max(1, GROUP_PER_MINUTE // n),
+            clock=clock,
+        )
+
     def delay(self, chat_id: ChatId) -> float:
         """Seconds until a message to ``chat_id`` may go (0 = now)."""
         return max(self.global_delay(), self.chat_delay(chat_id))
