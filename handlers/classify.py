@@ -35,34 +35,6 @@ from handlers.textnorm import fold
 OTHER = "other"
 KEYWORD_WEIGHT = 2.0
 SUPPORT_WEIGHT = 1.0
-LOCATIVES = frozenset(
-    {
-        "里",
-        "边",
-        "旁边",
-        "边上",
-        "附近",
-        "周围",
-        "旁",
-        "那边",
-        "里面",
-        "上面",
-        "底下",
-        "后面",
-        "前面",
-        "门口",
-        "外墙",
-        "外面",
-        "对面",
-        "背后",
-        "一带",
-        "周边",
-        "那里",
-        "那儿",
-        "墙上",
-        "侧",
-    }
-)
 LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
 PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
@@ -224,6 +196,16 @@ def _intents_data() -> dict[str, Any]:
 
 
 @cache
+def locatives() -> frozenset[str]:
+    return frozenset(_intents_data().get("locatives", ()))
+
+
+@cache
+def urgent_words() -> tuple[str, ...]:
+    return tuple(_intents_data().get("urgent", ()))
+
+
+@cache
 def load_intents() -> Intents:
     raw = _intents_data()
     return Intents(
@@ -274,6 +256,7 @@ class Classifier:
         self.categories = [c for c in categories if c.enabled]
         self.intents = load_intents()
         self.replacements = _replacements()
+        self.locatives = locatives()
         # word → [(category index, weight, is keyword)]
         self.index: dict[str, list[tuple[int, float, bool]]] = {}
         for ci, category in enumerate(self.categories):
@@ -365,7 +348,7 @@ class Classifier:
                     supports.append((ci, weight, token, start))
                     continue
                 score = scores.setdefault(ci, _Score())
-                if n + 1 < len(tokens) and tokens[n + 1] in LOCATIVES:
+                if n + 1 < len(tokens) and tokens[n + 1] in self.locatives:
                     weight *= LOCATIVE_FACTOR
                 score.score += weight
                 score.strong += 1

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from handlers.classify import urgent_words
 from handlers.community import Community
 from handlers.context import Services, Turn
 from handlers.lifecycle import record
@@ -23,11 +24,10 @@ DEFAULT_LIMIT_HOURS = 8.0
 RUNGS = (0.5, 1.0, 3.0)  # fractions of the limit: warn the worker, tell the leader, tell the admins
 WAIT_FOR_RESIDENT = timedelta(minutes=30)  # then an unanswered question goes to triage
 SCAN_BATCH = 500
-URGENT_WORDS = ("紧急", "很急", "急急", "马上", "危险", "赶紧", "火急")
 
 
 def is_urgent(text: str) -> bool:
-    return any(word in text for word in URGENT_WORDS)
+    return any(word in text for word in urgent_words())
 
 
 def limit_for(community: Community, case: Case) -> float:
@@ -65,7 +65,10 @@ def auto_confirm_at(community: Community, case: Case, now: datetime) -> None:
 
 
 def local_time(community: Community, moment: datetime) -> str:
-    return render("time.local", value=moment.astimezone(community.timezone).strftime("%m月%d日 %H:%M"))
+    local = moment.astimezone(community.timezone)
+    return render(
+        "time.local", month=f"{local.month:02d}", day=f"{local.day:02d}", clock=local.strftime("%H:%M")
+    )
 
 
 async def _ring(turn: Turn, case: Case) -> None:

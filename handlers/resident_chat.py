@@ -249,7 +249,7 @@ async def location_reply(ctx: ChatContext) -> bool:
 
 def place_examples(ctx: ChatContext) -> str:
     places = [p for g in ctx.turn.community.grids.values() for p in g.places][:2]
-    return "、".join(f"“{p}”" for p in places) or "“东门”"
+    return "、".join(f"“{p}”" for p in places) or render("report.place_example")
 
 
 async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | None) -> None:
