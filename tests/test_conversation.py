@@ -277,3 +277,20 @@ async def test_writing_again_clears_the_unreachable_mark(chat: Chat) -> None:
     async with chat.services.sessions() as session:
         assert (await session.get_one(ResidentIdentity, ("console", "小王"))).unreachable_since is None
         assert (await session.get_one(StaffIdentity, ("console", "zhang"))).unreachable_since is None
+
+
+async def test_a_logged_database_error_hides_the_residents_text(chat: Chat) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from storage.models import InboundMessage as Row
+
+    async with chat.services.sessions() as session:
+        session.add(Row(channel="console", external_id="dup", sender="a", text="电话13800138000"))
+        await session.commit()
+        session.add(Row(channel="console", external_id="dup", sender="a", text="电话13800138000"))
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            assert "13800138000" not in str(exc)
+        else:
+            raise AssertionError("the duplicate must be refused")
