@@ -1,0 +1,126 @@
+"""Our async client for the three WeCom endpoints the bot calls (wechatpy 1.8.18 has no async client).
+
+* ``GET /cgi-bin/gettoken?corpid=&corpsecret=``: one token per app secret. It is cached and shared
+  between processes by the Official Account's ``TokenSource``/``TokenStore`` under the key
+  ``wecom:{corp_id}:{agent_id}``, refreshed ahead of expiry by one process at a time.
+* ``POST /cgi-bin/message/send`` and ``POST /cgi-bin/message/update_template_card``.
+* ``40001``/``40014``/``42001`` (token invalid or expired) refresh the token and retry the call once.
+* The secret and the token never reach a log line or an exception message: the token travels in the
+  query string, so errors name the endpoint path only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bot.wechat.client import (
+    TOKEN_ERRORS,
+    TokenSource,
+    TokenStore,
+    WeChatAPIError,
+    WeChatTransportError,
+)
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+SEND = "/cgi-bin/message/send"
+UPDATE_CARD = "/cgi-bin/message/update_template_card"
+GET_TOKEN = "/cgi-bin/gettoken"
+
+
+def token_key(corp_id: str, agent_id: int) -> str:
+    return f"wecom:{corp_id}:{agent_id}"
+
+
+class WeComClient:
+    def __init__(
+        self,
+        corp_id: str,
+        agent_id: int,
+        secret: str,
+        api_url: str,
+        store: TokenStore,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        timeout: float = 10.0,
+    ) -> None:
+        self.corp_id = corp_id
+        self.agent_id = agent_id
+        self._secret = secret
+        self.api_url = api_url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=timeout)
+        self._own_http = http is None
+        self.store = store
+        self.tokens = TokenSource(token_key(corp_id, agent_id), store, self._fetch_token, clock)
+
+    async def close(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    async def _request(
+        self, method: str, path: str, params: dict[str, str], body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        try:
+            if body is None:
+                response = await self.http.request(method, self.api_url + path, params=params)
+            else:
+                response = await self.http.request(
+                    method,
+                    self.api_url + path,
+                    params=params,
+                    content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
+        except httpx.HTTPError as exc:
+            raise WeChatTransportError(f"{path}: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise WeChatTransportError(f"{path}: HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise WeChatTransportError(f"{path}: HTTP {response.status_code}, not JSON") from None
+        if not isinstance(data, dict):
+            raise WeChatTransportError(f"{path}: unexpected answer")
+        errcode = int(data.get("errcode") or 0)
+        if errcode:
+            raise WeChatAPIError(errcode, str(data.get("errmsg", "")), path)
+        return data
+
+    async def _fetch_token(self, _force: bool) -> tuple[str, int]:
+        # gettoken has no force flag: while a token is valid WeCom hands out the same one.
+        data = await self._request("GET", GET_TOKEN, {"corpid": self.corp_id, "corpsecret": self._secret})
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeChatTransportError(f"{GET_TOKEN}: no token in the answer")
+        return token, int(data.get("expires_in") or 7200)
+
+    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path`` with the access token; a refused token is refreshed once."""
+        token = await self.tokens.get()
+        try:
+            return await self._request("POST", path, {"access_token": token}, body)
+        except WeChatAPIError as exc:
+            if exc.errcode not in TOKEN_ERRORS:
+                raise
+            log.warning("%s refused the access token (errcode %s); refreshing", path, exc.errcode)
+        self.tokens.forget()
+        token = await self.tokens.get(refused=token)
+        return await self._request("POST", path, {"access_token": token}, body)
+
+    async def send(self, userid: str, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` is ``{"msgtype": …, <msgtype>: {…}}``; the recipient and agent are added here."""
+        body = {"touser": userid, "agentid": self.agent_id, **message}
+        return await self.call(SEND, body)
+
+    async def update_card(self, userid: str, response_code: str, update: dict[str, Any]) -> dict[str, Any]:
+        """``update`` is ``{"button": {"replace_name": …}}`` or ``{"template_card": {…}}``."""
+        body = {"userids": [userid], "agentid": self.agent_id, "response_code": response_code, **update}
+        return await self.call(UPDATE_CARD, body)
