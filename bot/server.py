@@ -162,6 +162,11 @@ def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
         from bot.wechat.adapter import WeChatAdapter
 
         adapters.append(WeChatAdapter(settings))
+    wecom = (settings.wecom_corp_id, settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key)
+    if all(wecom) and settings.wecom_agent_id is not None:
+        from bot.wecom.adapter import WeComAdapter
+
+        adapters.append(WeComAdapter(settings))
     return adapters
 
 

@@ -1,0 +1,361 @@
+"""The WeCom callback, ``GET``/``POST /wecom``.
+
+WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the corp id):
+
+* ``GET`` is URL verification: ``msg_signature`` = SHA-1 of the sorted token, timestamp, nonce and
+  ``echostr``; ``echostr`` is AES-encrypted and the answer is its plaintext.
+* ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
+
+Every request is checked before anything is parsed or stored, with the Official Account's helpers
+(``bot/wechat/callback.py``): the signature (constant-time), a timestamp within ``MAX_SKEW``, a body of
+at most ``MAX_BODY`` bytes, XML without DTD, entities or external references, inside and outside the
+envelope; and the message must be for our agent. Then it is stored in the inbox
+(``bot/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
+MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the door. The inbox
+worker hands each message to the conversation core afterwards, so WeCom's 5 seconds never depend on
+how busy the core is, and everything the core answers goes out through the outbox.
+
+Card clicks (``template_card_event``; wechatpy 1.8.18 does not know it, so its fields are read from
+the XML) become ``Conversation.act`` with the button's key as the action. The card is then updated with
+``message/update_template_card`` and the click's ``ResponseCode``, written to the outbox as a
+``card_update`` row: WeCom also accepts an encrypted passive reply (``update_button``) within the 5
+seconds, but the click is handled after the answer, and an outbox row is retried, limited and survives
+a restart, while a passive reply lost in transit is lost. WeCom keeps a ResponseCode valid for 72 hours
+and for one use; the row's dedup key makes sure it is used once.
+
+Only staff use the app. A member not bound to a staff account may send ``绑定 邀请码`` (an invite code,
+as on every channel); anything else gets a short explanation and reaches no one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import Element
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from wechatpy.enterprise.crypto import WeChatCrypto
+
+from bot.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
+from bot.wechat.db import insert_ignore
+from bot.wechat.inbox import Inbox, Item
+from bot.wecom import cards
+from bot.wecom.sender import CARD_UPDATE, CHANNEL
+from handlers.commands import Cmd, parse_action, parse_command
+from handlers.inbound import Inbound
+from handlers.outbox import Outbound, enqueue
+from messages import render
+from storage.models import Case, InboundMessage, OutboxMessage, OutboxStatus, Staff, StaffIdentity, utcnow
+
+if TYPE_CHECKING:
+    from bot.server import Server
+
+log = logging.getLogger(__name__)
+
+CARD_EVENT = "template_card_event"
+EVENTS = frozenset({"subscribe", "click", CARD_EVENT})  # the events that mean something to the core
+ECHO_MAX = 1024  # characters of an encrypted echostr
+
+
+def _child(root: Element, name: str) -> str:
+    found = root.find(name)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+
+
+def inbox_key(root: Element) -> str | None:
+    """The key WeCom's retries share, or None for a message the bot does not read."""
+    user, created = _child(root, "FromUserName"), _child(root, "CreateTime")
+    msg_type = _child(root, "MsgType").lower()
+    if msg_type == "text":
+        return _child(root, "MsgId") or f"{user}:{created}:text"
+    if msg_type == "event":
+        event = _child(root, "Event").lower()
+        if event not in EVENTS:
+            return None
+        # Two clicks in one second differ by key or card; the digest keeps the key within bounds.
+        return f"{user}:{created}:{_digest(event, _child(root, 'EventKey'), _child(root, 'TaskId'))}"
+    return None
+
+
+class WeComCallback:
+    """The routes' handlers and the inbox worker's entry; ``server`` and ``inbox`` are set at start."""
+
+    def __init__(
+        self,
+        token: str,
+        aes_key: str,
+        corp_id: str,
+        agent_id: int,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._token = token
+        self.corp_id = corp_id
+        self.agent_id = agent_id
+        self.crypto = WeChatCrypto(token, aes_key, corp_id)
+        self.clock = clock
+        self.server: Server | None = None
+        self.inbox: Inbox | None = None
+        self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
+
+    # -- checks ----------------------------------------------------------------------------------------
+
+    def _check(self, request: Request, signed: str) -> tuple[str, str]:
+        """The query's signature over ``signed`` (echostr or Encrypt) and its freshness."""
+        q = request.query_params
+        sig, timestamp, nonce = q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+        if not (sig and timestamp and nonce and signed) or not timestamp.isdigit() or len(nonce) > 64:
+            raise Refused(403, "missing signature")
+        if not _same(signature(self._token, timestamp, nonce, signed), sig):
+            raise Refused(403, "bad signature")
+        if abs(time.time() - int(timestamp)) > MAX_SKEW:
+            raise Refused(403, "stale timestamp")
+        return timestamp, nonce
+
+    def _decrypt(self, encrypted: str) -> str:
+        try:
+            plain = open_envelope(self.crypto, encrypted)
+        except Exception as exc:  # InvalidCorpIdException, padding, base64 …
+            raise Refused(403, f"cannot decrypt ({type(exc).__name__})") from None
+        if len(plain.encode("utf-8")) > MAX_BODY:
+            raise Refused(413, "body too large")
+        return plain
+
+    async def _body(self, request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            raise Refused(413, "body too large")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise Refused(413, "body too large")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise Refused(400, "client went away") from None
+        return b"".join(chunks)
+
+    # -- routes ----------------------------------------------------------------------------------------
+
+    async def verify(self, request: Request) -> Response:
+        """URL verification: answer the decrypted ``echostr`` when the signature is ours."""
+        echo = request.query_params.get("echostr", "")
+        try:
+            if len(echo) > ECHO_MAX:
+                raise Refused(403, "echostr too long")
+            self._check(request, echo)
+            plain = self._decrypt(echo)
+        except Refused as exc:
+            log.warning("wecom verification refused: %s", exc.reason)
+            return PlainTextResponse("forbidden", status_code=exc.status)
+        return PlainTextResponse(plain)
+
+    async def receive(self, request: Request) -> Response:
+        self.active += 1
+        try:
+            return await self._receive(request)
+        finally:
+            self.active -= 1
+
+    async def _receive(self, request: Request) -> Response:
+        try:
+            body = await self._body(request)
+            encrypt = _child(safe_parse(body), "Encrypt")
+            timestamp, nonce = self._check(request, encrypt)
+            xml = self._decrypt(encrypt)
+            root = safe_parse(xml.encode("utf-8"))
+            agent = _child(root, "AgentID")
+            if agent and agent != str(self.agent_id):
+                raise Refused(403, "message for another agent")
+            if not _child(root, "FromUserName"):
+                raise Refused(400, "no sender")
+        except Refused as exc:
+            log.warning("wecom callback refused: %s", exc.reason)
+            return PlainTextResponse("refused", status_code=exc.status)
+        key = inbox_key(root)
+        if key is None:
+            if _child(root, "MsgType").lower() == "event":
+                return PlainTextResponse("")  # enter_agent, location …: nothing to do
+            return self._passive_text(root, render("wecom.unsupported"), nonce, timestamp)
+        assert self.inbox is not None
+        await self.inbox.put(key, _child(root, "FromUserName"), xml, inline=False)
+        return PlainTextResponse("")  # a retry (put returned None) gets the same empty answer
+
+    def _passive_text(self, root: Element, text: str, nonce: str, timestamp: str) -> Response:
+        """An encrypted passive text reply (for what needs no storing: a picture, a voice note …)."""
+        from wechatpy.replies import TextReply
+
+        reply = TextReply(source=self.corp_id, target=_child(root, "FromUserName"), content=text)
+        return Response(
+            self.crypto.encrypt_message(reply.render(), nonce, timestamp), media_type="application/xml"
+        )
+
+    # -- handling (the inbox worker) -------------------------------------------------------------------
+
+    async def handle_stored(self, item: Item) -> None:
+        assert self.server is not None
+        root = safe_parse(item.xml.encode("utf-8"))
+        try:
+            await self._process(item, root)
+        finally:
+            self.server.wake_all()  # a staff action notifies residents on their own channels
+
+    async def _process(self, item: Item, root: Element) -> None:
+        assert self.server is not None and self.server.app is not None
+        conversation = self.server.app.conversation
+        userid = item.openid
+        staff_id = await self._staff_of(userid)
+        msg_type = _child(root, "MsgType").lower()
+        event = _child(root, "Event").lower() if msg_type == "event" else ""
+        if event == CARD_EVENT:
+            if staff_id is None:
+                await self._not_bound(item, "[card]")
+                return
+            await self._click(item, root, staff_id)
+            return
+        text = _child(root, "Content") if msg_type == "text" else ""
+        if event == "subscribe":
+            text = "/help"  # following the app: the help text, or how to bind
+        elif event == "click":
+            text = _child(root, "EventKey")
+        if not text:
+            return
+        if staff_id is None and not _binds(text):
+            await self._not_bound(item, text)
+            return
+        await conversation.handle(Inbound(CHANNEL, userid, text=text, message_id=item.key))
+
+    async def _click(self, item: Item, root: Element, staff_id: str) -> None:
+        assert self.server is not None and self.server.app is not None
+        action, task_id = _child(root, "EventKey"), _child(root, "TaskId")
+        command = parse_action(action)
+        number = command.number if command is not None else None
+        before = await self._case_state(number)
+        handled = await self.server.app.conversation.act(
+            Inbound(CHANNEL, item.openid, message_id=item.key), action
+        )
+        code = _child(root, "ResponseCode")
+        if handled.failed or number is None or not code:
+            return
+        original = await self._card_row(task_id, item.openid)
+        update = cards.update_after_click(
+            clicker=staff_id,
+            pressed=action,
+            before=before,
+            after=await self._case_state(number),
+            original_text=original.text if original is not None else None,
+            original_buttons=(original.payload or {}).get("buttons") if original is not None else None,
+            task_id=task_id,
+        )
+        if update is not None:
+            await self._queue_card_update(item.openid, code, update, number)
+
+    # -- database helpers ------------------------------------------------------------------------------
+
+    async def _staff_of(self, userid: str) -> str | None:
+        assert self.server is not None and self.server.app is not None
+        async with self.server.app.services.sessions() as session:
+            found = await session.scalar(
+                select(StaffIdentity.staff_id)
+                .join(Staff, Staff.id == StaffIdentity.staff_id)
+                .where(
+                    StaffIdentity.channel == CHANNEL,
+                    StaffIdentity.external_id == userid,
+                    Staff.active.is_(True),
+                )
+            )
+        return str(found) if found is not None else None
+
+    async def _case_state(self, number: int | None) -> cards.CaseState:
+        if number is None:
+            return None
+        assert self.server is not None and self.server.app is not None
+        async with self.server.app.services.sessions() as session:
+            row = (
+                await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))
+            ).first()
+        return (str(row[0]), row[1]) if row is not None else None
+
+    async def _card_row(self, task_id: str, userid: str) -> OutboxMessage | None:
+        """The outbox row a card was built from (only a card this member was sent)."""
+        row_id = cards.row_of_task(task_id)
+        if row_id is None:
+            return None
+        assert self.server is not None and self.server.app is not None
+        async with self.server.app.services.sessions() as session:
+            row = await session.get(OutboxMessage, row_id)
+            if row is None or row.channel != CHANNEL or row.recipient != userid:
+                return None
+            session.expunge(row)
+            return row
+
+    async def _queue_card_update(
+        self, userid: str, code: str, update: dict[str, object], number: int
+    ) -> None:
+        assert self.server is not None and self.server.app is not None
+        now = self.clock()
+        values = {
+            "channel": CHANNEL,
+            "recipient": userid,
+            "kind": CARD_UPDATE,
+            "text": str((update.get("button") or {}).get("replace_name", "")),  # type: ignore[union-attr]
+            "payload": {"response_code": code, "update": update},
+            "case_id": number,
+            "dedup_key": f"wecom:card:{_digest(code)}",  # a ResponseCode works once
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "not_before": now,
+        }
+        async with self.server.app.services.sessions.begin() as session:
+            await session.execute(insert_ignore(session, OutboxMessage, values))
+
+    async def _not_bound(self, item: Item, text: str) -> None:
+        """Log the message (so a retry is answered once) and explain how to bind, through the outbox."""
+        assert self.server is not None and self.server.app is not None
+        now = self.clock()
+        try:
+            async with self.server.app.services.sessions.begin() as session:
+                seen = await session.scalar(
+                    select(InboundMessage.id).where(
+                        InboundMessage.channel == CHANNEL, InboundMessage.external_id == item.key
+                    )
+                )
+                if seen is not None:
+                    return
+                session.add(
+                    InboundMessage(
+                        channel=CHANNEL, external_id=item.key, sender=item.openid, received_at=now, text=text
+                    )
+                )
+                await session.flush()
+                enqueue(session, Outbound(CHANNEL, item.openid, render("wecom.not_bound")), now)
+        except IntegrityError:
+            return  # the same message, taken by another process
+
+
+def _binds(text: str) -> bool:
+    command = parse_command(text)
+    return command is not None and (
+        command.kind == Cmd.BIND or (command.kind == Cmd.START and command.arg is not None)
+    )
+
+
+def open_envelope(crypto: WeChatCrypto, encrypted: str) -> str:
+    """Decrypt one Encrypt/echostr value (the signature was checked by the caller, in constant time)."""
+    from wechatpy.enterprise.crypto import PrpCrypto
+
+    plain = PrpCrypto(crypto.key).decrypt(encrypted, crypto.corp_id)
+    return plain if isinstance(plain, str) else plain.decode("utf-8")
