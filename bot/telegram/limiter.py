@@ -44,7 +44,8 @@ class RateLimiter:
         self.group_per_minute = group_per_minute
         self.clock = clock
         self._recent: deque[float] = deque()  # send times within the last second
-        self._chat_next: dict[ChatId, float] = {}  # earliest next send per chat
+        self._chat_next: dict[ChatId, float] = {}  # earliest next send per chat (bookings included)
+        self._chat_last: dict[ChatId, float] = {}  # when the last message to each chat actually went
         self._groups: dict[ChatId, deque[float]] = {}  # send times within the last minute, per group
 
     @classmethod
@@ -92,6 +93,7 @@ class RateLimiter:
     def record(self, chat_id: ChatId) -> None:
         now = self.clock()
         self._recent.append(now)
+        self._chat_last[chat_id] = now
         self._chat_next[chat_id] = max(self._chat_next.get(chat_id, now), now + self.chat_interval)
         sent = self._group_sent(chat_id, now)
         if sent is not None:
@@ -109,7 +111,7 @@ class RateLimiter:
     def book(self, chat_id: ChatId) -> float:
         """Reserve the chat's next free slot (after every slot booked before) and return the seconds
         until it. The message sent in that slot counts against the overall rate only when it goes
-        (``record_global``)."""
+        (``record_booked``)."""
         now = self.clock()
         slot = max(now, self._chat_next.get(chat_id, now))
         sent = self._group_sent(chat_id, now)
@@ -120,8 +122,21 @@ class RateLimiter:
             sent.append(slot)
         return slot - now
 
-    def record_global(self) -> None:
-        self._recent.append(self.clock())
+    def booked_delay(self, chat_id: ChatId, slot: float) -> float:
+        """Seconds until a booked message may go: its slot, the overall rate, and the chat's interval
+        since the message before it actually went (a booking sent late must not crowd the next)."""
+        now = self.clock()
+        last = self._chat_last.get(chat_id)
+        spacing = last + self.chat_interval - now if last is not None else 0.0
+        return max(slot - now, spacing, self.global_delay(), 0.0)
+
+    def record_booked(self, chat_id: ChatId) -> None:
+        """A booked message goes now: it counts against the overall rate (its chat slot was taken
+        when it was booked)."""
+        now = self.clock()
+        self._recent.append(now)
+        self._chat_last[chat_id] = now
+        self._chat_next[chat_id] = max(self._chat_next.get(chat_id, now), now + self.chat_interval)
 
     def pause(self, chat_id: ChatId, seconds: float) -> None:
         """Telegram said "retry after": nothing more to that chat for ``seconds``."""
@@ -138,5 +153,7 @@ class RateLimiter:
     def _prune(self, now: float) -> None:
         for chat in [c for c, t in self._chat_next.items() if t <= now]:
             del self._chat_next[chat]
+        for chat in [c for c, t in self._chat_last.items() if t <= now - self.chat_interval]:
+            del self._chat_last[chat]
         for group in [g for g, sent in self._groups.items() if not sent or sent[-1] <= now - 60.0]:
             del self._groups[group]
