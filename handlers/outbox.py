@@ -1,27 +1,61 @@
 """The outbox: every outbound message is a row, written with the change it reports and sent after commit.
 
-A crash between storing a case and notifying the worker therefore loses nothing: the row is still
-pending (or its claim lapses) and the next drain sends it. Claims use ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL so several processes share the work; SQLite serialises writers anyway.
+A crash between storing a case and notifying the worker loses nothing: the row is still pending (or
+its claim lapses) and the next drain sends it. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
+several processes share the work; SQLite serialises writers anyway.
+
+Exactly once, as far as a platform without idempotency keys allows. Each claim carries a token
+(``claimed_by``); a sender calls ``mark_dispatched`` (one committed UPDATE, conditional on the token)
+just before the request that delivers the row, and settles it right after. So after a crash:
+
+* a claimed row whose request never started is simply claimed again (nothing was sent);
+* a row whose request was under way (``dispatched_at`` set, never settled) may or may not have
+  reached the platform. Neither Telegram nor the WeChat customer-service API can be asked, so the
+  kind decides: a broadcast (``AT_MOST_ONCE``) is never sent twice: the row fails as ``uncertain``
+  and is counted and listed in the broadcast's report; a case notification or reply is sent again
+  (a repeated notice beats a lost one);
+* a process whose lease lapsed while it was still working cannot send a row another process has
+  claimed since: its ``mark_dispatched`` finds the token changed and it skips the row (``Reclaimed``).
+
+The lease is ``OUTREACH_OUTBOX_LEASE_SECONDS`` (60 by default): how long a dead process's claimed rows
+wait before another process takes them.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
+# Kinds never sent twice: when a crash leaves it unknown whether the platform got one, it is given up
+# as UNCERTAIN (and reported) rather than sent again.
+AT_MOST_ONCE = frozenset({"broadcast"})
+UNCERTAIN = "uncertain"
+
+
+class OutboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTREACH_OUTBOX_", env_file=".env", extra="ignore")
+
+    lease_seconds: float = Field(default=60, ge=1, le=3600)
+
+
+@cache
+def lease() -> timedelta:
+    return timedelta(seconds=OutboxSettings().lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -52,6 +86,10 @@ class DeliveryError(Exception):
         self.reason = reason
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+class Reclaimed(Exception):
+    """The row's lease lapsed and another claim took it: this process must not send it."""
 
 
 class Sender(Protocol):
@@ -85,21 +123,49 @@ async def claim(
     sessions: async_sessionmaker[AsyncSession], channel: str, now: datetime, limit: int = 50
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages of one channel for sending: highest priority first (replies
-    before broadcasts), then oldest first."""
-    due = or_(
-        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now),
-        and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_until < now),
-    )
+    before broadcasts), then oldest first. Rows of a lapsed claim come back, except at-most-once rows
+    whose request was under way: those fail as ``uncertain``."""
+    token = uuid.uuid4().hex
     async with sessions.begin() as session:
-        ids = (
-            await session.scalars(
-                select(OutboxMessage.id)
-                .where(OutboxMessage.channel == channel, due)
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.channel == channel,
+                OutboxMessage.claimed_until < now,
+                OutboxMessage.dispatched_at.is_not(None),
+                OutboxMessage.kind.in_(AT_MOST_ONCE),
+            )
+            .values(status=OutboxStatus.FAILED, claimed_until=None, last_error=UNCERTAIN)
+            .execution_options(synchronize_session=False)
+        )
+        lapsed = (
+            await session.execute(
+                select(OutboxMessage.id, OutboxMessage.priority)
+                .where(
+                    OutboxMessage.status == OutboxStatus.SENDING,
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.claimed_until < now,
+                )
                 .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ).all()
+        pending = (
+            await session.execute(
+                select(OutboxMessage.id, OutboxMessage.priority)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.not_before <= now,
+                )
+                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        ids = [row_id for row_id, _ in sorted([*lapsed, *pending], key=lambda r: (-r[1], r[0]))[:limit]]
         if not ids:
             return []
         rows = (
@@ -108,13 +174,37 @@ async def claim(
                 .where(OutboxMessage.id.in_(ids))
                 .values(
                     status=OutboxStatus.SENDING,
-                    claimed_until=now + LEASE,
+                    claimed_until=now + lease(),
+                    claimed_by=token,
+                    dispatched_at=None,
                     attempts=OutboxMessage.attempts + 1,
                 )
                 .returning(OutboxMessage)
             )
         ).all()
     return sorted(rows, key=lambda r: (-r.priority, r.id))
+
+
+async def mark_dispatched(
+    sessions: async_sessionmaker[AsyncSession], message: OutboxMessage, now: datetime
+) -> None:
+    """Record that the request delivering ``message`` is about to leave (call it just before). Raises
+    ``Reclaimed`` when this claim no longer owns the row. The lease restarts, so a slow batch does not
+    lose the row it is sending."""
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.claimed_by == message.claimed_by,
+            )
+            .values(dispatched_at=now, claimed_until=now + lease())
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise Reclaimed(message.id)
+    message.dispatched_at = now
 
 
 async def settle(
@@ -134,10 +224,15 @@ async def settle(
             "status": OutboxStatus.PENDING,
             "not_before": now + timedelta(seconds=delay),
             "claimed_until": None,
+            "claimed_by": None,
+            "dispatched_at": None,
             "last_error": error.reason[:500],
         }
+    mine = [OutboxMessage.id == message.id]
+    if message.claimed_by is not None:  # only the claim that owns the row may settle it
+        mine.append(OutboxMessage.claimed_by == message.claimed_by)
     async with sessions.begin() as session:
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))
+        await session.execute(update(OutboxMessage).where(*mine).values(**values))
 
 
 async def drain(
@@ -152,6 +247,9 @@ async def drain(
         error: DeliveryError | None = None
         try:
             await sender.send(message)
+        except Reclaimed:
+            log.warning("outbox message %s was claimed again elsewhere; not sending it here", message.id)
+            continue
         except DeliveryError as exc:
             error = exc
         except Exception as exc:  # one bad message must not stop the others

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -322,9 +323,25 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the claim's token
+    # Set (and committed) just before the request that delivers the row leaves for the platform: a
+    # row still "sending" with this set when its lease lapses may or may not have been delivered.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+# The claim's order (priority, then age) among pending rows only: a backlog of sent rows or a
+# 100,000-row broadcast does not make each claim sort the whole channel.
+Index(
+    "ix_outbox_pending",
+    OutboxMessage.channel,
+    OutboxMessage.priority.desc(),
+    OutboxMessage.id,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
 
 
 class Dialog(Base):

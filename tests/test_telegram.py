@@ -612,6 +612,23 @@ def test_limiter_books_later_slots_in_order() -> None:
     assert slots[20:] == pytest.approx([60.0, 61.0])  # the 21st waits for the first to age out
 
 
+def test_limiter_spaces_bookings_that_go_late() -> None:
+    # Two messages booked 1 s apart whose retries come late (the drain was busy) must still reach the
+    # chat 1 s apart, counted from when the first actually went, not from its booked slot.
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    assert limiter.reserve(42) == 0
+    first, second = (clock.now + limiter.book(42) for _ in range(2))
+    clock.now += 2.5  # both slots have passed
+    assert limiter.booked_delay(42, first) == 0
+    limiter.record_booked(42)
+    assert limiter.booked_delay(42, second) == pytest.approx(1.0)
+    assert limiter.chat_delay(42) == pytest.approx(1.0)  # nor may a message that was not booked
+    clock.now += 1.0
+    assert limiter.booked_delay(42, second) == 0
+    assert limiter.booked_delay(43, clock.now) == 0  # another chat is not held up
+
+
 def test_limiter_pause_holds_one_chat() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock=clock)
@@ -686,7 +703,8 @@ async def test_sender_maps_telegram_answers(sessions: async_sessionmaker[AsyncSe
     from telegram.error import BadRequest, NetworkError, RetryAfter
 
     from bot.telegram.sender import TelegramSender
-    from handlers.outbox import Button, DeliveryError, Outbound, enqueue
+    from handlers.outbox import Button, DeliveryError, Outbound, claim, enqueue
+    from storage.models import utcnow
 
     clock = FakeClock()
     bot = StubBot()
@@ -697,7 +715,8 @@ async def test_sender_maps_telegram_answers(sessions: async_sessionmaker[AsyncSe
             enqueue(session, Outbound("telegram", "11", "二")),
             enqueue(session, Outbound("telegram", "12", "三", photo="gone-file-id")),
         ]
-    first, second, third = rows
+    assert len(rows) == 3
+    first, second, third = await claim(sessions, "telegram", utcnow())  # as the drain loop does
 
     await sender.send(first)
     method, chat, kwargs = bot.calls[-1]

@@ -22,7 +22,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.telegram.keyboards import keyboard
 from bot.telegram.limiter import ChatId, RateLimiter
-from handlers.outbox import DeliveryError
+from handlers.outbox import DeliveryError, mark_dispatched
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,11 @@ class TelegramSender:
             if await is_unreachable(session, message.recipient):
                 raise DeliveryError("recipient unreachable (blocked the bot)", permanent=True)
         chat_id = chat_id_of(message.recipient)
-        await self._take_slot(message.id, chat_id)
+        booked = self._slot(message.id, chat_id)
+        # Marked before the wait for the limiter, so the request follows the limiter's timing exactly
+        # (a commit's delay in between would bunch sends up at Telegram).
+        await mark_dispatched(self.sessions, message, self.clock())
+        await self._wait(chat_id, booked)
         try:
             await self._deliver(chat_id, message)
         except RetryAfter as exc:
@@ -109,23 +113,26 @@ class TelegramSender:
         except TelegramError as exc:  # network trouble, timeouts, 5xx: retried with back-off
             raise DeliveryError(f"{type(exc).__name__}: {exc.message}"[:200]) from None
 
-    async def _take_slot(self, row_id: int, chat_id: ChatId) -> None:
-        """Wait (briefly) for the limiter, or book the chat's next free slot and put the row back in
-        the outbox until then (``DeliveryError`` with ``retry_after``: rescheduled, not failed)."""
+    def _slot(self, row_id: int, chat_id: ChatId) -> float | None:
+        """The chat's booked slot for this row (None: the next free one), or, when that is further
+        away than a moment, ``DeliveryError`` with ``retry_after``: the row goes back to the outbox
+        until then (rescheduled, not failed)."""
         limiter = self.limiter
         booked = self._booked.pop(row_id, None)
         if booked is None and limiter.chat_delay(chat_id) > INLINE_WAIT:
             booked = limiter.clock() + limiter.book(chat_id)
+        if booked is not None and (wait := limiter.booked_delay(chat_id, booked)) > INLINE_WAIT:
+            self._remember(row_id, booked)
+            raise DeliveryError("local rate limit", retry_after=wait)
+        return booked
+
+    async def _wait(self, chat_id: ChatId, booked: float | None) -> None:
+        """Wait for the slot: the booked one and the overall rate, or the chat's and overall rate."""
+        limiter = self.limiter
         if booked is not None:
-            early = booked - limiter.clock()
-            if early > INLINE_WAIT:
-                self._remember(row_id, booked)
-                raise DeliveryError("local rate limit", retry_after=early)
-            if early > 0:
-                await asyncio.sleep(early)
-            while (wait := limiter.global_delay()) > 0:
+            while (wait := limiter.booked_delay(chat_id, booked)) > 0:
                 await asyncio.sleep(wait)
-            limiter.record_global()
+            limiter.record_booked(chat_id)
             return
         while (wait := limiter.reserve(chat_id)) > 0:
             await asyncio.sleep(wait)

@@ -40,7 +40,7 @@ from bot.wechat.client import (
     WeChatTransportError,
 )
 from bot.wechat.db import insert_ignore
-from handlers.outbox import DeliveryError
+from handlers.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, utcnow
 from storage.wechat_models import WeChatSubscription, WeChatUnreached, WeChatUser
@@ -203,6 +203,7 @@ class WeChatSender:
         reason = state
         if state in (Window.OPEN, Window.UNKNOWN):
             try:
+                await self._dispatching(row)
                 await self.client.send_text(row.recipient, self._text(row))
             except WeChatAPIError as exc:
                 if exc.errcode == OUT_OF_WINDOW:
@@ -228,6 +229,11 @@ class WeChatSender:
                 wait = min(QUOTA_RETRY, end - now)
                 raise DeliveryError(Window.QUOTA, retry_after=wait.total_seconds())
         await self._give_up(row, reason)
+
+    async def _dispatching(self, row: OutboxMessage) -> None:
+        """Before the first request that may deliver the row (see handlers/outbox.py)."""
+        if row.dispatched_at is None:
+            await mark_dispatched(self.sessions, row, self.clock())
 
     async def _give_up(self, row: OutboxMessage, reason: str) -> None:
         await self._record_unreached(row, reason)
@@ -257,6 +263,7 @@ class WeChatSender:
             "remark": {"value": summary(render("wechat.template_remark"))},
         }
         try:
+            await self._dispatching(row)
             await self.client.send_template(row.recipient, template_id, data)
         except WeChatAPIError as exc:
             if exc.errcode in (API_QUOTA, NOT_FOLLOWING, INVALID_OPENID):
@@ -287,6 +294,7 @@ class WeChatSender:
             "time3": {"value": when},
         }
         try:
+            await self._dispatching(row)
             await self.client.send_subscribe(row.recipient, template_id, data)
         except WeChatAPIError as exc:
             if exc.errcode == SUBSCRIBE_REFUSED:

@@ -12,8 +12,10 @@ Exactly once, across crashes and processes:
   resumes at the cursor; running it twice (or in two processes) adds nothing twice. A lease on the
   broadcast row keeps a second process from expanding it at the same time.
 * Delivery is the core outbox's: rows are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent at
-  the channel's limits and settled one by one, so at most one message per process can be in flight
-  (sent but not yet marked) when the process dies.
+  the channel's limits and settled one by one, so at most one message per channel and process can be
+  in flight when the process dies. Broadcast rows are at-most-once (``handlers.outbox.AT_MOST_ONCE``):
+  that one is not sent again but reported as ``uncertain`` (the platform may have shown it), listed
+  with the unreachable for the admin to follow up.
 * Residents who cannot be reached are written as ``failed`` rows with the reason, so they are counted
   and listed, never silently dropped.
 
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts.audience import Audience, Recipient
 from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
-from handlers.outbox import Button, Outbound, enqueue
+from handlers.outbox import UNCERTAIN, Button, Outbound, enqueue
 from handlers.people import Address
 from messages import render
 from storage.broadcast_models import Broadcast, BroadcastStatus, NoticeOptOut
@@ -55,7 +57,16 @@ OPTED_OUT = "opted_out"
 CANCELLED = "cancelled"
 # Failure reasons that mean "this person could not be reached" (listed for a call or a visit).
 UNREACHABLE = frozenset(
-    {aud.BLOCKED, aud.NO_CHANNEL, "window_closed", "cs_quota", "unsubscribed", "mass_quota", "invalid_user"}
+    {
+        aud.BLOCKED,
+        aud.NO_CHANNEL,
+        "window_closed",
+        "cs_quota",
+        "unsubscribed",
+        "mass_quota",
+        "invalid_user",
+        UNCERTAIN,  # the process stopped while the platform had the message: listed, never sent twice
+    }
 )
 
 
@@ -80,7 +91,7 @@ def reason_of(error: str | None) -> str:
     e = (error or "").strip().lower()
     if e.startswith("unreachable:"):
         return e.split(":", 1)[1] or "other"
-    if e in (OPTED_OUT, CANCELLED, "window_closed", "unsubscribed", "mass_quota"):
+    if e in (OPTED_OUT, CANCELLED, UNCERTAIN, "window_closed", "unsubscribed", "mass_quota"):
         return e
     if e == "quota":
         return "cs_quota"
