@@ -1,10 +1,14 @@
 """The callback inbox: a checked message is stored (``wechat_inbox``) before WeChat gets its answer, and
 handled after, so the callback answers in milliseconds however busy the conversation core is.
 
-* ``put`` group-commits: callbacks arriving together share one INSERT … ON CONFLICT DO NOTHING, which
-  also turns WeChat's retries away at the door (unique channel + key).
+* ``put`` group-commits: callbacks arriving together share one transaction, one Core INSERT … ON
+  CONFLICT DO NOTHING RETURNING executed for the whole batch (a statement compiled once and cached,
+  sent as multi-row VALUES), which also turns WeChat's retries away at the door (unique channel + key).
+  Each caller gets its answer only after the commit.
 * A message is handled inline (and may get a passive reply) only while nothing is queued; otherwise
-  the worker handles the queue in order, one message at a time per process. Claims use a lease and
+  the worker handles the queue in order, one message at a time per process. While callbacks are
+  arriving the worker gives way (a conversation turn costs many times a callback's CPU, and answering
+  WeChat in time comes first), and catches up when they stop. Claims use a lease and
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the queue and a crashed one's
   messages are picked up again (the core's own (channel, message id) check makes that harmless).
 """
@@ -14,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.db import insert_ignore
 from storage.models import utcnow
 from storage.wechat_models import WeChatInbox
 
@@ -34,7 +39,9 @@ BATCH = 200  # messages per group commit
 IDLE_POLL = 0.5
 KEEP = timedelta(days=2)  # handled rows kept this long (retries arrive within seconds)
 PRUNE_EVERY = timedelta(minutes=10)
-YIELD_MAX = 0.2  # seconds the worker gives way to callbacks before each message
+YIELD_MAX = 1.0  # at most this long the worker gives way to callbacks before each message
+YIELD_STEP = 0.01
+QUIET = 0.05  # callbacks are "arriving" while one was stored less than this long ago
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class Inbox:
         self.inline = 0  # being handled inline right now
         self._pruned: datetime | None = None
         self._busy: Callable[[], bool] = lambda: False
+        self._last_put = 0.0  # time.monotonic() of the last put
+        self._statement: object = None
 
     # -- storing -------------------------------------------------------------------------------------
 
@@ -76,6 +85,7 @@ class Inbox:
         """Store a message; None when it was stored before (a retry). ``inline``: the caller handles it
         now (the worker leaves it alone for a while)."""
         now = self.clock()
+        self._last_put = time.monotonic()
         values: dict[str, object] = {
             "channel": self.channel,
             "key": key[:200],
@@ -113,17 +123,25 @@ class Inbox:
                 if not pending.future.done():
                     pending.future.set_result(row_id)
 
+    def _insert_statement(self, session: AsyncSession) -> object:
+        if self._statement is None:
+            table = WeChatInbox.__table__
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            self._statement = (
+                dialect.insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.key)
+            )
+        return self._statement
+
     async def _insert(self, batch: list[_Pending]) -> list[int | None]:
-        """One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING for the whole batch; a key that was
-        already stored (or repeats within the batch) gets None."""
+        """INSERT … ON CONFLICT DO NOTHING RETURNING for the whole batch in one transaction (Core,
+        executemany: SQLAlchemy sends it as multi-row VALUES, compiled once); a key that was already
+        stored (or repeats within the batch) gets None."""
         first: dict[str, int] = {}
         for index, pending in enumerate(batch):
             first.setdefault(str(pending.values["key"]), index)
         rows = [batch[i].values for i in sorted(first.values())]
         async with self.sessions.begin() as session:
-            result = await session.execute(
-                insert_ignore(session, WeChatInbox, rows).returning(WeChatInbox.id, WeChatInbox.key)
-            )
+            result = await session.execute(self._insert_statement(session), rows)  # type: ignore[arg-type]
             stored = {key: row_id for row_id, key in result.all()}
         return [
             stored.get(str(p.values["key"])) if first[str(p.values["key"])] == i else None
@@ -192,10 +210,7 @@ class Inbox:
                 await self._prune()
                 continue
             for item in items:
-                waited = 0.0
-                while self._busy() and waited < YIELD_MAX:
-                    await asyncio.sleep(0.005)
-                    waited += 0.005
+                await self._give_way()
                 try:
                     await handle(item)
                 except Exception:
@@ -204,6 +219,18 @@ class Inbox:
                 finally:
                     self.queued = max(self.queued - 1, 0)
                 await self.done(item)
+
+    def arriving(self) -> bool:
+        """Callbacks are being answered, or one was stored a moment ago."""
+        return self._busy() or time.monotonic() - self._last_put < QUIET
+
+    async def _give_way(self) -> None:
+        """Wait while callbacks are arriving, at most ``YIELD_MAX``: a conversation turn costs many
+        callbacks' CPU, so under a burst the core handles about one message a second and catches up
+        when the burst is over (every message is stored already)."""
+        deadline = time.monotonic() + YIELD_MAX
+        while self.arriving() and time.monotonic() < deadline:
+            await asyncio.sleep(YIELD_STEP)
 
     async def _prune(self) -> None:
         now = self.clock()
