@@ -61,10 +61,8 @@ class WeChatAdapter:
         self.inbox: Inbox | None = None
 
     def routes(self) -> Sequence[BaseRoute]:
-        return [
-            Route("/wechat", self.callback.verify, methods=["GET"]),
-            Route("/wechat", self.callback.receive, methods=["POST"]),
-        ]
+        # The callback object is a bare ASGI app (Starlette routes to it without a Request).
+        return [Route("/wechat", self.callback, methods=["GET", "POST"])]
 
     def senders(self) -> Sequence[Sender]:
         return [self.sender] if self.sender is not None else []
