@@ -288,7 +288,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.server import serve, serve_workers
+    from bot.server import run_serve, serve_workers
 
     settings = get_settings()
     if args.workers > 1:
@@ -300,7 +300,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve_workers(settings, args.host, args.port, args.workers)
         return 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, args.host, args.port))
+        run_serve(settings, args.host, args.port)
     return 0
 
 

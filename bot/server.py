@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -184,6 +186,24 @@ def create_asgi() -> Starlette:
     return make_server(get_settings()).asgi()
 
 
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def http_protocol() -> str:
+    """uvicorn's HTTP parser: httptools (C, a dependency) when installed, h11 otherwise."""
+    return "httptools" if _installed("httptools") else "h11"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop (a dependency, not on Windows) when installed, asyncio's otherwise."""
+    if sys.platform == "win32" or not _installed("uvloop"):
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
@@ -195,6 +215,8 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> Non
         workers=workers,
         lifespan="on",
         log_level=settings.log_level.lower(),
+        loop="uvloop" if loop_factory() is not None else "asyncio",
+        http=http_protocol(),
     )
 
 
@@ -203,6 +225,17 @@ async def serve(settings: Settings, host: str, port: int) -> None:
 
     server = make_server(settings)
     config = uvicorn.Config(
-        server.asgi(), host=host, port=port, log_level=settings.log_level.lower(), lifespan="on"
+        server.asgi(),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        http=http_protocol(),
     )
     await uvicorn.Server(config).serve()
+
+
+def run_serve(settings: Settings, host: str, port: int) -> None:
+    """``serve`` in one process, on uvloop when it is installed."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(settings, host, port))
