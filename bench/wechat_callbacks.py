@@ -2,22 +2,31 @@
 
 Starts the real `outreach-bot serve` process with the WeChat channel against a fake WeChat API on
 127.0.0.1, then sends N signed callbacks (text reports from distinct residents, half of them in AES
-safe mode) with C in flight at once, and prints p50/p90/p99/max callback latency, how many answers were
-passive replies, and cases stored per second; on SQLite and on PostgreSQL.
+safe mode) with C in flight at once over bare keep-alive connections, and prints p50/p90/p99/max
+callback latency, callbacks answered per second, how many answers were passive replies, the CPU the
+server spent per callback during the burst, and cases stored per second (the conversation core
+handles the stored messages after the answers); on SQLite and on PostgreSQL.
 
 Run from the repository root:
-    python bench/wechat_callbacks.py [--n 2000] [--concurrency 200] [--backend sqlite|postgres|both]
+    .venv/bin/python bench/wechat_callbacks.py [--n 2000] [--concurrency 200]
+        [--backend sqlite|postgres|both] [--workers 1] [--profile FILE]
+``--workers N`` runs ``serve --workers N`` (N processes sharing the port and the database).
+``--profile FILE`` records the server with py-spy (``pip install py-spy``) during the burst only, as
+collapsed stacks (``-f raw``); py-spy itself takes CPU, so the figures of a profiled run are lower.
 PostgreSQL is the server at OUTREACH_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test);
-a scratch database is created and dropped.
+a scratch database is created and dropped. The client shares the machine with the server: note the
+load average printed with the figures, and rerun when something else was busy.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -59,6 +68,8 @@ staff:
   - {id: chen, name: 陈静, role: admin}
 """
 
+WARMUP = 20  # reports sent one at a time before the burst
+
 PROBLEMS = [
     "{b}号楼楼道里贴满了小广告",
     "{b}号楼门口垃圾堆了好几天没人清",
@@ -66,6 +77,25 @@ PROBLEMS = [
     "{b}号楼地下室有老鼠",
     "{b}号楼下水道堵了，污水漫出来",
 ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children alive now (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == pid:
+                        pids.append(int(entry))
+    for one in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def free_port() -> int:
@@ -108,7 +138,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def run(backend: str, n: int, concurrency: int) -> None:
+async def run(backend: str, n: int, concurrency: int, workers: int, profile: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = folder / "community.yaml"
@@ -130,7 +160,7 @@ async def run(backend: str, n: int, concurrency: int) -> None:
             command = [EXE] if EXE else [sys.executable, "-m", "bot.cli"]
             log = (folder / "server.log").open("wb")
             server = subprocess.Popen(
-                [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                 env=env,
                 cwd=folder,
                 stdout=log,
@@ -154,8 +184,17 @@ async def run(backend: str, n: int, concurrency: int) -> None:
                     for worker in ("oZhang0001", "oWang0001"):
                         signed = wx.sign(wx.text(worker, "任务"))
                         await http.post(url, params=signed.params, content=signed.body)
-
+                    # Warm up as a server that has been running would be (imports, the classifier,
+                    # the access token, connection pools): a few reports, one at a time.
                     rng = random.Random(5)
+                    for i in range(WARMUP):
+                        text = rng.choice(PROBLEMS).format(b=rng.randint(1, 12))
+                        signed = wx.sign(wx.text(f"oWarm{i:04d}{uuid.uuid4().hex[:6]}", text), aes=i % 2 == 1)
+                        await http.post(url, params=signed.params, content=signed.body)
+                    while await count_cases(db_url) < WARMUP and time.monotonic() < deadline + 120:
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(1.0)  # the outbox sends what the warm-up produced
+
                     requests = []
                     for i in range(n):
                         openid = f"oBench{i:06d}{uuid.uuid4().hex[:6]}"
@@ -191,9 +230,38 @@ async def run(backend: str, n: int, concurrency: int) -> None:
                             writer.close()
 
                     before = await count_cases(db_url)
+                    spy = None
+                    if profile:
+                        spy = subprocess.Popen(
+                            [
+                                str(Path(sys.executable).with_name("py-spy")),
+                                "record",
+                                "--nonblocking",
+                                "--subprocesses",
+                                "-r",
+                                "200",
+                                "-f",
+                                "raw",
+                                "-o",
+                                profile,
+                                "-p",
+                                str(server.pid),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
+                        await asyncio.sleep(1.0)
+                    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                    server_cpu = cpu_seconds(server.pid)
+                    client_cpu = time.process_time()
                     started = time.perf_counter()
                     await asyncio.gather(*(connection() for _ in range(concurrency)))
                     answered = time.perf_counter() - started
+                    server_cpu = cpu_seconds(server.pid) - server_cpu
+                    client_cpu = time.process_time() - client_cpu
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait()
                     stored = await count_cases(db_url) - before
                     while stored < n and time.perf_counter() - started < 600:
                         await asyncio.sleep(0.2)
@@ -216,13 +284,18 @@ async def run(backend: str, n: int, concurrency: int) -> None:
             return ms[min(len(ms) - 1, round(p / 100 * (len(ms) - 1)))]
 
         print(
-            f"{backend:9s} n={n} concurrency={concurrency}: "
+            f"{backend:9s} n={n} concurrency={concurrency} workers={workers}: "
             f"p50 {pct(50):.1f} ms  p90 {pct(90):.1f} ms  p99 {pct(99):.1f} ms  max {ms[-1]:.1f} ms  "
             f"mean {statistics.fmean(ms):.1f} ms"
         )
         print(
             f"{'':9s} all answered in {answered:.2f} s ({n / answered:.0f} callbacks/s), {statuses}, "
             f"passive replies {passive}"
+        )
+        print(
+            f"{'':9s} CPU during the burst: server {server_cpu * 1000 / n:.2f} ms a callback "
+            f"({server_cpu / answered * 100:.0f}% of one core, {workers} process(es)), "
+            f"client + fake API {client_cpu * 1000 / n:.2f} ms; load average before {load:.2f}"
         )
         print(
             f"{'':9s} cases stored: {stored} in {all_stored:.2f} s = {stored / all_stored:.0f} cases/s "
@@ -235,10 +308,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy collapsed stacks of the burst")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        asyncio.run(run(backend, args.n, args.concurrency))
+        asyncio.run(run(backend, args.n, args.concurrency, args.workers, args.profile))
 
 
 if __name__ == "__main__":
