@@ -3,8 +3,14 @@ real server process and in-process clients can both talk to it.
 
 It issues access tokens (``/cgi-bin/token``, ``/cgi-bin/stable_token``, WeCom ``/cgi-bin/gettoken``),
 refuses unknown or revoked ones with ``40001``, accepts ``message/custom/send``,
-``message/template/send``, ``message/subscribe/bizsend`` and WeCom ``message/send``, and records every
-call. Errors are programmable per endpoint and recipient: ``fail(path, 45015, openid=…, times=…)``.
+``message/template/send``, ``message/subscribe/bizsend``, ``message/mass/send`` (群发 by openid list)
+and WeCom ``message/send``, and records every call. Errors are programmable per endpoint and recipient:
+``fail(path, 45015, openid=…, times=…)``.
+
+Mass send behaves as WeChat documents it: 2 to 10,000 openids a call; a ``clientmsgid`` used again
+within 24 hours is refused with ``45065`` (the batch was sent before) and the first call's msg_id; each
+user receives at most ``mass_quota`` mass messages a month, and a send beyond that fails for that user
+only (the call itself succeeds). ``mass_received`` counts what each user actually got.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ STABLE_TOKEN = "/cgi-bin/stable_token"
 TOKEN = "/cgi-bin/token"
 WECOM_TOKEN = "/cgi-bin/gettoken"
 WECOM_SEND = "/cgi-bin/message/send"
+MASS = "/cgi-bin/message/mass/send"
 
 ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
@@ -33,6 +40,9 @@ ERRMSG = {
     45047: "out of response count limit",
     43004: "require subscribe",
     43101: "user refuse to accept the msg",
+    45065: "clientmsgid exist",
+    40130: "invalid openid list size, at least two openid",
+    45067: "clientmsgid size out of limit",
 }
 
 
@@ -76,6 +86,9 @@ class FakeWeChat:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     delay: float = 0.0  # seconds to wait before answering a token request (to make races likely)
+    mass_quota: int = 4  # mass messages a user may receive a month (服务号)
+    mass_received: dict[str, int] = field(default_factory=dict)  # openid → mass messages delivered
+    _mass_ids: dict[str, int] = field(default_factory=dict)  # clientmsgid → msg_id
 
     # -- control --------------------------------------------------------------------------------------
 
@@ -84,6 +97,9 @@ class FakeWeChat:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, each answer on a kept-alive
+            # connection waits ~40 ms for a delayed ACK (a property of this fake, not of WeChat).
+            disable_nagle_algorithm = True
 
             def log_message(self, *_args: Any) -> None:
                 pass
@@ -167,6 +183,8 @@ class FakeWeChat:
         with self._lock:
             self.calls.clear()
             self.rules.clear()
+            self.mass_received.clear()
+            self._mass_ids.clear()
 
     # -- behaviour ------------------------------------------------------------------------------------
 
@@ -226,6 +244,8 @@ class FakeWeChat:
                 "access_token": self._issue(),
                 "expires_in": self.expires_in,
             }
+        if path == MASS:
+            return self._mass(query, body)
         if path in (CUSTOM, TEMPLATE, SUBSCRIBE, WECOM_SEND):
             if not self._token_ok(query.get("access_token")):
                 return {"errcode": 40001, "errmsg": ERRMSG[40001]}
@@ -237,3 +257,27 @@ class FakeWeChat:
                 answer["msgid"] = 200000 + len(self.calls)
             return answer
         return {"errcode": 404, "errmsg": f"no such endpoint {path}"}
+
+    def _mass(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        if not self._token_ok(query.get("access_token")):
+            return {"errcode": 40001, "errmsg": ERRMSG[40001]}
+        touser = body.get("touser")
+        if not isinstance(touser, list) or not 2 <= len(touser) <= 10_000:
+            return {"errcode": 40130, "errmsg": ERRMSG[40130]}
+        if body.get("msgtype") != "text" or not (body.get("text") or {}).get("content"):
+            return {"errcode": 44002, "errmsg": "empty post data"}
+        client_id = str(body.get("clientmsgid") or "")
+        if len(client_id) > 64:
+            return {"errcode": 45067, "errmsg": ERRMSG[45067]}
+        if client_id and client_id in self._mass_ids:
+            return {"errcode": 45065, "errmsg": ERRMSG[45065], "msg_id": self._mass_ids[client_id]}
+        errcode = self._rule(MASS, body)
+        if errcode is not None:
+            return {"errcode": errcode, "errmsg": ERRMSG.get(errcode, "error")}
+        for openid in touser:
+            if self.mass_received.get(openid, 0) < self.mass_quota:
+                self.mass_received[openid] = self.mass_received.get(openid, 0) + 1
+        msg_id = 3_000_000 + len(self._mass_ids)
+        if client_id:
+            self._mass_ids[client_id] = msg_id
+        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": 1}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.wechat.client import DatabaseTokenStore, WeChatClient
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts import calendar, jobs, service, wechat_mass
 from handlers.broadcasts.audience import Audience
@@ -38,6 +40,8 @@ from storage.broadcast_models import (
 )
 from storage.database import create_engine, session_factory
 from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
+from tests import fake_wechat as fw
+from tests import wechat_payloads as wx
 from tests.conftest import Chat, Clock, Delivered, RecordingSender
 from tests.test_cli import run
 
@@ -632,27 +636,22 @@ async def test_calendar_drafts_once_and_sends_only_after_approval(
 # -- WeChat mass send ---------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeMassClient:
-    """The WeChatClient's generic ``call`` as the mass-send API answers it."""
-
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-
-    async def call(self, path: str, body: dict[str, Any]) -> Any:
-        from bot.wechat.client import WeChatAPIError
-
-        assert path == wechat_mass.PATH
-        self.calls.append(body)
-        if body["clientmsgid"] in self.seen:
-            raise WeChatAPIError(wechat_mass.DUPLICATE, "clientmsgid exist", path)
-        self.seen.add(body["clientmsgid"])
-        return {"errcode": 0, "msg_id": len(self.calls)}
+@pytest.fixture
+async def mass_api(services: Services) -> AsyncIterator[tuple[fw.FakeWeChat, WeChatClient]]:
+    """The fake WeChat API on 127.0.0.1 and our own client for it (mass send goes over real HTTP)."""
+    fake = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET).start()
+    client = WeChatClient(wx.APP_ID, wx.APP_SECRET, fake.url, DatabaseTokenStore(services.sessions))
+    try:
+        yield fake, client
+    finally:
+        await client.close()
+        fake.stop()
 
 
 async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
-    services: Services, clock: Clock
+    services: Services, clock: Clock, mass_api: tuple[fw.FakeWeChat, WeChatClient]
 ) -> None:
+    fake, client = mass_api
     month = wechat_mass.month_of(clock())
     old = clock() - timedelta(days=5)
     await seed(services.sessions, 4, channel="wechat", prefix="o", last_inbound=old)  # outside 48 h
@@ -667,10 +666,11 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     )
     by_channel = Counter(r.channel for r in await rows(services, bid))
     assert by_channel == {"wechat_mass": 4, "wechat": 2}  # the window still open: customer service
-    client = FakeMassClient()
     assert await wechat_mass.drain(services.sessions, client, clock) == 3
-    assert len(client.calls) == 1 and sorted(client.calls[0]["touser"]) == ["o0", "o1", "o2"]
-    assert "垃圾分类新规" in client.calls[0]["text"]["content"]
+    (call,) = fake.sent(fw.MASS)
+    assert sorted(call.body["touser"]) == ["o0", "o1", "o2"]
+    assert "垃圾分类新规" in call.body["text"]["content"]
+    assert fake.mass_received == {"o0": 1, "o1": 1, "o2": 1}
     async with services.sessions() as session:
         counts = dict(
             (await session.execute(select(WeChatMassReceipt.openid, WeChatMassReceipt.count))).all()
@@ -687,21 +687,30 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     assert {r.channel for r in await rows(services, bid2)} == {"wechat"}
 
 
-async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(services: Services, clock: Clock) -> None:
+async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
+    services: Services, clock: Clock, mass_api: tuple[fw.FakeWeChat, WeChatClient]
+) -> None:
+    fake, client = mass_api
     await seed(services.sessions, 3, channel="wechat", prefix="o", last_inbound=clock() - timedelta(days=5))
     bid = await create(services, "停电通知", wechat_mass=True)
     await service.expand(
         services.sessions, bid, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
-    client = FakeMassClient()
-    # The process dies after WeChat accepted the batch and before the rows were marked.
+    # The process dies after WeChat accepted the batch and before the rows were marked: the call it
+    # made is repeated here exactly as drain makes it, then its rows are left claimed.
     claimed = await claim(services.sessions, "wechat_mass", clock(), limit=10)
-    await client.call(
-        wechat_mass.PATH, {"clientmsgid": f"bc{claimed[0].id}-{claimed[-1].id}-3", "touser": []}
-    )
+    first = {
+        "touser": [r.recipient for r in claimed],
+        "msgtype": "text",
+        "text": {"content": claimed[0].text},
+        "send_ignore_reprint": 0,
+        "clientmsgid": f"bc{claimed[0].id}-{claimed[-1].id}-3",
+    }
+    await client.call(wechat_mass.PATH, first)
     clock.advance(seconds=120)
     assert await wechat_mass.drain(services.sessions, client, clock) == 3
-    assert len(client.seen) == 1  # the repeat was recognised as the same batch
+    assert [c.answer["errcode"] for c in fake.calls if c.path == fw.MASS] == [0, wechat_mass.DUPLICATE]
+    assert fake.mass_received == {"o0": 1, "o1": 1, "o2": 1}  # each resident got it once
     async with services.sessions() as session:
         counts = dict(
             (await session.execute(select(WeChatMassReceipt.openid, WeChatMassReceipt.count))).all()
