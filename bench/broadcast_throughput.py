@@ -10,7 +10,8 @@ claim 50, send, settle each) through the channel's real sender (``TelegramSender
 limiter, or ``WeChatSender``), exactly as ``outreach-bot serve`` does, in one process.
 
 (a) limits lifted: every resident, the limiter opened up (Telegram) — how fast our side can go
-    (messages/s over the whole drain), expansion speed, and our peak RSS.
+    (messages/s over the whole drain), expansion speed, our peak RSS, and what one claim of 50 rows
+    costs with the whole broadcast waiting in the outbox (median of 10).
 (b) real limits on (Telegram only: 30 messages/s overall, 1/s per chat): a broadcast to ``--limited``
     residents (a tag), the achieved rate as a share of 30/s, measured on the fake's clock from the first
     to the last message received, and the busiest one-second window.
@@ -57,14 +58,9 @@ def _fake_main(kind: str, conn: Any) -> None:
         fake.start()
         conn.send(fake.api_url)
     else:
-        import socketserver
-
         from tests import fake_wechat as fw
         from tests import wechat_payloads as wx
 
-        # The fake answers headers and body in separate writes; without TCP_NODELAY every call on a
-        # kept-alive connection waits ~40 ms for a delayed ACK (an artefact of the fake, not of WeChat).
-        socketserver.StreamRequestHandler.disable_nagle_algorithm = True
         fake = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET)
         stamps = []
         original_handle = fake.handle
@@ -200,8 +196,9 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
 
 async def broadcast_once(
     services: Any, sender: Any, audience: Any, label: str
-) -> tuple[int, float, float, float]:
-    """Create, expand and drain one broadcast; returns (messages, expand seconds, drain seconds, msg/s)."""
+) -> tuple[int, float, float, float, float]:
+    """Create, expand and drain one broadcast; returns (messages, expand seconds, drain seconds, msg/s,
+    claim milliseconds)."""
     from handlers.broadcasts import service
     from handlers.outbox import drain
     from storage.broadcast_models import BroadcastStatus
@@ -226,6 +223,7 @@ async def broadcast_once(
         clock=services.clock,
     )
     t1 = time.perf_counter()
+    claim_ms = await claim_cost(services, sender.channel)
     sent = 0
     while True:
         n = await drain(services.sessions, sender, services.clock)
@@ -237,7 +235,29 @@ async def broadcast_once(
             await asyncio.sleep(0.05)
         sent += n
     t2 = time.perf_counter()
-    return sent, t1 - t0, t2 - t1, sent / (t2 - t1)
+    return sent, t1 - t0, t2 - t1, sent / (t2 - t1), claim_ms
+
+
+async def claim_cost(services: Any, channel: str) -> float:
+    """Median milliseconds of one outbox claim (50 rows) with the broadcast's rows pending; each claim
+    is handed back before the next."""
+    from sqlalchemy import update
+
+    from handlers.outbox import claim
+    from storage.models import OutboxMessage, OutboxStatus
+
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        rows = await claim(services.sessions, channel, services.clock())
+        times.append((time.perf_counter() - t) * 1000)
+        async with services.sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([r.id for r in rows]))
+                .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
+            )
+    return sorted(times)[len(times) // 2]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -265,19 +285,22 @@ async def main(args: argparse.Namespace) -> None:
 
         sender, close = await make_sender(args.channel, fake.url, sessions, lifted=True)
         try:
-            sent, expand_s, drain_s, rate = await broadcast_once(services, sender, Audience(), "a")
+            sent, expand_s, drain_s, rate, claim_ms = await broadcast_once(
+                services, sender, Audience(), "a"
+            )
         finally:
             await close()
         print(
             f"(a) limits lifted, {args.channel}: {sent:,} messages; expansion {expand_s:.1f} s "
             f"({args.residents / expand_s:,.0f} rows/s); delivery {drain_s:.1f} s = {rate:,.0f} messages/s; "
-            f"peak RSS {rss_mb():.0f} MB (after seeding {rss_before:.0f} MB)"
+            f"peak RSS {rss_mb():.0f} MB (after seeding {rss_before:.0f} MB); one claim of 50 with "
+            f"{args.residents:,} pending: {claim_ms:.1f} ms"
         )
         if args.channel == "telegram" and args.limited:
             fake.ask("reset")
             sender, close = await make_sender(args.channel, fake.url, sessions, lifted=False)
             try:
-                sent, _, drain_s, rate = await broadcast_once(
+                sent, _, drain_s, rate, _ = await broadcast_once(
                     services, sender, Audience.of(tags=["bench"]), "b"
                 )
             finally:
