@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import OutboxMessage, OutboxStatus, utcnow
@@ -139,32 +139,20 @@ async def claim(
             .values(status=OutboxStatus.FAILED, claimed_until=None, last_error=UNCERTAIN)
             .execution_options(synchronize_session=False)
         )
-        lapsed = (
-            await session.execute(
-                select(OutboxMessage.id, OutboxMessage.priority)
-                .where(
-                    OutboxMessage.status == OutboxStatus.SENDING,
-                    OutboxMessage.channel == channel,
-                    OutboxMessage.claimed_until < now,
-                )
-                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        pending = (
-            await session.execute(
-                select(OutboxMessage.id, OutboxMessage.priority)
-                .where(
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                    OutboxMessage.channel == channel,
-                    OutboxMessage.not_before <= now,
-                )
-                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        lapsed = await _due(
+            session,
+            channel,
+            limit,
+            OutboxMessage.status == OutboxStatus.SENDING,
+            OutboxMessage.claimed_until < now,
+        )
+        pending = await _due(
+            session,
+            channel,
+            limit,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.not_before <= now,
+        )
         ids = [row_id for row_id, _ in sorted([*lapsed, *pending], key=lambda r: (-r[1], r[0]))[:limit]]
         if not ids:
             return []
@@ -183,6 +171,21 @@ async def claim(
             )
         ).all()
     return sorted(rows, key=lambda r: (-r.priority, r.id))
+
+
+async def _due(
+    session: AsyncSession, channel: str, limit: int, *where: ColumnElement[bool]
+) -> Sequence[Row[tuple[int, int]]]:
+    """(id, priority) of up to ``limit`` rows of the channel, in claim order, locked (skipping rows
+    another claim holds)."""
+    result = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.priority)
+        .where(OutboxMessage.channel == channel, *where)
+        .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return result.all()
 
 
 async def mark_dispatched(
