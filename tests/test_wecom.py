@@ -28,7 +28,7 @@ from bot.wecom import cards
 from bot.wecom.client import WeComClient
 from bot.wecom.limits import MemberLimiter
 from bot.wecom.sender import WeComSender, message_body
-from handlers.outbox import DeliveryError
+from handlers.outbox import DeliveryError, Outbound, claim, enqueue
 from messages import catalog, render
 from storage.database import create_engine, session_factory
 from storage.models import (
@@ -38,6 +38,7 @@ from storage.models import (
     OutboxMessage,
     Staff,
     StaffIdentity,
+    utcnow,
 )
 from storage.wechat_models import WeChatInbox
 from tests import fake_wechat as fw
@@ -465,6 +466,18 @@ def row(row_id: int, recipient: str, text: str, buttons: list[dict[str, str]] | 
     )
 
 
+async def claimed(
+    sessions: async_sessionmaker[AsyncSession], messages: list[tuple[str, str]]
+) -> list[OutboxMessage]:
+    """Outbox rows (recipient, text), claimed as the drain loop claims them before sending."""
+    async with sessions.begin() as session:
+        for recipient, text in messages:
+            enqueue(session, Outbound("wecom", recipient, text), utcnow())
+    rows = await claim(sessions, "wecom", utcnow(), limit=len(messages))
+    assert len(rows) == len(messages)
+    return rows
+
+
 async def test_the_31st_message_in_a_minute_is_rescheduled_not_sent(
     sessions: async_sessionmaker[AsyncSession], fake_api: fc.FakeWeCom
 ) -> None:
@@ -472,18 +485,19 @@ async def test_the_31st_message_in_a_minute_is_rescheduled_not_sent(
     fake_api.clock = ticks  # WeCom's own count of the minute runs on the same clock
     client = WeComClient(fc.CORP_ID, fc.AGENT_ID, fc.SECRET, fake_api.url, DatabaseTokenStore(sessions))
     sender = WeComSender(client, sessions, MemberLimiter(clock=ticks))
+    rows = await claimed(sessions, [(ZHANG, f"第{n + 1}条") for n in range(31)] + [(WANG, "别人不受影响")])
     try:
         for n in range(30):
             ticks.now += 1.0
-            await sender.send(row(n + 1, ZHANG, f"第{n + 1}条"))
+            await sender.send(rows[n])
         ticks.now += 1.0
         with pytest.raises(DeliveryError) as caught:
-            await sender.send(row(31, ZHANG, "第31条"))
+            await sender.send(rows[30])
         assert not caught.value.permanent and caught.value.retry_after == pytest.approx(30.0)
         assert len(fake_api.sent(to=ZHANG)) == 30 and fake_api.dropped == 0
-        await sender.send(row(32, WANG, "别人不受影响"))
+        await sender.send(rows[31])
         ticks.now += 30.0
-        await sender.send(row(31, ZHANG, "第31条"))
+        await sender.send(rows[30])
         assert len(fake_api.sent(to=ZHANG)) == 31 and fake_api.dropped == 0
         assert fake_api.count(fc.GET_TOKEN) == 1  # one token for all of them, cached
     finally:
@@ -510,39 +524,59 @@ async def test_sender_maps_wecom_answers(
         session.add(StaffIdentity(channel="wecom", external_id=ZHANG, staff_id="zhang", source="config"))
     client = WeComClient(fc.CORP_ID, fc.AGENT_ID, fc.SECRET, fake_api.url, DatabaseTokenStore(sessions))
     sender = WeComSender(client, sessions)
+    texts = ["你好", "再次你好", "稍后", "离职了", "还在吗"]
+    rows = await claimed(sessions, [(ZHANG, t) for t in texts] + [(WANG, "网络")])
     try:
         # A revoked token (42001) is refreshed once and the send retried.
-        await sender.send(row(1, ZHANG, "你好"))
+        await sender.send(rows[0])
         fake_api.revoke_tokens()
-        await sender.send(row(2, ZHANG, "再次你好"))
+        await sender.send(rows[1])
         assert fake_api.count(fc.GET_TOKEN) == 2 and len(fake_api.sent(to=ZHANG)) == 2
         # Frequency limits reschedule.
         fake_api.fail(fc.SEND, 45033, touser=ZHANG)
         with pytest.raises(DeliveryError) as caught:
-            await sender.send(row(3, ZHANG, "稍后"))
+            await sender.send(rows[2])
         assert caught.value.retry_after and not caught.value.permanent
         # A member who left: failed for good, marked, and later rows fail without a request.
         fake_api.fail(fc.SEND, 81013, touser=ZHANG)
         with pytest.raises(DeliveryError) as caught:
-            await sender.send(row(4, ZHANG, "离职了"))
+            await sender.send(rows[3])
         assert caught.value.permanent
         async with sessions() as session:
             identity = await session.get_one(StaffIdentity, ("wecom", ZHANG))
             assert identity.unreachable_since is not None
         calls = len(fake_api.calls)
         with pytest.raises(DeliveryError) as caught:
-            await sender.send(row(5, ZHANG, "还在吗"))
+            await sender.send(rows[4])
         assert caught.value.permanent and len(fake_api.calls) == calls
     finally:
         await client.close()
     # Transport errors are retried with back-off (not permanent).
     fake_api.stop()
     client = WeComClient(fc.CORP_ID, fc.AGENT_ID, fc.SECRET, fake_api.url, DatabaseTokenStore(sessions))
-    client.tokens.forget()
     try:
         with pytest.raises(DeliveryError) as caught:
-            await WeComSender(client, sessions).send(row(6, WANG, "网络"))
+            await WeComSender(client, sessions).send(rows[5])
         assert not caught.value.permanent and caught.value.retry_after is None
+    finally:
+        await client.close()
+
+
+async def test_a_row_claimed_again_elsewhere_is_not_sent(
+    sessions: async_sessionmaker[AsyncSession], fake_api: fc.FakeWeCom
+) -> None:
+    from sqlalchemy import update
+
+    from handlers.outbox import Reclaimed
+
+    client = WeComClient(fc.CORP_ID, fc.AGENT_ID, fc.SECRET, fake_api.url, DatabaseTokenStore(sessions))
+    (mine,) = await claimed(sessions, [(ZHANG, "只发一次")])
+    async with sessions.begin() as session:  # our lease lapsed and another process claimed the row
+        await session.execute(update(OutboxMessage).values(claimed_by="another-process"))
+    try:
+        with pytest.raises(Reclaimed):
+            await WeComSender(client, sessions).send(mine)
+        assert fake_api.sent(to=ZHANG) == []
     finally:
         await client.close()
 

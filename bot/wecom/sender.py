@@ -27,7 +27,7 @@ from bot.wechat.sender import photo_url
 from bot.wecom import cards
 from bot.wecom.client import WeComClient
 from bot.wecom.limits import MemberLimiter
-from handlers.outbox import DeliveryError
+from handlers.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
 
@@ -92,11 +92,18 @@ class WeComSender:
         if wait > 0:
             raise DeliveryError("wecom per-member limit", retry_after=wait)
         try:
+            await self._dispatching(row)
             await self.client.send(row.recipient, message_body(row))
         except WeChatAPIError as exc:
             await self._failed(row, exc)
         except WeChatTransportError as exc:
             raise DeliveryError(str(exc)) from None
+
+    async def _dispatching(self, row: OutboxMessage) -> None:
+        """Just before the request that may deliver the row (see handlers/outbox.py): a row another
+        process has claimed since is not sent here (``Reclaimed``)."""
+        if row.dispatched_at is None:
+            await mark_dispatched(self.sessions, row, self.clock())
 
     async def _failed(self, row: OutboxMessage, exc: WeChatAPIError) -> None:
         """Raise the ``DeliveryError`` the API error means."""
@@ -116,6 +123,7 @@ class WeComSender:
         if not code or not isinstance(body, dict):
             raise DeliveryError("malformed card update", permanent=True)
         try:
+            await self._dispatching(row)
             await self.client.update_card(row.recipient, code, body)
         except WeChatAPIError as exc:
             # A used or expired ResponseCode fails for good: the member still sees the card as it
