@@ -64,6 +64,10 @@ class WeChatAdapter:
         # The callback object is a bare ASGI app (Starlette routes to it without a Request).
         return [Route("/wechat", self.callback, methods=["GET", "POST"])]
 
+    def hot_routes(self) -> dict[str, WeChatCallback]:
+        """``/wechat`` is served before Starlette's middleware and router (see ``bot.server.HotPaths``)."""
+        return {"/wechat": self.callback}
+
     def senders(self) -> Sequence[Sender]:
         return [self.sender] if self.sender is not None else []
 
