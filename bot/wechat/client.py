@@ -242,41 +242,39 @@ class TokenSource:
         self._memory = None
 
 
-class WeChatClient:
-    """The Official Account API calls the bot makes."""
+class TencentClient:
+    """What the Official Account and WeCom clients share: JSON over our httpx client, errors that never
+    carry the URL (it holds the token), and ``call`` with a token refreshed once when refused.
+    Subclasses give ``tokens`` (a ``TokenSource``) and ``_fetch_token``."""
+
+    tokens: TokenSource
 
     def __init__(
-        self,
-        app_id: str,
-        secret: str,
-        api_url: str,
-        store: TokenStore,
-        *,
-        http: httpx.AsyncClient | None = None,
-        clock: Callable[[], datetime] = utcnow,
-        timeout: float = 10.0,
+        self, api_url: str, store: TokenStore, http: httpx.AsyncClient | None, timeout: float
     ) -> None:
-        self.app_id = app_id
-        self._secret = secret
         self.api_url = api_url.rstrip("/")
         self.http = http or httpx.AsyncClient(timeout=timeout)
         self._own_http = http is None
-        self.tokens = TokenSource(f"{app_id}:stable", store, self._fetch_token, clock)
         self.store = store
-        self.token_fetches = 0
 
     async def close(self) -> None:
         if self._own_http:
             await self.http.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Any:
+    async def _request(
+        self, method: str, path: str, params: dict[str, str] | None, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         try:
-            response = await self.http.post(
-                self.api_url + path,
-                params=params,
-                content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
+            if body is None:
+                response = await self.http.request(method, self.api_url + path, params=params)
+            else:
+                response = await self.http.request(
+                    method,
+                    self.api_url + path,
+                    params=params,
+                    content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
         except httpx.HTTPError as exc:
             raise WeChatTransportError(f"{path}: {type(exc).__name__}") from None
         if response.status_code >= 500:
@@ -292,21 +290,8 @@ class WeChatClient:
             raise WeChatAPIError(errcode, str(data.get("errmsg", "")), path)
         return data
 
-    async def _fetch_token(self, force: bool) -> tuple[str, int]:
-        self.token_fetches += 1
-        data = await self._post(
-            "/cgi-bin/stable_token",
-            {
-                "grant_type": "client_credential",
-                "appid": self.app_id,
-                "secret": self._secret,
-                "force_refresh": force,
-            },
-        )
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise WeChatTransportError("/cgi-bin/stable_token: no token in the answer")
-        return token, int(data.get("expires_in") or 7200)
+    async def _post(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Any:
+        return await self._request("POST", path, params, body)
 
     async def access_token(self) -> str:
         return await self.tokens.get()
@@ -323,6 +308,43 @@ class WeChatClient:
         self.tokens.forget()
         token = await self.tokens.get(refused=token)
         return await self._post(path, body, {"access_token": token})
+
+
+class WeChatClient(TencentClient):
+    """The Official Account API calls the bot makes."""
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        api_url: str,
+        store: TokenStore,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(api_url, store, http, timeout)
+        self.app_id = app_id
+        self._secret = secret
+        self.tokens = TokenSource(f"{app_id}:stable", store, self._fetch_token, clock)
+        self.token_fetches = 0
+
+    async def _fetch_token(self, force: bool) -> tuple[str, int]:
+        self.token_fetches += 1
+        data = await self._post(
+            "/cgi-bin/stable_token",
+            {
+                "grant_type": "client_credential",
+                "appid": self.app_id,
+                "secret": self._secret,
+                "force_refresh": force,
+            },
+        )
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeChatTransportError("/cgi-bin/stable_token: no token in the answer")
+        return token, int(data.get("expires_in") or 7200)
 
     async def send_text(self, openid: str, text: str) -> Any:
         return await self.call(

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -19,13 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot.wechat.client import (
-    TOKEN_ERRORS,
-    TokenSource,
-    TokenStore,
-    WeChatAPIError,
-    WeChatTransportError,
-)
+from bot.wechat.client import TencentClient, TokenSource, TokenStore, WeChatTransportError
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,7 +32,7 @@ def token_key(corp_id: str, agent_id: int) -> str:
     return f"wecom:{corp_id}:{agent_id}"
 
 
-class WeComClient:
+class WeComClient(TencentClient):
     def __init__(
         self,
         corp_id: str,
@@ -52,47 +45,11 @@ class WeComClient:
         clock: Callable[[], datetime] = utcnow,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__(api_url, store, http, timeout)
         self.corp_id = corp_id
         self.agent_id = agent_id
         self._secret = secret
-        self.api_url = api_url.rstrip("/")
-        self.http = http or httpx.AsyncClient(timeout=timeout)
-        self._own_http = http is None
-        self.store = store
         self.tokens = TokenSource(token_key(corp_id, agent_id), store, self._fetch_token, clock)
-
-    async def close(self) -> None:
-        if self._own_http:
-            await self.http.aclose()
-
-    async def _request(
-        self, method: str, path: str, params: dict[str, str], body: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        try:
-            if body is None:
-                response = await self.http.request(method, self.api_url + path, params=params)
-            else:
-                response = await self.http.request(
-                    method,
-                    self.api_url + path,
-                    params=params,
-                    content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                    headers={"Content-Type": "application/json; charset=utf-8"},
-                )
-        except httpx.HTTPError as exc:
-            raise WeChatTransportError(f"{path}: {type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise WeChatTransportError(f"{path}: HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise WeChatTransportError(f"{path}: HTTP {response.status_code}, not JSON") from None
-        if not isinstance(data, dict):
-            raise WeChatTransportError(f"{path}: unexpected answer")
-        errcode = int(data.get("errcode") or 0)
-        if errcode:
-            raise WeChatAPIError(errcode, str(data.get("errmsg", "")), path)
-        return data
 
     async def _fetch_token(self, _force: bool) -> tuple[str, int]:
         # gettoken has no force flag: while a token is valid WeCom hands out the same one.
@@ -101,19 +58,6 @@ class WeComClient:
         if not isinstance(token, str) or not token:
             raise WeChatTransportError(f"{GET_TOKEN}: no token in the answer")
         return token, int(data.get("expires_in") or 7200)
-
-    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``path`` with the access token; a refused token is refreshed once."""
-        token = await self.tokens.get()
-        try:
-            return await self._request("POST", path, {"access_token": token}, body)
-        except WeChatAPIError as exc:
-            if exc.errcode not in TOKEN_ERRORS:
-                raise
-            log.warning("%s refused the access token (errcode %s); refreshing", path, exc.errcode)
-        self.tokens.forget()
-        token = await self.tokens.get(refused=token)
-        return await self._request("POST", path, {"access_token": token}, body)
 
     async def send(self, userid: str, message: dict[str, Any]) -> dict[str, Any]:
         """``message`` is ``{"msgtype": …, <msgtype>: {…}}``; the recipient and agent are added here."""
