@@ -416,8 +416,12 @@ async def test_retry_after_is_honoured_not_dropped(servers: Servers) -> None:
     ack = await bot.received(resident, "案件编号")
     attempts = [c for c in bot.fake.attempts(resident) if c.text == ack.text]
     assert [c.status for c in attempts] == [429, 200]
-    row = await bot.scalar(select(OutboxMessage).where(OutboxMessage.recipient == str(resident)))
-    assert row.status == "sent" and row.attempts == 2
+    # The row is settled just after Telegram answered: wait for that commit, not only for the answer.
+    sent = select(OutboxMessage).where(
+        OutboxMessage.recipient == str(resident), OutboxMessage.status == "sent"
+    )
+    row = await eventually(lambda: bot.scalar(sent), "the acknowledgement to be marked sent")
+    assert row.attempts == 2
 
 
 async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(servers: Servers) -> None:
