@@ -11,9 +11,7 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -38,6 +36,7 @@ from storage.models import Case, InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
+from tests.live_server import command, serve_process
 from tests.scratch_db import IN_CI, postgres_problem, scratch_postgres, skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,17 +212,6 @@ class Live:
             raise AssertionError(f"{exc}; recent API calls: {recent}\nserver log:\n{tail}") from None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("outreach-bot")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def live_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -261,7 +249,6 @@ async def live(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     config = folder / "community.yaml"
     config.write_text(COMMUNITY, encoding="utf-8")
     fake = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET).start()
-    port = _free_port()
     env = server_env(
         live_db,
         config,
@@ -269,37 +256,11 @@ async def live(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         OUTREACH_WECHAT_TEMPLATES=json.dumps({"status": STATUS_TEMPLATE}),
         OUTREACH_WECHAT_SUBSCRIBE_TEMPLATES=json.dumps({"ack": SUBSCRIBE_TEMPLATE}),
     )
-    log = folder / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=folder,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.AsyncClient(timeout=30)
     engine = create_engine(live_db)
-
-    async def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            return (await http.get(url + "/healthz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        await until(ready, "the server to start", timeout=60)
-        yield Live(url, live_db, engine, fake, process, log, env, http)
+        async with serve_process(folder, env) as server:
+            yield Live(server.url, live_db, engine, fake, server.process, server.log, env, server.http)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        await http.aclose()
         await engine.dispose()
         fake.stop()
 
@@ -388,6 +349,7 @@ async def test_resident_reports_worker_resolves_resident_rates(live: Live) -> No
     assert ack4 is not None and "王芳" in ack4, ack4
     fourth = (await live.cases())[-1]
     assert fourth.grid_code == "G1" and fourth.latitude == pytest.approx(31.2311)
+    await live.wait_sent(WANG, f"#{fourth.id}")  # so the worker's next reply is not this notice
 
     # The worker accepts and resolves by keyword; the resident hears of each step.
     accepted = await live.say(wx.text(WANG, f"接单 {first.id}"))
@@ -455,7 +417,7 @@ async def test_out_of_window_falls_back_to_template_or_is_recorded(live: Live) -
     rows = await until(unreached, "the unreached record")
     assert rows[0].openid == WANG and rows[0].reason == "window_closed" and rows[0].kind == "notify"
     listing = subprocess.run(
-        [*_command(), "wechat", "unreached"],
+        [*command(), "wechat", "unreached"],
         env=live.env,
         cwd=live.log.parent,
         capture_output=True,

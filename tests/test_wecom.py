@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ from storage.wechat_models import WeChatInbox
 from tests import fake_wechat as fw
 from tests import fake_wecom as fc
 from tests import wechat_payloads as wx
+from tests.live_server import serve_process
 from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
-from tests.test_telegram import EXE, eventually, free_port
+from tests.test_telegram import eventually
 from tests.test_wechat import server_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,6 @@ async def live(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     config.write_text(COMMUNITY, encoding="utf-8")
     wechat = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET).start()
     wecom = fc.FakeWeCom({ZHANG, WANG, LI, CHEN, NEWCOMER, OUTSIDER}).start()
-    port = free_port()
     env = server_env(
         live_db,
         config,
@@ -208,45 +207,11 @@ async def live(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         OUTREACH_WECOM_AES_KEY=fc.AES_KEY,
         OUTREACH_WECOM_API_URL=wecom.url,
     )
-    log = folder / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *([EXE] if EXE else ["python", "-m", "bot.cli"]),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=folder,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.AsyncClient(timeout=30)
     engine = create_engine(live_db)
-
-    async def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            response = await http.get(url + "/healthz")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200 and "wecom" in response.json()["channels"]
-
     try:
-        await eventually(ready, "the server to start", deadline=60)
-        yield Live(url, engine, wecom, wechat, log, http)
+        async with serve_process(folder, env, ready=lambda health: "wecom" in health["channels"]) as server:
+            yield Live(server.url, engine, wecom, wechat, server.log, server.http)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        await http.aclose()
         await engine.dispose()
         wecom.stop()
         wechat.stop()
