@@ -274,9 +274,12 @@ class WeChatCallback:
             key = _child(root, "MsgId") or f"{openid}:{_child(root, 'CreateTime')}:{msg_type}"
         else:
             return render("wechat.unsupported")  # nothing to store: video, link, file, voice untranscribed
-        # Inline (and a passive reply) only when the server is quiet: under a burst every message is
-        # stored and answered at once, and the worker handles them in order afterwards.
-        inline = self.inbox.idle and self.active <= INLINE_MAX and self.inbox.inline < INLINE_MAX
+        # Inline (and a passive reply) only when the server is quiet: nothing queued and no other
+        # callback being stored right now (those handled inline wait for their turn, not for us).
+        # Under a burst every message is stored and answered at once, and the worker handles them in
+        # order afterwards: a turn costs the CPU of dozens of callbacks (and on SQLite holds the one
+        # write lock the group commit needs).
+        inline = self.inbox.idle and self.active - self.inbox.inline <= 1 and self.inbox.inline < INLINE_MAX
         item = await self.inbox.put(key, openid, xml, inline=inline)
         if item is None:
             return None  # WeChat's retry of a message already stored
