@@ -113,6 +113,21 @@ async def database(backend: str, folder: Path) -> AsyncIterator[str]:
         yield url
 
 
+async def prepare(db_url: str, config: Path) -> None:
+    """Create the schema and load the community before the server starts: with ``--workers`` the
+    processes would otherwise race to create the tables of a new database."""
+    from bot.app import load_into
+    from storage.database import create_engine
+    from storage.migrate import upgrade
+
+    engine = create_engine(db_url)
+    try:
+        await upgrade(engine)
+        await load_into(engine, config)
+    finally:
+        await engine.dispose()
+
+
 async def count_cases(db_url: str) -> int:
     from sqlalchemy import func, select
 
@@ -145,6 +160,7 @@ async def run(backend: str, n: int, concurrency: int, workers: int, profile: str
         config.write_text(COMMUNITY, encoding="utf-8")
         fake = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET).start()
         async with database(backend, folder) as db_url:
+            await prepare(db_url, config)
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
             env.update(
@@ -264,6 +280,10 @@ async def run(backend: str, n: int, concurrency: int, workers: int, profile: str
                         spy.wait()
                     stored = await count_cases(db_url) - before
                     while stored < n and time.perf_counter() - started < 600:
+                        if server.poll() is not None:
+                            tail = (folder / "server.log").read_text(errors="replace")[-3000:]
+                            print(f"{backend}: the server exited:\n{tail}")
+                            break
                         await asyncio.sleep(0.2)
                         stored = await count_cases(db_url) - before
                     all_stored = time.perf_counter() - started
