@@ -239,9 +239,16 @@ def _access_log(settings: Settings) -> bool:
     return logging.getLevelName(settings.log_level.upper()) in (logging.DEBUG, logging.INFO)
 
 
+async def prepare_database(settings: Settings) -> None:
+    app = await build_app(settings, frozenset())
+    await app.close()
+
+
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    # The schema and the community are prepared once, here, before the workers start together.
+    asyncio.run(prepare_database(settings))
     uvicorn.run(
         "bot.server:create_asgi",
         factory=True,

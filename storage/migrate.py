@@ -6,10 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x5154_0001  # PostgreSQL advisory lock key held while migrating
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -28,6 +30,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
         command.upgrade(alembic_config(connection), revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes starting together on one database: one migrates, the others wait for
+            # it and then find nothing to do (SQLite's BEGIN IMMEDIATE already serialises them).
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(run)
 
 

@@ -3,10 +3,12 @@ can be rolled back and applied again."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +17,7 @@ import storage
 from storage.database import create_engine
 from storage.migrate import downgrade, upgrade
 from storage.models import Base
+from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
 
 
 def all_models() -> None:
@@ -52,3 +55,22 @@ async def test_downgrade_to_base_and_upgrade_again(tmp_path: Any) -> None:
             assert await connection.run_sync(differences) == []
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_processes_starting_together_migrate_once() -> None:
+    # `serve --workers N`, or several hosts started at once, on a new PostgreSQL database.
+    problem = await postgres_problem()
+    if problem is not None:
+        skip_or_fail(problem)
+    async with scratch_postgres("outreach_migrate") as url:
+        engines = [create_engine(url) for _ in range(3)]
+        try:
+            # (without the lock they deadlock on each other's DDL, or fail on a table that exists)
+            await asyncio.wait_for(asyncio.gather(*(upgrade(e) for e in engines)), 60)
+            all_models()
+            async with engines[0].connect() as connection:
+                assert await connection.run_sync(differences) == []
+        finally:
+            for e in engines:
+                await e.dispose()
