@@ -33,10 +33,10 @@ from typing import Any, Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import ColumnElement, Row, select, update
+from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import OutboxMessage, OutboxStatus, utcnow
+from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +146,7 @@ async def claim(
             OutboxMessage.status == OutboxStatus.SENDING,
             OutboxMessage.claimed_until < now,
         )
-        pending = await _due(
-            session,
-            channel,
-            limit,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.not_before <= now,
-        )
+        pending = await _due(session, channel, limit, *_pending_due(session, now))
         ids = [row_id for row_id, _ in sorted([*lapsed, *pending], key=lambda r: (-r[1], r[0]))[:limit]]
         if not ids:
             return []
@@ -171,6 +165,17 @@ async def claim(
             )
         ).all()
     return sorted(rows, key=lambda r: (-r.priority, r.id))
+
+
+def _pending_due(session: AsyncSession, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending rows due now, written so the partial index ``ix_outbox_pending`` serves the claim in
+    order: the status as a literal (a partial index only matches a constant, never a parameter), and
+    on SQLite ``+not_before``, which keeps its planner from preferring ``ix_outbox_due`` and sorting
+    the whole backlog (50 ms a claim with 100,000 rows waiting, instead of 1 ms)."""
+    due_at: ColumnElement[datetime] = OutboxMessage.not_before
+    if session.get_bind().dialect.name == "sqlite":
+        due_at = type_coerce(literal_column("+outbox.not_before"), UTCDateTime())
+    return OutboxMessage.status == literal_column(f"'{OutboxStatus.PENDING.value}'"), due_at <= now
 
 
 async def _due(
