@@ -26,20 +26,14 @@ from handlers.outbox import drain
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Base, OutboxMessage
-from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
+from tests.scratch_db import database_of
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-        return
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
-    async with scratch_postgres("outreach_test") as url:
+    async with database_of(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +45,56 @@ ERRMSG = {
     40130: "invalid openid list size, at least two openid",
     45067: "clientmsgid size out of limit",
 }
+
+
+JsonHandler = Callable[[str, str, dict[str, str], dict[str, Any]], dict[str, Any]]
+
+
+def serve_json(handle: JsonHandler, name: str) -> ThreadingHTTPServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1 that answers every GET and POST with the JSON that
+    ``handle(method, path, query, body)`` returns (a body that is not JSON gets 47001, as WeChat does)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, each answer on a kept-alive
+        # connection waits ~40 ms for a delayed ACK (a property of this fake, not of WeChat).
+        disable_nagle_algorithm = True
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+        def _answer(self, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _query(self) -> tuple[str, dict[str, str]]:
+            url = urlparse(self.path)
+            return url.path, {k: v[0] for k, v in parse_qs(url.query).items()}
+
+        def do_GET(self) -> None:
+            path, query = self._query()
+            self._answer(handle("GET", path, query, {}))
+
+        def do_POST(self) -> None:
+            path, query = self._query()
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self._answer({"errcode": 47001, "errmsg": "data format error"})
+                return
+            self._answer(handle("POST", path, query, body))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    threading.Thread(target=server.serve_forever, name=f"fake-{name}", daemon=True).start()
+    return server
 
 
 @dataclass
@@ -93,47 +144,7 @@ class FakeWeChat:
     # -- control --------------------------------------------------------------------------------------
 
     def start(self) -> FakeWeChat:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: without this, each answer on a kept-alive
-            # connection waits ~40 ms for a delayed ACK (a property of this fake, not of WeChat).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def _answer(self, payload: dict[str, Any], status: int = 200) -> None:
-                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                self._answer(fake.handle(url.path, query, {}))
-
-            def do_POST(self) -> None:
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    self._answer({"errcode": 47001, "errmsg": "data format error"})
-                    return
-                self._answer(fake.handle(url.path, query, body))
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.request_queue_size = 256
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-wechat", daemon=True).start()
+        self._server = serve_json(lambda _method, path, query, body: self.handle(path, query, body), "wechat")
         return self
 
     def stop(self) -> None:

@@ -29,20 +29,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from itertools import count
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.utils import to_text
+
+from tests.fake_wechat import serve_json
 
 CORP_ID = "ww0123456789abcdef"
 AGENT_ID = 1000002
@@ -141,45 +141,7 @@ class FakeWeCom:
     # -- control --------------------------------------------------------------------------------------
 
     def start(self) -> FakeWeCom:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def _answer(self, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _query(self) -> tuple[str, dict[str, str]]:
-                url = urlparse(self.path)
-                return url.path, {k: v[0] for k, v in parse_qs(url.query).items()}
-
-            def do_GET(self) -> None:
-                path, query = self._query()
-                self._answer(fake.handle("GET", path, query, {}))
-
-            def do_POST(self) -> None:
-                path, query = self._query()
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    self._answer({"errcode": 47001, "errmsg": "data format error"})
-                    return
-                self._answer(fake.handle("POST", path, query, body))
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-wecom", daemon=True).start()
+        self._server = serve_json(self.handle, "wecom")
         return self
 
     def stop(self) -> None:

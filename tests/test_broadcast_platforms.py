@@ -20,7 +20,6 @@ had claimed are sent after the restart. Every wait polls a condition until a dea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -52,7 +51,7 @@ from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
 from tests.fake_telegram import SEND_METHODS, TOKEN, Call, FakeTelegram
-from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
+from tests.scratch_db import database_of
 from tests.test_telegram import EXE, eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,14 +279,7 @@ async def deployment(
     folder = tmp_path_factory.mktemp("broadcast-e2e")
     config = folder / "community.yaml"
     config.write_text(COMMUNITY, encoding="utf-8")
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            db_url = f"sqlite+aiosqlite:///{folder / 'broadcast.db'}"
-        else:
-            problem = await postgres_problem()
-            if problem is not None:
-                skip_or_fail(problem)
-            db_url = await stack.enter_async_context(scratch_postgres("outreach_bc"))
+    async with database_of(request.param, folder, "outreach_bc") as db_url:
         async for d in _deploy(folder, config, db_url):
             yield d
 

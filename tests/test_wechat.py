@@ -37,7 +37,7 @@ from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
 from tests.live_server import command, serve_process
-from tests.scratch_db import IN_CI, postgres_problem, scratch_postgres, skip_or_fail
+from tests.scratch_db import IN_CI, database_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,13 +216,7 @@ class Live:
 async def live_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('wechat') / 'wechat.db'}"
-        return
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
-    async with scratch_postgres("outreach_wechat") as url:
+    async with database_of(request.param, tmp_path_factory.mktemp("wechat"), "outreach_wechat") as url:
         yield url
 
 

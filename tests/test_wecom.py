@@ -44,7 +44,7 @@ from tests import fake_wechat as fw
 from tests import fake_wecom as fc
 from tests import wechat_payloads as wx
 from tests.live_server import serve_process
-from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
+from tests.scratch_db import database_of
 from tests.test_telegram import eventually
 from tests.test_wechat import server_env
 
@@ -179,13 +179,7 @@ class Live:
 async def live_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('wecom') / 'wecom.db'}"
-        return
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
-    async with scratch_postgres("outreach_wecom") as url:
+    async with database_of(request.param, tmp_path_factory.mktemp("wecom"), "outreach_wecom") as url:
         yield url
 
 
