@@ -273,6 +273,22 @@ async def test_admin_broadcast_needs_confirmation_then_reaches_everyone_once(cha
     assert chat.to(await chat.send("chen", "确认发送 1"), "chen")[0].startswith("广播 #1 现在是")
 
 
+async def test_confirm_without_a_number_takes_the_admins_one_open_draft(chat: Chat) -> None:
+    # On WeChat a draft has no buttons: admins type 确认发送 / 取消广播 and mean the draft just shown.
+    await chat.send("小李", "3号楼楼道里贴满了小广告")
+    await chat.flush()
+    await chat.send("chen", "广播 周六上午义诊")
+    out = chat.to(await chat.send("chen", "确认发送"), "chen")
+    assert any("广播 #1 已确认" in t for t in out), out
+    await chat.send("chen", "广播 第二条")
+    await chat.send("chen", "广播 第三条")
+    assert "请写明广播编号" in chat.to(await chat.send("chen", "取消广播"), "chen")[0]  # which of two?
+    out = chat.to(await chat.send("chen", "取消广播 3"), "chen")
+    assert any("#3" in t for t in out), out
+    out = chat.to(await chat.send("chen", "取消广播"), "chen")  # one draft left: #2
+    assert any("#2" in t for t in out), out
+
+
 async def test_buttons_grids_tags_and_refusals(chat: Chat, services: Services) -> None:
     await chat.send("小李", "3号楼楼道里贴满了小广告")
     await chat.send("小王", "8号楼门口垃圾没人清")

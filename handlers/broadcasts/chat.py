@@ -39,9 +39,9 @@ LIST_LIMIT = 10
 
 _N = r"\s*[#＃]?\s*(?P<id>\d{1,9})"
 _BROADCAST = re.compile(r"^(?:/broadcast|广播|发广播|群发通知)(?:[\s:：]+(?P<rest>.*))?$", re.S | re.I)
-_CONFIRM = re.compile(rf"^(?:确认发送|确认广播|发送广播){_N}[。.!！]?$")
+_CONFIRM = re.compile(rf"^(?:确认发送|确认广播|发送广播)(?:{_N})?[。.!！]?$")
 _SCHEDULE = re.compile(rf"^(?:定时发送|定时广播){_N}\s+(?P<when>.+)$")
-_CANCEL = re.compile(rf"^(?:取消广播|停止广播|取消发送){_N}[。.!！]?$")
+_CANCEL = re.compile(rf"^(?:取消广播|停止广播|取消发送)(?:{_N})?[。.!！]?$")
 _APPROVE = re.compile(rf"^(?:批准|同意发送){_N}[。.!！]?$")
 _EDIT = re.compile(rf"^修改{_N}(?:[\s:：]+(?P<text>.*))?$", re.S)
 _SKIP = re.compile(rf"^跳过{_N}[。.!！]?$")
@@ -177,16 +177,16 @@ class BroadcastFeature:
                 await self._draft(ctx, (m.group("rest") or "").strip())
             return True
         if m := _CONFIRM.match(text):
-            if self._admin(ctx):
-                await self._confirm(ctx, int(m.group("id")), None)
+            if self._admin(ctx) and (number := await self._which(ctx, m.group("id"))) is not None:
+                await self._confirm(ctx, number, None)
             return True
         if m := _SCHEDULE.match(text):
             if self._admin(ctx):
                 await self._confirm(ctx, int(m.group("id")), m.group("when"))
             return True
         if m := _CANCEL.match(text):
-            if self._admin(ctx):
-                await self._cancel(ctx, int(m.group("id")))
+            if self._admin(ctx) and (number := await self._which(ctx, m.group("id"))) is not None:
+                await self._cancel(ctx, number)
             return True
         if m := _APPROVE.match(text):
             if self._admin(ctx):
@@ -205,6 +205,24 @@ class BroadcastFeature:
                 await self._status(ctx, int(m.group("id")) if m.group("id") else None)
             return True
         return False
+
+    async def _which(self, ctx: ChatContext, given: str | None) -> int | None:
+        """The broadcast a command means: the number given, else the admin's one open draft (typed
+        "确认发送" on WeChat, where drafts have no buttons); asks for the number when that is unclear."""
+        if given is not None:
+            return int(given)
+        assert ctx.actor.staff is not None
+        drafts = (
+            await ctx.turn.session.scalars(
+                select(Broadcast.id)
+                .where(Broadcast.status == BroadcastStatus.DRAFT, Broadcast.created_by == ctx.actor.staff.id)
+                .limit(2)
+            )
+        ).all()
+        if len(drafts) == 1:
+            return drafts[0]
+        ctx.reply(render("bc.which"))
+        return None
 
     async def _draft(self, ctx: ChatContext, rest: str) -> None:
         session = ctx.turn.session
