@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,6 +51,7 @@ MASS_CHANNEL = "wechat_mass"  # outbox rows for WeChat 群发 (sent by handlers.
 WECHAT = "wechat"
 WECHAT_WINDOW = timedelta(hours=47)  # customer-service window (48 h), with an hour's margin
 EXPAND_LEASE = timedelta(seconds=120)
+ANALYZE_AFTER = 10_000  # outbox rows one broadcast adds before the planner's statistics are refreshed
 RATE_WINDOW = timedelta(seconds=60)
 
 OPTED_OUT = "opted_out"
@@ -395,15 +396,30 @@ async def expand(
                 if (r.channel, r.recipient) not in taken
             )
             await write_rows(session, broadcast, recipients, community, now, settings)
-            if len(ids) < settings.batch_size:
+            done = len(ids) < settings.batch_size
+            if done:
                 broadcast.expanded_at = now
                 broadcast.expand_lease = None
                 broadcast.total = int(
                     await session.scalar(select(func.count()).where(rows_of(session, broadcast_id))) or 0
                 )
-                return True
-            broadcast.expand_cursor = ids[-1]
-            broadcast.expand_lease = now + EXPAND_LEASE
+                total = broadcast.total
+            else:
+                broadcast.expand_cursor = ids[-1]
+                broadcast.expand_lease = now + EXPAND_LEASE
+        if done:
+            if total >= ANALYZE_AFTER:
+                await _analyze_outbox(sessions)
+            return True
+
+
+async def _analyze_outbox(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A large broadcast has just filled the outbox. PostgreSQL plans the claim from statistics that
+    autovacuum refreshes only a minute or so later; until then a claim of 50 rows takes ~100 ms
+    instead of ~10 (measured with 100,000 rows). SQLite keeps no such statistics."""
+    async with sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("ANALYZE outbox"))
 
 
 # -- progress and report ------------------------------------------------------------------------------
