@@ -145,9 +145,7 @@ async def show(ctx: ChatContext, command: Command) -> None:
     full_text = _staff(ctx).role == Role.ADMIN
     if full_text:
         log.info("admin %s viewed the full text of case #%s", _staff(ctx).id, case.id)
-    ctx.reply(
-        case_detail(ctx, case, full_text=full_text), case_id=case.id, buttons=cases.case_buttons(case)
-    )
+    ctx.reply(case_detail(ctx, case, full_text=full_text), case_id=case.id, buttons=cases.case_buttons(case))
 
 
 async def accept(ctx: ChatContext, command: Command) -> None:
