@@ -49,8 +49,8 @@ async def handle(ctx: ChatContext) -> None:
         await ctx.clear_dialog()
         ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
         return
-    if kind == Cmd.BIND and command and command.arg:
-        await bind(ctx, command.arg)
+    if kind == Cmd.BIND and command:
+        await bind(ctx, command.arg or "")
         return
     if kind == Cmd.CANCEL:
         await ctx.clear_dialog()
@@ -115,11 +115,7 @@ async def continue_dialog(ctx: ChatContext) -> bool:
 
 
 async def bind(ctx: ChatContext, code: str) -> None:
-    staff = await binding.redeem(ctx.turn.session, code, ctx.actor.address, ctx.turn.now)
-    if staff is None:
-        ctx.reply(render("binding.failed"))
-        return
-    ctx.reply(render("binding.ok", name=staff.name, role=cases.role_label(staff.role)))
+    ctx.reply(await binding.answer(ctx.turn, code, ctx.actor.address))
 
 
 async def report(ctx: ChatContext) -> None:

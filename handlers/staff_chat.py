@@ -100,12 +100,7 @@ async def cancel(ctx: ChatContext, _command: Command) -> None:
 
 
 async def rebind(ctx: ChatContext, code: str) -> None:
-    staff = await binding.redeem(ctx.turn.session, code, ctx.actor.address, ctx.turn.now)
-    ctx.reply(
-        render("binding.ok", name=staff.name, role=cases.role_label(staff.role))
-        if staff
-        else render("binding.failed")
-    )
+    ctx.reply(await binding.answer(ctx.turn, code, ctx.actor.address))
 
 
 async def bind(ctx: ChatContext, command: Command) -> None:
