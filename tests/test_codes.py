@@ -10,12 +10,14 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
 from handlers import code_guard
 from handlers.context import Services
 from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from storage.database import create_engine, session_factory
+from storage.reminder_models import Child
 from tests.conftest import Chat, Clock
 from tests.test_reminders_chat import enrol
 
@@ -202,3 +204,12 @@ async def test_parallel_guesses_are_counted_one_after_the_other(
     assert sum(not locked(r) for r in replies) == 4, replies
     assert sum("无效或已过期" in r and locked(r) for r in replies) == 1
     assert sum("无效" not in r and locked(r) for r in replies) == 3
+
+
+async def test_an_all_digit_code_handed_out_before_the_change_still_works(chat: Chat) -> None:
+    await guardian_code(chat)
+    async with chat.services.sessions.begin() as session:
+        child = (await session.scalars(select(Child))).one()
+        child.join_code = "12345678"  # the old format, as an upgraded database holds it
+    out = chat.to(await chat.send("小李", "关注 12345678"), "小李")[0]
+    assert "豆豆" in out and "回复“同意”" in out
