@@ -1,19 +1,23 @@
 """Binding a chat account to a staff id with a one-time invite code (``outreach-bot staff invite ID``).
-Only a hash of the code is stored; a code works once and expires."""
+Only a hash of the code is stored; a code works once and expires; wrong codes count towards the
+account's lockout (``handlers.code_guard``)."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import code_guard
+from handlers.context import Turn
+from handlers.deadlines import local_time
 from handlers.people import Address
+from messages import render
 from storage.models import Staff, StaffIdentity, StaffInvite
 
-ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read out and typed
-CODE_LENGTH = 8
+ALPHABET = code_guard.ALPHABET
+CODE_LENGTH = code_guard.CODE_LENGTH
 DEFAULT_VALID = timedelta(days=7)
 
 
@@ -26,7 +30,7 @@ async def create_invite(
 ) -> str:
     if await session.get(Staff, staff_id) is None:
         raise KeyError(staff_id)
-    code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    code = code_guard.new_code()
     session.add(StaffInvite(code_hash=_hash(code), staff_id=staff_id, created_at=now, expires_at=now + valid))
     return code
 
@@ -51,3 +55,21 @@ async def redeem(session: AsyncSession, code: str, address: Address, now: dateti
     else:
         identity.staff_id, identity.source, identity.unreachable_since = staff.id, "invite", None
     return staff
+
+
+async def answer(turn: Turn, code: str, address: Address) -> str:
+    """``绑定 CODE`` from a chat account: bind it, or say why not (wrong or expired code, or too many
+    wrong codes: then until when no code is checked)."""
+    session, now = turn.session, turn.now
+    if not code.strip():
+        return render("binding.ask_code")
+    until = await code_guard.locked_until(session, address, now)
+    if until is not None:
+        return render("code.locked", until=local_time(turn.community, until))
+    staff = await redeem(session, code, address, now)
+    if staff is not None:
+        return render("binding.ok", name=staff.name, role=render(f"role.{staff.role}"))
+    until = await code_guard.record_failure(session, address, now)
+    if until is None:
+        return render("binding.failed")
+    return render("binding.failed") + "\n" + render("code.locked", until=local_time(turn.community, until))

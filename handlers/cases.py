@@ -19,6 +19,7 @@ from handlers.lifecycle import record
 from handlers.location import LocationMatch
 from handlers.outbox import Button
 from handlers.people import Actor, Address
+from handlers.privacy import mask_text
 from handlers.routing import Route, RouteReason, pick_worker, route
 from messages import render
 from storage.models import OPEN_STATUSES, ActorType, Case, CaseFollower, CaseStatus, Role, Staff
@@ -191,7 +192,7 @@ async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
             number=case.id,
             category=category_name(turn, case.category_code),
             location=location_label(turn, case),
-            text=case.text,
+            text=mask_text(case.text),
             reason=render(f"triage.reason.{reason}"),
         ),
         case_id=case.id,
@@ -239,7 +240,7 @@ async def assign(
             number=case.id,
             category=category_name(turn, case.category_code),
             location=location_label(turn, case),
-            text=case.text,
+            text=mask_text(case.text),
             due=due,
             urgent=render("staff.urgent") if case.urgent else "",
         ),
@@ -429,8 +430,8 @@ async def reopen(
         render(
             "staff.reopened",
             number=case.id,
-            reason=reason,
-            text=case.text,
+            reason=mask_text(reason),
+            text=mask_text(case.text),
             location=location_label(turn, case),
             due=deadlines.local_time(turn.community, case.due_at) if case.due_at else "",
         ),

@@ -61,7 +61,9 @@ _PATTERNS: list[tuple[Cmd, re.Pattern[str]]] = [
     (Cmd.START, _p(r"/start", r"(?:\s+(?P<arg>\S+))?")),
     (Cmd.HELP, _p(r"/help|帮助|菜单|help|使用说明|怎么用|[?？]")),
     (Cmd.CANCEL, _p(r"/cancel|取消")),
-    (Cmd.BIND, _p(r"/bind|绑定|绑定账号", r"\s*(?P<arg>[A-Za-z0-9]{4,16})")),
+    # Any Latin code, even a wrong length, gets the "invalid or expired" answer rather than being
+    # taken for a report; a bare 绑定 asks for the code.
+    (Cmd.BIND, _p(r"/bind|绑定账号|绑定", r"(?:\s*(?P<arg>[A-Za-z0-9]{1,32}))?")),
     (Cmd.DONT_KNOW, _p(r"不知道|不清楚|说不清|跳过", r"[。.!！]?")),
     (Cmd.MY_CASES, _p(r"/my|我的|我的案件|我的反映|我的报告|我的工单|查询|进度")),
     (Cmd.QUERY, _p(r"/case|查询|进度|查看|案件", rf"\s*{_N}")),

@@ -4,6 +4,9 @@
 ``closed``, told apart by ``status_notes`` (in Chinese). Times are ISO 8601 with the community's
 offset; ``expected_datetime`` is the time-limit deadline. ``service_name`` and ``description`` are
 standard request fields too.
+
+An export leaves the community's hands, so the resident's words and the staff notes are masked
+(``handlers.privacy.mask_text``: phone and ID numbers, health words); there is no unmasked variant.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.community import Community
+from handlers.privacy import mask_text
 from messages import render
 from storage.models import OPEN_STATUSES, Case, CaseStatus
 
@@ -73,10 +77,10 @@ def service_request(case: Case, community: Community) -> dict[str, Any]:
     return {
         "service_request_id": str(case.id),
         "status": "open" if is_open(case) else "closed",
-        "status_notes": status_notes(case),
+        "status_notes": mask_text(status_notes(case)),
         "service_name": community.category_names.get(code) or render("category.other"),
         "service_code": code,
-        "description": case.text,
+        "description": mask_text(case.text),
         "agency_responsible": grid.name if grid else community.name,
         "requested_datetime": iso(case.created_at),
         # For a closed request the spec makes this the closing time.

@@ -13,6 +13,7 @@ from handlers.features import ChatContext
 from handlers.geo import nearest_place
 from handlers.lifecycle import can_move, record
 from handlers.outbox import Button
+from handlers.privacy import mask_text
 from messages import render
 from storage.models import ActorType, Case, CaseStatus
 
@@ -48,8 +49,8 @@ async def handle(ctx: ChatContext) -> None:
         await ctx.clear_dialog()
         ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
         return
-    if kind == Cmd.BIND and command and command.arg:
-        await bind(ctx, command.arg)
+    if kind == Cmd.BIND and command:
+        await bind(ctx, command.arg or "")
         return
     if kind == Cmd.CANCEL:
         await ctx.clear_dialog()
@@ -114,11 +115,7 @@ async def continue_dialog(ctx: ChatContext) -> bool:
 
 
 async def bind(ctx: ChatContext, code: str) -> None:
-    staff = await binding.redeem(ctx.turn.session, code, ctx.actor.address, ctx.turn.now)
-    if staff is None:
-        ctx.reply(render("binding.failed"))
-        return
-    ctx.reply(render("binding.ok", name=staff.name, role=cases.role_label(staff.role)))
+    ctx.reply(await binding.answer(ctx.turn, code, ctx.actor.address))
 
 
 async def report(ctx: ChatContext) -> None:
@@ -315,8 +312,14 @@ def case_line(ctx: ChatContext, case: Case) -> str:
     )
 
 
-def case_detail(ctx: ChatContext, case: Case) -> str:
+def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
+    """One case in full. ``full_text`` False: what a worker or leader may read of the resident's words
+    (phone and ID numbers and health words masked); the reporter and admins see them as written."""
     turn = ctx.turn
+
+    def shown(text: str) -> str:
+        return text if full_text else mask_text(text)
+
     local = case.created_at.astimezone(turn.community.timezone)
     detail = render(
         "case.detail",
@@ -325,14 +328,14 @@ def case_detail(ctx: ChatContext, case: Case) -> str:
         status=render(f"status.{case.status}"),
         location=cases.location_label(turn, case),
         date=local.strftime("%Y-%m-%d %H:%M"),
-        text=case.text,
+        text=shown(case.text),
     )
     if case.due_at is not None and case.status in {s.value for s in cases.OPEN_STATUSES}:
         detail += "\n" + render("case.detail_due", due=deadlines.local_time(turn.community, case.due_at))
     if case.resolution_note:
-        detail += "\n" + render("case.detail_note", note=case.resolution_note)
+        detail += "\n" + render("case.detail_note", note=shown(case.resolution_note))
     if case.referral:
-        detail += "\n" + render("case.detail_referral", referral=case.referral)
+        detail += "\n" + render("case.detail_referral", referral=shown(case.referral))
     if case.duplicate_of:
         detail += "\n" + render("case.detail_duplicate", original=case.duplicate_of)
     return detail

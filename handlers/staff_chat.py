@@ -4,6 +4,8 @@ issue invite codes. Every action is checked against the actor's rights on that c
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from handlers import binding, cases, duplicates
@@ -11,6 +13,7 @@ from handlers.commands import Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.lifecycle import can_move
 from handlers.outbox import Button
+from handlers.privacy import mask_text
 from handlers.resident_chat import case_detail, case_line
 from messages import render
 from storage.models import OPEN_STATUSES, Case, CaseStatus, Resident, Role, Staff
@@ -19,6 +22,8 @@ AWAIT_NOTE = "await_note"
 AWAIT_TRANSFER = "await_transfer"
 AWAIT_ORIGINAL = "await_original"
 LIST_LIMIT = 20
+
+log = logging.getLogger(__name__)
 
 
 def _staff(ctx: ChatContext) -> Staff:
@@ -95,12 +100,7 @@ async def cancel(ctx: ChatContext, _command: Command) -> None:
 
 
 async def rebind(ctx: ChatContext, code: str) -> None:
-    staff = await binding.redeem(ctx.turn.session, code, ctx.actor.address, ctx.turn.now)
-    ctx.reply(
-        render("binding.ok", name=staff.name, role=cases.role_label(staff.role))
-        if staff
-        else render("binding.failed")
-    )
+    ctx.reply(await binding.answer(ctx.turn, code, ctx.actor.address))
 
 
 async def bind(ctx: ChatContext, command: Command) -> None:
@@ -133,8 +133,14 @@ async def list_cases(ctx: ChatContext, _command: Command) -> None:
 
 async def show(ctx: ChatContext, command: Command) -> None:
     case = await case_for_action(ctx, command.number)
-    if case is not None:
-        ctx.reply(case_detail(ctx, case), case_id=case.id, buttons=cases.case_buttons(case))
+    if case is None:
+        return
+    # Only an admin reads the resident's words as written (phone, ID number, health); it is logged
+    # because it is a look at personal data, not routine work.
+    full_text = _staff(ctx).role == Role.ADMIN
+    if full_text:
+        log.info("admin %s viewed the full text of case #%s", _staff(ctx).id, case.id)
+    ctx.reply(case_detail(ctx, case, full_text=full_text), case_id=case.id, buttons=cases.case_buttons(case))
 
 
 async def accept(ctx: ChatContext, command: Command) -> None:
@@ -265,6 +271,11 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
     if original is None or original.id == case.id or original.duplicate_of is not None:
         ctx.reply(render("staff.case_not_found", number=original_text))
         return
+    if not cases.can_act(ctx.turn, _staff(ctx), original):
+        # Merging moves this case's reporter and followers onto the original: the actor must be
+        # allowed to act on both (a worker of another grid is not; admins are).
+        ctx.reply(render("staff.not_allowed", number=original.id))
+        return
     await duplicates.merge_followers(ctx.turn, case, original)
     await cases.close(ctx.turn, case, _staff(ctx), "duplicate", None, duplicate_of=original.id)
     ctx.reply(render("staff.merged_ok", number=case.id, original=original.id), case_id=case.id)
@@ -301,7 +312,7 @@ async def triage(ctx: ChatContext, _command: Command) -> None:
     if not rows:
         ctx.reply(render("staff.triage_empty"))
         return
-    lines = [case_line(ctx, c) + "  " + c.text[:30] for c in rows]
+    lines = [case_line(ctx, c) + "  " + mask_text(c.text)[:30] for c in rows]
     ctx.reply(render("staff.triage_list", lines="\n".join(lines)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -33,9 +34,24 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Loggers that would write bound values or fetched rows (residents' texts with phone and ID numbers, the
+# WeChat access token) at DEBUG: aiosqlite logs every call with its arguments, SQLAlchemy's engine logs
+# result rows. Capped here so that no log level chosen for the process can let data through.
+_DATA_LOGGERS = {"aiosqlite": logging.WARNING, "sqlalchemy.engine": logging.INFO}
+
+
+def quiet_data_loggers() -> None:
+    for name, floor in _DATA_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level < floor:  # NOTSET (0) too: it would inherit the root's DEBUG
+            logger.setLevel(floor)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    # A logged database error must not carry its parameters: residents' texts hold phone numbers.
+    # A logged statement or database error must not carry its parameters: residents' texts hold phone
+    # numbers. SQLAlchemy then logs "[SQL parameters hidden]" instead.
     kwargs.setdefault("hide_parameters", True)
+    quiet_data_loggers()
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

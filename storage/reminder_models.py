@@ -82,7 +82,8 @@ class Child(Base):
     sex: Mapped[str | None] = mapped_column(String(1), nullable=True)  # F/M, only if a schedule row needs it
     schedule: Mapped[str | None] = mapped_column(String(32), nullable=True)  # NULL: the version in force
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # The code the first guardian passes on so that a second guardian can join (8 digits, 7 days).
+    # The code the first guardian passes on so that a second guardian can join (8 characters, 7 days;
+    # codes from before migration 0006 are 8 digits). Kept readable: 我的孩子 shows it again.
     join_code: Mapped[str | None] = mapped_column(String(12), nullable=True, unique=True)
     join_code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

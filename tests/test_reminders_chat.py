@@ -79,7 +79,7 @@ async def enrol(
         recorded = chat.to(await chat.send(who, doses), who)
         assert "已记录" in recorded[0], recorded
     summary = chat.to(await chat.send(who, "完成"), who)
-    code = re.search(r"加入 (\d{8})", summary[0])
+    code = re.search(r"加入 ([A-Z0-9]{8})", summary[0])
     return summary, code.group(1) if code else None
 
 
@@ -109,7 +109,7 @@ async def test_enrolment_asks_consent_first_then_child_birth_and_doses(chat: Cha
     out = chat.to(await chat.send("小王", "完成"), "小王")
     assert "豆豆的接种提醒已开通" in out[0]
     assert "12月16日" in out[0] and "乙肝疫苗第2剂" in out[0]
-    assert re.search(r"加入 \d{8}", out[0])
+    assert re.search(r"加入 [A-Z0-9]{8}", out[0])
 
     async with chat.services.sessions() as session:
         child = (await session.scalars(select(Child))).one()

@@ -4,10 +4,13 @@ staff enrol residents in follow-up programmes and record the follow-ups.
 Residents
   疫苗提醒 / 登记孩子   consent (explicit 同意; anything else stores nothing) → nickname → birth date →
                       doses already given (or 跳过) → summary with the second guardian's code
-  加入 12345678        a second guardian joins a child (consent first)
+  加入 K7M2QX9A        a second guardian joins a child (consent first); wrong codes count towards the
+                      account's lockout (handlers/code_guard.py)
   已打 [孩子] [疫苗剂次] [日期] / 已接种   record doses (no dose named: those of the last reminder)
   推迟 [N天]           remind again in N days (default 7)
-  我的孩子             each child's next and missing doses, and a fresh code for a second guardian
+  我的孩子             each child's next and missing doses, and the code for a second guardian (the
+                      same code while it is valid)
+  新邀请码             replace the codes for a second guardian (the old ones stop working)
   退订 / TD            stop everything for this resident at once (children with no other guardian are
                       deleted; follow-up reminders end, the enrolling staff member is told)
   同意随访 [n] / 不同意随访 [n]   answer a follow-up enrolment
@@ -30,6 +33,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from handlers import code_guard
+from handlers.deadlines import local_time
 from handlers.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
@@ -76,7 +81,12 @@ _STOP = re.compile(r"^(?:退订|t\s*d|取消提醒|停止提醒|不要提醒了?
 _YES = re.compile(r"^(?:同意|我同意|同意的|好的?[，,]?\s*同意)[。.!！]?$")
 _DONE = re.compile(r"^(?:已打|已接种|已经打了|已经接种了?|打过了|打完了)(?P<rest>.*)$", re.S)
 _POSTPONE = re.compile(r"^(?:推迟|延后|改期|晚点提醒|过几天提醒)(?P<rest>.*)$")
-_JOIN = re.compile(r"^(?:加入|关注|监护人?)\s*(?P<code>\d{8})$")
+# Any Latin code after 加入 gets an answer ("invalid or expired" at worst), not the generic reply. After
+# 关注 only a code's shape (8 digits from before, or 8 characters with a letter): "关注 12" follows case 12.
+_JOIN = re.compile(
+    r"^(?:(?:加入|监护人?)\s*(?P<code>[A-Za-z0-9]{1,16})|关注\s*(?P<follow>\d{8}|(?=\d*[A-Za-z])[A-Za-z0-9]{8}))$"
+)
+_RENEW_CODE = re.compile(r"^(?:新邀请码|换邀请码|更换邀请码|重新生成邀请码|新的邀请码)(?P<rest>.*)$")
 _PLAN = re.compile(r"^(?:我的孩子|接种计划|疫苗计划|查看接种|接种记录)$")
 _FU_ANSWER = re.compile(r"^(?P<no>不)?同意随访\s*[#＃Ff]?\s*(?P<id>\d+)?$")
 _MY_NUMBER = re.compile(r"^(?:我的编号|居民编号|我的居民编号)$")
@@ -119,7 +129,9 @@ class ReminderFeature:
             ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
             return True
         if m := _JOIN.match(text):
-            return await self._join(ctx, m.group("code"))
+            return await self._join(ctx, m.group("code") or m.group("follow"))
+        if m := _RENEW_CODE.match(text):
+            return await self._renew_codes(ctx, m.group("rest").strip())
         if m := _DONE.match(text):
             return await self._done(ctx, m.group("rest"))
         if m := _POSTPONE.match(text):
@@ -193,7 +205,7 @@ class ReminderFeature:
             ctx.turn.session.add(consent)
             await ctx.turn.session.flush()
             if state == S_JOIN:
-                return await self._join_confirmed(ctx, int(data["child"]), consent)
+                return await self._join_confirmed(ctx, int(data["child"]), consent, data.get("code"))
             await ctx.set_dialog(S_NICKNAME, {"consent": consent.id})
             ctx.reply(render("rem.ask_nickname"))
             return True
@@ -260,7 +272,6 @@ class ReminderFeature:
         return True
 
     async def _summary(self, ctx: ChatContext, child: Child) -> None:
-        session = ctx.turn.session
         await self._plan(ctx, child)
         _, plan = await self._child_plan(ctx, child)
         lines = [render("rem.summary", child=child.nickname, next=self._next_line(plan, self._today(ctx)))]
@@ -275,11 +286,8 @@ class ReminderFeature:
                 quiet_end=self.config.quiet_end.strftime("%H:%M"),
             )
         )
-        if await store.guardian_count(session, child.id) < store.MAX_GUARDIANS:
-            code = await store.new_join_code(session, child, ctx.turn.now, self.config.join_code_days)
-            lines.append(
-                render("rem.join_code", child=child.nickname, code=code, days=self.config.join_code_days)
-            )
+        if line := await self._join_code_line(ctx, child):
+            lines.append(line)
         lines.append(render("rem.summary_help"))
         ctx.reply("\n".join(lines))
 
@@ -417,25 +425,58 @@ class ReminderFeature:
             lines.append(self._next_line(plan, self._today(ctx)))
             if missing := self._missing_line(plan):
                 lines.append(missing)
-            if await store.guardian_count(ctx.turn.session, child.id) < store.MAX_GUARDIANS:
-                code = await store.new_join_code(
-                    ctx.turn.session, child, ctx.turn.now, self.config.join_code_days
-                )
-                lines.append(
-                    render("rem.join_code", child=child.nickname, code=code, days=self.config.join_code_days)
-                )
+            if line := await self._join_code_line(ctx, child):
+                lines.append(line)
             parts.append("\n".join(lines))
         ctx.reply("\n\n".join(parts) + "\n" + render("rem.summary_help"))
         return True
 
     # -- second guardian -------------------------------------------------------------------------------
 
+    async def _join_code_line(self, ctx: ChatContext, child: Child, *, renew: bool = False) -> str | None:
+        """The line handing out the child's join code; None when the child has both guardians."""
+        session = ctx.turn.session
+        if await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS:
+            return None
+        code, until = await store.join_code(
+            session, child, ctx.turn.now, self.config.join_code_days, renew=renew
+        )
+        return render(
+            "rem.join_code", child=child.nickname, code=code, until=local_time(ctx.turn.community, until)
+        )
+
+    async def _renew_codes(self, ctx: ChatContext, rest: str) -> bool:
+        """新邀请码 [孩子]: new codes for the guardian's children (or the one named) that can take a
+        second guardian; the old codes stop working."""
+        assert ctx.actor.resident is not None
+        children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
+        if not children:
+            ctx.reply(render("rem.no_children"))
+            return True
+        named = [c for c in children if rest and c.nickname in rest]
+        lines = [
+            line
+            for child in (named or children)
+            if (line := await self._join_code_line(ctx, child, renew=True)) is not None
+        ]
+        ctx.reply("\n".join([render("rem.join_renewed"), *lines]) if lines else render("rem.join_none_open"))
+        return True
+
     async def _join(self, ctx: ChatContext, code: str) -> bool:
         assert ctx.actor.resident is not None
-        session = ctx.turn.session
+        session, address, now = ctx.turn.session, ctx.actor.address, ctx.turn.now
+        # A locked account's codes are not even looked up: a right guess during the lockout tells nothing.
+        if (until := await code_guard.locked_until(session, address, now)) is not None:
+            ctx.reply(render("code.locked", until=local_time(ctx.turn.community, until)))
+            return True
+        code = code_guard.normalise(code)
         child = await session.scalar(select(Child).where(Child.join_code == code))
-        if child is None or child.join_code_expires_at is None or child.join_code_expires_at <= ctx.turn.now:
-            ctx.reply(render("rem.join_invalid"))
+        if child is None or child.join_code_expires_at is None or child.join_code_expires_at <= now:
+            until = await code_guard.record_failure(session, address, now)
+            lines = [render("rem.join_invalid")]
+            if until is not None:
+                lines.append(render("code.locked", until=local_time(ctx.turn.community, until)))
+            ctx.reply("\n".join(lines))
             return True
         if await session.get(Guardianship, (child.id, ctx.actor.resident.id)) is not None:
             ctx.reply(render("rem.join_already", child=child.nickname))
@@ -443,17 +484,20 @@ class ReminderFeature:
         if await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS:
             ctx.reply(render("rem.join_full", child=child.nickname))
             return True
-        await ctx.set_dialog(S_JOIN, {"child": child.id})
+        await ctx.set_dialog(S_JOIN, {"child": child.id, "code": code})
         ctx.reply(render("rem.consent.join", station=station(ctx.turn.services), child=child.nickname))
         return True
 
-    async def _join_confirmed(self, ctx: ChatContext, child_id: int, consent: Consent) -> bool:
+    async def _join_confirmed(
+        self, ctx: ChatContext, child_id: int, consent: Consent, code: str | None
+    ) -> bool:
         assert ctx.actor.resident is not None
         session = ctx.turn.session
         await ctx.clear_dialog()
         child = await session.get(Child, child_id)
         if (
             child is None
+            or (code is not None and child.join_code != code)  # replaced (新邀请码) meanwhile
             or child.join_code_expires_at is None
             or child.join_code_expires_at <= ctx.turn.now
             or await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS

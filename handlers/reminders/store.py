@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import code_guard
 from handlers.people import Address
 from storage.models import Resident, ResidentIdentity
 from storage.reminder_models import (
@@ -98,14 +98,27 @@ async def guardian_count(session: AsyncSession, child_id: int) -> int:
 
 
 async def new_join_code(session: AsyncSession, child: Child, now: datetime, days: int) -> str:
-    """A fresh 8-digit code for a second guardian, valid ``days`` days (replaces any older one)."""
+    """A fresh code for a second guardian (8 characters, ``handlers.code_guard``), valid ``days`` days;
+    the older one stops working."""
     for _ in range(20):
-        code = f"{secrets.randbelow(10**8):08d}"
+        code = code_guard.new_code()
         if await session.scalar(select(Child.id).where(Child.join_code == code)) is None:
             child.join_code, child.join_code_expires_at = code, now + timedelta(days=days)
             await session.flush()
             return code
     raise RuntimeError("could not draw a free join code")
+
+
+async def join_code(
+    session: AsyncSession, child: Child, now: datetime, days: int, *, renew: bool = False
+) -> tuple[str, datetime]:
+    """The child's join code and its expiry: the one already handed out while it is valid (asking
+    again must not multiply live codes), a new one when there is none or ``renew`` is asked for."""
+    if not renew and child.join_code and child.join_code_expires_at and child.join_code_expires_at > now:
+        return child.join_code, child.join_code_expires_at
+    code = await new_join_code(session, child, now, days)
+    assert child.join_code_expires_at is not None
+    return code, child.join_code_expires_at
 
 
 async def record_dose(

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import storage.attempt_models
 import storage.broadcast_models
 import storage.reminder_models
 import storage.wechat_models  # noqa: F401
