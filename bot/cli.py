@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import stats_cli
+from bot import outbox_cli, stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
@@ -315,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cli.register(sub)
     reminders_cli.register(sub)
     broadcasts_cli.register(sub)
+    outbox_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
