@@ -73,6 +73,7 @@ class TelegramSender:
     """The outbox ``Sender`` of the Telegram channel (called by the server's drain loop)."""
 
     channel = CHANNEL
+    ready = True  # False until the adapter has reached Telegram: the drain loop waits meanwhile
 
     def __init__(
         self,
