@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import outbox_cli, stats_cli
+from bot import logfilter, outbox_cli, stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
@@ -365,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logfilter.install(get_settings().log_level)
     return int(args.func(args) or 0)
 
 

@@ -261,9 +261,12 @@ def make_server(settings: Settings) -> Server:
 def create_asgi() -> ASGIApp:
     """The uvicorn factory for ``serve --workers N``: each worker process builds its own server from
     the environment; the database is what they share."""
+    from bot import logfilter
     from bot.settings import get_settings
 
-    return make_server(get_settings()).asgi()
+    settings = get_settings()
+    logfilter.install(settings.log_level)  # this worker's uvicorn handlers are configured by now
+    return make_server(settings).asgi()
 
 
 def _installed(module: str) -> bool:
@@ -326,6 +329,9 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         http=http_protocol(),
         access_log=_access_log(settings),
     )
+    from bot import logfilter
+
+    logfilter.install(settings.log_level)  # uvicorn.Config has just configured uvicorn's handlers
     await uvicorn.Server(config).serve()
 
 

@@ -153,7 +153,8 @@ class FakeTelegram:
             self._raw[chat_id] = (status, body, times)
 
     def go_down(self, status: int = 502, body: bytes = b"<html>Bad Gateway</html>") -> None:
-        """Every API call gets this answer until ``come_back``."""
+        """Every API call gets this answer until ``come_back`` (``{path}`` in the body: the request's
+        path, as some proxies' error pages show it)."""
         with self._lock:
             self._down = (status, body)
 
@@ -278,7 +279,7 @@ class FakeTelegram:
             call.status = down[0]
             with self._lock:
                 self.calls.append(call)
-            return Response(down[1], down[0])
+            return Response(down[1].replace(b"{path}", request.url.path.encode()), down[0])
         if method == "getUpdates":
             result: Any = await self._get_updates(params)
         else:

@@ -6,9 +6,10 @@ answers from the Bot API that are not what it documents."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot
 
+from bot.telegram.limiter import RateLimiter
+from bot.telegram.sender import TelegramSender
+from handlers.outbox import Outbound, drain, enqueue
 from storage.database import create_engine, session_factory
-from storage.models import InboundMessage
-from tests.fake_telegram import TOKEN, FakeTelegram
+from storage.models import InboundMessage, OutboxMessage, OutboxStatus
+from tests.conftest import Clock
+from tests.fake_telegram import FakeTelegram
 from tests.live_server import ServerProcess, serve_process
 from tests.own_postgres import OwnPostgres, own_postgres
 from tests.test_telegram import COMMUNITY, SECRET_HEADER, eventually
@@ -32,13 +38,15 @@ WEBHOOK = "/telegram/webhook"
 async def bot_server(
     folder: Path, fake: FakeTelegram, db_url: str, mode: str, *, wait_ready: bool = True
 ) -> AsyncIterator[ServerProcess]:
+    """The server for ``fake`` (its token) in ``mode``; awaited until /readyz says 200 unless
+    ``wait_ready`` is False (then only /healthz)."""
     config = folder / "community.yaml"
     config.write_text(COMMUNITY, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
     env.update(
         OUTREACH_DATABASE_URL=db_url,
         OUTREACH_CONFIG=str(config),
-        OUTREACH_TELEGRAM_TOKEN=TOKEN,
+        OUTREACH_TELEGRAM_TOKEN=fake.token,
         OUTREACH_TELEGRAM_API_URL=fake.api_url,
         OUTREACH_LOG_LEVEL="INFO",
     )
@@ -172,3 +180,141 @@ def _not_ready(server: ServerProcess) -> Any:
         return (status, body) if status == 503 and body.get("database", "ok") != "ok" else None
 
     return check
+
+
+# -- Telegram unreachable at start-up ----------------------------------------------------------------
+
+# Shaped like a real token, so that it is one the masking must recognise.
+REAL_LOOKING_TOKEN = "7012345678:AAH" + "kX9_q2Lr-8Zb" * 3
+
+
+async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_back(tmp_path: Path) -> None:
+    fake = FakeTelegram(token=REAL_LOOKING_TOKEN).start()
+    fake.go_down(502, b"<html>502 Bad Gateway while proxying {path}</html>")
+    try:
+        async with bot_server(
+            tmp_path, fake, f"sqlite+aiosqlite:///{tmp_path / 't.db'}", "webhook", wait_ready=False
+        ) as server:
+            status, body = await eventually(_telegram_retrying(server), "/readyz to report Telegram")
+            assert status == 503 and body["database"] == "ok"
+            assert body["telegram"].startswith("starting: retrying in ")
+            refused = await server.http.post(
+                server.url + WEBHOOK, json=fake.message(1, "hi"), headers={SECRET_HEADER: "x"}
+            )
+            assert refused.status_code == 403  # the secret is checked before anything else
+            assert server.process.poll() is None and fake.all_calls("getMe")  # tried, failed, alive
+
+            fake.come_back()
+            await eventually(lambda: ready(server), "/readyz once Telegram is back", deadline=60)
+            assert fake.webhook.get("secret_token")
+            update = fake.message(424242, "/start")
+            response = await server.http.post(
+                server.url + WEBHOOK, json=update, headers={SECRET_HEADER: fake.webhook["secret_token"]}
+            )
+            assert response.status_code == 200
+            await eventually(lambda: fake.sent(424242), "the bot's answer")
+        log = server.log.read_text(errors="replace")
+        assert "could not start" in log
+        assert REAL_LOOKING_TOKEN not in log and REAL_LOOKING_TOKEN.split(":")[1] not in log
+        assert "Traceback" not in log
+    finally:
+        fake.stop()
+
+
+def _telegram_retrying(server: ServerProcess) -> Any:
+    async def check() -> tuple[int, dict[str, Any]] | None:
+        status, body = await readiness(server)
+        return (status, body) if str(body.get("telegram", "")).startswith("starting: retrying") else None
+
+    return check
+
+
+# -- hostile webhook bodies --------------------------------------------------------------------------
+
+
+async def test_the_webhook_refuses_huge_and_deeply_nested_bodies_cheaply(tmp_path: Path) -> None:
+    fake = FakeTelegram().start()
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 't.db'}"
+    try:
+        async with bot_server(tmp_path, fake, db_url, "webhook") as server:
+            headers = {SECRET_HEADER: fake.webhook["secret_token"], "content-type": "application/json"}
+            url = server.url + WEBHOOK
+
+            deep = b'{"update_id": 1, "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            assert (await server.http.post(url, content=deep, headers=headers)).status_code == 400
+            nested: dict[str, Any] = {}
+            for _ in range(40):  # parses, but deeper than any update
+                nested = {"reply_to_message": nested}
+            update = {"update_id": fake.next_update_id(), "message": nested}
+            assert (await server.http.post(url, json=update, headers=headers)).status_code == 400
+
+            big = fake.message(31337, "小广告" * 400_000)  # 3.6 MB of valid JSON
+            body = json.dumps(big, ensure_ascii=False).encode()
+            assert (await server.http.post(url, content=body, headers=headers)).status_code == 413
+
+            async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: refused while reading
+                for start in range(0, len(body), 64 * 1024):
+                    yield body[start : start + 64 * 1024]
+
+            response = await server.http.post(url, content=streamed(), headers=headers)
+            assert response.status_code == 413
+
+            same_length = "x" * len(fake.webhook["secret_token"])
+            wrong = await server.http.post(
+                url, json=fake.message(5, "hi"), headers={SECRET_HEADER: same_length}
+            )
+            assert wrong.status_code == 403
+
+            fine = fake.message(31338, "/start")
+            assert (await server.http.post(url, json=fine, headers=headers)).status_code == 200
+            await eventually(lambda: fake.sent(31338), "the server to go on answering")
+            engine = create_engine(db_url)
+            try:
+                assert await stored_updates(session_factory(engine)) == {fine["update_id"]}
+            finally:
+                await engine.dispose()
+    finally:
+        fake.stop()
+
+
+# -- Bot API answers that are not what it documents --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+_chats = iter(range(810001, 899999))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, b"{}"),
+        (429, b'{"ok": false, "error_code": 429, "description": "Too Many Requests"}'),
+        (500, b"Internal Server Error"),
+        (502, b""),
+        (200, b"{}"),
+        (200, b"<html>captive portal</html>"),
+    ],
+)
+async def test_an_unexpected_answer_is_retried_never_taken_as_sent(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, api: FakeTelegram, status: int, body: bytes
+) -> None:
+    chat = next(_chats)
+    api.answer_raw(chat, status, body)
+    async with sessions.begin() as session:
+        enqueue(session, Outbound("telegram", str(chat), "案件 #7 已受理", kind="ack"), clock())
+    async with Bot(api.token, base_url=api.api_url) as bot:
+        sender = TelegramSender(bot, sessions, RateLimiter(clock=lambda: clock().timestamp()), clock=clock)
+        assert await drain(sessions, sender, clock) == 0
+        async with sessions() as session:
+            row = (await session.scalars(select(OutboxMessage))).one()
+        assert row.status == OutboxStatus.PENDING and row.last_error and row.not_before > clock()
+        clock.now = row.not_before
+        assert await drain(sessions, sender, clock) == 1
+    assert [c.status for c in api.attempts(chat)] == [status, 200]
+    assert [c.text for c in api.sent(chat) if c.status == 200][-1] == "案件 #7 已受理"
