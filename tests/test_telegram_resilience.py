@@ -25,6 +25,7 @@ from bot.telegram.sender import TelegramSender
 from handlers.outbox import Outbound, drain, enqueue
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, OutboxStatus
+from tests import wechat_payloads
 from tests.conftest import Clock
 from tests.fake_telegram import FakeTelegram
 from tests.live_server import ServerProcess, serve_process
@@ -36,7 +37,13 @@ WEBHOOK = "/telegram/webhook"
 
 @asynccontextmanager
 async def bot_server(
-    folder: Path, fake: FakeTelegram, db_url: str, mode: str, *, wait_ready: bool = True
+    folder: Path,
+    fake: FakeTelegram,
+    db_url: str,
+    mode: str,
+    *,
+    wait_ready: bool = True,
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """The server for ``fake`` (its token) in ``mode``; awaited until /readyz says 200 unless
     ``wait_ready`` is False (then only /healthz)."""
@@ -53,6 +60,7 @@ async def bot_server(
     if mode == "webhook":
         env["OUTREACH_TELEGRAM_WEBHOOK_URL"] = "http://127.0.0.1:1/unused"  # the fake never calls it
         env["OUTREACH_TELEGRAM_WEBHOOK_SECRET"] = uuid.uuid4().hex
+    env.update(extra or {})
     async with serve_process(folder, env) as server:
         if wait_ready:
             await eventually(lambda: ready(server), "/readyz to answer 200", deadline=60)
@@ -186,6 +194,12 @@ def _not_ready(server: ServerProcess) -> Any:
 
 # Shaped like a real token, so that it is one the masking must recognise.
 REAL_LOOKING_TOKEN = "7012345678:AAH" + "kX9_q2Lr-8Zb" * 3
+WECHAT = {
+    "OUTREACH_WECHAT_TOKEN": wechat_payloads.TOKEN,
+    "OUTREACH_WECHAT_APP_ID": wechat_payloads.APP_ID,
+    "OUTREACH_WECHAT_APP_SECRET": wechat_payloads.APP_SECRET,
+    "OUTREACH_WECHAT_API_URL": "http://127.0.0.1:9",  # never reached in this test
+}
 
 
 async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_back(tmp_path: Path) -> None:
@@ -193,7 +207,12 @@ async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_
     fake.go_down(502, b"<html>502 Bad Gateway while proxying {path}</html>")
     try:
         async with bot_server(
-            tmp_path, fake, f"sqlite+aiosqlite:///{tmp_path / 't.db'}", "webhook", wait_ready=False
+            tmp_path,
+            fake,
+            f"sqlite+aiosqlite:///{tmp_path / 't.db'}",
+            "webhook",
+            wait_ready=False,
+            extra=WECHAT,
         ) as server:
             status, body = await eventually(_telegram_retrying(server), "/readyz to report Telegram")
             assert status == 503 and body["database"] == "ok"
@@ -203,6 +222,12 @@ async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_
             )
             assert refused.status_code == 403  # the secret is checked before anything else
             assert server.process.poll() is None and fake.all_calls("getMe")  # tried, failed, alive
+            assert body["wechat"] == "ok"  # the other channel serves meanwhile
+            signed = wechat_payloads.sign("")
+            echo = await server.http.get(
+                server.url + "/wechat", params={**signed.params, "echostr": "8172635"}
+            )
+            assert (echo.status_code, echo.text) == (200, "8172635")
 
             fake.come_back()
             await eventually(lambda: ready(server), "/readyz once Telegram is back", deadline=60)
