@@ -304,3 +304,21 @@ async def test_past_its_budget_a_row_is_unreached_listed_masked_and_retried_by_t
     assert (await asyncio.to_thread(cli, db_url, "failed")).stdout.count(f"#{reply} ") == 0
     again = await asyncio.to_thread(cli, db_url, "retry", "--id", str(reply))  # no longer failed
     assert again.returncode == 1 and render("outbox.retry_not_failed", id=reply) in again.stderr
+
+    # A broadcast that may have arrived (uncertain) is listed but not retried by --all; one that was
+    # cancelled on purpose is neither.
+    uncertain = await enqueue_one(sessions, clock, notice(f"{chat}-u"))
+    cancelled = await enqueue_one(sessions, clock, notice(f"{chat}-c"))
+    async with sessions.begin() as session:
+        for row_id, reason in ((uncertain, UNCERTAIN), (cancelled, "cancelled")):
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(status=OutboxStatus.FAILED, last_error=reason)
+            )
+    listed = await asyncio.to_thread(cli, db_url, "failed")
+    assert f"#{uncertain} " in listed.stdout and f"#{cancelled} " not in listed.stdout
+    everything = await asyncio.to_thread(cli, db_url, "retry", "--all")
+    assert everything.returncode == 0 and everything.stdout.strip() == render("outbox.failed_none")
+    assert (await row_of(sessions, uncertain)).status == OutboxStatus.FAILED
+    assert (await row_of(sessions, cancelled)).status == OutboxStatus.FAILED

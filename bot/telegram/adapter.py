@@ -278,15 +278,17 @@ class TelegramAdapter:
                 updates = await bot.get_updates(
                     offset=offset, timeout=POLL_TIMEOUT, allowed_updates=list(ALLOWED_UPDATES)
                 )
-            except TelegramError as exc:
+            except Exception as exc:  # Telegram unreachable: fetch again later, never stop polling
+                self._state = f"degraded: getUpdates failing ({one_line(exc)})"
                 log.warning("telegram: getUpdates failed (%s); again in %g s", one_line(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, POLL_RETRY[1])
                 continue
+            self._state = "ok"
             if not updates:
                 continue
-            done = await asyncio.gather(*(self.process(u) for u in updates))
-            lost = [u.update_id for u, ok in zip(updates, done, strict=True) if not ok]
+            done = await asyncio.gather(*(self.process(u) for u in updates), return_exceptions=True)
+            lost = [u.update_id for u, ok in zip(updates, done, strict=True) if ok is not True]
             if not lost:
                 offset, delay = updates[-1].update_id + 1, POLL_RETRY[0]
                 continue
