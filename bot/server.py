@@ -265,6 +265,10 @@ def create_asgi() -> ASGIApp:
     from bot.settings import get_settings
 
     settings = get_settings()
+    if not logging.getLogger().handlers:  # a spawned worker never ran the CLI's logging set-up
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     logfilter.install(settings.log_level)  # this worker's uvicorn handlers are configured by now
     return make_server(settings).asgi()
 
