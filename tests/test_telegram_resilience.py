@@ -246,6 +246,29 @@ async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_
         fake.stop()
 
 
+async def test_polling_survives_telegram_going_away_and_reports_it(tmp_path: Path) -> None:
+    fake = FakeTelegram().start()
+    try:
+        async with bot_server(
+            tmp_path, fake, f"sqlite+aiosqlite:///{tmp_path / 't.db'}", "polling"
+        ) as server:
+            fake.go_down(502)
+
+            async def degraded() -> dict[str, Any] | None:
+                status, body = await readiness(server)
+                return body if status == 503 and body["telegram"].startswith("degraded: getUpdates") else None
+
+            await eventually(degraded, "/readyz to report getUpdates failing")
+            update = fake.message(515151, "/start")
+            fake.push(update)
+            fake.come_back()
+            await eventually(lambda: fake.sent(515151), "the answer once Telegram is back")
+            await eventually(lambda: ready(server), "/readyz to recover")
+        assert "Traceback" not in server.log.read_text(errors="replace")
+    finally:
+        fake.stop()
+
+
 def _telegram_retrying(server: ServerProcess) -> Any:
     async def check() -> tuple[int, dict[str, Any]] | None:
         status, body = await readiness(server)

@@ -272,7 +272,7 @@ class TelegramAdapter:
         (the stored ones are recognised as redeliveries)."""
         bot = self.application.bot
         offset: int | None = None
-        delay = POLL_RETRY[0]
+        fetch_delay = store_delay = POLL_RETRY[0]
         while True:
             try:
                 updates = await bot.get_updates(
@@ -280,24 +280,27 @@ class TelegramAdapter:
                 )
             except Exception as exc:  # Telegram unreachable: fetch again later, never stop polling
                 self._state = f"degraded: getUpdates failing ({one_line(exc)})"
-                log.warning("telegram: getUpdates failed (%s); again in %g s", one_line(exc), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, POLL_RETRY[1])
+                log.warning("telegram: getUpdates failed (%s); again in %g s", one_line(exc), fetch_delay)
+                await asyncio.sleep(fetch_delay)
+                fetch_delay = min(fetch_delay * 2, POLL_RETRY[1])
                 continue
-            self._state = "ok"
+            self._state, fetch_delay = "ok", POLL_RETRY[0]
             if not updates:
                 continue
             done = await asyncio.gather(*(self.process(u) for u in updates), return_exceptions=True)
             lost = [u.update_id for u, ok in zip(updates, done, strict=True) if ok is not True]
             if not lost:
-                offset, delay = updates[-1].update_id + 1, POLL_RETRY[0]
+                offset, store_delay = updates[-1].update_id + 1, POLL_RETRY[0]
                 continue
             offset = min(lost)
             log.warning(
-                "telegram: %d update(s) not stored, from %s; fetching again in %g s", len(lost), offset, delay
+                "telegram: %d update(s) not stored, from %s; fetching again in %g s",
+                len(lost),
+                offset,
+                store_delay,
             )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, POLL_RETRY[1])
+            await asyncio.sleep(store_delay)
+            store_delay = min(store_delay * 2, POLL_RETRY[1])
 
     async def webhook(self, request: Request) -> Response:
         """Telegram's POST. Only requests carrying our secret are read; 200 means the update is
