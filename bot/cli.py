@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import stats_cli
+from bot import logfilter, outbox_cli, stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cli.register(sub)
     reminders_cli.register(sub)
     broadcasts_cli.register(sub)
+    outbox_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
@@ -377,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logfilter.install(get_settings().log_level)
     return int(args.func(args) or 0)
 
 

@@ -1,8 +1,11 @@
 """One async server for every enabled channel (``outreach-bot serve``).
 
-Starlette hosts each channel adapter's routes (Telegram webhook, WeChat callback, …) and ``/healthz``;
-its lifespan builds the shared services, starts the adapters, one outbox drain loop per sending
-channel, and the periodic jobs (APScheduler) that features register in ``bot/jobs.py``.
+Starlette hosts each channel adapter's routes (Telegram webhook, WeChat callback, …), ``/healthz``
+(liveness: the process serves) and ``/readyz`` (readiness: the database answers and every channel
+started; 503 with what is wrong otherwise); its lifespan builds the shared services, starts the
+adapters, one outbox drain loop per sending channel, and the periodic jobs (APScheduler) that features
+register in ``bot/jobs.py``. A channel that cannot start is reported, logged in one line and left out;
+the others serve.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,10 +31,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.app import App, build_app
 from bot.settings import Settings
 from handlers.outbox import Sender, drain
+from handlers.privacy import mask_log
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds between outbox polls when nothing woke the loop
+READY_TIMEOUT = 3.0  # seconds /readyz waits for the database
 
 
 class ChannelAdapter(Protocol):
@@ -64,6 +70,7 @@ class Server:
     _wake: dict[str, asyncio.Event] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _scheduler: AsyncIOScheduler | None = None
+    _not_started: dict[str, str] = field(default_factory=dict)  # channel → why it could not start
 
     def wake(self, channel: str) -> None:
         """Ask the channel's drain loop to look at the outbox now (after a message was handled)."""
@@ -79,6 +86,9 @@ class Server:
         assert self.app is not None
         event = self._wake.setdefault(sender.channel, asyncio.Event())
         while True:
+            if not getattr(sender, "ready", True):  # its platform is not reachable yet
+                await asyncio.sleep(IDLE_POLL)
+                continue
             try:
                 sent = await drain(self.app.services.sessions, sender, self.app.services.clock)
             except Exception:
@@ -104,8 +114,15 @@ class Server:
         self.app = await build_app(self.settings, channels)
         try:
             for adapter in self.adapters:
-                await adapter.start(self)
+                try:
+                    await adapter.start(self)
+                except Exception as exc:
+                    reason = _one_line(exc)
+                    self._not_started[adapter.name] = f"failed: {reason}"
+                    log.error("channel %s could not start (%s); serving the others", adapter.name, reason)
             for adapter in self.adapters:
+                if adapter.name in self._not_started:
+                    continue
                 for sender in adapter.senders():
                     self._wake.setdefault(sender.channel, asyncio.Event())
                     self._tasks.append(
@@ -154,14 +171,47 @@ class Server:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ok", "channels": sorted(a.name for a in self.adapters)})
 
+    def channel_status(self, adapter: ChannelAdapter) -> str:
+        if adapter.name in self._not_started:
+            return self._not_started[adapter.name]
+        status = getattr(adapter, "status", None)
+        return str(status()) if callable(status) else "ok"
+
+    async def database_status(self) -> str:
+        assert self.app is not None
+        try:
+            async with self.app.services.sessions() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT)
+        except Exception as exc:
+            return f"unreachable: {_one_line(exc)}"
+        return "ok"
+
+    async def readyz(self, _request: Request) -> Response:
+        """Whether this process can do its work now: {"database": "ok", "telegram": "starting: …"}."""
+        if not self.ready or self.app is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        checks = {"database": await self.database_status()}
+        checks.update((a.name, self.channel_status(a)) for a in self.adapters)
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
     def asgi(self) -> ASGIApp:
-        routes: list[BaseRoute] = [Route("/healthz", self.healthz, methods=["GET"])]
+        routes: list[BaseRoute] = [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+        ]
         hot: dict[str, ASGIApp] = {}
         for adapter in self.adapters:
             routes.extend(adapter.routes())
             hot.update(getattr(adapter, "hot_routes", dict)())
         app = Starlette(routes=routes, lifespan=self.lifespan)
         return HotPaths(app, hot) if hot else app
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error for the log or /readyz: type and first line, masked (no token, no password)."""
+    lines = str(exc).strip().splitlines()
+    return mask_log(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)[:200]
 
 
 class HotPaths:
@@ -211,9 +261,16 @@ def make_server(settings: Settings) -> Server:
 def create_asgi() -> ASGIApp:
     """The uvicorn factory for ``serve --workers N``: each worker process builds its own server from
     the environment; the database is what they share."""
+    from bot import logfilter
     from bot.settings import get_settings
 
-    return make_server(get_settings()).asgi()
+    settings = get_settings()
+    if not logging.getLogger().handlers:  # a spawned worker never ran the CLI's logging set-up
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    logfilter.install(settings.log_level)  # this worker's uvicorn handlers are configured by now
+    return make_server(settings).asgi()
 
 
 def _installed(module: str) -> bool:
@@ -276,6 +333,9 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         http=http_protocol(),
         access_log=_access_log(settings),
     )
+    from bot import logfilter
+
+    logfilter.install(settings.log_level)  # uvicorn.Config has just configured uvicorn's handlers
     await uvicorn.Server(config).serve()
 
 

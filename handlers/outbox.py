@@ -19,6 +19,13 @@ just before the request that delivers the row, and settles it right after. So af
 
 The lease is ``OUTREACH_OUTBOX_LEASE_SECONDS`` (60 by default): how long a dead process's claimed rows
 wait before another process takes them.
+
+A platform outage costs no message. A failed send is retried with back-off doubling up to
+``OUTREACH_OUTBOX_BACKOFF_CAP_SECONDS`` (10 min), for a budget counted from the first failure:
+``OUTREACH_OUTBOX_RETRY_HOURS`` (24 h) for replies and notices, ``OUTREACH_OUTBOX_BULK_RETRY_HOURS`` (72 h)
+for reminders and broadcasts, which still matter days later. Past it the row fails as
+``unreached after N h: <last reason>``; ``outreach-bot outbox failed`` lists such rows and
+``outreach-bot outbox retry`` puts them back (``handlers/outbox_admin.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
 # Kinds never sent twice: when a crash leaves it unknown whether the platform got one, it is given up
 # as UNCERTAIN (and reported) rather than sent again.
 AT_MOST_ONCE = frozenset({"broadcast"})
@@ -51,11 +57,35 @@ class OutboxSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTREACH_OUTBOX_", env_file=".env", extra="ignore")
 
     lease_seconds: float = Field(default=60, ge=1, le=3600)
+    retry_hours: float = Field(default=24, gt=0, le=24 * 30)  # replies, acknowledgements, notices
+    bulk_retry_hours: float = Field(default=72, gt=0, le=24 * 30)  # reminders and broadcasts
+    backoff_cap_seconds: float = Field(default=600, ge=1, le=24 * 3600)
+
+
+# Kinds whose message still matters days later: a platform outage must not cost them after a day.
+LONG_RETRY_KINDS = frozenset({"reminder", "broadcast"})
+UNREACHED = "unreached"  # the start of last_error of a row given up after its retry budget
 
 
 @cache
+def _settings() -> OutboxSettings:
+    return OutboxSettings()
+
+
 def lease() -> timedelta:
-    return timedelta(seconds=OutboxSettings().lease_seconds)
+    return timedelta(seconds=_settings().lease_seconds)
+
+
+def retry_budget(kind: str) -> timedelta:
+    """How long after its first failed send a row of this kind is still retried."""
+    settings = _settings()
+    hours = settings.bulk_retry_hours if kind in LONG_RETRY_KINDS else settings.retry_hours
+    return timedelta(hours=hours)
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: 2, 4, 8 … up to the cap."""
+    return float(min(2 ** min(attempts, 30), _settings().backoff_cap_seconds))
 
 
 @dataclass(frozen=True)
@@ -224,23 +254,42 @@ async def settle(
     values: dict[str, Any]
     if error is None:
         values = {"status": OutboxStatus.SENT, "sent_at": now, "claimed_until": None, "last_error": None}
-    elif error.permanent or (error.retry_after is None and message.attempts >= MAX_ATTEMPTS):
+    elif error.permanent:
         values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error.reason[:500]}
+    elif error.retry_after is not None:
+        # The platform (a 429) or our own limiter named the time: the platform is up, and a row
+        # waiting its turn is not failing, so this costs nothing of the retry budget.
+        values = _reschedule(now + timedelta(seconds=error.retry_after), error)
     else:
-        delay = error.retry_after if error.retry_after is not None else min(2**message.attempts, 600)
-        values = {
-            "status": OutboxStatus.PENDING,
-            "not_before": now + timedelta(seconds=delay),
-            "claimed_until": None,
-            "claimed_by": None,
-            "dispatched_at": None,
-            "last_error": error.reason[:500],
-        }
+        budget = retry_budget(message.kind)
+        give_up_at = message.give_up_at or now + budget
+        if now >= give_up_at:
+            hours = f"{budget.total_seconds() / 3600:g}"
+            values = {
+                "status": OutboxStatus.FAILED,
+                "claimed_until": None,
+                "last_error": f"{UNREACHED} after {hours} h: {error.reason}"[:500],
+            }
+        else:
+            # One last try at the end of the budget rather than none after it.
+            next_try = min(now + timedelta(seconds=backoff(message.attempts)), give_up_at)
+            values = {**_reschedule(next_try, error), "give_up_at": give_up_at}
     mine = [OutboxMessage.id == message.id]
     if message.claimed_by is not None:  # only the claim that owns the row may settle it
         mine.append(OutboxMessage.claimed_by == message.claimed_by)
     async with sessions.begin() as session:
         await session.execute(update(OutboxMessage).where(*mine).values(**values))
+
+
+def _reschedule(not_before: datetime, error: DeliveryError) -> dict[str, Any]:
+    return {
+        "status": OutboxStatus.PENDING,
+        "not_before": not_before,
+        "claimed_until": None,
+        "claimed_by": None,
+        "dispatched_at": None,
+        "last_error": error.reason[:500],
+    }
 
 
 async def drain(

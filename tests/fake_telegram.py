@@ -5,8 +5,11 @@ pointed at it with ``OUTREACH_TELEGRAM_API_URL=<fake.api_url>``. It answers the 
 (getMe, getUpdates with long polling and offsets, sendMessage, sendPhoto, answerCallbackQuery,
 editMessageReplyMarkup, setWebhook, deleteWebhook, getWebhookInfo, setMyCommands) from form-encoded or
 JSON bodies, records every call, and can be told to answer a chat with 429 (``retry_after``) or 403
-(the user blocked the bot). Tests build updates with ``message`` / ``button`` and hand them over with
-``push`` (for getUpdates) or POST them to the bot's webhook with the secret from ``setWebhook``.
+(the user blocked the bot), to answer a chat's sends with any status and raw body (``answer_raw``: a
+429 with ``{}``, a 200 that is not JSON), or to be unreachable for every method (``go_down``, as
+during an outage: sends, getMe and setWebhook alike, until ``come_back``).
+Tests build updates with ``message`` / ``button`` and hand them over with ``push`` (for getUpdates)
+or POST them to the bot's webhook with the secret from ``setWebhook``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from urllib.parse import parse_qs
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TOKEN = "123456:TEST-token-not-secret"
@@ -84,6 +87,8 @@ class FakeTelegram:
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _rate_limited: dict[int | str, tuple[int, int]] = field(default_factory=dict)
     _blocked: set[int | str] = field(default_factory=set)
+    _raw: dict[int | str, tuple[int, bytes, int]] = field(default_factory=dict)
+    _down: tuple[int, bytes] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _news: asyncio.Event | None = None
     _server: uvicorn.Server | None = None
@@ -141,6 +146,21 @@ class FakeTelegram:
         """The user blocked the bot: every send to the chat gets 403."""
         with self._lock:
             self._blocked.add(chat_id)
+
+    def answer_raw(self, chat_id: int | str, status: int, body: bytes, times: int = 1) -> None:
+        """The next ``times`` sends to the chat get exactly this status and body."""
+        with self._lock:
+            self._raw[chat_id] = (status, body, times)
+
+    def go_down(self, status: int = 502, body: bytes = b"<html>Bad Gateway</html>") -> None:
+        """Every API call gets this answer until ``come_back`` (``{path}`` in the body: the request's
+        path, as some proxies' error pages show it)."""
+        with self._lock:
+            self._down = (status, body)
+
+    def come_back(self) -> None:
+        with self._lock:
+            self._down = None
 
     def next_update_id(self) -> int:
         with self._lock:
@@ -247,12 +267,19 @@ class FakeTelegram:
             params[key] = value
         return params
 
-    async def _endpoint(self, request: Request) -> JSONResponse:
+    async def _endpoint(self, request: Request) -> Response:
         if request.path_params["token"] != self.token:
             return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
         method = request.path_params["method"]
         params = await self._params(request)
         call = Call(method, params)
+        with self._lock:
+            down = self._down
+        if down is not None:
+            call.status = down[0]
+            with self._lock:
+                self.calls.append(call)
+            return Response(down[1].replace(b"{path}", request.url.path.encode()), down[0])
         if method == "getUpdates":
             result: Any = await self._get_updates(params)
         else:
@@ -270,11 +297,19 @@ class FakeTelegram:
             return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, 404)
         return JSONResponse({"ok": True, "result": result})
 
-    def _refusal(self, call: Call) -> JSONResponse | None:
+    def _refusal(self, call: Call) -> Response | None:
         if call.method not in SEND_METHODS:
             return None
         chat = call.chat_id
         with self._lock:
+            raw = self._raw.get(chat) if chat is not None else None
+            if raw is not None:
+                status, body, times = raw
+                if times <= 1:
+                    del self._raw[chat]
+                else:
+                    self._raw[chat] = (status, body, times - 1)
+                return Response(body, status, media_type="application/json")
             if chat in self._blocked:
                 body = {
                     "ok": False,

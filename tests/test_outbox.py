@@ -9,12 +9,19 @@ process left them in the database, and a later claim (another process, or the re
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot
 
+from bot.telegram.limiter import RateLimiter
+from bot.telegram.sender import TelegramSender
 from handlers.outbox import (
     UNCERTAIN,
     DeliveryError,
@@ -27,8 +34,11 @@ from handlers.outbox import (
     mark_dispatched,
     settle,
 )
-from storage.models import OutboxMessage, OutboxStatus
+from messages import render
+from storage.models import OutboxMessage, OutboxStatus, utcnow
 from tests.conftest import Clock
+from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.live_server import command
 
 
 class PlatformSender:
@@ -180,3 +190,135 @@ async def test_claim_takes_replies_first_then_the_oldest_due(
         )
     taken = await claim(sessions, "telegram", clock(), limit=5)
     assert [r.recipient for r in taken] == ["reply0", "reply1", "reply2", "b0", "b1"]
+
+
+# -- a platform outage: retried with capped back-off within a budget, then listed and retried ---------
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=telegram.api_url) as bot:
+        yield bot
+
+
+_chats = iter(range(700001, 800000))
+
+
+def telegram_sender(bot: Bot, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> TelegramSender:
+    # The limiter follows the test clock too, so a retry hours later is not held up by it.
+    return TelegramSender(bot, sessions, RateLimiter(clock=lambda: clock().timestamp()), clock=clock)
+
+
+async def row_of(sessions: async_sessionmaker[AsyncSession], row_id: int) -> OutboxMessage:
+    async with sessions() as session:
+        row = await session.get(OutboxMessage, row_id)
+        assert row is not None
+        return row
+
+
+async def enqueue_one(sessions: async_sessionmaker[AsyncSession], clock: Clock, out: Outbound) -> int:
+    async with sessions.begin() as session:
+        row = enqueue(session, out, clock())
+        await session.flush()
+        return row.id
+
+
+async def test_a_platform_outage_longer_than_the_old_budget_loses_nothing(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, telegram: FakeTelegram, bot: Bot
+) -> None:
+    chat = next(_chats)
+    row_id = await enqueue_one(sessions, clock, Outbound("telegram", str(chat), "案件 #1 已受理", kind="ack"))
+    sender = telegram_sender(bot, sessions, clock)
+    telegram.go_down(502)
+    try:
+        start, gaps = clock(), []
+        while clock() - start < timedelta(hours=2):  # the old budget gave up after 8 tries, ~256 s
+            assert await drain(sessions, sender, clock) == 0
+            row = await row_of(sessions, row_id)
+            assert row.status == OutboxStatus.PENDING, row.last_error
+            gaps.append(row.not_before - clock())
+            clock.now = row.not_before  # the next try, without waiting for it
+    finally:
+        telegram.come_back()
+    tries = [c for c in telegram.attempts(chat) if c.status == 502]
+    assert len(tries) == len(gaps) > 8
+    assert max(gaps) == timedelta(minutes=10)  # the back-off is capped
+    assert await drain(sessions, sender, clock) == 1
+    assert [c.text for c in telegram.sent(chat)] == ["案件 #1 已受理"]
+    assert (await row_of(sessions, row_id)).status == OutboxStatus.SENT
+
+
+def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+    env["OUTREACH_DATABASE_URL"] = db_url
+    return subprocess.run(
+        [*command(), "outbox", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_past_its_budget_a_row_is_unreached_listed_masked_and_retried_by_the_operator(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, telegram: FakeTelegram, bot: Bot, db_url: str
+) -> None:
+    chat = next(_chats)
+    reply = await enqueue_one(
+        sessions, clock, Outbound("telegram", str(chat), "请回电 13812345678 联系网格员", kind="reply")
+    )
+    reminder = await enqueue_one(
+        sessions, clock, Outbound("telegram", str(chat), "明天接种提醒", kind="reminder")
+    )
+    sender = telegram_sender(bot, sessions, clock)
+    telegram.go_down(502)
+    try:
+        assert await drain(sessions, sender, clock) == 0
+        clock.advance(hours=24, seconds=1)
+        assert await drain(sessions, sender, clock) == 0
+    finally:
+        telegram.come_back()
+    given_up = await row_of(sessions, reply)
+    assert given_up.status == OutboxStatus.FAILED
+    assert given_up.last_error is not None and given_up.last_error.startswith("unreached after 24 h: ")
+    assert (await row_of(sessions, reminder)).status == OutboxStatus.PENDING  # reminders get 72 h
+
+    listed = await asyncio.to_thread(cli, db_url, "failed")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [ln for ln in listed.stdout.splitlines() if ln.startswith(f"#{reply} ")]
+    assert "unreached after 24 h" in line and "138****5678" in line
+    assert "13812345678" not in listed.stdout and str(chat) not in listed.stdout
+
+    retried = await asyncio.to_thread(cli, db_url, "retry", "--id", str(reply))
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.splitlines() == [render("outbox.retry_line", id=reply)]
+    clock.now = max(clock(), utcnow())  # the operator retried it just now
+    assert await drain(sessions, sender, clock) == 1
+    clock.advance(seconds=1)  # one message a second to a chat
+    assert await drain(sessions, sender, clock) == 1
+    texts = sorted(c.text for c in telegram.sent(chat))
+    assert texts == sorted(["请回电 13812345678 联系网格员", "明天接种提醒"])
+    assert (await asyncio.to_thread(cli, db_url, "failed")).stdout.count(f"#{reply} ") == 0
+    again = await asyncio.to_thread(cli, db_url, "retry", "--id", str(reply))  # no longer failed
+    assert again.returncode == 1 and render("outbox.retry_not_failed", id=reply) in again.stderr
+
+    # A broadcast that may have arrived (uncertain) is listed but not retried by --all; one that was
+    # cancelled on purpose is neither.
+    uncertain = await enqueue_one(sessions, clock, notice(f"{chat}-u"))
+    cancelled = await enqueue_one(sessions, clock, notice(f"{chat}-c"))
+    async with sessions.begin() as session:
+        for row_id, reason in ((uncertain, UNCERTAIN), (cancelled, "cancelled")):
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(status=OutboxStatus.FAILED, last_error=reason)
+            )
+    listed = await asyncio.to_thread(cli, db_url, "failed")
+    assert f"#{uncertain} " in listed.stdout and f"#{cancelled} " not in listed.stdout
+    everything = await asyncio.to_thread(cli, db_url, "retry", "--all")
+    assert everything.returncode == 0 and everything.stdout.strip() == render("outbox.failed_none")
+    assert (await row_of(sessions, uncertain)).status == OutboxStatus.FAILED
+    assert (await row_of(sessions, cancelled)).status == OutboxStatus.FAILED

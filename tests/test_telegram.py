@@ -443,7 +443,10 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(servers: Servers
     told = select(OutboxMessage.status).where(
         OutboxMessage.recipient == str(resident), OutboxMessage.kind == "status"
     )
-    assert await eventually(lambda: bot.scalar(told), "the status message to settle") == "failed"
+    async def settled() -> bool:  # the row is written pending first: wait for it to be given up
+        return await bot.scalar(told) == "failed"
+
+    await eventually(settled, "the status message to be given up")
     assert len(bot.fake.attempts(resident)) == 1
 
 

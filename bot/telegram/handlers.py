@@ -35,6 +35,7 @@ from handlers.context import Services
 from handlers.conversation import Conversation, Handled
 from handlers.inbound import Inbound
 from handlers.outbox import Outbound, enqueue
+from handlers.privacy import mask_log
 from messages import render
 from storage.models import OPEN_STATUSES, Case, InboundMessage, OutboxMessage
 
@@ -56,6 +57,9 @@ class TelegramDeps:
     # Held around every turn. On SQLite (one writer at a time) it is a lock, so concurrent updates
     # take turns here rather than sleeping and retrying in SQLite's busy handler.
     writes: contextlib.AbstractAsyncContextManager[Any] = field(default_factory=contextlib.nullcontext)
+    # Update ids whose handler failed (``on_error``): the adapter then checks whether the update was
+    # stored before it confirms the update to Telegram.
+    failed_updates: set[int] = field(default_factory=set)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -113,7 +117,32 @@ def inbound_from(update: Update, username: str | None = None) -> Inbound:
     )
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as operators see it: its type and first line, masked, never a traceback."""
+    lines = str(exc).strip().splitlines()
+    return mask_log(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)[:200]
+
+
+class TurnFailed(Exception):
+    """The core could not handle a message (it may or may not have kept it: see ``stored``)."""
+
+
 # -- small database helpers --------------------------------------------------------------------------
+
+
+async def stored(deps: TelegramDeps, update_id: int) -> bool:
+    """Whether the update's inbound row is committed (False also when the database cannot say)."""
+    try:
+        async with deps.sessions() as session:
+            found = await session.scalar(
+                select(InboundMessage.id).where(
+                    InboundMessage.channel == CHANNEL, InboundMessage.external_id == str(update_id)
+                )
+            )
+    except Exception:
+        return False
+    return found is not None
+
 
 
 async def reachable_again(deps: TelegramDeps, sender: str) -> None:
@@ -241,8 +270,10 @@ async def on_message(update: Update, context: BotContext) -> None:
     inbound = inbound_from(update, context.bot.username)
     async with deps.writes:
         await reachable_again(deps, inbound.sender)
-        await deps.conversation.handle(inbound)
+        handled = await deps.conversation.handle(inbound)
     deps.wake()
+    if handled.failed:
+        raise TurnFailed(update.update_id)
     await clear_stale_keyboards(context)
 
 
@@ -271,6 +302,8 @@ async def on_button(update: Update, context: BotContext) -> None:
             await reachable_again(deps, sender)
             handled = await deps.conversation.act(inbound, action)
         deps.wake()
+        if handled.failed:
+            raise TurnFailed(update.update_id)
         if handled.duplicate:
             toast = render("telegram.button_seen")
             return
@@ -289,9 +322,19 @@ async def on_unsupported(update: Update, context: BotContext) -> None:
 
 
 async def on_error(update: object, context: BotContext) -> None:
-    """One bad update never stops the bot: log it (no message content, it may hold personal data)."""
+    """One bad update never stops the bot. It is logged in one line (no message content, it may hold
+    personal data; the traceback only at DEBUG) and marked, so that the adapter does not confirm it to
+    Telegram unless it was stored."""
     update_id = update.update_id if isinstance(update, Update) else None
-    log.error("telegram update %s failed", update_id, exc_info=context.error)
+    if update_id is not None:
+        context.deps.failed_updates.add(update_id)
+    error = context.error
+    if isinstance(error, TurnFailed):
+        log.warning("telegram update %s: the conversation could not handle it", update_id)
+        return
+    assert error is not None
+    debug = log.isEnabledFor(logging.DEBUG)
+    log.error("telegram update %s failed (%s)", update_id, one_line(error), exc_info=error if debug else None)
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

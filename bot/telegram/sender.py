@@ -3,7 +3,9 @@
 Telegram's limits are kept here (``RateLimiter``), before the request. What Telegram answers decides
 what happens to the row: 429 puts it back for ``retry_after`` seconds (never dropped); 403 (the user
 blocked the bot) marks the account unreachable and gives up, and later rows to that account are
-given up without a request until the user writes again; a 400 is not retried.
+given up without a request until the user writes again; a 400 is not retried. Any other answer,
+whatever its body (a 429 without ``retry_after``, a 5xx page, a 200 that is not a Bot API answer),
+is retried with back-off: only Telegram's own "ok" counts as sent.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class TelegramSender:
     """The outbox ``Sender`` of the Telegram channel (called by the server's drain loop)."""
 
     channel = CHANNEL
+    ready = True  # False until the adapter has reached Telegram: the drain loop waits meanwhile
 
     def __init__(
         self,
@@ -110,8 +113,11 @@ class TelegramSender:
             raise DeliveryError(f"403 {exc.message}"[:200], permanent=True) from None
         except BadRequest as exc:
             raise DeliveryError(f"400 {exc.message}"[:200], permanent=True) from None
-        except TelegramError as exc:  # network trouble, timeouts, 5xx: retried with back-off
+        except TelegramError as exc:  # network trouble, timeouts, 5xx, a 429 without retry_after …
             raise DeliveryError(f"{type(exc).__name__}: {exc.message}"[:200]) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            # A 200 whose body is not a Bot API answer (a proxy's page, "{}"): not proof of delivery.
+            raise DeliveryError(f"unexpected answer from Telegram ({type(exc).__name__})") from None
 
     def _slot(self, row_id: int, chat_id: ChatId) -> float | None:
         """The chat's booked slot for this row (None: the next free one), or, when that is further
