@@ -230,6 +230,8 @@ class WeChatCallback:
             raise Refused(403, "bad msg_signature")
         try:
             plain = self.crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
+        except UnicodeDecodeError:  # decrypted fine, but not UTF-8 (GBK, UTF-16, Latin-1 …)
+            raise Refused(400, "not UTF-8") from None
         except Exception as exc:  # InvalidAppIdException, padding, base64 …
             raise Refused(403, f"cannot decrypt ({type(exc).__name__})") from None
         try:

@@ -134,6 +134,8 @@ class WeComCallback:
     def _decrypt(self, encrypted: str) -> str:
         try:
             plain = open_envelope(self.crypto, encrypted)
+        except UnicodeDecodeError:  # decrypted fine, but not UTF-8 (GBK, UTF-16, Latin-1 …)
+            raise Refused(400, "not UTF-8") from None
         except Exception as exc:  # InvalidCorpIdException, padding, base64 …
             raise Refused(403, f"cannot decrypt ({type(exc).__name__})") from None
         if len(plain.encode("utf-8")) > MAX_BODY:
