@@ -27,8 +27,10 @@ from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
 from bot.wechat.guards import Refused, SenderLimiter, check_xml_bytes
+from bot.wechat.inbox import Inbox, Item
 from messages import render
 from storage.database import create_engine, session_factory
+from storage.migrate import upgrade
 from storage.models import InboundMessage, StaffInvite
 from storage.wechat_models import WeChatCallbackSeal, WeChatInbox
 from tests import fake_wechat as fw
@@ -329,6 +331,31 @@ async def test_idle_connections_are_closed(live: Live) -> None:
 
 
 # -- the checks on their own ----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_one_bad_row_does_not_fail_its_group_commit(tmp_path: Path) -> None:
+    # PostgreSQL enforces VARCHAR lengths (SQLite does not): a row the callback's checks would not
+    # let through, put straight into the inbox with thirty others in one batch.
+    async with database_of("postgres", tmp_path, "outreach_wsec_batch") as url:
+        engine = create_engine(url)
+        await upgrade(engine)
+        inbox = Inbox(session_factory(engine), "wechat")
+
+        async def handle(_item: Item) -> None:
+            return None
+
+        inbox.start(handle)
+        try:
+            puts = [inbox.put(f"batch-{n}", f"oBatch{n}", "<xml/>", inline=True) for n in range(30)]
+            puts.insert(15, inbox.put("batch-bad", "o" * 201, "<xml/>", inline=True))
+            results = await asyncio.gather(*puts, return_exceptions=True)
+        finally:
+            await inbox.stop()
+            await engine.dispose()
+    assert isinstance(results[15], Exception)
+    stored = [r for r in results[:15] + results[16:] if isinstance(r, Item)]
+    assert len(stored) == 30
 
 
 @pytest.mark.parametrize(
