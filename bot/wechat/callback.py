@@ -317,7 +317,8 @@ class WeChatCallback:
             return exc.status, b"refused", PLAIN
         openid = _child(root, "FromUserName")
         if not self.limiter.allow(openid):
-            reply: str | None = render("wechat.too_fast")  # nothing stored, nothing written
+            self.inbox.remember(seal)  # nothing stored, nothing written: bound in this process only
+            reply: str | None = render("wechat.too_fast")
         else:
             try:
                 reply = await self._accept(root, openid, xml, seal)

@@ -114,6 +114,11 @@ class Inbox:
         if known is not None and known != seal.body_sha256:
             raise Replayed
 
+    def remember(self, seal: Seal) -> None:
+        """Bind a seal in this process only (a request refused without a write, e.g. rate-limited)."""
+        if seal.key not in self._seen:
+            self._remember(seal, seal.body_sha256)
+
     def _remember(self, seal: Seal, digest: str) -> None:
         self._seen[seal.key] = digest
         self._seen.move_to_end(seal.key)

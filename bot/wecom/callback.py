@@ -203,6 +203,7 @@ class WeComCallback:
             return PlainTextResponse("refused", status_code=exc.status)
         userid = _child(root, "FromUserName")
         if not self.limiter.allow(userid):
+            self.inbox.remember(seal)  # nothing stored, nothing written: bound in this process only
             return self._passive_text(root, render("wechat.too_fast"), nonce, timestamp)
         key = inbox_key(root)
         try:
