@@ -325,8 +325,8 @@ class WeChatCallback:
             except Replayed:
                 log.warning("wechat callback refused: signature reused for another body")
                 return 403, b"refused", PLAIN
-            except Exception as exc:  # the database: WeChat retries, the seal lets the retry in
-                log.error("wechat callback not stored: %s", type(exc).__name__)
+            except Exception as exc:  # the database, most likely: WeChat retries (same seal, let in)
+                log.error("wechat callback failed: %s", type(exc).__name__)
                 return 503, b"retry", PLAIN
         if reply is None:
             return 200, SUCCESS.encode(), PLAIN
