@@ -83,9 +83,9 @@ class Live:
     def url(self) -> str:
         return self.server.url
 
-    @property
-    def http(self) -> httpx.AsyncClient:
-        return self.server.http
+    # A new connection for each request: the server closes idle ones after 5 s, and a pooled
+    # connection reused at that moment would fail the request for a reason no test is about.
+    http: httpx.AsyncClient
 
     async def send(self, signed: wx.Signed, url: str | None = None) -> httpx.Response:
         return await self.http.post((url or self.url) + "/wechat", params=signed.params, content=signed.body)
@@ -126,7 +126,9 @@ async def live(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     engine = create_engine(live_db)
     try:
         async with serve_process(folder, env) as server:
-            yield Live(server, engine, fake, env, folder)
+            limits = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+                yield Live(server, engine, fake, env, folder, http)
     finally:
         await engine.dispose()
         fake.stop()
