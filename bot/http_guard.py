@@ -67,9 +67,13 @@ if HttpToolsProtocol is not None:
                 self._header_deadline.cancel()
                 self._header_deadline = None
 
+        def _idle(self) -> bool:
+            """No request in flight (none yet, or the last one answered)."""
+            return self.cycle is None or self.cycle.response_complete
+
         def _headers_too_slow(self) -> None:
             self._header_deadline = None
-            if not self.transport.is_closing():
+            if self._idle() and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -82,7 +86,7 @@ if HttpToolsProtocol is not None:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing() and not self.pipeline:
+            if self._idle() and not self.transport.is_closing():  # not when a pipelined one started
                 self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
