@@ -171,6 +171,7 @@ async def run(backend: str, n: int, concurrency: int, workers: int, profile: str
                 OUTREACH_WECHAT_APP_ID=wx.APP_ID,
                 OUTREACH_WECHAT_APP_SECRET=wx.APP_SECRET,
                 OUTREACH_WECHAT_AES_KEY=wx.AES_KEY,
+                OUTREACH_WECHAT_COMPAT_MODE="1",  # the bench mixes plaintext and encrypted callbacks
                 OUTREACH_WECHAT_API_URL=fake.url,
             )
             command = [EXE] if EXE else [sys.executable, "-m", "bot.cli"]

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.app import App, build_app
+from bot.http_guard import uvicorn_options
 from bot.settings import Settings
 from handlers.outbox import Sender, drain
 from handlers.privacy import mask_log
@@ -292,7 +293,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _access_log(settings: Settings) -> bool:
-    """uvicorn's access log lines are INFO; above that it would format them for nothing."""
+    """uvicorn's access log lines are INFO; above that it would format them for nothing. The lines
+    never show a callback's query string (``bot.http_guard``)."""
     return logging.getLevelName(settings.log_level.upper()) in (logging.DEBUG, logging.INFO)
 
 
@@ -315,8 +317,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> Non
         lifespan="on",
         log_level=settings.log_level.lower(),
         loop="uvloop" if loop_factory() is not None else "asyncio",
-        http=http_protocol(),
-        access_log=_access_log(settings),
+        **uvicorn_options(_access_log(settings)),
     )
 
 
@@ -330,8 +331,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         lifespan="on",
-        http=http_protocol(),
-        access_log=_access_log(settings),
+        **uvicorn_options(_access_log(settings)),
     )
     from bot import logfilter
 

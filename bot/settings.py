@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     wechat_app_secret: SecretStr | None = None
     wechat_aes_key: SecretStr | None = None
     wechat_api_url: str = "https://api.weixin.qq.com"
+    # With an AES key, only encrypted callbacks are accepted (安全模式); plaintext ones as well only when
+    # this is set (兼容模式, during a switch-over; logged as a warning at start-up).
+    wechat_compat_mode: bool = False
+    wechat_account_id: str | None = None  # the account's original id (gh_…): callbacks must be for it
     # WeChat delivery outside the 48-hour window, per outbox kind ("ack", "status", "notify", "reminder",
     # "broadcast", …) → template id, as JSON: OUTREACH_WECHAT_TEMPLATES='{"status": "TPL_ID"}'.
     wechat_templates: dict[str, str] = Field(default_factory=dict)

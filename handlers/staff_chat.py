@@ -365,7 +365,8 @@ async def invite(ctx: ChatContext, command: Command) -> None:
     except KeyError:
         ctx.reply(render("staff.unknown_staff", id=command.arg))
         return
-    ctx.reply(render("binding.invite", id=command.arg, code=code))
+    # "push_only": delivered to the admin's own account, never as a reply to whoever made the request
+    ctx.reply(render("binding.invite", id=command.arg, code=code), kind="push_only")
 
 
 async def stats(ctx: ChatContext, _command: Command) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, UTCDateTime, utcnow
@@ -35,6 +35,25 @@ class WeChatInbox(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / done / failed
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WeChatCallbackSeal(Base):
+    """A callback's (signature, timestamp, nonce), bound to the SHA-256 of the body it first came with.
+
+    WeChat's plain signature covers only the token, timestamp and nonce, so a signature seen once (in a
+    log, on the wire) would vouch for any body. Every process checks and records it here, in the same
+    transaction as the message: the same body again is a retry, another body is refused. Rows are
+    purged once the timestamp is outside the accepted window (``expires_at``). Added by 0102."""
+
+    __tablename__ = "wechat_callback_seals"
+    __table_args__ = (Index("ix_wechat_callback_seals_expires", "expires_at"),)
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WeChatToken(Base):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ class Live:
 
     async def report(self, resident: str, text: str) -> int:
         """A resident's report through the Official Account callback; the new case's number."""
-        signed = wx.sign(wx.text(resident, text))
+        signed = wx.sign(wx.text(resident, text), aes=True)  # the account is in safe mode
         response = await self.http.post(self.url + "/wechat", params=signed.params, content=signed.body)
         assert response.status_code == 200
 
@@ -614,3 +615,52 @@ def test_messages_used_by_the_wecom_package_exist() -> None:
     assert used and not sorted(k for k in used if k not in catalog() and not k.endswith("."))
     for status in ("resolved", "closed", "confirmed"):
         assert f"wecom.card.{status}" in catalog()
+
+
+def _signed_bytes(inner: bytes, *, to_user: str = fc.CORP_ID) -> fc.Signed:
+    """A WeCom callback carrying ``inner`` as it is (any encoding), validly encrypted and signed."""
+    ts, nonce = str(int(time.time())), str(uuid.uuid4().int % 10**10)
+    encrypted = fc.encrypt(inner)  # type: ignore[arg-type]  # wechatpy takes bytes as they are
+    body = (
+        f"<xml><ToUserName>{fc.cdata(to_user)}</ToUserName><AgentID>{fc.cdata(str(fc.AGENT_ID))}</AgentID>"
+        f"<Encrypt>{fc.cdata(encrypted)}</Encrypt></xml>"
+    )
+    signature = fc.sha1_sorted(fc.TOKEN, ts, nonce, encrypted)
+    params = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
+    return fc.Signed(params, body.encode("utf-8"))
+
+
+async def test_the_probes_callbacks_are_refused_cleanly_and_a_signature_serves_one_body(live: Live) -> None:
+    inbox = await live.count(WeChatInbox)
+
+    async def send(signed: fc.Signed, body: bytes | None = None) -> httpx.Response:
+        return await live.http.post(live.url + "/wecom", params=signed.params, content=body or signed.body)
+
+    # Another encoding inside the envelope: 400, never a 500.
+    for encoding in ("gbk", "utf-16", "iso-8859-1"):
+        xml = f'<?xml version="1.0" encoding="{encoding}"?>' + fc.text(ZHANG, "5号楼有垃圾 café")
+        assert (await send(_signed_bytes(xml.encode(encoding, errors="replace")))).status_code == 400
+    # A DTD hidden by UTF-16: refused by the byte check.
+    assert (await send(_signed_bytes(wx.BILLION_LAUGHS.encode("utf-16")))).status_code == 400
+    # An oversize userid cannot reach the group commit.
+    assert (await live.post(fc.text("U" * 201, "任务"))).status_code == 400
+    # The inner ToUserName must be the outer one, and our corp.
+    other = fc.text(ZHANG, "任务").replace(fc.CORP_ID, "wwSomebodyElse0000", 1)
+    assert (await send(_signed_bytes(other.encode()))).status_code == 403
+    assert await live.count(WeChatInbox) == inbox
+
+    # WeCom's retry of one request is answered as usual and stored once; the same signature with
+    # another body (the envelope changed around the same Encrypt) is refused.
+    signed = fc.sign(fc.text(ZHANG, "任务"))
+    for _ in range(2):
+        retry = await send(signed)
+        assert retry.status_code == 200 and retry.text == ""
+    assert await live.count(WeChatInbox) == inbox + 1
+    changed = signed.body.replace(b"<xml>", b"<xml><Note>x</Note>", 1)
+    assert (await send(signed, changed)).status_code == 403
+
+    # The access log shows the requests without their query strings.
+    text = live.log.read_text(encoding="utf-8", errors="replace")
+    assert '"POST /wecom HTTP/1.1" 403' in text
+    assert signed.params["msg_signature"] not in text and "/wecom?" not in text
+    assert "Exception in ASGI application" not in text  # no request ended in a 500

@@ -53,8 +53,11 @@ class WeChatAdapter:
             settings.wechat_token.get_secret_value(),
             settings.wechat_app_id,
             aes,
+            compat=settings.wechat_compat_mode,
+            account_id=settings.wechat_account_id,
             wake_channels=(CHANNEL, "wecom"),
         )
+
         self.client: WeChatClient | None = None
         self.sender: WeChatSender | None = None
         self.http: httpx.AsyncClient | None = None
@@ -75,6 +78,13 @@ class WeChatAdapter:
         assert server.app is not None
         quiet_http_logs()
         settings = self.settings
+        if settings.wechat_aes_key and settings.wechat_compat_mode:
+            log.warning(
+                "wechat: compatible mode (OUTREACH_WECHAT_COMPAT_MODE): plaintext callbacks are accepted "
+                "and their signature does not cover the body; switch the account to safe mode"
+            )
+        elif not settings.wechat_aes_key:
+            log.warning("wechat: plaintext mode (no OUTREACH_WECHAT_AES_KEY): callbacks are not encrypted")
         assert settings.wechat_app_id and settings.wechat_app_secret
         self.callback.server = server
         self.callback.clock = server.app.services.clock

@@ -1,12 +1,16 @@
 """The Official Account callback, ``GET``/``POST /wechat``.
 
 Every request is checked before anything is parsed or stored: the signature (SHA-1 of the sorted token,
-timestamp and nonce, compared in constant time), a timestamp within ``MAX_SKEW`` seconds, a body of at
-most ``MAX_BODY`` bytes, XML without any DTD, entity or external reference (``safe_parse``: expat
-stops at any DTD, defusedxml names the refusal; the few fields we use are read from that checked
-tree), and in safe mode (``encrypt_type=aes``) the ``msg_signature`` and the AES envelope (wechatpy's
-``WeChatCrypto``, the real WXBizMsgCrypt scheme). The route is a bare ASGI app: this is the hot path,
-and WeChat wants its answer within 5 seconds.
+timestamp and nonce, compared in constant time), a timestamp within ``MAX_SKEW`` seconds, the mode (with
+an AES key, 安全模式: only ``encrypt_type=aes`` bodies, whose ``msg_signature`` covers the encrypted
+message; plaintext too only in 兼容模式, ``OUTREACH_WECHAT_COMPAT_MODE``), a body of at most ``MAX_BODY``
+bytes received within ``guards.BODY_TIMEOUT`` seconds, UTF-8 XML without any DTD or entity (a byte check
+first, then ``safe_parse``: expat stops at any DTD, defusedxml names the refusal), the AES envelope
+(wechatpy's ``WeChatCrypto``, the real WXBizMsgCrypt scheme) whose inner ToUserName must be the outer
+one (and the configured account's), field lengths, and a per-sender rate. The signature, timestamp and
+nonce are bound to the body's SHA-256 across processes (``wechat_callback_seals``, written with the
+message): a retry of the same body is answered as usual, another body under them is refused. The route
+is a bare ASGI app: this is the hot path, and WeChat wants its answer within 5 seconds.
 
 Then the message is stored in the inbox (``bot/wechat/inbox.py``, group-committed) before anything else;
 a retry of a message already stored (same MsgId; FromUserName+CreateTime+Event for events) answers
@@ -39,7 +43,17 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
 from bot.wechat.db import insert_ignore
-from bot.wechat.inbox import Inbox, Item
+from bot.wechat.guards import (
+    MAX_ELEMENTS,
+    Refused,
+    SenderLimiter,
+    asgi_chunks,
+    body_sha256,
+    check_fields,
+    check_xml_bytes,
+    read_body,
+)
+from bot.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.wechat.sender import record_subscription
 from handlers.inbound import Inbound
 from messages import render
@@ -63,17 +77,14 @@ PASSIVE_LIMIT = 2000  # bytes of reply text WeChat shows in a passive reply
 POSITION_TTL = timedelta(minutes=30)  # a remembered position is used for reports this fresh
 SUPPORTED = frozenset({"text", "image", "location"})  # and voice with Recognition (speech to text)
 INLINE_MAX = 4  # messages handled inline at once; beyond that (or with a queue) the worker takes them
+# Outbox kinds that may go back as a passive reply. A passive reply goes to whoever made the HTTP
+# request, so anything only the verified identity may read (an invite code: kind "push_only") is left
+# to the outbox, which sends it to the openid as a customer-service message.
+PASSIVE_KINDS = ("reply", "ack")
 
 SUCCESS = "success"
 PLAIN = b"text/plain; charset=utf-8"
 XML = b"application/xml"
-
-
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def signature(*parts: str) -> str:
@@ -88,12 +99,27 @@ class _HasDoctype(Exception):
     pass
 
 
+class _TooBig(Exception):
+    pass
+
+
 class _NoDoctype(TreeBuilder):
     """expat (C) builds the tree; a document type declaration of any kind stops it at its first
-    line, before an entity could be declared or anything external named."""
+    line, before an entity could be declared or anything external named. A callback has a dozen
+    elements: past ``MAX_ELEMENTS`` the document is refused (parse time stays bounded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements = 0
 
     def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
         raise _HasDoctype
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise _TooBig
+        return super().start(tag, attrs)
 
 
 def safe_parse(data: bytes | str) -> Element:
@@ -102,13 +128,18 @@ def safe_parse(data: bytes | str) -> Element:
     Entities (and so entity expansion and external entities) can only be declared inside a DTD, so a
     document without one is parsed by the C parser directly (callbacks are the hot path: this costs
     less than half of defusedxml's pure-Python parser); a document with a DTD goes to defusedxml,
-    which refuses it and names why."""
+    which refuses it and names why. Before either, ``check_xml_bytes`` refuses a DTD or a body that
+    is not UTF-8 by looking at the bytes: a hostile document costs microseconds, not a parse."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    check_xml_bytes(raw)
     parser = XMLParser(target=_NoDoctype())
     try:
-        parser.feed(data)
+        parser.feed(raw)
         return parser.close()
     except _HasDoctype:
         pass
+    except _TooBig:
+        raise Refused(400, "too many elements") from None
     except ParseError:
         raise Refused(400, "malformed xml") from None
     try:
@@ -139,12 +170,18 @@ class WeChatCallback:
         app_id: str,
         aes_key: str | None,
         *,
+        compat: bool = False,
+        account_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         wake_channels: tuple[str, ...] = (CHANNEL,),
     ) -> None:
         self._token = token
         self.app_id = app_id
         self.crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
+        # Plaintext callbacks are accepted without an AES key (明文模式), or with one only in 兼容模式.
+        self.plain_allowed = self.crypto is None or compat
+        self.account_id = account_id
+        self.limiter = SenderLimiter()
         self.clock = clock
         self.wake_channels = wake_channels
         self.server: Server | None = None
@@ -156,40 +193,35 @@ class WeChatCallback:
 
     def _check_query(self, query: dict[str, str]) -> tuple[str, str]:
         sig, timestamp, nonce = query.get("signature", ""), query.get("timestamp", ""), query.get("nonce", "")
-        if not (sig and timestamp and nonce) or not timestamp.isdigit() or len(nonce) > 64:
+        if not (sig and timestamp and nonce) or not (timestamp.isascii() and timestamp.isdigit()):
             raise Refused(403, "missing signature")
+        if len(nonce) > 64 or len(sig) > 64 or len(timestamp) > 12:
+            raise Refused(403, "bad signature")
         if not _same(signature(self._token, timestamp, nonce), sig):
             raise Refused(403, "bad signature")
         if abs(time.time() - int(timestamp)) > MAX_SKEW:
             raise Refused(403, "stale timestamp")
         return timestamp, nonce
 
-    @staticmethod
-    async def _body(scope: Scope, receive: Receive) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
-                raise Refused(413, "body too large")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise Refused(400, "client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise Refused(413, "body too large")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    def _encrypted(self, query: dict[str, str]) -> bool:
+        """Whether the body is encrypted; a plaintext one in safe mode is refused before it is read:
+        its signature covers no part of the body."""
+        encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+        if encrypted and self.crypto is None:
+            raise Refused(400, "encrypted message but no AES key configured")
+        if not encrypted and not self.plain_allowed:
+            raise Refused(403, "plaintext callback in safe mode")
+        return encrypted
 
-    def _open(self, query: dict[str, str], body: bytes, timestamp: str, nonce: str) -> tuple[Element, str]:
+    def _open(
+        self, query: dict[str, str], body: bytes, timestamp: str, nonce: str, encrypted: bool
+    ) -> tuple[Element, str]:
         """The message XML (decrypted in safe mode), checked, as an element and as text."""
         outer = safe_parse(body)
-        if query.get("encrypt_type", "raw").lower() != "aes":
+        if not encrypted:
+            self._check_account(outer)
             return outer, body.decode("utf-8")
-        if self.crypto is None:
-            raise Refused(400, "encrypted message but no AES key configured")
+        assert self.crypto is not None
         encrypt = _child(outer, "Encrypt")
         msg_signature = query.get("msg_signature", "")
         if not encrypt or not msg_signature:
@@ -198,12 +230,25 @@ class WeChatCallback:
             raise Refused(403, "bad msg_signature")
         try:
             plain = self.crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
+        except UnicodeDecodeError:  # decrypted fine, but not UTF-8 (GBK, UTF-16, Latin-1 …)
+            raise Refused(400, "not UTF-8") from None
         except Exception as exc:  # InvalidAppIdException, padding, base64 …
             raise Refused(403, f"cannot decrypt ({type(exc).__name__})") from None
-        text = plain if isinstance(plain, str) else plain.decode("utf-8")
-        if len(text.encode("utf-8")) > MAX_BODY:
+        try:
+            raw = plain.encode("utf-8") if isinstance(plain, str) else bytes(plain)
+        except UnicodeError:
+            raise Refused(400, "not UTF-8") from None
+        if len(raw) > MAX_BODY:
             raise Refused(413, "body too large")
-        return safe_parse(text.encode("utf-8")), text
+        inner = safe_parse(raw)
+        if _child(inner, "ToUserName") != _child(outer, "ToUserName"):
+            raise Refused(403, "inner and outer ToUserName differ")
+        self._check_account(inner)
+        return inner, raw.decode("utf-8")
+
+    def _check_account(self, root: Element) -> None:
+        if self.account_id and _child(root, "ToUserName") != self.account_id:
+            raise Refused(403, "message for another account")
 
     # -- the route ---------------------------------------------------------------------------------------
 
@@ -217,11 +262,7 @@ class WeChatCallback:
         elif method != "POST":
             status, body, media = 405, b"method not allowed", PLAIN
         else:
-            self.active += 1
-            try:
-                status, body, media = await self.answer(query, scope, receive)
-            finally:
-                self.active -= 1
+            status, body, media = await self.answer(query, scope, receive)
         await send(
             {
                 "type": "http.response.start",
@@ -241,46 +282,81 @@ class WeChatCallback:
         return 200, query.get("echostr", "")[:256].encode("utf-8"), PLAIN
 
     async def answer(self, query: dict[str, str], scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
-        """Check, store, answer: ``success``, a passive reply, or a refusal."""
+        """Check, store, answer: ``success``, a passive reply, or a refusal. A request counts as
+        active (the inbox worker gives way to it) only once its body is in: a slow client must not
+        hold back the handling of messages already stored."""
         try:
             timestamp, nonce = self._check_query(query)
-            body = await self._body(scope, receive)
-            root, xml = self._open(query, body, timestamp, nonce)
+            encrypted = self._encrypted(query)
+            body = await read_body(asgi_chunks(receive), scope["headers"], MAX_BODY)
+        except Refused as exc:
+            log.warning("wechat callback refused: %s", exc.reason)
+            return exc.status, b"refused", PLAIN
+        self.active += 1
+        try:
+            return await self._answer(query, body, timestamp, nonce, encrypted)
+        finally:
+            self.active -= 1
+
+    async def _answer(
+        self, query: dict[str, str], body: bytes, timestamp: str, nonce: str, encrypted: bool
+    ) -> tuple[int, bytes, bytes]:
+        assert self.inbox is not None
+        seal = Seal(query["signature"], int(timestamp), nonce, body_sha256(body))
+        try:
+            self.inbox.check_seen(seal)
+            root, xml = self._open(query, body, timestamp, nonce, encrypted)
+            if not _child(root, "MsgType"):
+                raise Refused(400, "no MsgType")
+            check_fields(root)
+        except Replayed:
+            log.warning("wechat callback refused: signature reused for another body")
+            return 403, b"refused", PLAIN
         except Refused as exc:
             log.warning("wechat callback refused: %s", exc.reason)
             return exc.status, b"refused", PLAIN
         openid = _child(root, "FromUserName")
-        if not openid or not _child(root, "MsgType"):
-            log.warning("wechat callback: unreadable message")
-            return 400, b"refused", PLAIN
-        reply = await self._accept(root, openid, xml)
+        if not self.limiter.allow(openid):
+            self.inbox.remember(seal)  # nothing stored, nothing written: bound in this process only
+            reply: str | None = render("wechat.too_fast")
+        else:
+            try:
+                reply = await self._accept(root, openid, xml, seal)
+            except Replayed:
+                log.warning("wechat callback refused: signature reused for another body")
+                return 403, b"refused", PLAIN
+            except Exception as exc:  # the database, most likely: WeChat retries (same seal, let in)
+                log.error("wechat callback failed: %s", type(exc).__name__)
+                return 503, b"retry", PLAIN
         if reply is None:
             return 200, SUCCESS.encode(), PLAIN
         rendered = TextReply(source=_child(root, "ToUserName"), target=openid, content=reply).render()
-        if query.get("encrypt_type", "raw").lower() == "aes" and self.crypto is not None:
+        if encrypted and self.crypto is not None:
             rendered = self.crypto.encrypt_message(rendered, nonce, timestamp)
         return 200, rendered.encode("utf-8"), XML
 
     # -- messages --------------------------------------------------------------------------------------
 
-    async def _accept(self, root: Element, openid: str, xml: str) -> str | None:
-        """Store the message, then handle it now (while idle) or leave it to the inbox worker.
-        Returns the passive reply text, or None for ``success``."""
+    async def _accept(self, root: Element, openid: str, xml: str, seal: Seal | None = None) -> str | None:
+        """Store the message (and its seal), then handle it now (while idle) or leave it to the inbox
+        worker. Returns the passive reply text, or None for ``success``."""
         assert self.inbox is not None
         msg_type = _child(root, "MsgType").lower()
         if msg_type == "event":
             key = f"{openid}:{_child(root, 'CreateTime')}:{_child(root, 'Event').lower()}"
         elif msg_type in SUPPORTED or (msg_type == "voice" and _child(root, "Recognition")):
             key = _child(root, "MsgId") or f"{openid}:{_child(root, 'CreateTime')}:{msg_type}"
-        else:
-            return render("wechat.unsupported")  # nothing to store: video, link, file, voice untranscribed
+        else:  # nothing to store: video, link, file, voice untranscribed (the seal is still recorded)
+            if seal is not None:
+                await self.inbox.seal(seal)
+            return render("wechat.unsupported")
         # Inline (and a passive reply) only when the server is quiet: nothing queued and no other
         # callback being stored right now (those handled inline wait for their turn, not for us).
         # Under a burst every message is stored and answered at once, and the worker handles them in
         # order afterwards: a turn costs the CPU of dozens of callbacks (and on SQLite holds the one
         # write lock the group commit needs).
         inline = self.inbox.idle and self.active - self.inbox.inline <= 1 and self.inbox.inline < INLINE_MAX
-        item = await self.inbox.put(key, openid, xml, inline=inline)
+        item = await self.inbox.put(key, openid, xml, inline=inline, seal=seal)
         if item is None:
             return None  # WeChat's retry of a message already stored
         if not inline:
@@ -365,7 +441,7 @@ class WeChatCallback:
             assert self.server is not None and self.server.app is not None
             for entry in root.iter("List"):
                 template_id, status = _child(entry, "TemplateId"), _child(entry, "SubscribeStatusString")
-                if template_id and status in ("accept", "reject"):
+                if template_id and len(template_id) <= 128 and status in ("accept", "reject"):
                     await record_subscription(
                         self.server.app.services.sessions, openid, template_id, status, now
                     )
@@ -420,7 +496,7 @@ class WeChatCallback:
                     OutboxMessage.id.in_(ids),
                     OutboxMessage.channel == CHANNEL,
                     OutboxMessage.recipient == openid,
-                    OutboxMessage.kind.in_(("reply", "ack")),
+                    OutboxMessage.kind.in_(PASSIVE_KINDS),
                     OutboxMessage.status == OutboxStatus.PENDING,
                 )
                 .order_by(OutboxMessage.id)

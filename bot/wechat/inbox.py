@@ -11,6 +11,12 @@ handled after, so the callback answers in milliseconds however busy the conversa
   WeChat in time comes first), and catches up when they stop. Claims use a lease and
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the queue and a crashed one's
   messages are picked up again (the core's own (channel, message id) check makes that harmless).
+* Each callback's seal (signature, timestamp, nonce and the body's SHA-256) is recorded in the same
+  transaction (``wechat_callback_seals``), so every process sharing the database sees it: the same body
+  under a seal again is a retry (answered as usual), another body under it is refused (``Replayed``).
+  A process also remembers the seals it saw (``SEEN_MAX``), so a flood of replays costs no query.
+* One bad row (a value the database refuses) cannot fail the batch it was in: the batch is retried
+  one row at a time, and only that row's caller gets the error.
 """
 
 from __future__ import annotations
@@ -19,16 +25,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import utcnow
-from storage.wechat_models import WeChatInbox
+from storage.wechat_models import WeChatCallbackSeal, WeChatInbox
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,24 @@ PRUNE_EVERY = timedelta(minutes=10)
 YIELD_MAX = 1.0  # at most this long the worker gives way to callbacks before each message
 YIELD_STEP = 0.01
 QUIET = 0.05  # callbacks are "arriving" while one was stored less than this long ago
+SEAL_KEEP = 600  # seconds after its timestamp a seal is kept (twice the accepted clock skew)
+SEEN_MAX = 20_000  # seals remembered in this process
+
+
+class Replayed(Exception):
+    """A seal (signature, timestamp, nonce) already used for a different body."""
+
+
+@dataclass(frozen=True)
+class Seal:
+    signature: str
+    timestamp: int
+    nonce: str
+    body_sha256: str
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.signature, self.timestamp, self.nonce)
 
 
 @dataclass(frozen=True)
@@ -55,7 +80,8 @@ class Item:
 
 @dataclass
 class _Pending:
-    values: dict[str, object]
+    values: dict[str, object] | None  # None: only the seal is recorded (a message not stored)
+    seal: Seal | None
     future: asyncio.Future[int | None]
 
 
@@ -78,12 +104,42 @@ class Inbox:
         self._busy: Callable[[], bool] = lambda: False
         self._last_put = 0.0  # time.monotonic() of the last put
         self._statement: object = None
+        self._seen: OrderedDict[tuple[str, int, str], str] = OrderedDict()  # seal key → body SHA-256
 
     # -- storing -------------------------------------------------------------------------------------
 
-    async def put(self, key: str, openid: str, xml: str, *, inline: bool) -> Item | None:
+    def check_seen(self, seal: Seal) -> None:
+        """Refuse at once a seal this process saw with another body (no query): ``Replayed``."""
+        known = self._seen.get(seal.key)
+        if known is not None and known != seal.body_sha256:
+            raise Replayed
+
+    def remember(self, seal: Seal) -> None:
+        """Bind a seal in this process only (a request refused without a write, e.g. rate-limited)."""
+        if seal.key not in self._seen:
+            self._remember(seal, seal.body_sha256)
+
+    def _remember(self, seal: Seal, digest: str) -> None:
+        self._seen[seal.key] = digest
+        self._seen.move_to_end(seal.key)
+        while len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+
+    async def seal(self, seal: Seal) -> None:
+        """Record a seal for a callback that stores no message (``Replayed`` if used for another body)."""
+        self.check_seen(seal)
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(None, seal, future))
+        await future
+
+    async def put(
+        self, key: str, openid: str, xml: str, *, inline: bool, seal: Seal | None = None
+    ) -> Item | None:
         """Store a message; None when it was stored before (a retry). ``inline``: the caller handles it
-        now (the worker leaves it alone for a while)."""
+        now (the worker leaves it alone for a while). ``seal``: recorded in the same transaction;
+        ``Replayed`` when it was used for another body."""
+        if seal is not None:
+            self.check_seen(seal)
         now = self.clock()
         self._last_put = time.monotonic()
         values: dict[str, object] = {
@@ -97,7 +153,7 @@ class Inbox:
             "claimed_until": now + INLINE_LEASE if inline else None,
         }
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(values, future))
+        self._queue.put_nowait(_Pending(values, seal, future))
         row_id = await future
         if row_id is None:
             return None
@@ -111,17 +167,28 @@ class Inbox:
             batch = [await self._queue.get()]
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            results: list[int | BaseException | None]
             try:
-                ids = await self._insert(batch)
+                results = await self._insert(batch)
             except Exception as exc:
-                log.exception("wechat inbox: storing %d messages failed", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            for pending, row_id in zip(batch, ids, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(row_id)
+                if len(batch) == 1:
+                    log.error("wechat inbox: storing a message failed: %s", type(exc).__name__)
+                    results = [exc]
+                else:  # one bad row must not fail the others: each on its own
+                    results = []
+                    for pending in batch:
+                        try:
+                            results.extend(await self._insert([pending]))
+                        except Exception as alone:
+                            log.error("wechat inbox: storing a message failed: %s", type(alone).__name__)
+                            results.append(alone)
+            for pending, result in zip(batch, results, strict=True):
+                if pending.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    pending.future.set_exception(result)
+                else:
+                    pending.future.set_result(result)
 
     def _insert_statement(self, session: AsyncSession) -> object:
         if self._statement is None:
@@ -132,21 +199,80 @@ class Inbox:
             )
         return self._statement
 
-    async def _insert(self, batch: list[_Pending]) -> list[int | None]:
-        """INSERT … ON CONFLICT DO NOTHING RETURNING for the whole batch in one transaction (Core,
-        executemany: SQLAlchemy sends it as multi-row VALUES, compiled once); a key that was already
-        stored (or repeats within the batch) gets None."""
-        first: dict[str, int] = {}
-        for index, pending in enumerate(batch):
-            first.setdefault(str(pending.values["key"]), index)
-        rows = [batch[i].values for i in sorted(first.values())]
+    async def _insert(self, batch: list[_Pending]) -> list[int | BaseException | None]:
+        """One transaction for the batch: the seals first (a seal used for another body refuses its
+        message), then INSERT … ON CONFLICT DO NOTHING RETURNING for the messages (Core, executemany:
+        SQLAlchemy sends it as multi-row VALUES, compiled once); a key that was already stored (or
+        repeats within the batch) gets None."""
         async with self.sessions.begin() as session:
-            result = await session.execute(self._insert_statement(session), rows)  # type: ignore[arg-type]
-            stored = {key: row_id for row_id, key in result.all()}
-        return [
-            stored.get(str(p.values["key"])) if first[str(p.values["key"])] == i else None
-            for i, p in enumerate(batch)
+            refused = await self._check_seals(session, batch)
+            first: dict[str, int] = {}
+            for index, pending in enumerate(batch):
+                if pending.values is not None and index not in refused:
+                    first.setdefault(str(pending.values["key"]), index)
+            rows = [batch[i].values for i in sorted(first.values())]
+            stored: dict[str, int] = {}
+            if rows:
+                result = await session.execute(self._insert_statement(session), rows)  # type: ignore[arg-type]
+                stored = {key: row_id for row_id, key in result.all()}
+        results: list[int | BaseException | None] = []
+        for i, p in enumerate(batch):
+            if i in refused:
+                results.append(Replayed())
+            elif p.values is None:
+                results.append(None)
+            else:
+                key = str(p.values["key"])
+                results.append(stored.get(key) if first.get(key) == i else None)
+        for i, p in enumerate(batch):
+            if p.seal is not None and i not in refused:
+                self._remember(p.seal, p.seal.body_sha256)
+        return results
+
+    async def _check_seals(self, session: AsyncSession, batch: list[_Pending]) -> set[int]:
+        """Record the batch's seals; the indexes of those already bound to another body."""
+        seals = {i: p.seal for i, p in enumerate(batch) if p.seal is not None}
+        if not seals:
+            return set()
+        bound: dict[tuple[str, int, str], str] = {}  # what each seal is bound to: the database, or the
+        for seal in seals.values():  # first of the batch to use it
+            bound.setdefault(seal.key, seal.body_sha256)
+        table = WeChatCallbackSeal.__table__
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        values = [
+            {
+                "channel": self.channel,
+                "signature": key[0],
+                "timestamp": key[1],
+                "nonce": key[2],
+                "body_sha256": digest,
+                "expires_at": datetime.fromtimestamp(key[1] + SEAL_KEEP, UTC),
+            }
+            for key, digest in bound.items()
         ]
+        result = await session.execute(
+            dialect.insert(table)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(table.c.signature, table.c.timestamp, table.c.nonce)
+        )
+        inserted = {(str(r[0]), int(r[1]), str(r[2])) for r in result.all()}
+        earlier = [key for key in bound if key not in inserted]
+        if earlier:  # seen before, perhaps by another process: what were they bound to?
+            rows = await session.execute(
+                select(table.c.signature, table.c.timestamp, table.c.nonce, table.c.body_sha256).where(
+                    table.c.channel == self.channel,
+                    or_(
+                        *(
+                            and_(table.c.signature == k[0], table.c.timestamp == k[1], table.c.nonce == k[2])
+                            for k in earlier
+                        )
+                    ),
+                )
+            )
+            for sig, ts, nonce, digest in rows.all():
+                bound[(str(sig), int(ts), str(nonce))] = str(digest)
+        return {i for i, seal in seals.items() if bound[seal.key] != seal.body_sha256}
 
     # -- handling ------------------------------------------------------------------------------------
 
@@ -244,6 +370,11 @@ class Inbox:
                         WeChatInbox.channel == self.channel,
                         WeChatInbox.status == "done",
                         WeChatInbox.received_at < now - KEEP,
+                    )
+                )
+                await session.execute(
+                    delete(WeChatCallbackSeal).where(
+                        WeChatCallbackSeal.channel == self.channel, WeChatCallbackSeal.expires_at < now
                     )
                 )
         except Exception:

@@ -7,9 +7,13 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/wechat/callback.py``): the signature (constant-time), a timestamp within ``MAX_SKEW``, a body of
-at most ``MAX_BODY`` bytes, XML without DTD, entities or external references, inside and outside the
-envelope; and the message must be for our agent. Then it is stored in the inbox
+(``bot/wechat/callback.py``, ``bot/wechat/guards.py``): the signature (constant-time), a timestamp
+within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT`` seconds,
+UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside and
+outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and agent,
+its fields must fit their columns, and a member flooding the app is refused in memory. The signature,
+timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message (a retry
+of the same body is answered as usual, another body under them is refused). Then it is stored in the inbox
 (``bot/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
 MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the door. The inbox
 worker hands each message to the conversation core afterwards, so WeCom's 5 seconds never depend on
@@ -45,7 +49,8 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bot.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
 from bot.wechat.db import insert_ignore
-from bot.wechat.inbox import Inbox, Item
+from bot.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
+from bot.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.wecom import cards
 from bot.wecom.sender import CARD_UPDATE, CHANNEL
 from handlers.commands import Cmd, parse_action, parse_command
@@ -108,6 +113,7 @@ class WeComCallback:
         self.server: Server | None = None
         self.inbox: Inbox | None = None
         self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
+        self.limiter = SenderLimiter()
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -115,8 +121,10 @@ class WeComCallback:
         """The query's signature over ``signed`` (echostr or Encrypt) and its freshness."""
         q = request.query_params
         sig, timestamp, nonce = q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
-        if not (sig and timestamp and nonce and signed) or not timestamp.isdigit() or len(nonce) > 64:
+        if not (sig and timestamp and nonce and signed) or not (timestamp.isascii() and timestamp.isdigit()):
             raise Refused(403, "missing signature")
+        if len(nonce) > 64 or len(sig) > 64 or len(timestamp) > 12:
+            raise Refused(403, "bad signature")
         if not _same(signature(self._token, timestamp, nonce, signed), sig):
             raise Refused(403, "bad signature")
         if abs(time.time() - int(timestamp)) > MAX_SKEW:
@@ -126,6 +134,8 @@ class WeComCallback:
     def _decrypt(self, encrypted: str) -> str:
         try:
             plain = open_envelope(self.crypto, encrypted)
+        except UnicodeDecodeError:  # decrypted fine, but not UTF-8 (GBK, UTF-16, Latin-1 …)
+            raise Refused(400, "not UTF-8") from None
         except Exception as exc:  # InvalidCorpIdException, padding, base64 …
             raise Refused(403, f"cannot decrypt ({type(exc).__name__})") from None
         if len(plain.encode("utf-8")) > MAX_BODY:
@@ -133,20 +143,10 @@ class WeComCallback:
         return plain
 
     async def _body(self, request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            raise Refused(413, "body too large")
-        chunks: list[bytes] = []
-        size = 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise Refused(413, "body too large")
-                chunks.append(chunk)
+            return await read_body(request.stream(), request.scope["headers"], MAX_BODY)
         except ClientDisconnect:
             raise Refused(400, "client went away") from None
-        return b"".join(chunks)
 
     # -- routes ----------------------------------------------------------------------------------------
 
@@ -164,34 +164,61 @@ class WeComCallback:
         return PlainTextResponse(plain)
 
     async def receive(self, request: Request) -> Response:
+        """Counted as active (the inbox worker gives way) only once the body is in: a slow client
+        must not hold back the handling of messages already stored."""
+        try:
+            body = await self._body(request)
+        except Refused as exc:
+            log.warning("wecom callback refused: %s", exc.reason)
+            return PlainTextResponse("refused", status_code=exc.status)
         self.active += 1
         try:
-            return await self._receive(request)
+            return await self._receive(request, body)
         finally:
             self.active -= 1
 
-    async def _receive(self, request: Request) -> Response:
+    async def _receive(self, request: Request, body: bytes) -> Response:
+        assert self.inbox is not None
         try:
-            body = await self._body(request)
-            encrypt = _child(safe_parse(body), "Encrypt")
+            outer = safe_parse(body)
+            encrypt = _child(outer, "Encrypt")
             timestamp, nonce = self._check(request, encrypt)
+            seal = Seal(request.query_params["msg_signature"], int(timestamp), nonce, body_sha256(body))
+            self.inbox.check_seen(seal)
             xml = self._decrypt(encrypt)
             root = safe_parse(xml.encode("utf-8"))
             agent = _child(root, "AgentID")
             if agent and agent != str(self.agent_id):
                 raise Refused(403, "message for another agent")
-            if not _child(root, "FromUserName"):
-                raise Refused(400, "no sender")
+            if _child(root, "ToUserName") != _child(outer, "ToUserName") or (
+                _child(root, "ToUserName") != self.corp_id
+            ):
+                raise Refused(403, "message for another corp")
+            check_fields(root)
+        except Replayed:
+            log.warning("wecom callback refused: signature reused for another body")
+            return PlainTextResponse("refused", status_code=403)
         except Refused as exc:
             log.warning("wecom callback refused: %s", exc.reason)
             return PlainTextResponse("refused", status_code=exc.status)
+        userid = _child(root, "FromUserName")
+        if not self.limiter.allow(userid):
+            self.inbox.remember(seal)  # nothing stored, nothing written: bound in this process only
+            return self._passive_text(root, render("wechat.too_fast"), nonce, timestamp)
         key = inbox_key(root)
-        if key is None:
-            if _child(root, "MsgType").lower() == "event":
-                return PlainTextResponse("")  # enter_agent, location …: nothing to do
-            return self._passive_text(root, render("wecom.unsupported"), nonce, timestamp)
-        assert self.inbox is not None
-        await self.inbox.put(key, _child(root, "FromUserName"), xml, inline=False)
+        try:
+            if key is None:
+                await self.inbox.seal(seal)
+                if _child(root, "MsgType").lower() == "event":
+                    return PlainTextResponse("")  # enter_agent, location …: nothing to do
+                return self._passive_text(root, render("wecom.unsupported"), nonce, timestamp)
+            await self.inbox.put(key, userid, xml, inline=False, seal=seal)
+        except Replayed:
+            log.warning("wecom callback refused: signature reused for another body")
+            return PlainTextResponse("refused", status_code=403)
+        except Exception as exc:  # the database: WeCom retries, the seal lets the retry in
+            log.error("wecom callback not stored: %s", type(exc).__name__)
+            return PlainTextResponse("retry", status_code=503)
         return PlainTextResponse("")  # a retry (put returned None) gets the same empty answer
 
     def _passive_text(self, root: Element, text: str, nonce: str, timestamp: str) -> Response:
