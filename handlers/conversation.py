@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import resident_chat, staff_chat
+from handlers import pending, resident_chat, staff_chat
 from handlers.commands import Command, parse_action, parse_command
 from handlers.context import Services, Turn
 from handlers.features import ChatContext, ChatFeature, default_features
@@ -150,6 +150,12 @@ class Conversation:
             command = parse_command(message.text) if message.text else None
         dialog = await turn.session.get(Dialog, (message.channel, message.sender))
         ctx = ChatContext(turn, actor, message, command, dialog, row)
+        if pending.staff_only(ctx, self.features):
+            # Refused before any pending question can take it as an answer; the question stays.
+            turn.say(actor.address, render("chat.staff_only"))
+            return
+        if await pending.interrupts(ctx, self.features):
+            await pending.close(ctx)
         for feature in self.features:
             if await feature.handle(ctx):
                 return

@@ -3,15 +3,18 @@ same as #N?"), list and query their cases, rate a fix, bind a staff account with
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
 from handlers import abuse, binding, cases, deadlines, duplicates, feedback
+from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
 from handlers.geo import nearest_place
 from handlers.lifecycle import can_move, record
+from handlers.location import LocationMatch
 from handlers.outbox import Button
 from messages import render
 from storage.models import ActorType, Case, CaseStatus
@@ -27,6 +30,26 @@ GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满�
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})
 YES_REPLIES = frozenset({"1", "是", "是的", "对", "关注", "跟进", "好"})
 NO_REPLIES = frozenset({"2", "不是", "否", "新报", "不一样"})
+# The commands a resident may use; every other command word is staff's and gets "staff only".
+RESIDENT_COMMANDS = frozenset(
+    {
+        Cmd.START,
+        Cmd.HELP,
+        Cmd.CANCEL,
+        Cmd.BIND,
+        Cmd.MY_CASES,
+        Cmd.QUERY,
+        Cmd.RATE_GOOD,
+        Cmd.RATE_BAD,
+        Cmd.FOLLOW,
+        Cmd.NEW_REPORT,
+        Cmd.DONT_KNOW,
+    }
+)
+# Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
+_CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
+# A question about vaccination: the clinic answers it; the bot only offers its reminders.
+_VACCINE = re.compile(r"疫苗|接种|预防针|打针")
 
 
 def _plain(text: str) -> str:
@@ -41,6 +64,9 @@ async def handle(ctx: ChatContext) -> None:
         ctx.reply(render("chat.received"))  # stored, not routed, and nothing to argue with
         return
     kind = command.kind if command else None
+    if kind is not None and kind not in RESIDENT_COMMANDS:
+        ctx.reply(render("chat.staff_only"))  # any pending question stays as it was
+        return
     if kind == Cmd.START and command and command.arg:
         await bind(ctx, command.arg)
         return
@@ -52,8 +78,7 @@ async def handle(ctx: ChatContext) -> None:
         await bind(ctx, command.arg)
         return
     if kind == Cmd.CANCEL:
-        await ctx.clear_dialog()
-        ctx.reply(render("chat.cancelled"))
+        await cancel(ctx)
         return
     if kind == Cmd.MY_CASES:
         await list_own_cases(ctx)
@@ -79,6 +104,50 @@ async def handle(ctx: ChatContext) -> None:
     await report(ctx)
 
 
+async def cancel(ctx: ChatContext) -> None:
+    """取消 cancels what is pending, and the reply says what that was (and what remains)."""
+    dialog = ctx.dialog
+    resident = ctx.actor.resident
+    assert resident is not None
+    if dialog is None:
+        ctx.reply(render("chat.nothing_to_cancel"))
+        return
+    state, data = dialog.state, dict(dialog.data or {})
+    await ctx.clear_dialog()
+    if state in {AWAIT_LOCATION, AWAIT_DUPLICATE}:
+        withdrawn = []
+        for number in pending_cases(data):
+            case = await ctx.turn.session.get(Case, number)
+            if case is not None and case.status == CaseStatus.NEW and not case.in_triage:
+                await cases.withdraw(ctx.turn, case, resident.id)
+                withdrawn.append(case.id)
+        if withdrawn:
+            ctx.row.case_id = withdrawn[0]
+            ctx.reply(render("report.withdrawn", numbers=numbers_text(withdrawn)), case_id=withdrawn[0])
+            return
+    elif state == AWAIT_REASON:
+        ctx.reply(render("feedback.reason_cancelled", number=data.get("case")))
+        return
+    elif state == AWAIT_RATING:
+        ctx.reply(render("feedback.rating_later", number=data.get("case")))
+        return
+    elif state == AWAIT_DESCRIPTION:
+        ctx.reply(render("report.photo_cancelled"))
+        return
+    ctx.reply(render("chat.cancelled"))
+
+
+def pending_cases(data: dict[str, object]) -> list[int]:
+    """The cases a location or duplicate question is about (several when one message named several
+    problems)."""
+    numbers = data.get("cases") or [data.get("case")]
+    return [int(n) for n in numbers if isinstance(n, int | str) and str(n).isdigit()]  # type: ignore[union-attr]
+
+
+def numbers_text(numbers: list[int]) -> str:
+    return "、".join(f"#{n}" for n in numbers)
+
+
 async def continue_dialog(ctx: ChatContext) -> bool:
     """The resident's answer to our last question; False when the message is not an answer."""
     dialog = ctx.dialog
@@ -91,7 +160,8 @@ async def continue_dialog(ctx: ChatContext) -> bool:
         return False
     if dialog.state == AWAIT_REASON:
         await ctx.clear_dialog()
-        await rate(ctx, int(dialog.data["case"]), good=False, reason=ctx.text or render("feedback.no_reason"))
+        reason = (ctx.message.text or "").strip() or render("feedback.no_reason")
+        await rate(ctx, int(dialog.data["case"]), good=False, reason=reason)
         return True
     if dialog.state == AWAIT_DUPLICATE:
         if text in YES_REPLIES or text in NO_REPLIES:
@@ -127,7 +197,13 @@ async def report(ctx: ChatContext) -> None:
     text = message.text or ""
     classification = turn.community.classifier.classify(text) if text else None
     if classification is None or not classification.is_report:
-        if message.photo or message.has_location:
+        if (
+            classification is not None
+            and classification.intent in {"question", "topic"}
+            and _VACCINE.search(ctx.text)
+        ):
+            ctx.reply(render("chat.vaccine_question"))
+        elif message.photo or message.has_location:
             await ctx.set_dialog(
                 AWAIT_DESCRIPTION,
                 {"photo": message.photo, "latitude": message.latitude, "longitude": message.longitude},
@@ -143,11 +219,15 @@ async def report(ctx: ChatContext) -> None:
     if await abuse.over_rate_limit(turn, actor.resident):
         ctx.reply(render("chat.rate_limited", limit=turn.community.config.limits.reports_per_hour))
         return
-    case = await cases.open_case(turn, actor, message, classification)
-    ctx.row.case_id = case.id
     location = turn.community.locator.locate(text)
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
+    problems = split_problems(ctx, classification, location)
+    if len(problems) > 1:
+        await report_several(ctx, problems)
+        return
+    case = await cases.open_case(turn, actor, message, classification)
+    ctx.row.case_id = case.id
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)
@@ -184,6 +264,88 @@ async def report(ctx: ChatContext) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a report: its category, the words that name it, and where it is."""
+
+    classification: Classification
+    text: str
+    location: LocationMatch | None
+
+
+def clauses(text: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+
+
+def split_problems(
+    ctx: ChatContext, classification: Classification, location: LocationMatch | None
+) -> list[Problem]:
+    """Each distinct problem the message names, primary first. The primary one keeps the whole
+    text; each other one gets the clause that names it. Each is placed where its clause says, else
+    where the message says."""
+    text = ctx.message.text or ""
+    codes = [c for c in classification.categories if c != OTHER]
+    if len(codes) < 2:
+        return [Problem(classification, text, location)]
+    classifier = ctx.turn.community.classifier
+    locator = ctx.turn.community.locator
+    parts = [(part, classifier.classify(part).categories) for part in clauses(text)]
+    problems = []
+    for n, code in enumerate(codes):
+        clause = next((part for part, found in parts if code in found), None)
+        where = (locator.locate(clause) if clause else None) or location
+        own = Classification(
+            text=text if n == 0 else clause or text,
+            category=code,
+            categories=(code,),
+            confidence=classification.confidence,
+            keywords=classification.keywords,
+        )
+        problems.append(Problem(own, own.text, where))
+    return problems
+
+
+async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:
+    """One message, several problems: a case each (linked to the others by an event), each routed to
+    its own worker, one acknowledgement listing every number. Unplaced ones share one question."""
+    turn, actor = ctx.turn, ctx.actor
+    opened = [
+        (await cases.open_case(turn, actor, ctx.message, p.classification, text=p.text), p) for p in problems
+    ]
+    ids = [case.id for case, _ in opened]
+    ctx.row.case_id = ids[0]
+    for case, _ in opened:
+        record(
+            turn.session,
+            case,
+            action="linked",
+            actor_type=ActorType.SYSTEM,
+            actor_id=None,
+            at=turn.now,
+            data={"siblings": [n for n in ids if n != case.id]},
+        )
+    unplaced: list[Case] = []
+    for case, problem in opened:
+        decision = await cases.route_case(turn, case, problem.location, ack=False)
+        if decision.reason == cases.RouteReason.NO_GRID:
+            deadlines.wait_for_resident(case, turn.now)
+            unplaced.append(case)
+    lines = [await cases.ack_line(turn, case) for case, _ in opened if case not in unplaced]
+    text = render("report.ack_several", count=len(ids), numbers=numbers_text(ids))
+    if lines:
+        text += "\n" + "\n".join(lines)
+    if unplaced:
+        await ctx.set_dialog(
+            AWAIT_LOCATION, {"case": unplaced[0].id, "cases": [c.id for c in unplaced], "tries": 0}
+        )
+        text += "\n" + render(
+            "report.ask_location_several",
+            numbers=numbers_text([c.id for c in unplaced]),
+            examples=place_examples(ctx),
+        )
+    ctx.reply(text, case_id=ids[0])
+
+
 async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
     dialog = ctx.dialog
     assert dialog is not None
@@ -210,10 +372,15 @@ async def location_reply(ctx: ChatContext) -> bool:
     dialog = ctx.dialog
     assert dialog is not None
     turn, message = ctx.turn, ctx.message
-    case = await turn.session.get(Case, int(dialog.data["case"]))
-    if case is None or case.status != CaseStatus.NEW or case.in_triage:
+    waiting = [
+        c
+        for c in [await turn.session.get(Case, n) for n in pending_cases(dialog.data)]
+        if c is not None and c.status == CaseStatus.NEW and not c.in_triage
+    ]
+    if not waiting:
         await ctx.clear_dialog()
         return False
+    case = waiting[0]
     ctx.row.case_id = case.id
     text = message.text or ""
     location = turn.community.locator.locate(text) if text else None
@@ -227,23 +394,31 @@ async def location_reply(ctx: ChatContext) -> bool:
         tries = int(dialog.data.get("tries", 0)) + 1
     if location is None and tries < LOCATION_TRIES:
         dialog.data = {**dialog.data, "tries": tries}
-        deadlines.wait_for_resident(case, turn.now)
+        for each in waiting:
+            deadlines.wait_for_resident(each, turn.now)
         ctx.reply(render("report.ask_location_again", examples=place_examples(ctx)))
         return True
     await ctx.clear_dialog()
-    record(
-        turn.session,
-        case,
-        action="location_given",
-        actor_type=ActorType.RESIDENT,
-        actor_id=str(ctx.actor.resident.id) if ctx.actor.resident else None,
-        at=turn.now,
-        note=text or None,
-    )
-    if location is None:
-        await cases.send_to_triage(turn, case, "no_location")
-    else:
-        await cases.route_case(turn, case, location)
+    several = len(waiting) > 1
+    for each in waiting:
+        if each.latitude is None and case.latitude is not None:
+            each.latitude, each.longitude = case.latitude, case.longitude
+        record(
+            turn.session,
+            each,
+            action="location_given",
+            actor_type=ActorType.RESIDENT,
+            actor_id=str(ctx.actor.resident.id) if ctx.actor.resident else None,
+            at=turn.now,
+            note=text or None,
+        )
+        if location is None:
+            await cases.send_to_triage(turn, each, "no_location", ack=not several)
+        else:
+            await cases.route_case(turn, each, location, ack=not several)
+    if several:
+        lines = [await cases.ack_line(turn, each) for each in waiting]
+        ctx.reply("\n".join(lines), case_id=case.id)
     return True
 
 

@@ -1,0 +1,183 @@
+"""A question the bot is waiting on never swallows a message that is something else.
+
+Every pending dialog (where is it? why not satisfied? the note for 完成, the reminder enrolment's
+nickname and birth date …) expects an answer. A message that is itself a command, or a report of a
+problem the question is not about, is handled as what it is; the pending question is **closed**, with
+its consequence said in one line before the new message's reply:
+
+* where is it?              the case goes to the admins' triage queue now (as after "不知道")
+* why not satisfied?        the case is reopened as unsatisfied, reason not given
+* a photo waiting for words nothing was registered
+* reminder enrolment        stops; what was already stored stays
+* staff: note / transfer / original case number   the case is left as it was
+
+Not interrupting: the answers the question itself accepts (不知道, 关注 / 新报, 取消 …: the dialog's
+owner handles them), a staff-only command typed by a resident (refused, nothing happened), and, for the
+"where is it?" question, a report of the same problem or one whose problem words only name a place
+("垃圾站旁边" answers where the rats are). The rating question (1 / 2) never swallows anything, so it is
+left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from handlers import cases, resident_chat, staff_chat
+from handlers.classify import OTHER, Classification, locatives
+from handlers.commands import Cmd
+from handlers.features import ChatContext, ChatFeature
+from handlers.inbound import match_form
+from handlers.textnorm import fold
+from messages import render
+from storage.models import Case, CaseStatus
+
+R = resident_chat
+S = staff_chat
+REMINDER_PREFIX = "rem."
+
+# Commands that answer the question rather than interrupt it.
+ANSWERS: dict[str, frozenset[Cmd]] = {
+    R.AWAIT_LOCATION: frozenset({Cmd.DONT_KNOW, Cmd.CANCEL}),
+    R.AWAIT_DUPLICATE: frozenset({Cmd.FOLLOW, Cmd.NEW_REPORT, Cmd.CANCEL}),
+    R.AWAIT_REASON: frozenset({Cmd.RATE_BAD, Cmd.CANCEL}),
+    R.AWAIT_DESCRIPTION: frozenset({Cmd.CANCEL}),
+    S.AWAIT_NOTE: frozenset({Cmd.CANCEL}),
+    S.AWAIT_TRANSFER: frozenset({Cmd.CANCEL}),
+    S.AWAIT_ORIGINAL: frozenset({Cmd.CANCEL}),
+}
+REMINDER_ANSWERS = frozenset({Cmd.CANCEL, Cmd.DONT_KNOW})  # "跳过" / "不知道" skip the doses step
+NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING})
+# Questions a report answers: a photo waiting for its description, "same as #N?" (the resident's
+# own flow routes the pending report first, then reads the new one).
+REPORTS_ANSWER = frozenset({R.AWAIT_DESCRIPTION, R.AWAIT_DUPLICATE})
+_LEADS = ("在", "就在", "位置在", "地点在", "地址")
+
+
+def _answers(state: str) -> frozenset[Cmd]:
+    if state.startswith(REMINDER_PREFIX):
+        return REMINDER_ANSWERS
+    return ANSWERS.get(state, frozenset({Cmd.CANCEL}))
+
+
+def names_only_places(text: str, classification: Classification) -> bool:
+    """Whether the problem words only say where ("垃圾站旁边", "在南区垃圾站"): the answer to
+    "where is it?", not a new report."""
+    folded = fold(match_form(text)).strip().lower()
+    if folded.startswith(_LEADS):
+        return True
+    places = locatives()
+    for word in classification.keywords:
+        start = folded.find(word)
+        while start >= 0:
+            after = folded[start + len(word) :]
+            if not any(after.startswith(p) for p in places):
+                return False
+            start = folded.find(word, start + 1)
+    return True
+
+
+async def _case_categories(ctx: ChatContext, numbers: list[int]) -> set[str]:
+    found: set[str] = set()
+    for number in numbers:
+        case = await ctx.turn.session.get(Case, number)
+        if case is not None:
+            found |= {c for c in [case.category_code, *case.categories] if c}
+    return found
+
+
+async def _is_other_report(ctx: ChatContext, state: str) -> bool:
+    if ctx.actor.is_staff or state in REPORTS_ANSWER or not ctx.message.text:
+        return False
+    classification = ctx.turn.community.classifier.classify(ctx.message.text)
+    if classification.category in {None, OTHER}:
+        return False
+    data = ctx.dialog.data if ctx.dialog is not None else {}
+    if state == R.AWAIT_LOCATION:
+        about = await _case_categories(ctx, R.pending_cases(dict(data)))
+        if about & set(classification.categories):
+            return False
+        return not names_only_places(ctx.message.text, classification)
+    if state == R.AWAIT_REASON:
+        about = await _case_categories(ctx, R.pending_cases(dict(data)))
+        return not about & set(classification.categories)
+    return True  # a reminder enrolment, a staff dialog or a feature's question: no report answers it
+
+
+def _feature_claims(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
+    """Whether a feature would take the message as one of its commands (``claims`` is optional)."""
+    for feature in features:
+        claims = getattr(feature, "claims", None)
+        if claims is not None and claims(ctx):
+            return True
+    return False
+
+
+def staff_only(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
+    """A resident typing a staff command (core or a feature's, ``staff_only`` being optional)."""
+    if ctx.actor.is_staff:
+        return False
+    if ctx.command is not None and ctx.command.kind not in R.RESIDENT_COMMANDS:
+        return True
+    for feature in features:
+        check = getattr(feature, "staff_only", None)
+        if check is not None and check(ctx):
+            return True
+    return False
+
+
+async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
+    """Whether the message is something else than an answer to the pending question."""
+    dialog = ctx.dialog
+    if dialog is None or dialog.state in NEVER_INTERRUPTED:
+        return False
+    command = ctx.command
+    if command is not None:
+        return command.kind not in _answers(dialog.state)  # staff-only words were refused before
+    if _feature_claims(ctx, features):
+        return True
+    return await _is_other_report(ctx, dialog.state)
+
+
+async def close(ctx: ChatContext) -> None:
+    """Close the pending question with its consequence, and say so."""
+    dialog = ctx.dialog
+    assert dialog is not None
+    state, data = dialog.state, dict(dialog.data or {})
+    if state == R.AWAIT_DUPLICATE:
+        await R.duplicate_answer(ctx, follow=False)  # not a follower: the pending report goes on as new
+        return
+    await ctx.clear_dialog()
+    turn = ctx.turn
+    if state == R.AWAIT_LOCATION:
+        triaged = []
+        for number in R.pending_cases(data):
+            case = await turn.session.get(Case, number)
+            if case is not None and case.status == CaseStatus.NEW and not case.in_triage:
+                await cases.send_to_triage(turn, case, "no_location", ack=False)
+                triaged.append(case.id)
+        if triaged:
+            ctx.reply(render("pending.location_closed", numbers=R.numbers_text(triaged)), case_id=triaged[0])
+        return
+    if state == R.AWAIT_REASON:
+        number = int(data["case"])
+        case = await turn.session.get(Case, number)
+        if case is not None and case.status == CaseStatus.RESOLVED:
+            ctx.reply(render("pending.reason_closed", number=number), case_id=number)
+            await R.rate(ctx, number, good=False, reason=render("feedback.no_reason"))
+        return
+    if state == R.AWAIT_DESCRIPTION:
+        ctx.reply(render("pending.photo_closed"))
+        return
+    if state.startswith(REMINDER_PREFIX):
+        nothing_kept = state in {"rem.consent", "rem.join"}
+        ctx.reply(render("pending.reminder_closed" if nothing_kept else "pending.reminder_closed_kept"))
+        return
+    keys = {
+        S.AWAIT_NOTE: "pending.note_closed",
+        S.AWAIT_TRANSFER: "pending.transfer_closed",
+        S.AWAIT_ORIGINAL: "pending.original_closed",
+    }
+    if state in keys:
+        ctx.reply(render(keys[state], number=data.get("case")))
+        return
+    ctx.reply(render("pending.other_closed"))
