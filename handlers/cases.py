@@ -255,18 +255,30 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
         Button(turn.community.staff[w.staff].name, action(Cmd.ASSIGN, case.id, w.staff))
         for w in (grid.workers if grid else [])
     ]
-    await turn.tell_admins(
-        render(
-            "staff.triage_case",
-            number=case.id,
-            category=category_name(turn, case.category_code),
-            location=location_label(turn, case),
-            text=case.text,
-            reason=render(f"triage.reason.{reason}"),
-        ),
-        case_id=case.id,
-        buttons=buttons,
+    card = render(
+        "staff.triage_case",
+        number=case.id,
+        category=category_name(turn, case.category_code),
+        location=location_label(turn, case),
+        text=case.text,
+        reason=render(f"triage.reason.{reason}"),
     )
+    if await turn.tell_admins(card, case_id=case.id, buttons=buttons):
+        return
+    # No admin has an account on a running channel: the card goes to the leaders (the grid's, else
+    # all), so the queue is never one nobody sees.
+    record(
+        turn.session,
+        case,
+        action="unreachable",
+        actor_type=ActorType.SYSTEM,
+        actor_id=None,
+        at=turn.now,
+        note="admins",
+    )
+    leaders = [grid.leader] if grid is not None and grid.leader else turn.community.leaders()
+    for leader in leaders:
+        await turn.tell_staff(leader, card, case_id=case.id, buttons=buttons)
 
 
 def case_buttons(case: Case) -> tuple[Button, ...]:
