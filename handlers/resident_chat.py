@@ -417,8 +417,10 @@ async def location_reply(ctx: ChatContext) -> bool:
         else:
             await cases.route_case(turn, each, location, ack=not several)
     if several:
+        numbers = [each.id for each in waiting]
         lines = [await cases.ack_line(turn, each) for each in waiting]
-        ctx.reply("\n".join(lines), case_id=case.id)
+        header = render("report.ack_several", count=len(numbers), numbers=numbers_text(numbers))
+        ctx.reply("\n".join([header, *lines]), case_id=case.id)
     return True
 
 

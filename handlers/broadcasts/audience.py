@@ -4,9 +4,10 @@ An audience is ``grids`` and ``tags`` (JSON in ``broadcasts.audience``), never a
 
 * no grids and no tags: every resident;
 * grids: residents whose grid is one of them. A resident's grid is where they live, as far as we know
-  it: the grid of their most recent *located* report (a later report with no location, or one still
-  waiting for its location, does not move them out of it); residents who never reported a located
-  problem have none and are reached only by broadcasts to everyone or by tag;
+  it: the grid most of their *located* reports are in, the latest on a tie (a report with no
+  location, or one still waiting for its location, does not move them out of it); residents who
+  never reported a located problem have none and are reached only by broadcasts to everyone or by
+  tag;
 * tags: residents with any of them: ``guardians`` (enrolled in vaccination reminders), ``reporters``
   (reported at least one case) or a free tag stored in ``resident_tags``; grids and tags together
   mean residents with one of the tags in one of the grids;
@@ -128,11 +129,14 @@ def _guardianship() -> Any:
 
 
 def home_grid() -> Any:
-    """The grid of the resident's most recent located case (correlated to ``Resident``)."""
+    """The grid most of the resident's located cases are in, the latest on a tie (correlated to
+    ``Resident``): people report mostly around where they live, and one report elsewhere, or one
+    with no location, does not move them."""
     return (
         select(Case.grid_code)
         .where(Case.reporter_id == Resident.id, Case.grid_code.is_not(None))
-        .order_by(Case.created_at.desc(), Case.id.desc())
+        .group_by(Case.grid_code)
+        .order_by(func.count().desc(), func.max(Case.id).desc())
         .limit(1)
         .correlate(Resident)
         .scalar_subquery()
