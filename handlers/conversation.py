@@ -154,12 +154,16 @@ class Conversation:
             # Refused before any pending question can take it as an answer; the question stays.
             turn.say(actor.address, render("chat.staff_only"))
             return
-        if await pending.interrupts(ctx, self.features):
-            await pending.close(ctx)
+        closing = await pending.close(ctx) if await pending.interrupts(ctx, self.features) else None
+        await self._handle(ctx)
+        if closing is not None:
+            await closing()
+
+    async def _handle(self, ctx: ChatContext) -> None:
         for feature in self.features:
             if await feature.handle(ctx):
                 return
-        if actor.is_staff:
+        if ctx.actor.is_staff:
             await staff_chat.handle(ctx)
         else:
             await resident_chat.handle(ctx)

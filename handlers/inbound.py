@@ -73,7 +73,7 @@ def _is_word_char(ch: str) -> bool:
 
 def problem_with(message: Inbound) -> InputProblem | None:
     """Why a message cannot be read as a request, or None. A photo or location alone is fine."""
-    text = message.text or ""
+    text = match_form(message.text or "")  # "２" typed on a Chinese keyboard is a digit, not junk
     if not text:
         return None if (message.photo or message.has_location) else InputProblem.EMPTY
     if len(text) > MAX_TEXT:

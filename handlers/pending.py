@@ -3,7 +3,7 @@
 Every pending dialog (where is it? why not satisfied? the note for 完成, the reminder enrolment's
 nickname and birth date …) expects an answer. A message that is itself a command, or a report of a
 problem the question is not about, is handled as what it is; the pending question is **closed**, with
-its consequence said in one line before the new message's reply:
+its consequence said in one line after the new message's reply:
 
 * where is it?              the case goes to the admins' triage queue now (as after "不知道")
 * why not satisfied?        the case is reopened as unsatisfied, reason not given
@@ -20,7 +20,8 @@ left alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from handlers import cases, resident_chat, staff_chat
 from handlers.classify import OTHER, Classification, locatives
@@ -138,16 +139,26 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
     return await _is_other_report(ctx, dialog.state)
 
 
-async def close(ctx: ChatContext) -> None:
-    """Close the pending question with its consequence, and say so."""
+async def close(ctx: ChatContext) -> Callable[[], Awaitable[None]]:
+    """Close the pending question now (so nothing reads the new message as its answer) and return
+    what closing it means, to run once the new message is handled: its reply comes first, which on
+    WeChat makes it the passive reply, and the line about the old question follows."""
     dialog = ctx.dialog
     assert dialog is not None
     state, data = dialog.state, dict(dialog.data or {})
-    if state == R.AWAIT_DUPLICATE:
-        await R.duplicate_answer(ctx, follow=False)  # not a follower: the pending report goes on as new
-        return
     await ctx.clear_dialog()
+
+    async def finish() -> None:
+        await _consequence(ctx, state, data)
+
+    return finish
+
+
+async def _consequence(ctx: ChatContext, state: str, data: dict[str, Any]) -> None:
     turn = ctx.turn
+    if state == R.AWAIT_DUPLICATE:
+        await R.route_pending_report(ctx, data)  # not a follower: the pending report goes on as new
+        return
     if state == R.AWAIT_LOCATION:
         triaged = []
         for number in R.pending_cases(data):
@@ -162,8 +173,8 @@ async def close(ctx: ChatContext) -> None:
         number = int(data["case"])
         case = await turn.session.get(Case, number)
         if case is not None and case.status == CaseStatus.RESOLVED:
-            ctx.reply(render("pending.reason_closed", number=number), case_id=number)
             await R.rate(ctx, number, good=False, reason=render("feedback.no_reason"))
+            ctx.reply(render("pending.reason_closed", number=number), case_id=number)
         return
     if state == R.AWAIT_DESCRIPTION:
         ctx.reply(render("pending.photo_closed"))

@@ -350,9 +350,10 @@ async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
     dialog = ctx.dialog
     assert dialog is not None
     turn = ctx.turn
+    data = dict(dialog.data)
     await ctx.clear_dialog()
-    case = await turn.session.get(Case, int(dialog.data["case"]))
-    original = await turn.session.get(Case, int(dialog.data["original"]))
+    case = await turn.session.get(Case, int(data["case"]))
+    original = await turn.session.get(Case, int(data["original"]))
     if case is None or case.status != CaseStatus.NEW or case.in_triage:
         return
     ctx.row.case_id = case.id
@@ -360,6 +361,15 @@ async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
         await duplicates.follow(turn, original, ctx.actor)
         await cases.close(turn, case, None, "duplicate", None, duplicate_of=original.id, notify=False)
         ctx.reply(render("report.following", original=original.id), case_id=original.id)
+        return
+    await route_pending_report(ctx, data)
+
+
+async def route_pending_report(ctx: ChatContext, data: dict[str, object]) -> None:
+    """The report we asked "same as #N?" about, routed as a new one (the answer was no, or never came)."""
+    turn = ctx.turn
+    case = await turn.session.get(Case, int(str(data["case"])))
+    if case is None or case.status != CaseStatus.NEW or case.in_triage:
         return
     location = None
     if case.grid_code is not None or case.location_text is not None:

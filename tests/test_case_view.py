@@ -49,6 +49,11 @@ async def test_case_text_and_note_are_stored_and_shown_as_written(chat: Chat) ->
     out = await chat.send("小王", "查询 １")
     detail = chat.to(out, "小王")[0]
     assert WRITTEN in detail and NOTE in detail
+    # A rating typed full-width is read as the digit it is.
+    await chat.send("小王", "２")
+    out = await chat.send("小王", "还有一张没撕！")
+    assert any("重新交给" in t for t in chat.to(out, "小王"))
+    assert (await get_case(chat, 1)).status == CaseStatus.ASSIGNED
 
 
 async def test_a_reason_and_a_note_asked_for_are_kept_as_written(chat: Chat) -> None:
