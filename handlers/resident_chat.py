@@ -280,8 +280,10 @@ def clauses(text: str) -> list[str]:
 def split_problems(
     ctx: ChatContext, classification: Classification, location: LocationMatch | None
 ) -> list[Problem]:
-    """Each distinct problem the message names, primary first. The primary one keeps the whole
-    text; each other one gets the clause that names it. Each is placed where its clause says, else
+    """Each distinct problem the message names, primary first. A further category is a problem of its
+    own only when some clause is mainly about it ("…小广告，而且楼下下水道也堵了"), not when its word
+    merely says where ("垃圾站旁边苍蝇嗡嗡的" is one problem: flies). The primary problem keeps the
+    whole text; each other gets the clause that names it. Each is placed where its clause says, else
     where the message says."""
     text = ctx.message.text or ""
     codes = [c for c in classification.categories if c != OTHER]
@@ -289,10 +291,16 @@ def split_problems(
         return [Problem(classification, text, location)]
     classifier = ctx.turn.community.classifier
     locator = ctx.turn.community.locator
-    parts = [(part, classifier.classify(part).categories) for part in clauses(text)]
-    problems = []
+    mains = [(part, classifier.classify(part).category) for part in clauses(text)]
+    found: list[tuple[str, str | None]] = []  # (category, the clause mainly about it)
     for n, code in enumerate(codes):
-        clause = next((part for part, found in parts if code in found), None)
+        clause = next((part for part, main in mains if main == code), None)
+        if n == 0 or clause is not None:
+            found.append((code, clause))
+    if len(found) < 2:
+        return [Problem(classification, text, location)]
+    problems = []
+    for n, (code, clause) in enumerate(found):
         where = (locator.locate(clause) if clause else None) or location
         own = Classification(
             text=text if n == 0 else clause or text,

@@ -88,3 +88,20 @@ async def test_cancel_withdraws_every_unplaced_problem(chat: Chat) -> None:
 async def test_one_problem_named_twice_stays_one_case(chat: Chat) -> None:
     await chat.send("小王", "3号楼门口垃圾堆成山了，垃圾桶也满了")
     assert len(await all_cases(chat)) == 1
+
+
+async def test_a_problem_word_that_only_says_where_is_no_second_case(chat: Chat) -> None:
+    for n, text in enumerate(
+        ["5号楼垃圾站旁边苍蝇嗡嗡的", "3号楼垃圾桶旁边积水很多蚊子", "6号楼下水道口旁边有很多蟑螂"], 1
+    ):
+        await chat.send(f"居民{n}", text)
+    assert [c.category_code for c in await all_cases(chat)] == ["pests", "mosquito", "pests"]
+
+
+async def test_a_problem_in_a_clause_of_its_own_is_a_second_case(chat: Chat) -> None:
+    out = await chat.send("小王", "8号楼门口的垃圾桶满了，还有老鼠")
+    garbage, pests = await all_cases(chat)
+    assert (garbage.category_code, pests.category_code) == ("garbage", "pests")
+    assert pests.text == "老鼠"  # its clause, the connective 还有 left out
+    assert pests.building == "8" and pests.assignee_id == "zhao"
+    assert len(chat.to(out, "小王")) == 1
