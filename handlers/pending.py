@@ -136,6 +136,8 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
         return command.kind not in _answers(dialog.state)  # staff-only words were refused before
     if _feature_claims(ctx, features):
         return True
+    if not ctx.actor.is_staff and dialog.state != R.AWAIT_LOCATION and R.home_words(ctx) is not None:
+        return True  # "住址 3号楼" (while asked where a problem is, it is taken as that answer)
     return await _is_other_report(ctx, dialog.state)
 
 

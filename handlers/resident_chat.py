@@ -48,6 +48,10 @@ RESIDENT_COMMANDS = frozenset(
 )
 # Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
 _CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
+# "住址 3号楼", "我住5栋", "我家在A座": where the resident lives (their notices go by its grid).
+_HOME = re.compile(
+    r"^(?:住址|我的住址|家庭住址|我住在?|我家住在?|我家在|家住在?)\s*[:：]?\s*(?P<where>\S.{0,40})$", re.S
+)
 # A question about vaccination: the clinic answers it; the bot only offers its reminders.
 _VACCINE = re.compile(r"疫苗|接种|预防针|打针")
 
@@ -96,12 +100,39 @@ async def handle(ctx: ChatContext) -> None:
     if kind in {Cmd.FOLLOW, Cmd.NEW_REPORT} and dialog is not None and dialog.state == AWAIT_DUPLICATE:
         await duplicate_answer(ctx, follow=kind == Cmd.FOLLOW)
         return
+    if (dialog is None or dialog.state != AWAIT_LOCATION) and (where := home_words(ctx)) is not None:
+        await set_home(ctx, where)
+        return
     if dialog is not None and await continue_dialog(ctx):
         return
     if command is not None and kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
         ctx.reply(render("chat.staff_only"))
         return
     await report(ctx)
+
+
+def home_words(ctx: ChatContext) -> str | None:
+    """Where the resident says they live ("住址 3号楼"), or None. A report that starts the same way
+    ("我家在3号楼，楼道里全是小广告") is a report."""
+    match = _HOME.match(ctx.text.strip())
+    if match is None:
+        return None
+    if ctx.turn.community.classifier.classify(ctx.message.text or "").is_report:
+        return None
+    return match.group("where").strip()
+
+
+async def set_home(ctx: ChatContext, where: str) -> None:
+    resident = ctx.actor.resident
+    assert resident is not None
+    location = ctx.turn.community.locator.locate(where)
+    if location is None or location.grid is None:
+        ctx.reply(render("resident.home_unknown", where=where))
+        return
+    resident.home_building = location.matched
+    resident.home_grid = location.grid
+    grid = ctx.turn.community.grids[location.grid]
+    ctx.reply(render("resident.home_set", where=location.matched, grid=grid.name))
 
 
 async def cancel(ctx: ChatContext) -> None:

@@ -39,7 +39,7 @@ from storage.broadcast_models import (
     WeChatMassReceipt,
 )
 from storage.database import create_engine, session_factory
-from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
+from storage.models import Case, OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
 from tests.conftest import Chat, Clock, Delivered, RecordingSender
@@ -878,3 +878,21 @@ async def test_a_residents_grid_is_where_they_live_not_their_last_report(chat: C
     assert "共 1 人" in out[0]
     await chat.send("chen", "确认发送")
     assert got(await everything(chat), "明天停水") == {"小李": 1}
+
+
+async def test_a_resident_who_says_where_they_live_gets_that_grids_notices(chat: Chat) -> None:
+    out = chat.to(await chat.send("小李", "住址 3号楼"), "小李")
+    assert "3号楼" in out[0] and "第一网格" in out[0]
+    await chat.send("小李", "8号楼门口垃圾没人清")  # a report elsewhere does not move them
+    await chat.send("小王", "我家在10号楼")  # G2
+    assert "没有找到" in chat.to(await chat.send("小张", "住址 88号楼"), "小张")[0]
+    # A report that begins the same way is a report.
+    await chat.send("小赵", "我家在5号楼，楼道里全是小广告")
+    await chat.flush()
+    async with chat.services.sessions() as session:
+        reported = await session.scalar(select(func.count()).select_from(Case))
+    assert reported == 2
+    out = chat.to(await chat.send("chen", "广播 G1 明天停水"), "chen")
+    assert "共 2 人" in out[0]  # 小李 (told us) and 小赵 (reported at 5号楼)
+    await chat.send("chen", "确认发送")
+    assert got(await everything(chat), "明天停水") == {"小李": 1, "小赵": 1}

@@ -302,3 +302,14 @@ async def test_cancel_during_a_staff_step_leaves_the_case_as_it_was(chat: Chat) 
     assert any("#1 保持原状" in t for t in chat.to(out, "zhang"))
     await chat.send("zhang", "已经清理")
     assert (await case(chat, 1)).status == CaseStatus.ASSIGNED
+
+
+async def test_saying_where_one_lives_while_asked_where_is_the_answer_not_a_new_home(chat: Chat) -> None:
+    from storage.models import Resident
+
+    await chat.send("小王", "这里的垃圾桶满了好几天没人清")
+    await chat.send("小王", "我住3号楼")
+    assert (await case(chat, 1)).building == "3"
+    async with chat.services.sessions() as session:
+        resident = await session.get_one(Resident, 1)
+    assert resident.home_grid is None

@@ -4,10 +4,9 @@ An audience is ``grids`` and ``tags`` (JSON in ``broadcasts.audience``), never a
 
 * no grids and no tags: every resident;
 * grids: residents whose grid is one of them. A resident's grid is where they live, as far as we know
-  it: the grid most of their *located* reports are in, the latest on a tie (a report with no
-  location, or one still waiting for its location, does not move them out of it); residents who
-  never reported a located problem have none and are reached only by broadcasts to everyone or by
-  tag;
+  it: where they told us (住址 3号楼), else the grid most of their *located* reports are in, the
+  latest on a tie (a report with no location, or one still waiting for its location, does not move
+  them out of it); residents with neither are reached only by broadcasts to everyone or by tag;
 * tags: residents with any of them: ``guardians`` (enrolled in vaccination reminders), ``reporters``
   (reported at least one case) or a free tag stored in ``resident_tags``; grids and tags together
   mean residents with one of the tags in one of the grids;
@@ -159,7 +158,7 @@ def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[Colu
     optout = exists().where(NoticeOptOut.resident_id == Resident.id)
     clauses: list[ColumnElement[bool]] = [Resident.blocked.is_(False), optout if opted_out else ~optout]
     if audience.grids:
-        clauses.append(home_grid().in_(audience.grids))
+        clauses.append(func.coalesce(Resident.home_grid, home_grid()).in_(audience.grids))
     if audience.resident_tags:
         clauses.append(or_(*(_tag_clause(t) for t in audience.resident_tags)))
     return clauses
