@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from handlers import cases, resident_chat, staff_chat
-from handlers.classify import OTHER, Classification, locatives
+from handlers.classify import OTHER
 from handlers.commands import Cmd
 from handlers.features import ChatContext, ChatFeature
 from handlers.inbound import match_form
@@ -52,6 +52,32 @@ NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING})
 # own flow routes the pending report first, then reads the new one).
 REPORTS_ANSWER = frozenset({R.AWAIT_DESCRIPTION, R.AWAIT_DUPLICATE})
 _LEADS = ("在", "就在", "位置在", "地点在", "地址")
+# Words after which a resident says where something is ("垃圾站旁边", "8号楼门口"). Matching words,
+# kept here rather than borrowed from the classifier's data, whose shape may change.
+_PLACE_WORDS = (
+    "旁边",
+    "边上",
+    "附近",
+    "周围",
+    "周边",
+    "一带",
+    "那边",
+    "这边",
+    "那里",
+    "这里",
+    "那儿",
+    "这儿",
+    "后面",
+    "前面",
+    "对面",
+    "背后",
+    "门口",
+    "里面",
+    "外面",
+    "上面",
+    "底下",
+    "旁",
+)
 
 
 def _answers(state: str) -> frozenset[Cmd]:
@@ -60,21 +86,16 @@ def _answers(state: str) -> frozenset[Cmd]:
     return ANSWERS.get(state, frozenset({Cmd.CANCEL}))
 
 
-def names_only_places(text: str, classification: Classification) -> bool:
-    """Whether the problem words only say where ("垃圾站旁边", "在南区垃圾站"): the answer to
-    "where is it?", not a new report."""
-    folded = fold(match_form(text)).strip().lower()
-    if folded.startswith(_LEADS):
-        return True
-    places = locatives()
-    for word in classification.keywords:
-        start = folded.find(word)
-        while start >= 0:
-            after = folded[start + len(word) :]
-            if not any(after.startswith(p) for p in places):
-                return False
-            start = folded.find(word, start + 1)
-    return True
+def after_the_place(text: str) -> str:
+    """What the message says after its last place word: "3号楼垃圾房后面" → "", "8号楼门口垃圾堆了好几天"
+    → "垃圾堆了好几天". Problem words before a place word say where, not what."""
+    folded = fold(match_form(text))
+    cut = max((folded.rfind(w) + len(w) for w in _PLACE_WORDS if w in folded), default=0)
+    return text[cut:]
+
+
+def _says_where(text: str) -> bool:
+    return fold(match_form(text)).strip().startswith(_LEADS)
 
 
 async def _case_categories(ctx: ChatContext, numbers: list[int]) -> set[str]:
@@ -95,9 +116,14 @@ async def _is_other_report(ctx: ChatContext, state: str) -> bool:
     data = ctx.dialog.data if ctx.dialog is not None else {}
     if state == R.AWAIT_LOCATION:
         about = await _case_categories(ctx, R.pending_cases(dict(data)))
-        if about & set(classification.categories):
-            return False
-        return not names_only_places(ctx.message.text, classification)
+        if about & set(classification.categories) or _says_where(ctx.message.text):
+            return False  # the same problem again, or "在…": it says where
+        rest = after_the_place(ctx.message.text)
+        if rest != ctx.message.text:
+            # "垃圾站旁边" answers where the rats are; "南门那边有积水" is a new report.
+            named = ctx.turn.community.classifier.classify(rest)
+            return named.category not in {None, OTHER} and not about & set(named.categories)
+        return True
     if state == R.AWAIT_REASON:
         about = await _case_categories(ctx, R.pending_cases(dict(data)))
         return not about & set(classification.categories)

@@ -125,6 +125,27 @@ async def test_an_answer_that_names_a_place_is_still_the_answer(
     assert only[0].building == where
 
 
+@pytest.mark.parametrize(
+    ("pending", "new", "category"),
+    [
+        ("这里的垃圾桶满了好几天没人清", "南门那边有一大片积水", "mosquito"),
+        ("这里的垃圾桶满了好几天没人清", "还有8号楼门口的下水道堵了", "sewage"),
+        ("楼道里有老鼠窜来窜去", "另外3号楼楼道里贴满了小广告", "poster"),
+        ("这边积水很多全是蚊子", "东门垃圾堆了好几天了，臭死了", "garbage"),
+        ("有小广告贴满了电线杆", "對了，10號樓下水道堵了", "sewage"),  # traditional characters
+    ],
+)
+async def test_many_reports_while_asked_where_are_new_cases(
+    chat: Chat, pending: str, new: str, category: str
+) -> None:
+    await chat.send("小李", pending)
+    out = await chat.send("小李", new)
+    first, second = await cases(chat)
+    assert first.in_triage and first.location_text is None
+    assert second.category_code == category and second.text == new and second.grid_code is not None
+    assert any(f"#{second.id}" in t for t in chat.to(out, "小李"))
+
+
 async def test_a_report_during_the_reminder_enrolment_is_not_taken_as_the_nickname(chat: Chat) -> None:
     await chat.send("小王", "疫苗提醒")
     await chat.send("小王", "同意")
