@@ -625,9 +625,9 @@ async def test_a_report_while_asked_where_gets_its_own_passive_acknowledgement(l
     assert "哪里" in asked
     first = (await live.cases())[-1]
     # The passive reply answers the new report; the line about the first case follows as a message.
-    ack = await live.say(wx.text(resident, "对了，5号楼下水道堵了"))
+    ack = await live.say(wx.text(resident, "对了，A座下水道堵了"))
     second = (await live.cases())[-1]
     assert second.id != first.id and f"#{second.id}" in ack and "王芳" in ack
-    assert (second.category_code, second.building) == ("sewage", "5")
+    assert (second.category_code, second.building) == ("sewage", "A")
     await live.wait_sent(resident, f"#{first.id} 还没有说明位置")
     assert (await live.case(first.id)).in_triage and (await live.case(first.id)).location_text is None
