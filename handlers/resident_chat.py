@@ -171,8 +171,9 @@ async def cancel(ctx: ChatContext) -> None:
 def pending_cases(data: dict[str, object]) -> list[int]:
     """The cases a location or duplicate question is about (several when one message named several
     problems)."""
-    numbers = data.get("cases") or [data.get("case")]
-    return [int(n) for n in numbers if isinstance(n, int | str) and str(n).isdigit()]  # type: ignore[union-attr]
+    listed = data.get("cases")
+    numbers = listed if isinstance(listed, list) else [data.get("case")]
+    return [int(n) for n in numbers if isinstance(n, int | str) and str(n).isdigit()]
 
 
 def numbers_text(numbers: list[int]) -> str:
