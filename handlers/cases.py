@@ -15,14 +15,23 @@ from handlers.classify import Classification
 from handlers.commands import Cmd, action
 from handlers.context import Turn
 from handlers.inbound import Inbound
-from handlers.lifecycle import record
+from handlers.lifecycle import can_move, record
 from handlers.location import LocationMatch
 from handlers.outbox import Button
 from handlers.people import Actor, Address
 from handlers.privacy import mask_text
 from handlers.routing import Route, RouteReason, pick_worker, route
 from messages import render
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseFollower, CaseStatus, Role, Staff
+from storage.models import (
+    OPEN_STATUSES,
+    ActorType,
+    Case,
+    CaseFollower,
+    CaseStatus,
+    Role,
+    Staff,
+    StaffIdentity,
+)
 
 
 def category_name(turn: Turn, code: str | None) -> str:
@@ -76,9 +85,18 @@ async def open_counts(turn: Turn, staff_ids: Iterable[str]) -> dict[str, int]:
     return {staff: count for staff, count in rows.all()}
 
 
-async def open_case(turn: Turn, actor: Actor, message: Inbound, classification: Classification) -> Case:
+async def open_case(
+    turn: Turn,
+    actor: Actor,
+    message: Inbound,
+    classification: Classification,
+    *,
+    text: str | None = None,
+) -> Case:
+    """A new case from a report; ``text`` is the part of the message this case is about (one problem
+    of several), the whole message by default."""
     assert actor.resident is not None
-    text = message.text or ""
+    text = message.text or "" if text is None else text
     case = Case(
         status=CaseStatus.NEW,
         category_code=classification.category,
@@ -118,9 +136,10 @@ def apply_location(case: Case, location: LocationMatch | None) -> None:
     case.grid_code = location.grid
 
 
-async def route_case(turn: Turn, case: Case, location: LocationMatch | None) -> Route:
+async def route_case(turn: Turn, case: Case, location: LocationMatch | None, *, ack: bool = True) -> Route:
     """Decide who handles the case and tell everyone concerned. With no location the caller asks the
-    resident; a case that cannot be routed goes to the admins' triage queue."""
+    resident; a case that cannot be routed goes to the admins' triage queue. ``ack=False`` when the
+    caller acknowledges several cases in one message."""
     apply_location(case, location)
     candidates = [w.staff for g in turn.community.grids.values() for w in g.workers]
     decision = route(turn.community, classification_of(case), location, await open_counts(turn, candidates))
@@ -128,11 +147,43 @@ async def route_case(turn: Turn, case: Case, location: LocationMatch | None) -> 
         return decision
     if decision.assignee is not None:
         deadlines.start_clock(turn.community, case, turn.now)
-        await assign(turn, case, decision.assignee, by=None, reason=decision.reason.value)
-        await acknowledge(turn, case)
+        if not await assign(turn, case, decision.assignee, by=None, reason=decision.reason.value):
+            await hand_on_unreachable(turn, case, ack=ack)
+            return decision
+        if ack:
+            await acknowledge(turn, case)
     else:
-        await send_to_triage(turn, case, decision.reason.value)
+        await send_to_triage(turn, case, decision.reason.value, ack=ack)
     return decision
+
+
+async def reachable(turn: Turn, staff_id: str) -> bool:
+    """Whether the staff member has an account on a running channel that the platform has not
+    reported as blocked or gone."""
+    found = await turn.session.scalar(
+        select(StaffIdentity.external_id)
+        .where(
+            StaffIdentity.staff_id == staff_id,
+            StaffIdentity.channel.in_(turn.services.channels),
+            StaffIdentity.unreachable_since.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def hand_on_unreachable(turn: Turn, case: Case, *, ack: bool = True) -> None:
+    """The assignee cannot be told: a case nobody hears of is a case nobody handles. It goes at once
+    to the grid leader, or (no reachable leader) to the admins' triage queue."""
+    grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
+    leader = grid.leader if grid is not None else None
+    absent = case.assignee_id
+    if leader and leader != absent and await reachable(turn, leader):
+        await assign(turn, case, leader, by=None, reason="unreachable", note=absent)
+        if ack:
+            await acknowledge(turn, case)
+        return
+    await send_to_triage(turn, case, "unreachable", ack=ack)
 
 
 async def give_up_waiting(turn: Turn, case: Case) -> None:
@@ -142,6 +193,24 @@ async def give_up_waiting(turn: Turn, case: Case) -> None:
         await route_case(turn, case, location)
     else:
         await send_to_triage(turn, case, "no_location")
+
+
+async def ack_line(turn: Turn, case: Case) -> str:
+    """One case of a report that named several problems, for the combined acknowledgement."""
+    staff = await turn.session.get(Staff, case.assignee_id) if case.assignee_id else None
+    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
+    category = category_name(turn, case.category_code)
+    if staff is None:
+        return render("report.ack_line_triage", number=case.id, category=category, due=due)
+    return render(
+        "report.ack_line",
+        number=case.id,
+        category=category,
+        location=location_label(turn, case),
+        role=role_label(staff.role),
+        handler=staff.name,
+        due=due,
+    )
 
 
 async def acknowledge(turn: Turn, case: Case) -> None:
@@ -167,7 +236,7 @@ async def acknowledge(turn: Turn, case: Case) -> None:
     turn.say(to, text, kind="ack", case_id=case.id)
 
 
-async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
+async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = True) -> None:
     case.in_triage = True
     case.assignee_id = None
     record(
@@ -180,24 +249,37 @@ async def send_to_triage(turn: Turn, case: Case, reason: str) -> None:
         note=render(f"triage.reason.{reason}"),
     )
     deadlines.start_clock(turn.community, case, turn.now)
-    await acknowledge(turn, case)
+    if ack:
+        await acknowledge(turn, case)
     grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
     buttons = [
         Button(turn.community.staff[w.staff].name, action(Cmd.ASSIGN, case.id, w.staff))
         for w in (grid.workers if grid else [])
     ]
-    await turn.tell_admins(
-        render(
-            "staff.triage_case",
-            number=case.id,
-            category=category_name(turn, case.category_code),
-            location=location_label(turn, case),
-            text=mask_text(case.text),
-            reason=render(f"triage.reason.{reason}"),
-        ),
-        case_id=case.id,
-        buttons=buttons,
+    card = render(
+        "staff.triage_case",
+        number=case.id,
+        category=category_name(turn, case.category_code),
+        location=location_label(turn, case),
+        text=mask_text(case.text),
+        reason=render(f"triage.reason.{reason}"),
     )
+    if await turn.tell_admins(card, case_id=case.id, buttons=buttons):
+        return
+    # No admin has an account on a running channel: the card goes to the leaders (the grid's, else
+    # all), so the queue is never one nobody sees.
+    record(
+        turn.session,
+        case,
+        action="unreachable",
+        actor_type=ActorType.SYSTEM,
+        actor_id=None,
+        at=turn.now,
+        note="admins",
+    )
+    leaders = [grid.leader] if grid is not None and grid.leader else turn.community.leaders()
+    for leader in leaders:
+        await turn.tell_staff(leader, card, case_id=case.id, buttons=buttons)
 
 
 def case_buttons(case: Case) -> tuple[Button, ...]:
@@ -209,11 +291,42 @@ def case_buttons(case: Case) -> tuple[Button, ...]:
     )
 
 
+def buttons_for(turn: Turn, case: Case, staff: Staff) -> tuple[Button, ...]:
+    """The actions this staff member may take on the case in its current state, and no others
+    (an accepted case offers no 接单, a resolved one only 重开)."""
+    if not can_act(turn, staff, case):
+        return ()
+    status = CaseStatus(case.status)
+    role = Role(staff.role)
+    out: list[Button] = []
+    if status == CaseStatus.NEW:
+        if role in {Role.LEADER, Role.ADMIN}:
+            grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
+            out += [
+                Button(turn.community.staff[w.staff].name, action(Cmd.ASSIGN, case.id, w.staff))
+                for w in (grid.workers if grid else [])
+                if w.staff in turn.community.staff
+            ]
+        return tuple(out)
+    if status in {CaseStatus.RESOLVED, CaseStatus.CLOSED}:
+        return (Button(render("button.reopen"), action(Cmd.REOPEN, case.id)),)
+    if status == CaseStatus.CONFIRMED:
+        return ()
+    if can_move(case, CaseStatus.ACCEPTED) and role != Role.ADMIN and status == CaseStatus.ASSIGNED:
+        out.append(Button(render("button.accept"), action(Cmd.ACCEPT, case.id)))
+    if can_move(case, CaseStatus.RESOLVED):
+        out.append(Button(render("button.resolve"), action(Cmd.RESOLVE, case.id)))
+    out.append(Button(render("button.transfer"), action(Cmd.TRANSFER, case.id)))
+    if can_move(case, CaseStatus.CLOSED):
+        out.append(Button(render("button.duplicate"), action(Cmd.DUPLICATE, case.id)))
+    return tuple(out)
+
+
 async def assign(
     turn: Turn, case: Case, staff_id: str, *, by: Staff | None, reason: str, note: str | None = None
-) -> None:
+) -> bool:
     """Give the case to a staff member (dispatch, transfer, reassignment). The clock keeps running:
-    a transfer does not buy time."""
+    a transfer does not buy time. Returns whether the staff member could be told."""
     staff = await turn.session.get_one(Staff, staff_id)
     actor_type, actor_id = staff_actor(by)
     transfer = case.assignee_id is not None and case.assignee_id != staff.id
@@ -233,7 +346,7 @@ async def assign(
         data={"reason": reason, "to": staff.id},
     )
     due = deadlines.local_time(turn.community, case.due_at) if case.due_at else ""
-    reached = await turn.tell_staff(
+    await turn.tell_staff(
         staff.id,
         render(
             "staff.new_case",
@@ -248,17 +361,18 @@ async def assign(
         buttons=case_buttons(case),
         photo=case.photo,
     )
-    if not reached:
-        # Nobody can be told: the log shows it, and the escalation ladder still runs.
-        record(
-            turn.session,
-            case,
-            action="unreachable",
-            actor_type=ActorType.SYSTEM,
-            actor_id=None,
-            at=turn.now,
-            note=staff.id,
-        )
+    if await reachable(turn, staff.id):
+        return True
+    record(
+        turn.session,
+        case,
+        action="unreachable",
+        actor_type=ActorType.SYSTEM,
+        actor_id=None,
+        at=turn.now,
+        note=staff.id,
+    )
+    return False
 
 
 def can_act(turn: Turn, staff: Staff, case: Case) -> bool:
@@ -398,6 +512,22 @@ async def close(
         await tell_reporter_and_followers(turn, case, text)
 
 
+async def withdraw(turn: Turn, case: Case, resident_id: int) -> None:
+    """The reporter withdrew the report before anyone took it (取消 while we asked where it is)."""
+    case.close_reason = "withdrawn"
+    case.in_triage = False
+    record(
+        turn.session,
+        case,
+        action="withdrawn",
+        actor_type=ActorType.RESIDENT,
+        actor_id=str(resident_id),
+        at=turn.now,
+        to=CaseStatus.CLOSED,
+    )
+    deadlines.stop_clock(case)
+
+
 async def reopen(
     turn: Turn, case: Case, *, by_staff: Staff | None, by_resident: int | None, reason: str
 ) -> None:
@@ -420,9 +550,22 @@ async def reopen(
     )
     case.resolved_at = None
     case.close_reason = None
+    case.resolution_note = None  # the old note is in the event log; shown now it would claim a fix
     deadlines.start_clock(turn.community, case, turn.now)
     if assignee is None:
         await send_to_triage(turn, case, "reopened")
+        return
+    if not await reachable(turn, assignee):
+        record(
+            turn.session,
+            case,
+            action="unreachable",
+            actor_type=ActorType.SYSTEM,
+            actor_id=None,
+            at=turn.now,
+            note=assignee,
+        )
+        await hand_on_unreachable(turn, case)
         return
     staff = await turn.session.get_one(Staff, assignee)
     await turn.tell_staff(

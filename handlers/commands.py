@@ -8,6 +8,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from handlers.inbound import match_form
+
 
 class Cmd(enum.StrEnum):
     START = "start"
@@ -90,15 +92,24 @@ _PATTERNS: list[tuple[Cmd, re.Pattern[str]]] = [
 ]
 
 
+# Commands whose argument is an identifier (a staff id, a grid code, a code): read folded. Every
+# other argument is what a person wrote (a note, a reason) and is kept as written.
+_IDENTIFIER_ARGS = frozenset({Cmd.START, Cmd.BIND, Cmd.ASSIGN, Cmd.TRANSFER_GRID, Cmd.INVITE})
+
+
 def parse_command(text: str) -> Command | None:
-    text = text.strip()
+    original = text.strip()
+    folded = match_form(original)
     for kind, pattern in _PATTERNS:
-        match = pattern.match(text)
+        match = pattern.match(folded)
         if match is None:
             continue
         groups = match.groupdict()
         number = int(groups["number"]) if groups.get("number") else None
-        arg = (groups.get("arg") or "").strip() or None
+        arg = None
+        if groups.get("arg") is not None:
+            source = folded if kind in _IDENTIFIER_ARGS else original
+            arg = source[match.start("arg") : match.end("arg")].strip() or None
         return Command(kind, number, arg)
     return None
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers import resident_chat, staff_chat
+from handlers import pending, resident_chat, staff_chat
 from handlers.commands import Command, parse_action, parse_command
 from handlers.context import Services, Turn
 from handlers.features import ChatContext, ChatFeature, default_features
@@ -150,10 +150,20 @@ class Conversation:
             command = parse_command(message.text) if message.text else None
         dialog = await turn.session.get(Dialog, (message.channel, message.sender))
         ctx = ChatContext(turn, actor, message, command, dialog, row)
+        if pending.staff_only(ctx, self.features):
+            # Refused before any pending question can take it as an answer; the question stays.
+            turn.say(actor.address, render("chat.staff_only"))
+            return
+        closing = await pending.close(ctx) if await pending.interrupts(ctx, self.features) else None
+        await self._handle(ctx)
+        if closing is not None:
+            await closing()
+
+    async def _handle(self, ctx: ChatContext) -> None:
         for feature in self.features:
             if await feature.handle(ctx):
                 return
-        if actor.is_staff:
+        if ctx.actor.is_staff:
             await staff_chat.handle(ctx)
         else:
             await resident_chat.handle(ctx)

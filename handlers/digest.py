@@ -1,5 +1,6 @@
-"""The daily digest: each worker gets their open and overdue cases, each grid leader their grid's, at
-the community's ``digest.time``. Once a day per person and account, even with several processes: the
+"""The daily digest: each worker gets their open and overdue cases, each grid leader their grid's, and
+the admins the staff nobody can reach (a case for them would otherwise wait unseen), at the community's
+``digest.time``. Once a day per person and account, even with several processes: the
 outbox's unique ``dedup_key`` refuses a second copy."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from handlers import cases
+from handlers.community import Community
 from handlers.context import Services, Turn
 from handlers.people import staff_addresses
 from messages import render
@@ -38,6 +40,13 @@ async def _send(turn: Turn, staff_id: str, text: str, day: str) -> int:
             turn.say(address, text, kind="digest", dedup_key=key)
             sent += 1
     return sent
+
+
+async def unreachable_staff(turn: Turn) -> list[str]:
+    """Workers and leaders of the grids who have no account we can reach on a running channel."""
+    community: Community = turn.community
+    handlers = {w.staff for g in community.grids.values() for w in g.workers} | set(community.leaders())
+    return [s for s in sorted(handlers) if s in community.staff and not await cases.reachable(turn, s)]
 
 
 async def _digest_for(services: Services, staff_id: str, now: datetime, day: str) -> int:
@@ -74,6 +83,19 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
                             "digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines
                         )
                     )
+            if staff_id in community.admins():
+                absent = await unreachable_staff(turn)
+                if absent:
+                    lines = "\n".join(
+                        render(
+                            "digest.unreachable_line",
+                            name=community.staff[s].name,
+                            id=s,
+                            role=cases.role_label(community.staff[s].role),
+                        )
+                        for s in absent
+                    )
+                    parts.append(render("digest.unreachable", lines=lines))
             if not parts:
                 return 0
             name = community.staff[staff_id].name
@@ -96,7 +118,11 @@ async def send_digests(services: Services) -> int:
     if not community.calendar.is_working_day(local.date()):
         return 0
     day = local.date().isoformat()
-    people = {w.staff for g in community.grids.values() for w in g.workers} | set(community.leaders())
+    people = (
+        {w.staff for g in community.grids.values() for w in g.workers}
+        | set(community.leaders())
+        | set(community.admins())
+    )
     sent = 0
     for staff_id in sorted(people):
         sent += await _digest_for(services, staff_id, now, day)

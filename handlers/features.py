@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from handlers.commands import Command
 from handlers.context import Turn
-from handlers.inbound import Inbound
+from handlers.inbound import Inbound, match_form
 from handlers.people import Actor
 from storage.models import Dialog, InboundMessage
 
@@ -30,7 +30,9 @@ class ChatContext:
 
     @property
     def text(self) -> str:
-        return self.message.text or ""
+        """The text for matching words and commands (full-width forms folded). What is stored or
+        shown to people is ``message.text``, exactly as written."""
+        return match_form(self.message.text or "")
 
     def reply(self, text: str, **kwargs: Any) -> None:
         self.turn.say(self.actor.address, text, **kwargs)

@@ -40,13 +40,24 @@ class InputProblem(enum.StrEnum):
 
 
 def clean_text(text: str | None) -> str:
-    """Text safe to store on every backend: valid UTF-8, no NUL or control characters, NFKC-folded
-    (full-width digits and letters become ASCII, which the parsers expect)."""
+    """Text safe to store on every backend: valid UTF-8, no NUL or control characters. Otherwise
+    exactly what the person wrote (full-width punctuation included): folding is for matching only,
+    see ``match_form``."""
     if not text:
         return ""
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from binary junk
     text = _CONTROL.sub("", text)
-    return unicodedata.normalize("NFKC", text)[:STORE_LIMIT].strip()
+    return text[:STORE_LIMIT].strip()
+
+
+# Full-width ASCII as Chinese IMEs type it ("接单 １２", "Ｇ１", "：") and the ideographic space.
+_WIDTH = {cp: chr(cp - 0xFEE0) for cp in range(0xFF01, 0xFF5F)} | {0x3000: " "}
+
+
+def match_form(text: str) -> str:
+    """The text as the command parsers read it: full-width forms folded to ASCII. One character in,
+    one out, so a span matched in the folded text is the same span of the original."""
+    return text.translate(_WIDTH)
 
 
 def normalise(message: Inbound) -> Inbound:
@@ -62,7 +73,7 @@ def _is_word_char(ch: str) -> bool:
 
 def problem_with(message: Inbound) -> InputProblem | None:
     """Why a message cannot be read as a request, or None. A photo or location alone is fine."""
-    text = message.text or ""
+    text = match_form(message.text or "")  # "２" typed on a Chinese keyboard is a digit, not junk
     if not text:
         return None if (message.photo or message.has_location) else InputProblem.EMPTY
     if len(text) > MAX_TEXT:

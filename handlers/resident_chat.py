@@ -3,15 +3,18 @@ same as #N?"), list and query their cases, rate a fix, bind a staff account with
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
 from handlers import abuse, binding, cases, deadlines, duplicates, feedback
+from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
 from handlers.geo import nearest_place
 from handlers.lifecycle import can_move, record
+from handlers.location import LocationMatch
 from handlers.outbox import Button
 from handlers.privacy import mask_text
 from messages import render
@@ -28,6 +31,30 @@ GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满�
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})
 YES_REPLIES = frozenset({"1", "是", "是的", "对", "关注", "跟进", "好"})
 NO_REPLIES = frozenset({"2", "不是", "否", "新报", "不一样"})
+# The commands a resident may use; every other command word is staff's and gets "staff only".
+RESIDENT_COMMANDS = frozenset(
+    {
+        Cmd.START,
+        Cmd.HELP,
+        Cmd.CANCEL,
+        Cmd.BIND,
+        Cmd.MY_CASES,
+        Cmd.QUERY,
+        Cmd.RATE_GOOD,
+        Cmd.RATE_BAD,
+        Cmd.FOLLOW,
+        Cmd.NEW_REPORT,
+        Cmd.DONT_KNOW,
+    }
+)
+# Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
+_CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
+# "住址 3号楼", "我住5栋", "我家在A座": where the resident lives (their notices go by its grid).
+_HOME = re.compile(
+    r"^(?:住址|我的住址|家庭住址|我住在?|我家住在?|我家在|家住在?)\s*[:：]?\s*(?P<where>\S.{0,40})$", re.S
+)
+# A question about vaccination: the clinic answers it; the bot only offers its reminders.
+_VACCINE = re.compile(r"疫苗|接种|预防针|打针")
 
 
 def _plain(text: str) -> str:
@@ -42,6 +69,9 @@ async def handle(ctx: ChatContext) -> None:
         ctx.reply(render("chat.received"))  # stored, not routed, and nothing to argue with
         return
     kind = command.kind if command else None
+    if kind is not None and kind not in RESIDENT_COMMANDS:
+        ctx.reply(render("chat.staff_only"))  # any pending question stays as it was
+        return
     if kind == Cmd.START and command and command.arg:
         await bind(ctx, command.arg)
         return
@@ -53,8 +83,7 @@ async def handle(ctx: ChatContext) -> None:
         await bind(ctx, command.arg or "")
         return
     if kind == Cmd.CANCEL:
-        await ctx.clear_dialog()
-        ctx.reply(render("chat.cancelled"))
+        await cancel(ctx)
         return
     if kind == Cmd.MY_CASES:
         await list_own_cases(ctx)
@@ -72,12 +101,84 @@ async def handle(ctx: ChatContext) -> None:
     if kind in {Cmd.FOLLOW, Cmd.NEW_REPORT} and dialog is not None and dialog.state == AWAIT_DUPLICATE:
         await duplicate_answer(ctx, follow=kind == Cmd.FOLLOW)
         return
+    if (dialog is None or dialog.state != AWAIT_LOCATION) and (where := home_words(ctx)) is not None:
+        await set_home(ctx, where)
+        return
     if dialog is not None and await continue_dialog(ctx):
         return
     if command is not None and kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
         ctx.reply(render("chat.staff_only"))
         return
     await report(ctx)
+
+
+def home_words(ctx: ChatContext) -> str | None:
+    """Where the resident says they live ("住址 3号楼"), or None. A report that starts the same way
+    ("我家在3号楼，楼道里全是小广告") is a report."""
+    match = _HOME.match(ctx.text.strip())
+    if match is None:
+        return None
+    if ctx.turn.community.classifier.classify(ctx.message.text or "").is_report:
+        return None
+    return match.group("where").strip()
+
+
+async def set_home(ctx: ChatContext, where: str) -> None:
+    resident = ctx.actor.resident
+    assert resident is not None
+    location = ctx.turn.community.locator.locate(where)
+    if location is None or location.grid is None:
+        ctx.reply(render("resident.home_unknown", where=where))
+        return
+    resident.home_building = location.matched
+    resident.home_grid = location.grid
+    grid = ctx.turn.community.grids[location.grid]
+    ctx.reply(render("resident.home_set", where=location.matched, grid=grid.name))
+
+
+async def cancel(ctx: ChatContext) -> None:
+    """取消 cancels what is pending, and the reply says what that was (and what remains)."""
+    dialog = ctx.dialog
+    resident = ctx.actor.resident
+    assert resident is not None
+    if dialog is None:
+        ctx.reply(render("chat.nothing_to_cancel"))
+        return
+    state, data = dialog.state, dict(dialog.data or {})
+    await ctx.clear_dialog()
+    if state in {AWAIT_LOCATION, AWAIT_DUPLICATE}:
+        withdrawn = []
+        for number in pending_cases(data):
+            case = await ctx.turn.session.get(Case, number)
+            if case is not None and case.status == CaseStatus.NEW and not case.in_triage:
+                await cases.withdraw(ctx.turn, case, resident.id)
+                withdrawn.append(case.id)
+        if withdrawn:
+            ctx.row.case_id = withdrawn[0]
+            ctx.reply(render("report.withdrawn", numbers=numbers_text(withdrawn)), case_id=withdrawn[0])
+            return
+    elif state == AWAIT_REASON:
+        ctx.reply(render("feedback.reason_cancelled", number=data.get("case")))
+        return
+    elif state == AWAIT_RATING:
+        ctx.reply(render("feedback.rating_later", number=data.get("case")))
+        return
+    elif state == AWAIT_DESCRIPTION:
+        ctx.reply(render("report.photo_cancelled"))
+        return
+    ctx.reply(render("chat.cancelled"))
+
+
+def pending_cases(data: dict[str, object]) -> list[int]:
+    """The cases a location or duplicate question is about (several when one message named several
+    problems)."""
+    listed = data.get("cases")
+    numbers = listed if isinstance(listed, list) else [data.get("case")]
+    return [int(n) for n in numbers if isinstance(n, int | str) and str(n).isdigit()]
+
+
+def numbers_text(numbers: list[int]) -> str:
+    return "、".join(f"#{n}" for n in numbers)
 
 
 async def continue_dialog(ctx: ChatContext) -> bool:
@@ -92,7 +193,8 @@ async def continue_dialog(ctx: ChatContext) -> bool:
         return False
     if dialog.state == AWAIT_REASON:
         await ctx.clear_dialog()
-        await rate(ctx, int(dialog.data["case"]), good=False, reason=ctx.text or render("feedback.no_reason"))
+        reason = (ctx.message.text or "").strip() or render("feedback.no_reason")
+        await rate(ctx, int(dialog.data["case"]), good=False, reason=reason)
         return True
     if dialog.state == AWAIT_DUPLICATE:
         if text in YES_REPLIES or text in NO_REPLIES:
@@ -124,7 +226,13 @@ async def report(ctx: ChatContext) -> None:
     text = message.text or ""
     classification = turn.community.classifier.classify(text) if text else None
     if classification is None or not classification.is_report:
-        if message.photo or message.has_location:
+        if (
+            classification is not None
+            and classification.intent in {"question", "topic"}
+            and _VACCINE.search(ctx.text)
+        ):
+            ctx.reply(render("chat.vaccine_question"))
+        elif message.photo or message.has_location:
             await ctx.set_dialog(
                 AWAIT_DESCRIPTION,
                 {"photo": message.photo, "latitude": message.latitude, "longitude": message.longitude},
@@ -140,11 +248,15 @@ async def report(ctx: ChatContext) -> None:
     if await abuse.over_rate_limit(turn, actor.resident):
         ctx.reply(render("chat.rate_limited", limit=turn.community.config.limits.reports_per_hour))
         return
-    case = await cases.open_case(turn, actor, message, classification)
-    ctx.row.case_id = case.id
     location = turn.community.locator.locate(text)
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
+    problems = split_problems(ctx, classification, location)
+    if len(problems) > 1:
+        await report_several(ctx, problems)
+        return
+    case = await cases.open_case(turn, actor, message, classification)
+    ctx.row.case_id = case.id
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)
@@ -181,13 +293,104 @@ async def report(ctx: ChatContext) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a report: its category, the words that name it, and where it is."""
+
+    classification: Classification
+    text: str
+    location: LocationMatch | None
+
+
+def clauses(text: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+
+
+def split_problems(
+    ctx: ChatContext, classification: Classification, location: LocationMatch | None
+) -> list[Problem]:
+    """Each distinct problem the message names, primary first. A further category is a problem of its
+    own only when some clause is mainly about it ("…小广告，而且楼下下水道也堵了"), not when its word
+    merely says where ("垃圾站旁边苍蝇嗡嗡的" is one problem: flies). The primary problem keeps the
+    whole text; each other gets the clause that names it. Each is placed where its clause says, else
+    where the message says."""
+    text = ctx.message.text or ""
+    codes = [c for c in classification.categories if c != OTHER]
+    if len(codes) < 2:
+        return [Problem(classification, text, location)]
+    classifier = ctx.turn.community.classifier
+    locator = ctx.turn.community.locator
+    mains = [(part, classifier.classify(part).category) for part in clauses(text)]
+    found: list[tuple[str, str | None]] = []  # (category, the clause mainly about it)
+    for n, code in enumerate(codes):
+        clause = next((part for part, main in mains if main == code), None)
+        if n == 0 or clause is not None:
+            found.append((code, clause))
+    if len(found) < 2:
+        return [Problem(classification, text, location)]
+    problems = []
+    for n, (code, clause) in enumerate(found):
+        where = (locator.locate(clause) if clause else None) or location
+        own = Classification(
+            text=text if n == 0 else clause or text,
+            category=code,
+            categories=(code,),
+            confidence=classification.confidence,
+            keywords=classification.keywords,
+        )
+        problems.append(Problem(own, own.text, where))
+    return problems
+
+
+async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:
+    """One message, several problems: a case each (linked to the others by an event), each routed to
+    its own worker, one acknowledgement listing every number. Unplaced ones share one question."""
+    turn, actor = ctx.turn, ctx.actor
+    opened = [
+        (await cases.open_case(turn, actor, ctx.message, p.classification, text=p.text), p) for p in problems
+    ]
+    ids = [case.id for case, _ in opened]
+    ctx.row.case_id = ids[0]
+    for case, _ in opened:
+        record(
+            turn.session,
+            case,
+            action="linked",
+            actor_type=ActorType.SYSTEM,
+            actor_id=None,
+            at=turn.now,
+            data={"siblings": [n for n in ids if n != case.id]},
+        )
+    unplaced: list[Case] = []
+    for case, problem in opened:
+        decision = await cases.route_case(turn, case, problem.location, ack=False)
+        if decision.reason == cases.RouteReason.NO_GRID:
+            deadlines.wait_for_resident(case, turn.now)
+            unplaced.append(case)
+    lines = [await cases.ack_line(turn, case) for case, _ in opened if case not in unplaced]
+    text = render("report.ack_several", count=len(ids), numbers=numbers_text(ids))
+    if lines:
+        text += "\n" + "\n".join(lines)
+    if unplaced:
+        await ctx.set_dialog(
+            AWAIT_LOCATION, {"case": unplaced[0].id, "cases": [c.id for c in unplaced], "tries": 0}
+        )
+        text += "\n" + render(
+            "report.ask_location_several",
+            numbers=numbers_text([c.id for c in unplaced]),
+            examples=place_examples(ctx),
+        )
+    ctx.reply(text, case_id=ids[0])
+
+
 async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
     dialog = ctx.dialog
     assert dialog is not None
     turn = ctx.turn
+    data = dict(dialog.data)
     await ctx.clear_dialog()
-    case = await turn.session.get(Case, int(dialog.data["case"]))
-    original = await turn.session.get(Case, int(dialog.data["original"]))
+    case = await turn.session.get(Case, int(data["case"]))
+    original = await turn.session.get(Case, int(data["original"]))
     if case is None or case.status != CaseStatus.NEW or case.in_triage:
         return
     ctx.row.case_id = case.id
@@ -195,6 +398,15 @@ async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
         await duplicates.follow(turn, original, ctx.actor)
         await cases.close(turn, case, None, "duplicate", None, duplicate_of=original.id, notify=False)
         ctx.reply(render("report.following", original=original.id), case_id=original.id)
+        return
+    await route_pending_report(ctx, data)
+
+
+async def route_pending_report(ctx: ChatContext, data: dict[str, object]) -> None:
+    """The report we asked "same as #N?" about, routed as a new one (the answer was no, or never came)."""
+    turn = ctx.turn
+    case = await turn.session.get(Case, int(str(data["case"])))
+    if case is None or case.status != CaseStatus.NEW or case.in_triage:
         return
     location = None
     if case.grid_code is not None or case.location_text is not None:
@@ -207,10 +419,15 @@ async def location_reply(ctx: ChatContext) -> bool:
     dialog = ctx.dialog
     assert dialog is not None
     turn, message = ctx.turn, ctx.message
-    case = await turn.session.get(Case, int(dialog.data["case"]))
-    if case is None or case.status != CaseStatus.NEW or case.in_triage:
+    waiting = [
+        c
+        for c in [await turn.session.get(Case, n) for n in pending_cases(dialog.data)]
+        if c is not None and c.status == CaseStatus.NEW and not c.in_triage
+    ]
+    if not waiting:
         await ctx.clear_dialog()
         return False
+    case = waiting[0]
     ctx.row.case_id = case.id
     text = message.text or ""
     location = turn.community.locator.locate(text) if text else None
@@ -224,23 +441,33 @@ async def location_reply(ctx: ChatContext) -> bool:
         tries = int(dialog.data.get("tries", 0)) + 1
     if location is None and tries < LOCATION_TRIES:
         dialog.data = {**dialog.data, "tries": tries}
-        deadlines.wait_for_resident(case, turn.now)
+        for each in waiting:
+            deadlines.wait_for_resident(each, turn.now)
         ctx.reply(render("report.ask_location_again", examples=place_examples(ctx)))
         return True
     await ctx.clear_dialog()
-    record(
-        turn.session,
-        case,
-        action="location_given",
-        actor_type=ActorType.RESIDENT,
-        actor_id=str(ctx.actor.resident.id) if ctx.actor.resident else None,
-        at=turn.now,
-        note=text or None,
-    )
-    if location is None:
-        await cases.send_to_triage(turn, case, "no_location")
-    else:
-        await cases.route_case(turn, case, location)
+    several = len(waiting) > 1
+    for each in waiting:
+        if each.latitude is None and case.latitude is not None:
+            each.latitude, each.longitude = case.latitude, case.longitude
+        record(
+            turn.session,
+            each,
+            action="location_given",
+            actor_type=ActorType.RESIDENT,
+            actor_id=str(ctx.actor.resident.id) if ctx.actor.resident else None,
+            at=turn.now,
+            note=text or None,
+        )
+        if location is None:
+            await cases.send_to_triage(turn, each, "no_location", ack=not several)
+        else:
+            await cases.route_case(turn, each, location, ack=not several)
+    if several:
+        numbers = [each.id for each in waiting]
+        lines = [await cases.ack_line(turn, each) for each in waiting]
+        header = render("report.ack_several", count=len(numbers), numbers=numbers_text(numbers))
+        ctx.reply("\n".join([header, *lines]), case_id=case.id)
     return True
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from handlers import binding, cases, duplicates
 from handlers.commands import Cmd, Command, action
 from handlers.features import ChatContext
+from handlers.inbound import match_form
 from handlers.lifecycle import can_move
 from handlers.outbox import Button
 from handlers.privacy import mask_text
@@ -35,7 +36,8 @@ def help_text(ctx: ChatContext) -> str:
     staff = _staff(ctx)
     if staff.role == Role.HEALTH:  # health staff never handle cases; their commands are the follow-ups
         return render("staff.help_health", name=staff.name, role=cases.role_label(staff.role))
-    return render("staff.help", name=staff.name, role=cases.role_label(staff.role))
+    # Each role's help lists what that role may do (an admin's includes 广播; a worker's no 分派).
+    return render(f"staff.help_{staff.role}", name=staff.name, role=cases.role_label(staff.role))
 
 
 async def handle(ctx: ChatContext) -> None:
@@ -62,7 +64,7 @@ async def continue_dialog(ctx: ChatContext) -> bool:
     number = int(dialog.data["case"])
     if dialog.state == AWAIT_NOTE:
         await ctx.clear_dialog()
-        await resolve(ctx, Command(Cmd.RESOLVE, number, ctx.text or None))
+        await resolve(ctx, Command(Cmd.RESOLVE, number, (ctx.message.text or "").strip() or None))
         return True
     if dialog.state == AWAIT_TRANSFER:
         await ctx.clear_dialog()
@@ -95,8 +97,14 @@ def refuse_move(ctx: ChatContext, case: Case, to: CaseStatus) -> bool:
 
 
 async def cancel(ctx: ChatContext, _command: Command) -> None:
+    """取消 cancels the pending step and says which case it leaves as it was."""
+    dialog = ctx.dialog
+    if dialog is None:
+        ctx.reply(render("staff.nothing_to_cancel"))
+        return
+    number = (dialog.data or {}).get("case")
     await ctx.clear_dialog()
-    ctx.reply(render("chat.cancelled"))
+    ctx.reply(render("staff.cancelled_case", number=number) if number else render("chat.cancelled"))
 
 
 async def rebind(ctx: ChatContext, code: str) -> None:
@@ -140,7 +148,8 @@ async def show(ctx: ChatContext, command: Command) -> None:
     full_text = _staff(ctx).role == Role.ADMIN
     if full_text:
         log.info("admin %s viewed the full text of case #%s", _staff(ctx).id, case.id)
-    ctx.reply(case_detail(ctx, case, full_text=full_text), case_id=case.id, buttons=cases.case_buttons(case))
+    buttons = cases.buttons_for(ctx.turn, case, _staff(ctx))
+    ctx.reply(case_detail(ctx, case, full_text=full_text), case_id=case.id, buttons=buttons)
 
 
 async def accept(ctx: ChatContext, command: Command) -> None:
@@ -214,15 +223,18 @@ async def transfer(ctx: ChatContext, command: Command) -> None:
         ctx.reply(render("staff.ask_transfer", number=case.id), buttons=_transfer_targets(ctx, case))
         return
     target_id, _, reason = command.arg.partition(" ")
+    target_id = match_form(target_id)
     target = ctx.turn.community.staff.get(target_id)
     active = await ctx.turn.session.get(Staff, target_id)
     if target is None or active is None or not active.active or target.role == Role.ADMIN:
         ctx.reply(render("staff.unknown_staff", id=target_id))
         return
-    await cases.assign(
+    reached = await cases.assign(
         ctx.turn, case, target.id, by=_staff(ctx), reason="transfer", note=reason.strip() or None
     )
     ctx.reply(render("staff.transferred_ok", number=case.id, name=target.name), case_id=case.id)
+    if not reached:
+        ctx.reply(render("staff.target_unreachable", number=case.id, name=target.name), case_id=case.id)
 
 
 async def transfer_grid(ctx: ChatContext, command: Command) -> None:
@@ -304,7 +316,7 @@ async def triage(ctx: ChatContext, _command: Command) -> None:
     rows = (
         await ctx.turn.session.scalars(
             select(Case)
-            .where(Case.in_triage.is_(True), Case.status == CaseStatus.NEW)
+            .where(Case.in_triage.is_(True), Case.status.in_(OPEN_STATUSES))
             .order_by(Case.id)
             .limit(LIST_LIMIT)
         )
@@ -331,10 +343,12 @@ async def assign(ctx: ChatContext, command: Command) -> None:
     if refuse_move(ctx, case, CaseStatus.ASSIGNED):
         return
     first = case.assignee_id is None
-    await cases.assign(ctx.turn, case, target.id, by=staff, reason="manual")
+    reached = await cases.assign(ctx.turn, case, target.id, by=staff, reason="manual")
     if first:
         await cases.acknowledge(ctx.turn, case)
     ctx.reply(render("staff.assigned_ok", number=case.id, name=target.name), case_id=case.id)
+    if not reached:
+        ctx.reply(render("staff.target_unreachable", number=case.id, name=target.name), case_id=case.id)
 
 
 async def _reporter(ctx: ChatContext, number: int | None) -> Resident | None:

@@ -170,6 +170,10 @@ class Resident(Base):
     display_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where they live, as they told us (住址 3号楼): the grid their notices go by. A plain code, not a
+    # foreign key: a grid that leaves the community file is marked inactive, never deleted.
+    home_building: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    home_grid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ResidentIdentity(Base):

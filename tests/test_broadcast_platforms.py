@@ -348,7 +348,7 @@ async def test_broadcast_survives_kill_9_at_the_platforms_limits(deployment: Dep
     tg, wxf = d.telegram, d.wechat
     await d.start()
     # The admin drafts in Telegram and confirms with the button.
-    tg.push(tg.message(CHEN, f"广播 {NOTICE}"))
+    tg.push(tg.message(CHEN, f"广播 全体 {NOTICE}"))
     draft: Call = await eventually(
         lambda: next((c for c in tg.sent(CHEN) if "广播草稿 #1" in c.text), None), "the draft"
     )

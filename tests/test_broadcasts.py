@@ -39,7 +39,7 @@ from storage.broadcast_models import (
     WeChatMassReceipt,
 )
 from storage.database import create_engine, session_factory
-from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
+from storage.models import Case, OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests import fake_wechat as fw
 from tests import wechat_payloads as wx
 from tests.conftest import Chat, Clock, Delivered, RecordingSender
@@ -126,15 +126,51 @@ async def everything(chat: Chat, settings: BroadcastSettings = SMALL) -> list[De
 # -- parsing ------------------------------------------------------------------------------------------
 
 
-def test_split_audience_reads_leading_grids_and_tags() -> None:
-    grids = {"G1", "G2", "G3"}
-    assert split_audience("G1 g2 #guardians 周六义诊", grids) == (
-        Audience(("G1", "G2"), ("guardians",)),
-        "周六义诊",
+def test_split_audience_reads_grids_by_code_or_name_tags_and_explicit_everyone(sample: Any) -> None:
+    both = (Audience(("G1", "G2"), ("guardians",)), "周六义诊")
+    assert split_audience("G1 g2 #guardians 周六义诊", sample) == both
+    assert split_audience("第一网格、第二网格 #guardians 周六义诊", sample) == both
+    assert split_audience("一网格，2网格，#guardians，周六义诊", sample) == both
+    for name in (
+        "G1",
+        "Ｇ１",
+        "第一网格",
+        "一网格",
+        "1网格",
+        "第1网格",
+        "第一网格（幸福里北区）",
+        "幸福里北区",
+    ):
+        assert split_audience(f"{name}，明天停水", sample) == (Audience(("G1",), ()), "明天停水"), name
+    assert split_audience("＃staff 开会", sample) == (Audience((), ("staff",)), "开会")
+    assert split_audience("全体 G9路公交改线", sample) == (Audience(), "G9路公交改线")
+    assert split_audience("全体居民：周六义诊，请带好医保卡！", sample) == (
+        Audience(),
+        "周六义诊，请带好医保卡！",
     )
-    assert split_audience("＃staff 开会", grids) == (Audience((), ("staff",)), "开会")
-    assert split_audience("G9路公交改线", grids) == (Audience(), "G9路公交改线")
-    assert split_audience("G1", grids) == (Audience(("G1",), ()), "")
+    assert split_audience("G1", sample) == (Audience(("G1",), ()), "")
+
+
+@pytest.mark.parametrize(
+    ("rest", "key", "shown"),
+    [
+        ("G9 测试", "bc.unknown_grid", "G1 第一网格"),  # a mistyped grid: refused, the valid ones listed
+        ("第九网格 明天停水", "bc.unknown_grid", "G4 第四网格"),
+        ("明天停水", "bc.no_audience", "广播 全体 内容"),  # "all" is never the default
+        ("G9路公交改线", "bc.no_audience", "G2 第二网格"),
+        ("88号楼 明天停水", "bc.unknown_building", "G3 第三网格"),
+        ("3号楼 明天停水", "bc.building_audience", "广播 G1 内容"),
+        ("全体 G1 明天停水", "bc.everyone_and_more", "全体"),
+    ],
+)
+def test_split_audience_refuses_what_names_no_audience(sample: Any, rest: str, key: str, shown: str) -> None:
+    from handlers.broadcasts.audience import AudienceError
+    from messages import render
+
+    with pytest.raises(AudienceError) as caught:
+        split_audience(rest, sample)
+    assert caught.value.key == key
+    assert shown in render(caught.value.key, **caught.value.params)
 
 
 def test_parse_when_uses_the_community_time_zone() -> None:
@@ -256,7 +292,7 @@ async def test_guardians_are_the_residents_enrolled_in_reminders(chat: Chat, ser
 async def test_admin_broadcast_needs_confirmation_then_reaches_everyone_once(chat: Chat) -> None:
     for who in ("小李", "小王", "小张"):
         await chat.send(who, "你好")
-    out = chat.to(await chat.send("chen", "广播 周六上午社区卫生服务站免费测血压"), "chen")
+    out = chat.to(await chat.send("chen", "广播 全体 周六上午社区卫生服务站免费测血压"), "chen")
     assert "广播草稿 #1" in out[0] and "共 3 人" in out[0]
     assert not re.search("小李|小王|小张", out[0])  # counts, never names
     # Nothing goes out without confirmation, however long we wait.
@@ -277,11 +313,11 @@ async def test_confirm_without_a_number_takes_the_admins_one_open_draft(chat: Ch
     # On WeChat a draft has no buttons: admins type 确认发送 / 取消广播 and mean the draft just shown.
     await chat.send("小李", "3号楼楼道里贴满了小广告")
     await chat.flush()
-    await chat.send("chen", "广播 周六上午义诊")
+    await chat.send("chen", "广播 全体 周六上午义诊")
     out = chat.to(await chat.send("chen", "确认发送"), "chen")
     assert any("广播 #1 已确认" in t for t in out), out
-    await chat.send("chen", "广播 第二条")
-    await chat.send("chen", "广播 第三条")
+    await chat.send("chen", "广播 全体 第二条")
+    await chat.send("chen", "广播 全体 第三条")
     assert "请写明广播编号" in chat.to(await chat.send("chen", "取消广播"), "chen")[0]  # which of two?
     out = chat.to(await chat.send("chen", "取消广播 3"), "chen")
     assert any("#3" in t for t in out), out
@@ -297,21 +333,20 @@ async def test_buttons_grids_tags_and_refusals(chat: Chat, services: Services) -
     assert "只有社区工作人员" in chat.to(await chat.send("zhang", "广播 大家好"), "zhang")[0]
     out = chat.to(await chat.send("小张", "广播站旁边垃圾很多"), "小张")
     assert not any("广播草稿" in t for t in out)
-    out = chat.to(await chat.send("chen", "广播 G9 大家好"), "chen")
-    assert "没有网格“G9”" not in out[0]  # not a grid code: it is part of the text …
-    assert "共 3 人" in out[0]  # … so it goes to everyone (小李, 小王, 小张)
+    out = chat.to(await chat.send("chen", "广播 全体 大家好"), "chen")
+    assert "全体居民" in out[0] and "共 3 人" in out[0]  # 小李, 小王, 小张
     await chat.send("chen", "取消广播 1")
     out = chat.to(await chat.send("chen", "广播 #nosuch 大家好"), "chen")
     assert "没有标签“nosuch”" in out[0]
     out = chat.to(await chat.send("chen", "广播 G1 3号楼明天停水"), "chen")
-    assert "网格 G1" in out[0] and "共 1 人" in out[0]
+    assert "第一网格（幸福里北区）（G1）的居民" in out[0] and "共 1 人" in out[0]
     # The button does what 确认发送 does.
     await chat.conversation.act(_inbound("chen"), "bcok::2")
     delivered = await everything(chat)
     assert got(delivered, "明天停水") == {"小李": 1}
     # A resident pressing an admin's button is refused.
     await chat.conversation.act(_inbound("小李"), "bcok::1")
-    assert "只有社区工作人员" in chat.to(await chat.flush(), "小李")[0]
+    assert "仅供社区工作人员" in chat.to(await chat.flush(), "小李")[0]
     # Cancelling before it is sent sends nothing.
     await chat.send("chen", "广播 #staff 下午三点开会")
     await chat.conversation.act(_inbound("chen"), "bccancel::3")
@@ -327,7 +362,7 @@ def _inbound(who: str) -> Any:
 
 async def test_scheduled_broadcast_goes_out_at_its_time(chat: Chat, clock: Clock) -> None:
     await chat.send("小李", "你好")
-    await chat.send("chen", "广播 明天上午义诊")
+    await chat.send("chen", "广播 全体 明天上午义诊")
     assert "看不懂" in chat.to(await chat.send("chen", "定时发送 1 明天"), "chen")[0]
     assert "已经过去" in chat.to(await chat.send("chen", "定时发送 1 2026-11-23 08:00"), "chen")[0]
     out = chat.to(await chat.send("chen", "定时发送 1 2026-11-24 08:00"), "chen")
@@ -351,13 +386,13 @@ async def test_opt_out_keeps_case_updates_and_opt_in_restores_notices(chat: Chat
     out = await chat.send("zhang", f"完成 {number} 已清理干净")
     assert any(f"#{number}" in t for t in chat.to(out, "小李"))
     # Notices do not.
-    out = chat.to(await chat.send("chen", "广播 通知一"), "chen")
+    out = chat.to(await chat.send("chen", "广播 全体 通知一"), "chen")
     assert "共 1 人" in out[0] and "另有 1 人已退订" in out[0]
     await chat.send("chen", "确认发送 1")
     assert got(await everything(chat), "通知一") == {"小王": 1}
     # Back in.
     assert "已为您恢复" in chat.to(await chat.send("小李", "订阅通知"), "小李")[0]
-    await chat.send("chen", "广播 通知二")
+    await chat.send("chen", "广播 全体 通知二")
     await chat.send("chen", "确认发送 2")
     assert got(await everything(chat), "通知二") == {"小王": 1, "小李": 1}
 
@@ -522,7 +557,7 @@ async def test_progress_report_blocked_unreachable_and_429(
             .values(unreachable_since=clock())
         )
     await seed(services.sessions, 2, channel="wecom", prefix="w")  # a channel this deployment does not run
-    await chat.send("chen", "广播 冬季防火")
+    await chat.send("chen", "广播 全体 冬季防火")
     await chat.send("chen", "确认发送 1")
     await job(both)
     sender = PlatformSender("telegram", blocked={"u3"}, limited={"u5": 2})
@@ -574,7 +609,7 @@ async def test_replies_go_before_a_broadcast_backlog(chat: Chat, services: Servi
 
 async def test_stopping_a_broadcast_being_sent(chat: Chat, services: Services) -> None:
     await seed(services.sessions, 20)
-    await chat.send("chen", "广播 停水通知")
+    await chat.send("chen", "广播 全体 停水通知")
     await chat.send("chen", "确认发送 1")
     await job(services)
     sender = RecordingSender("console")
@@ -789,3 +824,75 @@ async def test_cli_dry_run_confirmation_queue_and_list(tmp_path: Path) -> None:
         assert shown["progress"]["pending"] == 5
     finally:
         await engine.dispose()
+
+
+# -- the audience as typed (issue #12 point 2) and a resident's grid (point 8) --------------------------
+
+
+async def test_mistyped_or_missing_audience_is_refused_and_sends_nothing(
+    chat: Chat, services: Services
+) -> None:
+    for who in ("小李", "小王"):
+        await chat.send(who, "你好")
+    for typed in ("广播 G9 测试", "广播 第九网格 明天停水", "广播 明天停水", "广播 88号楼 明天停水"):
+        out = chat.to(await chat.send("chen", typed), "chen")
+        assert len(out) == 1 and "广播草稿" not in out[0], typed
+        assert "G1 第一网格（幸福里北区）" in out[0], typed  # the valid grids are listed
+    async with services.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Broadcast)) == 0
+    assert not await everything(chat)
+
+
+async def test_grid_named_in_words_or_with_a_comma_reaches_that_grid_only(chat: Chat) -> None:
+    await chat.send("小李", "3号楼楼道里贴满了小广告")  # G1
+    await chat.send("小王", "8号楼门口垃圾没人清")  # G2
+    await chat.flush()
+    for n, typed in enumerate(("广播 第一网格 明天停水", "广播 G1，明天停水", "广播 一网格 明天停水"), 1):
+        out = chat.to(await chat.send("chen", typed), "chen")
+        assert f"广播草稿 #{n}" in out[0], typed
+        assert "发送对象：第一网格（幸福里北区）（G1）的居民，共 1 人" in out[0], typed
+        assert "明天停水" in out[0] and "G1，" not in out[0] and "网格 明天" not in out[0], typed
+        await chat.send("chen", f"取消广播 {n}")
+    await chat.send("chen", "广播 第一网格 明天停水")
+    await chat.send("chen", "确认发送")
+    delivered = await everything(chat)
+    assert got(delivered, "明天停水") == {"小李": 1}
+    assert next(d.text for d in delivered if d.recipient == "小李").split("\n")[1] == "明天停水"
+
+
+async def test_explicit_everyone_shows_the_audience_in_words_and_a_count(chat: Chat) -> None:
+    for who in ("小李", "小王", "小张"):
+        await chat.send(who, "你好")
+    out = chat.to(await chat.send("chen", "广播 全体 周六义诊，请带好医保卡！"), "chen")
+    assert "发送对象：全体居民，共 3 人" in out[0]
+    assert "周六义诊，请带好医保卡！" in out[0]  # the text as written, full-width punctuation kept
+
+
+async def test_a_residents_grid_is_where_they_live_not_their_last_report(chat: Chat) -> None:
+    await chat.send("小李", "3号楼楼道里贴满了小广告")  # located: G1
+    await chat.send("小李", "这里的垃圾桶满了好几天没人清")  # no location: still asking where
+    await chat.send("小李", "不知道")  # triaged with no location
+    await chat.send("小王", "8号楼门口垃圾没人清")  # G2
+    await chat.flush()
+    out = chat.to(await chat.send("chen", "广播 G1 明天停水"), "chen")
+    assert "共 1 人" in out[0]
+    await chat.send("chen", "确认发送")
+    assert got(await everything(chat), "明天停水") == {"小李": 1}
+
+
+async def test_a_resident_who_says_where_they_live_gets_that_grids_notices(chat: Chat) -> None:
+    out = chat.to(await chat.send("小李", "住址 3号楼"), "小李")
+    assert "3号楼" in out[0] and "第一网格" in out[0]
+    await chat.send("小李", "8号楼门口垃圾没人清")  # a report elsewhere does not move them
+    await chat.send("小王", "我家在10号楼")  # G2
+    assert "没有找到" in chat.to(await chat.send("小张", "住址 88号楼"), "小张")[0]
+    # A report that begins the same way is a report.
+    await chat.send("小赵", "我家在5号楼，楼道里全是小广告")
+    await chat.flush()
+    async with chat.services.sessions() as session:
+        reported = await session.scalar(select(func.count()).select_from(Case))
+    assert reported == 2
+    out = chat.to(await chat.send("chen", "广播 G1 明天停水"), "chen")
+    assert "共 2 人" in out[0]  # 小李 (told us) and 小赵 (reported at 5号楼)
+    await chat.send("chen", "确认发送")
+    assert got(await everything(chat), "明天停水") == {"小李": 1, "小赵": 1}

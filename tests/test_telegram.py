@@ -768,3 +768,33 @@ def test_worker_processes_split_the_rate_limits() -> None:
     assert limiter.delay("12345") == pytest.approx(3.0)  # three processes: each waits 3 s per chat
     now[0] += 3.0
     assert limiter.delay("12345") == 0.0
+
+
+# -- issue #12: pending questions, state-valid buttons (the kernel's rules, seen on Telegram) ----------
+
+
+async def test_a_report_while_asked_where_is_its_own_case_and_view_buttons_follow_the_state(
+    servers: Servers,
+) -> None:
+    bot = await servers.get("webhook-sqlite")
+    resident = new_user()
+    await bot.say(resident, "垃圾桶满了好几天没人清")
+    first = case_number((await bot.received(resident, "请问具体在哪里")).text)
+    before = len(bot.fake.sent(resident))
+    await bot.say(resident, "对了，3号楼楼道里贴满了小广告")
+    ack = await bot.received(resident, "案件编号", after=before)
+    second = case_number(ack.text)
+    assert second != first and "张伟" in ack.text
+    await bot.received(resident, rf"#{first} 还没有说明位置", after=before)
+    await bot.received(CHEN, rf"【待分拣】#{first}\b")
+    card = await bot.received(ZHANG, rf"【新案件】#{second}\b")
+    assert await bot.scalar(select(Case.location_text).where(Case.id == first)) is None
+
+    # Accepted, the case's 查看 offers no 接单 (as a button or otherwise).
+    data = {b["text"]: b["callback_data"] for b in card.buttons}
+    await bot.answered(await bot.press(ZHANG, data[render("button.accept")], card.result))
+    before = len(bot.fake.sent(ZHANG))
+    await bot.say(ZHANG, f"查看 {second}")
+    view = await bot.received(ZHANG, rf"案件 #{second}\b", after=before)
+    shown = {b["callback_data"] for b in view.buttons}
+    assert f"v1|accept:{second}" not in shown and f"v1|resolve:{second}" in shown

@@ -615,3 +615,20 @@ def test_messages_used_by_the_wechat_package_exist() -> None:
         used |= set(re.findall(r'render\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8")))
     assert used and not sorted(k for k in used if k not in catalog())
     assert render("wechat.photo_link", url="http://x").endswith("http://x")
+
+
+# -- issue #12: a report while asked where, on the Official Account ------------------------------------
+
+
+async def test_a_report_while_asked_where_gets_its_own_passive_acknowledgement(live: Live) -> None:
+    resident = new_openid()
+    asked = await live.say(wx.text(resident, "垃圾桶满了好几天没人清"))
+    assert "哪里" in asked
+    first = (await live.cases())[-1]
+    # The passive reply answers the new report; the line about the first case follows as a message.
+    ack = await live.say(wx.text(resident, "对了，A座下水道堵了"))
+    second = (await live.cases())[-1]
+    assert second.id != first.id and f"#{second.id}" in ack and "王芳" in ack
+    assert (second.category_code, second.building) == ("sewage", "A")
+    await live.wait_sent(resident, f"#{first.id} 还没有说明位置")
+    assert (await live.case(first.id)).in_triage and (await live.case(first.id)).location_text is None

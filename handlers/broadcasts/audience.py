@@ -3,8 +3,10 @@
 An audience is ``grids`` and ``tags`` (JSON in ``broadcasts.audience``), never a list of people:
 
 * no grids and no tags: every resident;
-* grids: residents whose grid is one of them (a resident's grid is the grid of their most recent case;
-  residents who never reported have none and are reached only by broadcasts to everyone or by tag);
+* grids: residents whose grid is one of them. A resident's grid is where they live, as far as we know
+  it: where they told us (住址 3号楼), else the grid most of their *located* reports are in, the
+  latest on a tie (a report with no location, or one still waiting for its location, does not move
+  them out of it); residents with neither are reached only by broadcasts to everyone or by tag;
 * tags: residents with any of them: ``guardians`` (enrolled in vaccination reminders), ``reporters``
   (reported at least one case) or a free tag stored in ``resident_tags``; grids and tags together
   mean residents with one of the tags in one of the grids;
@@ -125,12 +127,15 @@ def _guardianship() -> Any:
     return Guardianship
 
 
-def latest_grid() -> Any:
-    """The grid of the resident's most recent case (correlated to ``Resident``)."""
+def home_grid() -> Any:
+    """The grid most of the resident's located cases are in, the latest on a tie (correlated to
+    ``Resident``): people report mostly around where they live, and one report elsewhere, or one
+    with no location, does not move them."""
     return (
         select(Case.grid_code)
-        .where(Case.reporter_id == Resident.id)
-        .order_by(Case.created_at.desc(), Case.id.desc())
+        .where(Case.reporter_id == Resident.id, Case.grid_code.is_not(None))
+        .group_by(Case.grid_code)
+        .order_by(func.count().desc(), func.max(Case.id).desc())
         .limit(1)
         .correlate(Resident)
         .scalar_subquery()
@@ -153,7 +158,7 @@ def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[Colu
     optout = exists().where(NoticeOptOut.resident_id == Resident.id)
     clauses: list[ColumnElement[bool]] = [Resident.blocked.is_(False), optout if opted_out else ~optout]
     if audience.grids:
-        clauses.append(latest_grid().in_(audience.grids))
+        clauses.append(func.coalesce(Resident.home_grid, home_grid()).in_(audience.grids))
     if audience.resident_tags:
         clauses.append(or_(*(_tag_clause(t) for t in audience.resident_tags)))
     return clauses

@@ -1,8 +1,13 @@
 """The broadcasts chat feature (a ``ChatFeature``, after the reminders feature in ``default_features``).
 
 Admins
-  广播 [G1 G2 …] [#tag …] 内容      a draft: the bot shows the audience size (a count, never names) and
-                                    asks to confirm; a photo whose caption is "广播 …" goes with it
+  广播 对象 内容                     a draft: the bot shows the audience in words and its size (a count,
+                                    never names) and asks to confirm; a photo whose caption is "广播 …"
+                                    goes with it. 对象 is 全体 (everyone: only ever explicit), grids by
+                                    code or name (G1, 第一网格, 一网格, 1网格), #tags; several may
+                                    follow each other. An unknown grid, tag or a building is refused
+                                    with the valid ones; no 对象 at all is refused too.
+  取消                               with no other step pending: cancels the admin's latest draft
   确认发送 12                        send now (or the "确认发送" button)
   定时发送 12 2026-12-01 09:00       send at that time (community time zone)
   取消广播 12                        cancel a draft or a scheduled broadcast, or stop one being sent
@@ -12,8 +17,9 @@ Residents
   退订通知 / 订阅通知                 stop or restart notices (case updates and reminders go on). The
                                     reminders feature owns 退订 / TD (stop health reminders); the two
                                     never match each other's words.
-Other staff get a polite refusal for admin commands; residents' messages that merely begin with 广播
-(“广播站旁边有垃圾”) are left to the report flow.
+Other staff get a polite refusal for admin commands; residents typing them get "staff only"
+(``staff_only``); residents' messages that merely begin with 广播 (“广播站旁边有垃圾”) are left to the
+report flow.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from handlers.broadcasts import audience as aud
 from handlers.broadcasts import service
 from handlers.broadcasts.audience import Audience, AudienceError
 from handlers.commands import Cmd
+from handlers.community import Community
 from handlers.features import ChatContext
+from handlers.inbound import match_form
+from handlers.location import find_buildings
 from messages import render
 from storage.broadcast_models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from storage.models import Role
@@ -49,15 +58,72 @@ _STATUS = re.compile(r"^(?:广播进度|广播列表|/broadcasts)(?:\s*[#＃]?\s
 _OPT_OUT = re.compile(r"^(?:退订通知|取消通知|不要通知了?|不再接收通知|关闭通知|退订社区通知)[。.!！]?$")
 _OPT_IN = re.compile(r"^(?:订阅通知|接收通知|恢复通知|开通通知|重新订阅通知|订阅社区通知)[。.!！]?$")
 _TIME = re.compile(r"^(?P<date>\d{4}-\d{1,2}-\d{1,2})?[\sT]*(?P<hm>\d{1,2}[:：]\d{2})?$")
+_STAFF_WORDS = (_BROADCAST, _CONFIRM, _SCHEDULE, _CANCEL, _APPROVE, _EDIT, _SKIP, _STATUS)
+# Between the words naming the audience: "广播 G1，明天停水", "广播 第一网格、第二网格 …".
+_SEP = re.compile(r"[\s,，、;；:：]+")
+_EVERYONE = frozenset({"全体", "全体居民", "所有人", "所有居民", "全部", "全部居民", "全社区", "all"})
+# Something meant as a grid that names none: "G9", "第九网格", "9网格".
+_GRID_LIKE = re.compile(r"^(?:[a-z]{1,3}\d{1,3}|.{0,8}网格)$", re.I)
+_ORDINAL = re.compile(r"^第?(?P<n>[一二三四五六七八九十\d]{1,3})网格$")
+_CN_DIGITS = "零一二三四五六七八九"
 
 
-def describe(audience: Audience) -> str:
-    """The audience in words: grids and tags only, never people."""
+def _cn_number(n: int) -> str:
+    if n < 10:
+        return _CN_DIGITS[n]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else _CN_DIGITS[tens]) + "十" + (_CN_DIGITS[ones] if ones else "")
+
+
+def _from_cn(value: str) -> int | None:
+    if value.isdigit():
+        return int(value)
+    if value == "十":
+        return 10
+    if "十" in value:
+        tens, _, ones = value.partition("十")
+        t = _CN_DIGITS.index(tens) if tens else 1
+        return t * 10 + (_CN_DIGITS.index(ones) if ones else 0)
+    return _CN_DIGITS.index(value) if len(value) == 1 and value in _CN_DIGITS else None
+
+
+def grid_aliases(community: Community) -> dict[str, str]:
+    """Every way an admin names a grid → its code: the code, the full name, the name without its
+    bracketed part, that part, and the ordinal forms (第一网格, 一网格, 1网格, 第1网格)."""
+    out: dict[str, str] = {}
+    for grid in community.grids.values():
+        names = {grid.code, grid.name}
+        full = match_form(grid.name)
+        base, _, rest = full.partition("(")
+        names |= {full, base.strip()}
+        if rest.rstrip(")").strip():
+            names.add(rest.rstrip(")").strip())
+        if m := _ORDINAL.match(base.strip()):
+            n = _from_cn(m.group("n"))
+            if n is not None:
+                for number in (str(n), _cn_number(n)):
+                    names |= {f"第{number}网格", f"{number}网格"}
+        for name in names:
+            out.setdefault(match_form(name).strip().lower(), grid.code)
+    return out
+
+
+def grid_names(community: Community) -> dict[str, str]:
+    return {code: grid.name for code, grid in community.grids.items()}
+
+
+def known_grids_text(community: Community) -> str:
+    return "、".join(f"{g.code} {g.name}" for g in community.grids.values())
+
+
+def describe(audience: Audience, names: dict[str, str] | None = None) -> str:
+    """The audience in words: grids (by name when ``names`` are given) and tags only, never people."""
     if audience.everyone:
         return render("bc.audience.everyone")
     parts = []
     if audience.grids:
-        parts.append(render("bc.audience.grids", grids="、".join(audience.grids)))
+        named = [f"{names[g]}（{g}）" if names and g in names else g for g in audience.grids]
+        parts.append(render("bc.audience.grids", grids="、".join(named)))
     if audience.tags:
         parts.append(render("bc.audience.tags", tags="、".join(f"#{t}" for t in audience.tags)))
     return render("bc.audience.join").join(parts)
@@ -103,7 +169,7 @@ async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts)
     return render(
         "bc.draft",
         id=broadcast.id,
-        audience=describe(Audience.from_json(broadcast.audience)),
+        audience=describe(Audience.from_json(broadcast.audience), grid_names(ctx.turn.community)),
         count=counts.total,
         extra=extra,
         photo=render("bc.photo_note") if broadcast.photo else "",
@@ -111,30 +177,79 @@ async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts)
     )
 
 
-def split_audience(rest: str, grid_codes: set[str]) -> tuple[Audience, str]:
-    """Leading grid codes and #tags, then the text: "G1 G2 #guardians 周六义诊" → (G1, G2, guardians)."""
+def split_audience(rest: str, community: Community) -> tuple[Audience, str]:
+    """The leading words naming the audience, then the text as written: "G1 第二网格 #guardians 周六义诊"
+    → (G1, G2, guardians). Raises ``AudienceError`` for an audience that names nothing we know (a
+    mistyped grid, a building) or for no audience at all: "everyone" is only ever explicit (全体)."""
+    folded = match_form(rest)
+    aliases = grid_aliases(community)
     grids: list[str] = []
     tags: list[str] = []
-    words = rest.split(maxsplit=1)
-    while words:
-        head = words[0]
-        if head.upper() in grid_codes:
-            grids.append(head.upper())
-        elif head.startswith(("#", "＃")) and len(head) > 1:
-            tags.append(head[1:])
-        else:
+    everyone = False
+    position = 0
+    while True:
+        sep = _SEP.match(folded, position)
+        start = sep.end() if sep else position
+        end = _SEP.search(folded, start)
+        stop = end.start() if end else len(folded)
+        word = folded[start:stop]
+        if not word:
+            position = start
             break
-        rest = words[1] if len(words) > 1 else ""
-        words = rest.split(maxsplit=1)
-    return Audience.of(grids, tags), rest.strip()
+        key = word.lower()
+        if key in _EVERYONE:
+            everyone = True
+        elif key in aliases:
+            grids.append(aliases[key])
+        elif word.startswith("#") and len(word) > 1:
+            tags.append(word[1:])
+        elif (found := find_buildings(word)) and found[0].text == word:
+            grid = community.locator.grid_for_building(found[0].key)
+            if grid is None:
+                raise AudienceError("bc.unknown_building", building=word, known=known_grids_text(community))
+            raise AudienceError(
+                "bc.building_audience", building=word, code=grid, grid=community.grids[grid].name
+            )
+        elif _GRID_LIKE.match(word):
+            raise AudienceError("bc.unknown_grid", code=word, known=known_grids_text(community))
+        else:
+            position = start
+            break
+        position = stop
+    if everyone and (grids or tags):
+        raise AudienceError("bc.everyone_and_more")
+    if not everyone and not grids and not tags:
+        raise AudienceError("bc.no_audience", known=known_grids_text(community))
+    return Audience.of(grids, tags), rest[position:].strip()
 
 
 @dataclass
 class BroadcastFeature:
     name: str = "broadcasts"
 
+    def staff_only(self, ctx: ChatContext) -> bool:
+        """A resident typing a broadcast command ("广播 明天停水", "确认发送 3")."""
+        if ctx.actor.is_staff:
+            return False
+        text = ctx.text.strip()
+        return any(p.match(text) for p in _STAFF_WORDS)
+
+    def claims(self, ctx: ChatContext) -> bool:
+        """Whether the message is one of this feature's commands (it interrupts a pending question)."""
+        text = ctx.text.strip()
+        if ctx.actor.is_staff:
+            return any(p.match(text) for p in _STAFF_WORDS)
+        return bool(_OPT_OUT.match(text) or _OPT_IN.match(text))
+
     async def handle(self, ctx: ChatContext) -> bool:
         command = ctx.command
+        if (
+            command is not None
+            and command.kind == Cmd.CANCEL
+            and ctx.dialog is None
+            and ctx.actor.role == Role.ADMIN
+        ):
+            return await self._cancel_latest_draft(ctx)
         if command is not None and command.kind in (Cmd.BROADCAST_OK, Cmd.BROADCAST_CANCEL):
             number = command.number if command.number is not None else _number(command.arg)
             if not self._admin(ctx):
@@ -171,10 +286,31 @@ class BroadcastFeature:
         ctx.reply(render("bc.admin_only"))
         return False
 
+    async def _cancel_latest_draft(self, ctx: ChatContext) -> bool:
+        """取消 with no other step pending: the admin's latest draft is what it means."""
+        assert ctx.actor.staff is not None
+        drafts = list(
+            await ctx.turn.session.scalars(
+                select(Broadcast)
+                .where(Broadcast.status == BroadcastStatus.DRAFT, Broadcast.created_by == ctx.actor.staff.id)
+                .order_by(Broadcast.id.desc())
+            )
+        )
+        if not drafts:
+            return False
+        latest, others = drafts[0], drafts[1:]
+        await service.cancel(ctx.turn.session, latest, ctx.turn.now)
+        text = render("bc.cancelled", id=latest.id)
+        if others:
+            text += "\n" + render("bc.drafts_left", ids="、".join(f"#{b.id}" for b in others))
+        ctx.reply(text)
+        return True
+
     async def _staff(self, ctx: ChatContext, text: str) -> bool:
         if m := _BROADCAST.match(text):
             if self._admin(ctx):
-                await self._draft(ctx, (m.group("rest") or "").strip())
+                rest = (ctx.message.text or "")[m.start("rest") : m.end("rest")] if m.group("rest") else ""
+                await self._draft(ctx, rest.strip())
             return True
         if m := _CONFIRM.match(text):
             if self._admin(ctx) and (number := await self._which(ctx, m.group("id"))) is not None:
@@ -194,7 +330,8 @@ class BroadcastFeature:
             return True
         if m := _EDIT.match(text):
             if self._admin(ctx):
-                await self._edit(ctx, int(m.group("id")), (m.group("text") or "").strip())
+                new = (ctx.message.text or "")[m.start("text") : m.end("text")] if m.group("text") else ""
+                await self._edit(ctx, int(m.group("id")), new.strip())
             return True
         if m := _SKIP.match(text):
             if self._admin(ctx):
@@ -229,7 +366,11 @@ class BroadcastFeature:
         if not rest and not ctx.message.photo:
             ctx.reply(render("bc.usage"))
             return
-        audience, body = split_audience(rest, set(ctx.turn.community.grids))
+        try:
+            audience, body = split_audience(rest, ctx.turn.community)
+        except AudienceError as exc:
+            ctx.reply(render(exc.key, **exc.params))
+            return
         if not body:
             ctx.reply(render("bc.empty_text"))
             return
@@ -376,7 +517,7 @@ class BroadcastFeature:
                     id=b.id,
                     status=render(f"bc.status.{b.status}"),
                     when=local_text(when, tz),
-                    audience=describe(Audience.from_json(b.audience)),
+                    audience=describe(Audience.from_json(b.audience), grid_names(ctx.turn.community)),
                     sent=b.sent,
                     total=b.total or b.estimate or 0,
                     text=b.text.replace("\n", " ")[:20],
