@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, deadlines, duplicates, feedback
+from handlers import abuse, binding, cases, category_question, deadlines, duplicates, feedback, urgent
+from handlers.classify import Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
 from handlers.geo import nearest_place
@@ -121,11 +122,15 @@ async def bind(ctx: ChatContext, code: str) -> None:
     ctx.reply(render("binding.ok", name=staff.name, role=cases.role_label(staff.role)))
 
 
-async def report(ctx: ChatContext) -> None:
+async def report(ctx: ChatContext, chosen: Classification | None = None) -> None:
+    """A new report; ``chosen`` is the category the resident picked when we asked."""
     turn, actor, message = ctx.turn, ctx.actor, ctx.message
     assert actor.resident is not None
     text = message.text or ""
-    classification = turn.community.classifier.classify(text) if text else None
+    classification = urgent.flag(chosen or (turn.community.classifier.classify(text) if text else None))
+    if classification is not None and classification.ask and chosen is None:
+        await category_question.ask(ctx, classification)
+        return
     if classification is None or not classification.is_report:
         if message.photo or message.has_location:
             await ctx.set_dialog(
@@ -148,6 +153,8 @@ async def report(ctx: ChatContext) -> None:
     location = turn.community.locator.locate(text)
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
+    if classification.urgent:
+        await urgent.raise_alarm(ctx, case, classification.urgent, location)
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from handlers import binding, cases, duplicates
+from handlers import binding, cases, corrections, duplicates
 from handlers.commands import Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.lifecycle import can_move
@@ -391,4 +391,5 @@ HANDLERS = {
     Cmd.UNBLOCK: block,
     Cmd.INVITE: invite,
     Cmd.STATS: stats,
+    Cmd.RECLASSIFY: corrections.reclassify,
 }

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import storage.broadcast_models
+import storage.classify_models
 import storage.reminder_models
 import storage.wechat_models  # noqa: F401
 from storage.models import Base
