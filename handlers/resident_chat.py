@@ -145,7 +145,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         else:
             ctx.reply(render("chat.not_a_report"))
         return
-    if await abuse.over_rate_limit(turn, actor.resident):
+    if not classification.urgent and await abuse.over_rate_limit(turn, actor.resident):
         ctx.reply(render("chat.rate_limited", limit=turn.community.config.limits.reports_per_hour))
         return
     case = await cases.open_case(turn, actor, message, classification)

@@ -127,3 +127,14 @@ def test_unknown_emergency_key_is_a_config_problem() -> None:
     with pytest.raises(CommunityConfigError) as error:
         parse_community(data)
     assert [p.key for p in error.value.problems] == ["emergency.gaz"]
+
+
+async def test_a_danger_is_taken_even_past_the_hourly_report_limit(chat: Chat) -> None:
+    limit = chat.services.community.config.limits.reports_per_hour
+    for n in range(limit):
+        await chat.send("小王", f"{n % 6 + 1}号楼门口垃圾没人清")
+    out = await chat.send("小王", "2号楼门口的垃圾也没人清")
+    assert any("一小时内" in t for t in chat.to(out, "小王"))
+    out = await chat.send("小王", "2号楼楼道里煤气味很重")
+    assert any("119" in t for t in chat.to(out, "小王"))
+    assert any("【紧急】" in t for t in chat.to(out, "chen"))
