@@ -53,9 +53,11 @@ def _stdin_lines() -> Any:
 async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
     from handlers.corrections import export_rows, load_corrections
     from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
 
     engine = create_engine(settings.database_url)
     try:
+        await upgrade(engine)
         async with session_factory(engine)() as session:
             return export_rows(await load_corrections(session, include_residents=include_residents))
     finally:

@@ -10,6 +10,7 @@ dropped, never the message.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
@@ -23,6 +24,17 @@ from storage.classify_models import ExampleSource
 STATE = "question_category"
 NOT_A_REPORT = "none"
 MAX_CANDIDATES = 4
+# A question left unanswered this long is forgotten: a bare "1" next week is not an answer to it.
+QUESTION_LIFETIME = timedelta(hours=24)
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7}
+
+
+def _digit(reply: str) -> int | None:
+    """ "2", "２", "第2个", "二", "选3" → the number; None when the reply is not a choice."""
+    core = reply.removeprefix("选").removeprefix("第").removesuffix("个").removesuffix("项").strip()
+    if core.isdigit() and core.isascii():
+        return int(core)
+    return _CN_DIGITS.get(core)
 
 
 class CategoryQuestion:
@@ -35,18 +47,21 @@ class CategoryQuestion:
             return False
         command, dialog = ctx.command, ctx.dialog
         pending = dialog is not None and dialog.state == STATE
+        if pending and dialog.updated_at + QUESTION_LIFETIME < ctx.turn.now:  # type: ignore[union-attr]
+            await ctx.clear_dialog()
+            pending, dialog = False, None
         if command is not None and command.kind == Cmd.CHOOSE:
             token, _, digit = (command.arg or "").partition(":")
-            if not pending or str(dialog.data.get("token")) != token or not digit.isdigit():  # type: ignore[union-attr]
+            if dialog is None or not pending or str(dialog.data.get("token")) != token or not digit.isdigit():
                 ctx.reply(render("question.expired"))
                 return True
             return await _answer(ctx, int(digit))
-        if not pending:
+        if dialog is None or not pending:
             return False
-        assert dialog is not None
         reply = fold(ctx.text).strip().rstrip("。.!！").strip()
-        if command is None and reply.isdigit():
-            return await _answer(ctx, int(reply))
+        digit_given = _digit(reply)
+        if command is None and digit_given is not None:
+            return await _answer(ctx, digit_given)
         if command is None and reply:
             labels = [_label(ctx, code) for code in dialog.data["choices"]]
             if reply in labels:

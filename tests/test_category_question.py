@@ -159,3 +159,17 @@ async def test_a_danger_is_never_a_question(unsure_chat: Chat) -> None:
     assert case.urgent
     async with chat.services.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(LabelledExample)) == 0
+
+
+async def test_chinese_numeral_answers_and_a_day_old_question_is_forgotten(unsure_chat: Chat) -> None:
+    chat = unsure_chat
+    await chat.send("小王", "3号楼后面那块地方又脏又臭")
+    await chat.send("小王", "第二个")
+    (case,) = await cases(chat)
+    assert case.category_code == "sewage"
+
+    await chat.send("小李", "东门那边好多虫子飞来飞去")
+    chat.clock.advance(hours=25)
+    out = await chat.send("小李", "1")
+    assert len(await cases(chat)) == 1  # too late to be an answer: nothing opened
+    assert chat.to(out, "小李")  # but the message is answered all the same
