@@ -26,8 +26,8 @@ from handlers.classify import (
     load_default_categories,
     merge_categories,
 )
+from handlers.emergency import emergency_keys
 from handlers.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
-from handlers.urgent import emergency_keys
 from handlers.worktime import DEFAULT_HOURS, WorkCalendar, WorkTimeError, parse_period
 from messages import render
 from storage.models import Role
@@ -148,7 +148,7 @@ class CommunityConfig(_Strict):
     working_time: WorkingTimeConfig = Field(default_factory=WorkingTimeConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
-    # added: emergency numbers by kind (gas company repair line, lift rescue …); see handlers.urgent
+    # added: emergency numbers by kind (gas company repair line, lift rescue …); see handlers.emergency
     emergency: dict[str, str] = Field(default_factory=dict)
 
 

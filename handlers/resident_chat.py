@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, category_question, deadlines, duplicates, feedback, urgent
+from handlers import abuse, binding, cases, category_question, deadlines, duplicates, emergency, feedback
 from handlers.classify import Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
@@ -127,7 +127,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
     turn, actor, message = ctx.turn, ctx.actor, ctx.message
     assert actor.resident is not None
     text = message.text or ""
-    classification = urgent.flag(chosen or (turn.community.classifier.classify(text) if text else None))
+    classification = emergency.flag(chosen or (turn.community.classifier.classify(text) if text else None))
     if classification is not None and classification.ask and chosen is None:
         await category_question.ask(ctx, classification)
         return
@@ -154,7 +154,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
     if classification.urgent:
-        await urgent.raise_alarm(ctx, case, classification.urgent, location)
+        await emergency.raise_alarm(ctx, case, classification.urgent, location)
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)

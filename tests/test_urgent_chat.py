@@ -9,7 +9,7 @@ from sqlalchemy import select
 from handlers.community import CommunityConfigError, load_community, parse_community
 from handlers.context import Services
 from handlers.conversation import Conversation
-from handlers.urgent import detect
+from handlers.emergency import detect
 from storage.models import Case, CaseEvent
 from tests.conftest import Chat, Clock, RecordingSender
 

@@ -2,9 +2,9 @@
 lift, someone fallen or injured, something about to fall) opens an urgent case, alerts the grid leader
 and the admins at once, and tells the resident which emergency number to call before anything else.
 
-The classifier is expected to set ``Classification.urgent`` itself; until it does (and for any
-classification that leaves it unset) ``detect`` reads the same kind of danger from
-``data/emergency.yaml``, so the classifier can later call ``detect`` instead of keeping its own list.
+The classifier sets ``Classification.urgent`` itself (the classify branch's ``handlers/urgent.py``);
+until that is merged, and for any classification that leaves it unset, ``detect`` reads the same kinds
+of danger (gas, fire, electric, lift, fall, collapse, water) from ``data/emergency.yaml``.
 """
 
 from __future__ import annotations
