@@ -149,7 +149,7 @@ class CommunityConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     # added: emergency numbers by kind (gas company repair line, lift rescue …); see handlers.emergency
-    emergency: dict[str, str] = Field(default_factory=dict)
+    emergency: dict[str, str | int] = Field(default_factory=dict)  # YAML reads an unquoted 96777 as an int
 
 
 @dataclass(frozen=True)

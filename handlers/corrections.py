@@ -156,11 +156,13 @@ async def _reroute(ctx: ChatContext, case: Case, by: Staff) -> str:
         counts = await cases.open_counts(turn, candidates)
         target = pick_worker(turn.community, grid.code, case.category_code or "", counts) or grid.leader
     if target is None:
-        if not case.in_triage and case.assignee_id is None:
+        current = turn.community.staff.get(case.assignee_id or "")
+        if current is not None:
+            return render("correction.kept", name=current.name)
+        if not case.in_triage:
             await cases.send_to_triage(turn, case, "unclassified")
             return render("correction.triage")
-        current = turn.community.staff.get(case.assignee_id or "")
-        return render("correction.kept", name=current.name) if current else render("correction.triage")
+        return render("correction.still_triage", number=case.id)
     if target == case.assignee_id:
         return render("correction.kept", name=turn.community.staff[target].name)
     first = case.assignee_id is None

@@ -113,7 +113,8 @@ FALLBACK_NUMBER = "110"
 def emergency_number(community: Community, kind: str) -> str:
     """The number the resident should call for this kind of danger: the community's own (its gas
     company's repair line, its lift rescue line) before the national default."""
-    return community.config.emergency.get(kind) or table().numbers.get(kind, FALLBACK_NUMBER)
+    own = community.config.emergency.get(kind)
+    return str(own) if own else table().numbers.get(kind, FALLBACK_NUMBER)
 
 
 def _text(name: str, kind: str, **params: str) -> str:

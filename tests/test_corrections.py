@@ -119,3 +119,12 @@ def test_corrections_export_in_corpus_format_with_masked_text(
         ["garbage", "correction", "u", "3号楼楼道里煤气味很重"],
     ]
     assert "13812345678" not in result.stdout.decode("utf-8")
+
+
+async def test_triaged_case_without_a_grid_stays_in_triage_with_a_hint(chat: Chat) -> None:
+    await chat.send("小王", "88号楼后面有一大片积水")
+    out = await chat.send("chen", "改类 1 垃圾")
+    stored = await case(chat, 1)
+    assert (stored.category_code, stored.in_triage, stored.assignee_id) == ("garbage", True, None)
+    assert any("分派 1" in t for t in chat.to(out, "chen"))
+    assert await examples(chat) == [("triage", "mosquito", "garbage", 1)]

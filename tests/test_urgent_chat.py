@@ -108,7 +108,7 @@ async def test_urgent_without_a_place_alerts_admins_and_still_asks_where(chat: C
 async def test_community_gas_repair_line_is_given(services: Services, clock: Clock) -> None:
     community = load_community(None)
     data = community.config.model_dump(mode="json", exclude_defaults=True)
-    data["emergency"] = {"gas": "96777", "lift": "96333"}
+    data["emergency"] = {"gas": 96777, "lift": "96333"}  # YAML reads an unquoted number as an int
     own = parse_community(data)
     chat = Chat(
         Services(services.sessions, own, services.channels, clock),
