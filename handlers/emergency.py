@@ -140,13 +140,16 @@ async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: Locatio
     )
     danger = _text("kind", kind)
     number = emergency_number(turn.community, kind)
+    # Without the community's own line (its gas company's), say where to find it.
+    own = kind in turn.community.config.emergency
+    call = f"{kind}_default" if not own and has(f"urgent.call.{kind}_default") else kind
     ctx.reply(
         render(
             "urgent.resident",
             number=case.id,
             danger=danger,
             advice=_text("advice", kind),
-            phone=_text("call", kind, phone=number),
+            phone=_text("call", call, phone=number),
         ),
         kind="ack",
         case_id=case.id,

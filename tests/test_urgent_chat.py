@@ -70,6 +70,7 @@ async def test_gas_smell_opens_an_urgent_case_and_alerts_leader_and_admins_at_on
     told = chat.to(out, "小王")
     safety = told[0]  # safety first: the number to call before anything else
     assert "#1" in safety and "紧急" in safety and "119" in safety and "不要点火" in safety
+    assert "燃气公司的抢修电话" in safety  # no line of its own in the sample: where to find the company's
     leader, admin = chat.to(out, "li"), chat.to(out, "chen")
     assert any("【紧急】" in t and "#1" in t and "燃气泄漏" in t and "3号楼" in t for t in leader)
     assert any("【紧急】" in t and "#1" in t and "煤气味" in t for t in admin)
@@ -117,7 +118,7 @@ async def test_community_gas_repair_line_is_given(services: Services, clock: Clo
         clock,
     )
     out = await chat.send("小王", "2号楼楼道里煤气味很重")
-    assert any("96777" in t for t in chat.to(out, "小王"))
+    assert any("燃气抢修电话 96777" in t for t in chat.to(out, "小王"))
     assert any("96777" in t for t in chat.to(out, "chen"))
 
 
