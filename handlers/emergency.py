@@ -26,7 +26,7 @@ from messages import has, render
 from storage.models import ActorType, Case
 
 if TYPE_CHECKING:
-    from handlers.community import Community
+    from handlers.community import Community, GridConfig
     from handlers.features import ChatContext
 
 
@@ -123,9 +123,15 @@ def _text(name: str, kind: str, **params: str) -> str:
     return render(key if has(key) else f"urgent.{name}.default", **params)
 
 
+def _leaders(community: Community, grid: GridConfig | None) -> list[str]:
+    if grid is None:  # nobody knows yet whose grid it is: every leader hears it now
+        return community.leaders()
+    return [grid.leader] if grid.leader else []
+
+
 async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: LocationMatch | None) -> None:
     """Mark the case urgent, tell the resident what to do and whom to call, and alert the grid
-    leader (when the place is known) and every admin now, not after routing or a time limit."""
+    leader (every leader while the place is unknown) and every admin now, not after routing."""
     turn = ctx.turn
     case.urgent = True  # also shortens its time limit (limits.urgent_factor)
     record(
@@ -166,6 +172,5 @@ async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: Locatio
         text=case.text,
         phone=number,
     )
-    people = [grid.leader] if grid is not None and grid.leader else []
-    for staff_id in dict.fromkeys([*people, *turn.community.admins()]):
+    for staff_id in dict.fromkeys([*_leaders(turn.community, grid), *turn.community.admins()]):
         await turn.tell_staff(staff_id, text, case_id=case.id)

@@ -95,6 +95,7 @@ async def test_fallen_person_gets_120_and_lift_entrapment_is_urgent_without_a_ca
     out = await chat.send("小张", "15号楼电梯困人了，里面有小孩在哭")
     assert any("#2" in t and "电梯困人" in t and "119" in t for t in chat.to(out, "小张"))
     assert any("【紧急】" in t for t in chat.to(out, "zhou"))  # G3's leader
+    assert chat.to(out, "li") == []  # not G1/G2's
     stored = await case(chat, 2)
     assert stored.urgent and stored.category_code == "other" and stored.grid_code == "G3"
 
@@ -103,7 +104,8 @@ async def test_urgent_without_a_place_alerts_admins_and_still_asks_where(chat: C
     out = await chat.send("小李", "闻到很重的燃气味，怎么办")
     told = chat.to(out, "小李")
     assert any("119" in t for t in told) and any("哪里" in t for t in told)
-    assert any("【紧急】" in t for t in chat.to(out, "chen"))
+    for staff in ("chen", "li", "zhou"):  # no grid yet: the admins and every grid leader
+        assert any("【紧急】" in t for t in chat.to(out, staff))
 
 
 async def test_community_gas_repair_line_is_given(services: Services, clock: Clock) -> None:
