@@ -21,6 +21,7 @@ import yaml
 from handlers.classify import OTHER, Classification
 from handlers.lifecycle import record
 from handlers.location import LocationMatch
+from handlers.privacy import mask_text
 from handlers.textnorm import fold
 from messages import has, render
 from storage.models import ActorType, Case
@@ -169,7 +170,7 @@ async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: Locatio
         number=case.id,
         danger=danger,
         location=f"{where}（{grid.name}）" if grid is not None else where,
-        text=case.text,
+        text=mask_text(case.text),  # a staff card: no phone or ID numbers, no health conditions
         phone=number,
     )
     for staff_id in dict.fromkeys([*_leaders(turn.community, grid), *turn.community.admins()]):

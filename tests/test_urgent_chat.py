@@ -80,6 +80,12 @@ async def test_gas_smell_opens_an_urgent_case_and_alerts_leader_and_admins_at_on
     assert any("#1" in t for t in told[1:])  # and the usual acknowledgement follows
 
 
+async def test_the_alarm_card_masks_phone_numbers(chat: Chat) -> None:
+    out = await chat.send("小王", "5号楼楼道里煤气味很重 我电话13812345678")
+    alarm = [t for t in chat.to(out, "chen") if "【紧急】" in t]
+    assert alarm and "138****5678" in alarm[0] and "13812345678" not in alarm[0]
+
+
 async def test_urgent_case_card_is_marked_for_the_worker(chat: Chat) -> None:
     out = await chat.send("小王", "12号楼楼下有人在烧垃圾，火已经窜起来了")
     worker = chat.to(out, "zhao")
