@@ -56,8 +56,8 @@ async def record_example(
 
 
 def category_code(turn: Turn, word: str) -> str | None:
-    """A category named by its code ("garbage"), its Chinese name ("垃圾/乱堆放") or a part of the
-    name between slashes ("垃圾", "小广告"); 其他 is "other"."""
+    """A category named by its code ("garbage"), its Chinese name ("垃圾/乱堆放"), a part of the
+    name between slashes ("垃圾", "小广告") or one of its keywords ("老鼠"); 其他 is "other"."""
     word = fold(word).strip().lower()
     if not word:
         return None
@@ -71,6 +71,8 @@ def category_code(turn: Turn, word: str) -> str | None:
         if word == fold(name).lower() or word in parts - {""}:
             return code
     matches = [code for code, name in names.items() if word in fold(name).lower()]
+    if not matches:
+        matches = [c.code for c in turn.community.categories if c.enabled and word in c.keywords]
     return matches[0] if len(matches) == 1 else None
 
 

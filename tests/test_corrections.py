@@ -52,6 +52,17 @@ async def test_admin_reclassifies_and_the_case_goes_to_the_right_worker(chat: Ch
     assert await examples(chat) == [("reclassify", "garbage", "sewage", 1)]
 
 
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [("pests", "pests"), ("病媒生物", "pests"), ("鼠蟑蝇", "pests"), ("老鼠", "pests"), ("小广告", "poster"),
+     ("乱张贴/小广告", "poster"), ("积水", "mosquito"), ("污水", "sewage"), ("其他", "other")],
+)  # fmt: skip
+async def test_category_by_code_name_part_of_name_or_keyword(chat: Chat, word: str, code: str) -> None:
+    await chat.send("小王", "8号楼门口垃圾桶满了")
+    await chat.send("chen", f"改类 1 {word}")
+    assert (await case(chat, 1)).category_code == code
+
+
 async def test_category_by_code_and_same_worker_means_no_message_to_the_resident(chat: Chat) -> None:
     await chat.send("小王", "8号楼门口垃圾桶满了")  # G2: zhao handles every category
     out = await chat.send("chen", "改类 1 pests")
