@@ -173,3 +173,23 @@ async def test_chinese_numeral_answers_and_a_day_old_question_is_forgotten(unsur
     out = await chat.send("小李", "1")
     assert len(await cases(chat)) == 1  # too late to be an answer: nothing opened
     assert chat.to(out, "小李")  # but the message is answered all the same
+
+
+async def test_choices_are_telegram_inline_buttons_that_decode_to_the_answer(unsure_chat: Chat) -> None:
+    from bot.telegram import keyboards
+    from handlers.commands import Cmd, parse_action
+
+    chat = unsure_chat
+    out = await chat.send("小王", "3号楼后面那块地方又脏又臭")
+    payload = next(m.payload for m in out if m.recipient == "小王")
+    markup = keyboards.keyboard(payload["buttons"])  # type: ignore[arg-type]
+    assert markup is not None
+    pressed = [b for row in markup.inline_keyboard for b in row]
+    assert [b.text for b in pressed] == ["垃圾/乱堆放", "下水道/污水", "其他问题", "不是反映问题"]
+    action = keyboards.decode(pressed[0].callback_data)  # type: ignore[arg-type]
+    assert action is not None and keyboards.case_number(action) is None  # no case yet
+    command = parse_action(action)
+    assert command is not None and command.kind == Cmd.CHOOSE
+    await chat.conversation.act(Inbound(channel="console", sender="小王"), action)
+    (case,) = await cases(chat)
+    assert case.category_code == "garbage"
