@@ -64,17 +64,21 @@ async def _corrections(settings: Settings, include_residents: bool) -> list[str]
         await engine.dispose()
 
 
+def _classify_corrections(args: argparse.Namespace) -> int:
+    lines = asyncio.run(_corrections(get_settings(), args.with_answers))
+    if not lines:
+        print(render("cli.no_corrections"), file=sys.stderr)
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    return 0
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from handlers.community import CommunityConfigError
     from handlers.inbound import clean_text
 
-    if args.what == "corrections":
-        lines = asyncio.run(_corrections(get_settings(), args.with_answers))
-        if not lines:
-            print(render("cli.no_corrections"), file=sys.stderr)
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        return 0
+    if args.action == "corrections":
+        return _classify_corrections(args)
     try:
         community = _community(args.config)
     except CommunityConfigError as exc:
@@ -347,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify one message per stdin line (JSON lines out); "
         "'classify corrections': staff corrections as training corpus lines",
     )
-    classify.add_argument("what", nargs="?", choices=("corrections",), help="export staff corrections")
+    classify.add_argument(
+        "action", nargs="?", choices=("corrections",), help="corrections: export staff corrections"
+    )
     classify.add_argument("--config", type=Path, help="community YAML (for category overrides)")
     classify.add_argument(
         "--format", choices=("tsv",), default="tsv", help="corrections: labels, slice, urgent, masked text"
