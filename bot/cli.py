@@ -50,10 +50,35 @@ def _stdin_lines() -> Any:
             yield line.rstrip("\r\n")
 
 
+async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
+    from handlers.corrections import export_rows, load_corrections
+    from storage.database import create_engine, session_factory
+    from storage.migrate import upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine)() as session:
+            return export_rows(await load_corrections(session, include_residents=include_residents))
+    finally:
+        await engine.dispose()
+
+
+def _classify_corrections(args: argparse.Namespace) -> int:
+    lines = asyncio.run(_corrections(get_settings(), args.with_answers))
+    if not lines:
+        print(render("cli.no_corrections"), file=sys.stderr)
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    return 0
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from handlers.community import CommunityConfigError
     from handlers.inbound import clean_text
 
+    if args.action == "corrections":
+        return _classify_corrections(args)
     try:
         community = _community(args.config)
     except CommunityConfigError as exc:
@@ -330,8 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reset", action="store_true", help="start from an empty SQLite database")
     demo.set_defaults(func=cmd_demo)
 
-    classify = sub.add_parser("classify", help="classify one message per stdin line; JSON lines out")
+    classify = sub.add_parser(
+        "classify",
+        help="classify one message per stdin line (JSON lines out); "
+        "'classify corrections': staff corrections as training corpus lines",
+    )
+    classify.add_argument(
+        "action", nargs="?", choices=("corrections",), help="corrections: export staff corrections"
+    )
     classify.add_argument("--config", type=Path, help="community YAML (for category overrides)")
+    classify.add_argument(
+        "--format", choices=("tsv",), default="tsv", help="corrections: labels, slice, urgent, masked text"
+    )
+    classify.add_argument(
+        "--with-answers", action="store_true", help="corrections: also residents' answers to 'which kind?'"
+    )
     classify.set_defaults(func=cmd_classify)
 
     route = sub.add_parser(

@@ -60,6 +60,9 @@ class Classification:
     confidence: float = 0.0
     keywords: tuple[str, ...] = ()
     intent: str | None = None  # why it is not a report: closure, question, greeting, topic
+    urgent: str | None = None  # kind of immediate danger (a key of data/urgent.yaml): gas, fire, …
+    ask: bool = False  # unsure: the bot should let the resident choose among ``candidates``
+    candidates: tuple[str, ...] = ()  # likely categories, best first (``other`` may be among them)
 
     @property
     def is_report(self) -> bool:

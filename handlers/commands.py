@@ -41,6 +41,8 @@ class Cmd(enum.StrEnum):
     STATS = "stats"
     BROADCAST_OK = "bcok"  # button only: confirm a broadcast draft / approve a calendar draft
     BROADCAST_CANCEL = "bccancel"  # button only: cancel a broadcast / skip a calendar draft
+    CHOOSE = "choose"  # button only: the resident's answer to "which kind of problem?" ("choose::token:2")
+    RECLASSIFY = "reclassify"  # 改类 12 垃圾: a leader or admin corrects a case's category
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ _PATTERNS: list[tuple[Cmd, re.Pattern[str]]] = [
     (Cmd.BLOCK, _p(r"/block|拉黑", rf"\s*{_N}")),
     (Cmd.INVITE, _p(r"/invite|邀请", r"\s+(?P<arg>\S+)")),
     (Cmd.STATS, _p(r"/stats|统计")),
+    (Cmd.RECLASSIFY, _p(r"/reclassify|改类|改类别|更改类别", rf"(?:\s*{_N}(?:[\s:：,，]*(?P<arg>.+))?)?")),
 ]
 
 

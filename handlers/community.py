@@ -26,6 +26,7 @@ from handlers.classify import (
     load_default_categories,
     merge_categories,
 )
+from handlers.emergency import emergency_keys
 from handlers.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
 from handlers.worktime import DEFAULT_HOURS, WorkCalendar, WorkTimeError, parse_period
 from messages import render
@@ -82,6 +83,7 @@ class GridConfig(_Strict):
     place_coordinates: dict[str, tuple[float, float]] = Field(
         default_factory=dict
     )  # added: place → (lat, lon)
+    place_aliases: dict[str, str] = Field(default_factory=dict)  # added: everyday name → one of places
 
 
 class StaffConfig(_Strict):
@@ -146,6 +148,8 @@ class CommunityConfig(_Strict):
     working_time: WorkingTimeConfig = Field(default_factory=WorkingTimeConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
+    # added: emergency numbers by kind (gas company repair line, lift rescue …); see handlers.emergency
+    emergency: dict[str, str | int] = Field(default_factory=dict)  # YAML reads an unquoted 96777 as an int
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,15 @@ class Community:
     @cached_property
     def locator(self) -> Locator:
         return Locator(
-            [GridArea(code, self.buildings[code], tuple(self.grids[code].places)) for code in self.grids]
+            [
+                GridArea(
+                    code,
+                    self.buildings[code],
+                    tuple(self.grids[code].places),
+                    tuple(self.grids[code].place_aliases.items()),
+                )
+                for code in self.grids
+            ]
         )
 
     @cached_property
@@ -312,6 +324,30 @@ def _semantic_problems(
                 problems.append(
                     Problem(f"{where}.place_coordinates.{place}", render("config.unknown_place", place=place))
                 )
+        for alias, place in grid.place_aliases.items():
+            if place not in grid.places:
+                problems.append(
+                    Problem(f"{where}.place_aliases.{alias}", render("config.unknown_place", place=place))
+                )
+            elif alias in place_owner and place_owner[alias] != grid.code:
+                problems.append(
+                    Problem(
+                        f"{where}.place_aliases.{alias}",
+                        render(
+                            "config.place_in_two_grids", place=alias, grid=grid.code, other=place_owner[alias]
+                        ),
+                    )
+                )
+            place_owner.setdefault(alias, grid.code)
+    known_numbers = emergency_keys()
+    for key in cfg.emergency:
+        if key not in known_numbers:
+            problems.append(
+                Problem(
+                    f"emergency.{key}",
+                    render("config.unknown_emergency", key=key, known="、".join(sorted(known_numbers))),
+                )
+            )
     return problems, building_sets
 
 

@@ -67,6 +67,7 @@ class ChatFeature(Protocol):
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
     from handlers.broadcasts.chat import BroadcastFeature
+    from handlers.category_question import CategoryQuestion
     from handlers.reminders.chat import ReminderFeature
 
-    return (ReminderFeature(), BroadcastFeature())
+    return (CategoryQuestion(), ReminderFeature(), BroadcastFeature())

@@ -18,6 +18,10 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import yaml
 
 from handlers.textnorm import fold as _fold
 
@@ -211,7 +215,7 @@ _MENTION = re.compile(
         (?P<num>{_NUM}) \ ?
         (?:
             号\ ?(?:楼|栋|幢|座)      # 3号楼, 3号栋
-          | (?P<measure>栋|幢|座(?!位))  # 3栋, 3幢, 3座 (but 座位 is a seat)
+          | (?P<measure>栋|幢|座(?!位|桥|山|亭|塔|雕塑|垃圾))  # 3栋, 3幢, 3座 (座位: a seat; 3座桥: a count)
           | \#(?:楼|栋|幢|座)?        # 3#楼, 3#
           | 号(?=门洞|{_UNIT_NUM}单元)  # bare 3号 only before a building part: 3号门洞, 3号2单元
         )
@@ -228,6 +232,28 @@ _MENTION = re.compile(
 )
 
 
+# Buildings written in pinyin or English, as residents abroad, tenants and voice input do:
+# "3 hao lou", "san hao lou", "5 dong", "building 3", "Bldg. 5", "Block A", "No. 7 building".
+# A letter building must be a capital ("building a fence" is no building A); "buildings" is a count.
+_PINYIN_DIGITS = {
+    "yi": 1, "er": 2, "san": 3, "si": 4, "wu": 5, "liu": 6, "qi": 7, "ba": 8, "jiu": 9, "shi": 10,
+}  # fmt: skip
+_LATIN_MENTION = re.compile(
+    r"""
+    (?<![A-Za-z0-9])
+    (?:
+        (?P<py>[0-9]{1,4}|yi|er|san|si|wu|liu|qi|ba|jiu|shi) \s* hao \s* (?:lou|dong|zhuang)
+      | (?P<pyd>[0-9]{1,4}) \s* (?:dong|zhuang) (?![a-z])
+      | (?:building|bldg|blk|block|tower) \.? \s* (?:no\.?\s*|number\s*|\#\s*)?
+        (?: (?P<en>[0-9]{1,4}) | (?-i:(?P<enl>[A-Z])) ) (?![A-Za-z0-9])
+      | (?:no\.?|number|\#) \s* (?P<no>[0-9]{1,4}) \s* (?:building|bldg)\b
+      | (?P<ord>[0-9]{1,4}) (?:st|nd|rd|th) \s+ (?:building|bldg)\b
+    )
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class BuildingMention:
     key: str  # normalised building key: "3", "12", "A"
@@ -235,8 +261,25 @@ class BuildingMention:
     start: int  # offset in the message
 
 
+def _latin_mentions(original: str, folded: str) -> list[BuildingMention]:
+    found: list[BuildingMention] = []
+    for m in _LATIN_MENTION.finditer(folded):
+        if m["enl"]:
+            key = m["enl"]
+        else:
+            number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)
+            n = int(number) if number.isdigit() else _PINYIN_DIGITS[number.lower()]
+            if not 1 <= n <= MAX_BUILDING:
+                continue
+            key = str(n)
+        found.append(BuildingMention(key, original[m.start() : m.end()], m.start()))
+    return found
+
+
 def _mentions(original: str, folded: str) -> list[BuildingMention]:
     found: list[BuildingMention] = []
+    if folded.isascii() or any(c.isascii() and c.isalpha() for c in folded):
+        found.extend(_latin_mentions(original, folded))
     for m in _MENTION.finditer(folded):
         if m["letter"]:
             key = m["letter"].upper()
@@ -248,7 +291,7 @@ def _mentions(original: str, folded: str) -> list[BuildingMention]:
                 continue
             key = str(n)
         found.append(BuildingMention(key, original[m.start() : m.end()], m.start()))
-    return found
+    return sorted(found, key=lambda b: b.start)
 
 
 def find_buildings(text: str) -> list[BuildingMention]:
@@ -266,12 +309,50 @@ class GridArea:
     code: str
     buildings: BuildingSet
     places: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # (everyday name, one of places): "菜场" → "农贸市场"
 
     @classmethod
     def from_config(
-        cls, code: str, buildings: Sequence[str | int] = (), places: Sequence[str] = ()
+        cls,
+        code: str,
+        buildings: Sequence[str | int] = (),
+        places: Sequence[str] = (),
+        aliases: Sequence[tuple[str, str]] = (),
     ) -> GridArea:
-        return cls(code, parse_buildings(buildings), tuple(places))
+        return cls(code, parse_buildings(buildings), tuple(places), tuple(aliases))
+
+
+@dataclass(frozen=True)
+class PlaceNames:
+    groups: tuple[frozenset[str], ...]
+    not_alone: frozenset[str]
+
+
+@cache
+def place_names() -> PlaceNames:
+    raw = yaml.safe_load(
+        resources.files("handlers").joinpath("data", "place_names.yaml").read_text(encoding="utf-8")
+    )
+    return PlaceNames(
+        tuple(frozenset(_fold(w).casefold() for w in group) for group in raw["groups"]),
+        frozenset(_fold(w).casefold() for w in raw.get("not_alone") or ()),
+    )
+
+
+MIN_PART = 2  # a part of a name shorter than this ("门", "路") points at nothing in particular
+
+
+def _other_names(place: str) -> set[str]:
+    """What residents may call a place besides its full name: its everyday names (a group it fits)
+    and its trailing parts ("农贸市场" → "市场", "社区卫生服务站" → "卫生服务站", "服务站")."""
+    names = place_names()
+    found: set[str] = set()
+    for group in names.groups:
+        if any(place.endswith(word) for word in group):
+            found |= group
+    for start in range(1, len(place) - MIN_PART + 1):
+        found.add(place[start:])
+    return {n for n in found if n != place and n not in names.not_alone and len(n) >= MIN_PART}
 
 
 @dataclass(frozen=True)
@@ -301,6 +382,24 @@ class Locator:
                 folded = _fold(place).strip().casefold()
                 if folded:
                     self._places.setdefault(folded, (place.strip(), area.code))
+        for area in self._areas:
+            for alias, place in area.aliases:
+                folded = _fold(alias).strip().casefold()
+                if folded:
+                    self._places.setdefault(folded, (place.strip(), area.code))
+        # Everyday names and parts of names, kept only where they point at a single place.
+        derived: dict[str, tuple[str, str] | None] = {}
+        for folded_place, target in list(self._places.items()):
+            if target[0] != folded_place and _fold(target[0]).strip().casefold() != folded_place:
+                continue  # an alias: its target's own names are derived from the target
+            for name in _other_names(folded_place):
+                if name in derived and derived[name] != target:
+                    derived[name] = None
+                else:
+                    derived[name] = target
+        for name, found in derived.items():
+            if found is not None:
+                self._places.setdefault(name, found)
         # Longest first: at a given offset the regex takes the first alternative that matches.
         names = sorted(self._places, key=len, reverse=True)
         self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None

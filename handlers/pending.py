@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import cases, resident_chat, staff_chat
+from handlers import cases, category_question, resident_chat, staff_chat
 from handlers.classify import OTHER
 from handlers.commands import Cmd
 from handlers.features import ChatContext, ChatFeature
@@ -47,7 +47,8 @@ ANSWERS: dict[str, frozenset[Cmd]] = {
     S.AWAIT_ORIGINAL: frozenset({Cmd.CANCEL}),
 }
 REMINDER_ANSWERS = frozenset({Cmd.CANCEL, Cmd.DONT_KNOW})  # "跳过" / "不知道" skip the doses step
-NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING})
+# The category question's own feature tells an answer from a new message (handlers/category_question.py).
+NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING, category_question.STATE})
 # Questions a report answers: a photo waiting for its description, "same as #N?" (the resident's
 # own flow routes the pending report first, then reads the new one).
 REPORTS_ANSWER = frozenset({R.AWAIT_DESCRIPTION, R.AWAIT_DUPLICATE})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, deadlines, duplicates, feedback
+from handlers import abuse, binding, cases, category_question, deadlines, duplicates, emergency, feedback
 from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
@@ -45,6 +45,7 @@ RESIDENT_COMMANDS = frozenset(
         Cmd.FOLLOW,
         Cmd.NEW_REPORT,
         Cmd.DONT_KNOW,
+        Cmd.CHOOSE,
     }
 )
 # Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
@@ -220,11 +221,15 @@ async def bind(ctx: ChatContext, code: str) -> None:
     ctx.reply(await binding.answer(ctx.turn, code, ctx.actor.address))
 
 
-async def report(ctx: ChatContext) -> None:
+async def report(ctx: ChatContext, chosen: Classification | None = None) -> None:
+    """A new report; ``chosen`` is the category the resident picked when we asked."""
     turn, actor, message = ctx.turn, ctx.actor, ctx.message
     assert actor.resident is not None
     text = message.text or ""
-    classification = turn.community.classifier.classify(text) if text else None
+    classification = emergency.flag(chosen or (turn.community.classifier.classify(text) if text else None))
+    if classification is not None and classification.ask and chosen is None:
+        await category_question.ask(ctx, classification)
+        return
     if classification is None or not classification.is_report:
         if (
             classification is not None
@@ -245,18 +250,20 @@ async def report(ctx: ChatContext) -> None:
         else:
             ctx.reply(render("chat.not_a_report"))
         return
-    if await abuse.over_rate_limit(turn, actor.resident):
+    if not classification.urgent and await abuse.over_rate_limit(turn, actor.resident):
         ctx.reply(render("chat.rate_limited", limit=turn.community.config.limits.reports_per_hour))
         return
     location = turn.community.locator.locate(text)
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
     problems = split_problems(ctx, classification, location)
-    if len(problems) > 1:
+    if len(problems) > 1 and not classification.urgent:  # a danger stays one case, raised at once
         await report_several(ctx, problems)
         return
     case = await cases.open_case(turn, actor, message, classification)
     ctx.row.case_id = case.id
+    if classification.urgent:
+        await emergency.raise_alarm(ctx, case, classification.urgent, location)
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)

@@ -8,7 +8,7 @@ import logging
 
 from sqlalchemy import select
 
-from handlers import binding, cases, duplicates
+from handlers import binding, cases, corrections, duplicates
 from handlers.commands import Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.inbound import match_form
@@ -417,4 +417,5 @@ HANDLERS = {
     Cmd.UNBLOCK: block,
     Cmd.INVITE: invite,
     Cmd.STATS: stats,
+    Cmd.RECLASSIFY: corrections.reclassify,
 }

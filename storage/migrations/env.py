@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 import storage.attempt_models
 import storage.broadcast_models
+import storage.classify_models
 import storage.reminder_models
 import storage.wechat_models  # noqa: F401
 from storage.models import Base

@@ -1,0 +1,140 @@
+"""When the classifier is unsure (``Classification.ask``) the bot asks the resident which kind of problem
+it is instead of guessing: the candidate categories, 其他问题 and 不是反映问题, as numbered choices (a
+digit answers on WeChat and the console) and as buttons (Telegram). The answer opens the case in that
+category, or none, and the (text, chosen category) pair is kept as a labelled example.
+
+A message that is not an answer (a new report, a command) is handled as such: the question is
+dropped, never the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from handlers.classify import OTHER, Classification
+from handlers.commands import Cmd, action
+from handlers.corrections import record_example
+from handlers.features import ChatContext
+from handlers.outbox import Button
+from handlers.textnorm import fold
+from messages import render
+from storage.classify_models import ExampleSource
+
+STATE = "question_category"
+NOT_A_REPORT = "none"
+MAX_CANDIDATES = 4
+# A question left unanswered this long is forgotten: a bare "1" next week is not an answer to it.
+QUESTION_LIFETIME = timedelta(hours=24)
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7}
+
+
+def _digit(reply: str) -> int | None:
+    """ "2", "２", "第2个", "二", "选3" → the number; None when the reply is not a choice."""
+    core = reply.removeprefix("选").removeprefix("第").removesuffix("个").removesuffix("项").strip()
+    if core.isdigit() and core.isascii():
+        return int(core)
+    return _CN_DIGITS.get(core)
+
+
+class CategoryQuestion:
+    """The chat feature answering the question; ``ask`` (called from the report path) poses it."""
+
+    name = "question"
+
+    async def handle(self, ctx: ChatContext) -> bool:
+        if ctx.actor.resident is None:
+            return False
+        command, dialog = ctx.command, ctx.dialog
+        pending = dialog is not None and dialog.state == STATE
+        if pending and dialog.updated_at + QUESTION_LIFETIME < ctx.turn.now:  # type: ignore[union-attr]
+            await ctx.clear_dialog()
+            pending, dialog = False, None
+        if command is not None and command.kind == Cmd.CHOOSE:
+            token, _, digit = (command.arg or "").partition(":")
+            if dialog is None or not pending or str(dialog.data.get("token")) != token or not digit.isdigit():
+                ctx.reply(render("question.expired"))
+                return True
+            return await _answer(ctx, int(digit))
+        if dialog is None or not pending:
+            return False
+        reply = fold(ctx.text).strip().rstrip("。.!！").strip()
+        digit_given = _digit(reply)
+        if command is None and digit_given is not None:
+            return await _answer(ctx, digit_given)
+        if command is None and reply:
+            labels = [_label(ctx, code) for code in dialog.data["choices"]]
+            if reply in labels:
+                return await _answer(ctx, labels.index(reply) + 1)
+        await ctx.clear_dialog()  # not an answer: the resident moved on; read the message as it is
+        return False
+
+
+def _label(ctx: ChatContext, code: str) -> str:
+    if code == OTHER:
+        return render("question.other")
+    if code == NOT_A_REPORT:
+        return render("question.not_a_report")
+    return ctx.turn.community.category_names.get(code, code)
+
+
+async def ask(ctx: ChatContext, classification: Classification) -> None:
+    enabled = ctx.turn.community.category_names
+    candidates = [c for c in classification.candidates or classification.categories if c in enabled]
+    choices = [*dict.fromkeys(candidates[:MAX_CANDIDATES]), OTHER, NOT_A_REPORT]
+    message = ctx.message
+    token = ctx.row.id
+    await ctx.set_dialog(
+        STATE,
+        {
+            "token": token,
+            "text": message.text or "",
+            "choices": choices,
+            "photo": message.photo,
+            "latitude": message.latitude,
+            "longitude": message.longitude,
+        },
+    )
+    lines = [render("question.choice", digit=i, label=_label(ctx, c)) for i, c in enumerate(choices, 1)]
+    ctx.reply(
+        render("question.ask", choices="\n".join(lines)),
+        buttons=[
+            Button(_label(ctx, c), action(Cmd.CHOOSE, None, f"{token}:{i}")) for i, c in enumerate(choices, 1)
+        ],
+    )
+
+
+async def _answer(ctx: ChatContext, digit: int) -> bool:
+    from handlers import resident_chat  # the report path asks this module: import late
+
+    dialog = ctx.dialog
+    assert dialog is not None and ctx.actor.resident is not None
+    choices: list[str] = dialog.data["choices"]
+    if not 1 <= digit <= len(choices):
+        ctx.reply(render("question.again", count=len(choices)))
+        return True
+    data = dict(dialog.data)
+    await ctx.clear_dialog()
+    chosen = choices[digit - 1]
+    category = None if chosen == NOT_A_REPORT else chosen
+    await record_example(
+        ctx.turn,
+        source=ExampleSource.RESIDENT,
+        text=data["text"],
+        category=category,
+        actor_id=str(ctx.actor.resident.id),
+    )
+    if category is None:
+        ctx.reply(render("question.not_a_report_ok"))
+        return True
+    ctx.message = replace(
+        ctx.message,
+        text=data["text"],
+        photo=ctx.message.photo or data.get("photo"),
+        latitude=ctx.message.latitude or data.get("latitude"),
+        longitude=ctx.message.longitude or data.get("longitude"),
+    )
+    ctx.command = None
+    chosen_by_resident = Classification(data["text"], category, (category,), confidence=1.0)
+    await resident_chat.report(ctx, chosen_by_resident)
+    return True
