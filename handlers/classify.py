@@ -15,6 +15,13 @@ How it decides (the words live in ``data/categories.yaml`` and ``data/intents.ya
 4. Intents decide what is not a report: thanks and "已经清理了" (unless the problem persists: "又",
    "还没"), information questions ("垃圾几点收") unless the message also complains, and
    health-service topics. A problem with no category ("路灯坏了") is "other", for triage.
+
+Before step 1 the message is read into known words (``handlers/lexicon.py``: dialect, English,
+toneless pinyin, homophone typos of keywords); danger words set ``urgent`` (``handlers/urgent.py``).
+After step 4 a learned layer (``handlers/classify_model.py``: a linear model over character n-grams,
+words and the rules' findings above) gives calibrated probabilities that decide the answer: a
+problem is never turned away unless "no report" is clearly likelier (else ``other`` and ``ask``),
+and an unsure answer sets ``ask`` with the likely ``candidates``, best first.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from typing import Any
 import jieba
 import yaml
 
+from handlers import urgent as danger
+from handlers.classify_model import LinearModel, load_model, text_features
+from handlers.lexicon import Lexicon
 from handlers.textnorm import fold
 
 OTHER = "other"
@@ -38,6 +48,13 @@ SUPPORT_WEIGHT = 1.0
 LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
 PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
+NONE = "none"
+# "Not a report" only when the model is this sure; below it a message is a problem to ask about
+# (a problem turned away costs more than a question). Chosen on the train split's cross-validation.
+NONE_MIN = 0.6
+ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
+CANDIDATE_MIN = 0.08
+_OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a typo of a keyword
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,9 @@ class Classification:
     confidence: float = 0.0
     keywords: tuple[str, ...] = ()
     intent: str | None = None  # why it is not a report: closure, question, greeting, topic
+    urgent: str | None = None  # kind of immediate danger (a key of data/urgent.yaml): gas, fire, …
+    ask: bool = False  # unsure: the bot should let the resident choose among ``candidates``
+    candidates: tuple[str, ...] = ()  # likely categories, best first (``other`` may be among them)
 
     @property
     def is_report(self) -> bool:
@@ -251,8 +271,22 @@ class _Score:
     words: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Analysis:
+    """What the rules find in one message: the learned layer's input and the fallback answer."""
+
+    normalized: str
+    tokens: list[str]
+    scores: dict[int, _Score]
+    found: list[int]
+    result: Classification  # the rules' own answer
+    flags: tuple[str, ...]
+    urgent: str | None
+
+
 class Classifier:
-    def __init__(self, categories: Sequence[CategoryDef]) -> None:
+    def __init__(self, categories: Sequence[CategoryDef], model: LinearModel | None | bool = True) -> None:
+        """``model``: True for the shipped model, False for the rules alone, or a model."""
         self.categories = [c for c in categories if c.enabled]
         self.intents = load_intents()
         self.replacements = _replacements()
@@ -270,45 +304,139 @@ class Classifier:
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
+        keywords = [w for c in self.categories for w in c.keywords]
+        self.lexicon = _lexicon(frozenset(keywords) | danger.plain_words())
+        self.model: LinearModel | None = (
+            load_model() if model is True else None if model is False else model  # type: ignore[assignment]
+        )
+        self.codes = frozenset(c.code for c in self.categories)
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
         if not folded:
             return Classification(text, None, confidence=1.0)
+        analysis = self.analyse(text, folded)
+        if self.model is None:
+            return analysis.result
+        return self._decide(analysis, self.model.probabilities(self.features(analysis)))
+
+    def features(self, analysis: Analysis) -> list[str]:
+        """The learned layer's input: the text's n-grams and words, and what the rules found."""
+        named = [self.categories[i].code for i in analysis.found[:3]]
+        rule = analysis.result
+        found = [f"kw:{code}" for code in named]
+        if named:
+            found.append(f"kw1:{named[0]}")
+        extra = [f"rule:{rule.category or NONE}", f"intent:{rule.intent}", *analysis.flags]
+        if analysis.urgent:
+            extra.append("urgent")
+        return [*text_features(analysis.normalized, analysis.tokens), *found, *extra]
+
+    def analyse(self, text: str, folded: str | None = None) -> Analysis:
+        folded = fold(text).strip().lower() if folded is None else folded
         for wrong, right in self.replacements:
             if wrong in folded:
                 folded = folded.replace(wrong, right)
-        scores = self._score(folded)
+        normalized = self.lexicon.normalize(folded, _is_own_word)
+        scores, tokens = self._score(normalized)
         found = self._ranked(scores)
+        urgent = danger.detect(normalized, self.lexicon.syllable_text(folded))
+        result, flags = self._rules(text, normalized, scores, found)
+        if urgent is not None:
+            category = result.category or OTHER
+            categories = result.categories or (OTHER,)
+            result = Classification(
+                text, category, categories, result.confidence, result.keywords, None, urgent, False, categories
+            )
+        return Analysis(normalized, tokens, scores, found, result, flags, urgent)
+
+    def _rules(
+        self, text: str, folded: str, scores: dict[int, _Score], found: list[int]
+    ) -> tuple[Classification, tuple[str, ...]]:
         intents = self.intents
         persists = intents.persists.search(folded) is not None
         request = intents.request.search(folded) is not None
         praise = intents.praise.search(folded) is not None
-        if praise or (not persists and not request and intents.closure.search(folded)):
-            return Classification(text, None, confidence=0.9, intent="closure")
+        closure = intents.closure.search(folded) is not None
         question = intents.question.search(folded) is not None
+        severity = intents.severity.search(folded) is not None
+        complaint = intents.complaint.search(folded) is not None
+        greeting = intents.greeting.search(folded) is not None
+        topic = intents.topics.search(folded) is not None
+        flags = tuple(
+            f"i:{name}"
+            for name, on in (
+                ("persists", persists),
+                ("request", request),
+                ("praise", praise),
+                ("closure", closure),
+                ("question", question),
+                ("severity", severity),
+                ("complaint", complaint),
+                ("greeting", greeting),
+                ("topic", topic),
+            )
+            if on
+        )
+        if praise or (not persists and not request and closure):
+            return Classification(text, None, confidence=0.9, intent="closure"), flags
         if found:
             primary = scores[found[0]]
-            complains = (
-                persists or request or primary.supported or intents.severity.search(folded) is not None
-            )
+            complains = persists or request or primary.supported or severity
             if question and not complains:
-                return Classification(text, None, confidence=0.7, intent="question")
+                return Classification(text, None, confidence=0.7, intent="question"), flags
             codes = tuple(self.categories[i].code for i in found)
             total = sum(scores[i].score for i in found)
             confidence = min(0.99, (0.5 + 0.1 * primary.score) * (0.6 + 0.4 * primary.score / total))
             words = tuple(w for i in found for w in scores[i].words)
-            return Classification(text, codes[0], codes, round(confidence, 3), words)
-        complaint = intents.complaint.search(folded) is not None
+            return Classification(text, codes[0], codes, round(confidence, 3), words, candidates=codes), flags
         if complaint and (persists or not question):
-            return Classification(text, OTHER, confidence=0.5)
+            return Classification(text, OTHER, (OTHER,), 0.5, ask=True, candidates=(OTHER,)), flags
         if question:
-            return Classification(text, None, confidence=0.9, intent="question")
-        if intents.greeting.search(folded):
-            return Classification(text, None, confidence=0.9, intent="greeting")
-        if intents.topics.search(folded):
-            return Classification(text, None, confidence=0.9, intent="topic")
-        return Classification(text, None, confidence=0.6)
+            return Classification(text, None, confidence=0.9, intent="question"), flags
+        if greeting:
+            return Classification(text, None, confidence=0.9, intent="greeting"), flags
+        if topic:
+            return Classification(text, None, confidence=0.9, intent="topic"), flags
+        return Classification(text, None, confidence=0.6), flags
+
+    def _decide(self, analysis: Analysis, probabilities: dict[str, float]) -> Classification:
+        rule = analysis.result
+        named = [self.categories[i].code for i in analysis.found]
+        # A community's own category (unknown to the model) named by its keywords: the keywords decide.
+        if named and named[0] not in probabilities:
+            return rule
+        usable = {k: v for k, v in probabilities.items() if k in (OTHER, NONE) or k in self.codes}
+        total = sum(usable.values()) or 1.0
+        p = {k: v / total for k, v in usable.items()}
+        ranked = sorted(p, key=lambda k: -p[k])
+        problems = [k for k in ranked if k != NONE]
+        best = ranked[0]
+        unsure_none = False
+        if best == NONE and (p[NONE] < NONE_MIN or analysis.urgent is not None):
+            best, unsure_none = problems[0], True
+        if best == NONE:
+            return Classification(
+                rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat"
+            )
+        confidence = p[best]
+        candidates = [k for k in problems if p[k] >= CANDIDATE_MIN][:3]
+        if best in candidates:
+            candidates.remove(best)
+        candidates.insert(0, best)
+        categories = [best, *(c for c in named if c != best)]
+        categories += [k for k in problems if k not in categories and k != OTHER and p[k] >= 0.35]
+        return Classification(
+            rule.text,
+            best,
+            tuple(categories),
+            round(confidence, 3),
+            rule.keywords,
+            None,
+            analysis.urgent,
+            unsure_none or confidence < ASK_BELOW,
+            tuple(candidates),
+        )
 
     @staticmethod
     def _ranked(scores: dict[int, _Score]) -> list[int]:
@@ -321,7 +449,7 @@ class Classifier:
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
 
-    def _score(self, folded: str) -> dict[int, _Score]:
+    def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.tokenizer.lcut(folded, HMM=False)
         spans: dict[int, list[tuple[int, int]]] = {}
         for ci, pattern in enumerate(self.exclusions):
@@ -359,7 +487,16 @@ class Classifier:
                 scores[ci].score += weight
                 scores[ci].supported = True
                 scores[ci].words.append(token)
-        return scores
+        return scores, tokens
+
+
+@cache
+def _lexicon(keywords: frozenset[str]) -> Lexicon:
+    return Lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
+
+
+def _is_own_word(typed: str) -> bool:
+    return base_tokenizer().FREQ.get(typed, 0) > _OWN_WORD_FREQ
 
 
 @cache

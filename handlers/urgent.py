@@ -1,0 +1,94 @@
+"""Immediate danger in a resident's message: gas, fire, live wires, someone trapped or fallen, a collapse,
+deep water. The words are data (``data/urgent.yaml``: Chinese and dialect, English, pinyin per kind,
+with the Chinese label and the emergency number); the first kind in file order that matches wins,
+so gas beats fire ("煤气罐着火了" is a gas emergency first)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from handlers.textnorm import fold
+
+
+@dataclass(frozen=True)
+class UrgentKind:
+    key: str
+    label: str
+    number: str
+    words: re.Pattern[str] | None
+    english: re.Pattern[str] | None
+    pinyin: tuple[str, ...]
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+@cache
+def urgent_data() -> dict[str, Any]:
+    text = resources.files("handlers").joinpath("data", "urgent.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)  # type: ignore[no-any-return]
+
+
+@cache
+def urgent_kinds() -> tuple[UrgentKind, ...]:
+    kinds = []
+    for key, raw in urgent_data()["kinds"].items():
+        english = [re.escape(w.lower()) for w in raw.get("english") or ()]
+        kinds.append(
+            UrgentKind(
+                key=key,
+                label=str(raw["label"]),
+                number=str(raw["number"]),
+                words=_alternation([fold(str(w)).lower() for w in raw.get("words") or ()]),
+                english=re.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
+                pinyin=tuple(f" {p.strip()} " for p in raw.get("pinyin") or ()),
+            )
+        )
+    return tuple(kinds)
+
+
+@cache
+def _exclusions() -> re.Pattern[str] | None:
+    return _alternation([str(p) for p in urgent_data().get("exclusions") or ()])
+
+
+@cache
+def plain_words() -> frozenset[str]:
+    """The danger words that are plain words (not patterns), for homophone repair (着或了 → 着火了)."""
+    return frozenset(
+        fold(str(w)).lower()
+        for raw in urgent_data()["kinds"].values()
+        for w in raw.get("words") or ()
+        if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", str(w))
+    )
+
+
+def kind_info(key: str) -> UrgentKind | None:
+    """The label and emergency number of a kind (for the conversation's reply)."""
+    return next((k for k in urgent_kinds() if k.key == key), None)
+
+
+def detect(text: str, syllables: str = "") -> str | None:
+    """The kind of danger ``text`` (folded, lower-case; dialect and English already read) names, or None.
+    ``syllables`` is the message as spaced toneless pinyin, to catch danger typed in pinyin or as a
+    homophone (每气味)."""
+    excluded = _exclusions()
+    spans = [m.span() for m in excluded.finditer(text)] if excluded is not None else []
+
+    def counts(match: re.Match[str]) -> bool:
+        return not any(a <= match.start() < b for a, b in spans)
+
+    for kind in urgent_kinds():
+        for pattern in (kind.words, kind.english):
+            if pattern is not None and any(counts(m) for m in pattern.finditer(text)):
+                return kind.key
+        if syllables and any(p in syllables for p in kind.pinyin):
+            return kind.key
+    return None
