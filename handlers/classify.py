@@ -54,6 +54,7 @@ NONE = "none"
 NONE_MIN = 0.6
 ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
 CANDIDATE_MIN = 0.08
+_LATIN = re.compile("[a-z]")
 _OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a typo of a keyword
 
 
@@ -285,7 +286,7 @@ class Analysis:
 
 
 class Classifier:
-    def __init__(self, categories: Sequence[CategoryDef], model: LinearModel | None | bool = True) -> None:
+    def __init__(self, categories: Sequence[CategoryDef], model: LinearModel | bool | None = True) -> None:
         """``model``: True for the shipped model, False for the rules alone, or a model."""
         self.categories = [c for c in categories if c.enabled]
         self.intents = load_intents()
@@ -310,6 +311,7 @@ class Classifier:
             load_model() if model is True else None if model is False else model  # type: ignore[assignment]
         )
         self.codes = frozenset(c.code for c in self.categories)
+        self.contrast = [re.compile(p) for p in _intents_data().get("contrast", ())]
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
@@ -340,8 +342,13 @@ class Classifier:
         normalized = self.lexicon.normalize(folded, _is_own_word)
         scores, tokens = self._score(normalized)
         found = self._ranked(scores)
-        urgent = danger.detect(normalized, self.lexicon.syllable_text(folded))
+        # Spelled-out syllables only matter for pinyin typed as letters; characters' homophones of the
+        # danger words were already repaired by the lexicon.
+        syllables = self.lexicon.syllable_text(folded) if _LATIN.search(folded) else ""
+        urgent = danger.detect(normalized, folded, syllables)
         result, flags = self._rules(text, normalized, scores, found)
+        if self._negated(normalized):
+            flags = (*flags, "i:contrast")
         if urgent is not None:
             category = result.category or OTHER
             categories = result.categories or (OTHER,)
@@ -449,8 +456,13 @@ class Classifier:
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
 
+    def _negated(self, folded: str) -> list[tuple[int, int]]:
+        """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
+        return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
+
     def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.tokenizer.lcut(folded, HMM=False)
+        negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}
         for ci, pattern in enumerate(self.exclusions):
             if pattern is not None:
@@ -463,7 +475,7 @@ class Classifier:
         for n, token in enumerate(tokens):
             start, position = position, position + len(token)
             hits = self.index.get(token)
-            if not hits:
+            if not hits or any(a <= start < b for a, b in negated):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.
             is_keyword = any(strong for _, _, strong in hits)

@@ -9,6 +9,7 @@ library only: scikit-learn is needed to train, never to classify, so start-up st
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -24,15 +25,19 @@ NGRAMS = (1, 2, 3)
 SEED = 13
 C = 4.0  # inverse regularisation; chosen by 5-fold cross-validation on the train split
 MIN_WEIGHT = 0.02  # features whose every weight is smaller are dropped from the exported file
+_SCALE = 10_000  # weights are stored to 4 decimals
+_BIAS = 1 << 21  # |weight| < 200 assumed: a biased weight is positive and below 2**22
+_FIELD = 34  # bits per label: room for the sum of _MAX_TERMS biased weights
+_MAX_TERMS = 4000  # 4000 * 2**22 < 2**34
 
 
 def text_features(normalized: str, tokens: Sequence[str]) -> list[str]:
     """Character n-grams (the text padded with ^ and $) and the segmenter's words."""
     padded = f"^{normalized.replace(' ', '')}$"
-    out = {f"w:{t}" for t in tokens if t.strip()}
+    out = {f"w:{t}" for t in tokens if t != " "}
     for n in NGRAMS:
-        out.update(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return sorted(out)
+        out.update([padded[i : i + n] for i in range(len(padded) - n + 1)])
+    return list(out)
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,30 @@ class LinearModel:
     weights: dict[str, tuple[float, ...]]
     corpus_sha256: str
 
-    def probabilities(self, features: Sequence[str]) -> dict[str, float]:
-        present = [self.weights[f] for f in features if f in self.weights]
-        scale = 1.0 / math.sqrt(len(features)) if features else 0.0  # rows are L2-normalised
-        z = list(self.intercept)
-        for row in present:
+    def __post_init__(self) -> None:
+        # Each feature's weights for all labels packed into one integer (fixed point, biased to stay
+        # positive, one 32-bit field per label), so a message's scores are one C-level sum of ints.
+        packed = {}
+        for feature, row in self.weights.items():
+            value = 0
             for k, w in enumerate(row):
-                z[k] += w * scale
+                value |= (round(w * _SCALE) + _BIAS) << (_FIELD * k)
+            packed[feature] = value
+        object.__setattr__(self, "_packed", packed)
+        object.__setattr__(self, "_known", frozenset(packed))
+
+    def probabilities(self, features: Sequence[str]) -> dict[str, float]:
+        packed: dict[str, int] = self._packed  # type: ignore[attr-defined]
+        n = len(self._known.intersection(features))  # type: ignore[attr-defined]
+        if n > _MAX_TERMS:  # the packed fields would overflow: score the first ones
+            features, n = [f for f in features if f in packed][:_MAX_TERMS], _MAX_TERMS
+        total = sum(map(packed.get, features, itertools.repeat(0)))
+        scale = 1.0 / math.sqrt(len(features)) if features else 0.0  # rows are L2-normalised
+        mask = (1 << _FIELD) - 1
+        z = [
+            b + scale * (((total >> (_FIELD * k)) & mask) - n * _BIAS) / _SCALE
+            for k, b in enumerate(self.intercept)
+        ]
         top = max(z)
         exp = [math.exp(v - top) for v in z]
         total = sum(exp)

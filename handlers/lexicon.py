@@ -30,7 +30,7 @@ MAX_WORD_SYLLABLES = 6
 _LATIN_RUN = re.compile(r"[a-z][a-z'’\- ]*[a-z]|[a-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # Words that are valid pinyin but say a message is English when they are frequent in it.
-_ENGLISH_HINTS = frozenset("a an the is are was were it its in on at of to for and or but my our i we you".split())
+_ENGLISH_HINTS = frozenset(["a", "an", "the", "is", "are", "was", "were", "it", "its", "in", "on", "at", "of", "to", "for", "and", "or", "but", "my", "our", "i", "we", "you"])
 
 
 def _data_text(name: str) -> str:
@@ -141,6 +141,7 @@ class Lexicon:
                 for reading in word_syllables(word, per_char=1):
                     self.homophones.setdefault(reading, word)
         self.keywords = frozenset(words)
+        self.homophone_starts = frozenset(key[:2] for key in self.homophones)
 
     def normalize(self, folded: str, is_word: Any = None) -> str:
         """The message as the keyword rules should read it; ``is_word(s)`` says whether ``s`` is a word
@@ -188,8 +189,9 @@ class Lexicon:
         chars = list(text)
         i = 0
         n = len(text)
+        starts = self.homophone_starts
         while i < n - 1:
-            if first[i] is None:
+            if (first[i], first[i + 1]) not in starts:
                 i += 1
                 continue
             for size in (4, 3, 2):
@@ -222,4 +224,4 @@ class Lexicon:
 
 
 # Single syllables read back as a word only when unambiguous in residents' messages.
-_SINGLE_SYLLABLE_OK = frozenset("臭 栋".split())
+_SINGLE_SYLLABLE_OK = frozenset(["臭", "栋"])

@@ -70,25 +70,39 @@ def plain_words() -> frozenset[str]:
     )
 
 
+@cache
+def _any_word() -> re.Pattern[str]:
+    """Every kind's Chinese words in one pattern: most messages name no danger and stop here."""
+    words = [fold(str(w)).lower() for raw in urgent_data()["kinds"].values() for w in raw.get("words") or ()]
+    return re.compile("|".join(f"(?:{w})" for w in words))
+
+
 def kind_info(key: str) -> UrgentKind | None:
     """The label and emergency number of a kind (for the conversation's reply)."""
     return next((k for k in urgent_kinds() if k.key == key), None)
 
 
-def detect(text: str, syllables: str = "") -> str | None:
-    """The kind of danger ``text`` (folded, lower-case; dialect and English already read) names, or None.
-    ``syllables`` is the message as spaced toneless pinyin, to catch danger typed in pinyin or as a
-    homophone (每气味)."""
+def detect(text: str, original: str = "", syllables: str = "") -> str | None:
+    """The kind of danger a message names, or None. ``text``: folded, lower-case, dialect and English
+    already read into Chinese; ``original``: folded as typed (for the English phrases); ``syllables``:
+    the message as spaced toneless pinyin, to catch danger typed in pinyin or as a homophone (每气味)."""
+    if not syllables and _any_word().search(text) is None and not re.search("[a-z]", original):
+        return None
     excluded = _exclusions()
-    spans = [m.span() for m in excluded.finditer(text)] if excluded is not None else []
 
-    def counts(match: re.Match[str]) -> bool:
-        return not any(a <= match.start() < b for a, b in spans)
+    def spans(of: str) -> list[tuple[int, int]]:
+        return [m.span() for m in excluded.finditer(of)] if excluded is not None else []
+
+    chinese, english = spans(text), spans(original)
+
+    def found(pattern: re.Pattern[str] | None, of: str, skip: list[tuple[int, int]]) -> bool:
+        if pattern is None:
+            return False
+        return any(not any(a <= m.start() < b for a, b in skip) for m in pattern.finditer(of))
 
     for kind in urgent_kinds():
-        for pattern in (kind.words, kind.english):
-            if pattern is not None and any(counts(m) for m in pattern.finditer(text)):
-                return kind.key
+        if found(kind.words, text, chinese) or found(kind.english, original, english):
+            return kind.key
         if syllables and any(p in syllables for p in kind.pinyin):
             return kind.key
     return None
