@@ -353,7 +353,13 @@ class Classifier:
             category = result.category or OTHER
             categories = result.categories or (OTHER,)
             result = Classification(
-                text, category, categories, result.confidence, result.keywords, None, urgent, False, categories
+                text,
+                category,
+                categories,
+                result.confidence,
+                result.keywords,
+                urgent=urgent,
+                candidates=categories,
             )
         return Analysis(normalized, tokens, scores, found, result, flags, urgent)
 
@@ -423,9 +429,7 @@ class Classifier:
         if best == NONE and (p[NONE] < NONE_MIN or analysis.urgent is not None):
             best, unsure_none = problems[0], True
         if best == NONE:
-            return Classification(
-                rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat"
-            )
+            return Classification(rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat")
         confidence = p[best]
         candidates = [k for k in problems if p[k] >= CANDIDATE_MIN][:3]
         if best in candidates:

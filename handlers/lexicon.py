@@ -30,7 +30,9 @@ MAX_WORD_SYLLABLES = 6
 _LATIN_RUN = re.compile(r"[a-z][a-z'’\- ]*[a-z]|[a-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # Words that are valid pinyin but say a message is English when they are frequent in it.
-_ENGLISH_HINTS = frozenset(["a", "an", "the", "is", "are", "was", "were", "it", "its", "in", "on", "at", "of", "to", "for", "and", "or", "but", "my", "our", "i", "we", "you"])
+_ENGLISH_HINTS = frozenset(
+    "a an the is are was were it its in on at of to for and or but my our i we you".split()  # noqa: SIM905
+)
 
 
 def _data_text(name: str) -> str:
@@ -136,7 +138,8 @@ class Lexicon:
                 self.pinyin_index.setdefault(reading, word)
         # Homophone repair only for keywords of two characters or more: one syllable is too ambiguous.
         self.homophones: dict[tuple[str, ...], str] = {}
-        for word in sorted((w for w in keywords if _CJK.search(w) and len(w) >= 2), key=lambda w: (len(w), w)):
+        chinese = (w for w in keywords if _CJK.search(w) and len(w) >= 2)
+        for word in sorted(chinese, key=lambda w: (len(w), w)):
             if len(word) <= 4 and all(_CJK.match(c) for c in word):
                 for reading in word_syllables(word, per_char=1):
                     self.homophones.setdefault(reading, word)
