@@ -311,6 +311,12 @@ class Classifier:
             load_model() if model is True else None if model is False else model  # type: ignore[assignment]
         )
         self.codes = frozenset(c.code for c in self.categories)
+        # The model learned the default categories; one whose words a community replaced (rather than
+        # extended) is left to the keywords, so the community's own word list is what counts.
+        defaults = {c.code: frozenset(c.keywords) for c in load_default_categories()}
+        self.model_codes = frozenset(
+            c.code for c in self.categories if c.code in defaults and defaults[c.code] <= set(c.keywords)
+        )
         self.contrast = [re.compile(p) for p in _intents_data().get("contrast", ())]
 
     def classify(self, text: str) -> Classification:
@@ -351,7 +357,7 @@ class Classifier:
             flags = (*flags, "i:contrast")
         if urgent is not None:
             category = result.category or OTHER
-            categories = result.categories or (OTHER,)
+            categories = result.categories
             result = Classification(
                 text,
                 category,
@@ -359,7 +365,7 @@ class Classifier:
                 result.confidence,
                 result.keywords,
                 urgent=urgent,
-                candidates=categories,
+                candidates=categories or (OTHER,),
             )
         return Analysis(normalized, tokens, scores, found, result, flags, urgent)
 
@@ -404,7 +410,7 @@ class Classifier:
             words = tuple(w for i in found for w in scores[i].words)
             return Classification(text, codes[0], codes, round(confidence, 3), words, candidates=codes), flags
         if complaint and (persists or not question):
-            return Classification(text, OTHER, (OTHER,), 0.5, ask=True, candidates=(OTHER,)), flags
+            return Classification(text, OTHER, (), 0.5, ask=True, candidates=(OTHER,)), flags
         if question:
             return Classification(text, None, confidence=0.9, intent="question"), flags
         if greeting:
@@ -416,10 +422,10 @@ class Classifier:
     def _decide(self, analysis: Analysis, probabilities: dict[str, float]) -> Classification:
         rule = analysis.result
         named = [self.categories[i].code for i in analysis.found]
-        # A community's own category (unknown to the model) named by its keywords: the keywords decide.
-        if named and named[0] not in probabilities:
+        # A community's own or reworded category named by its keywords: the keywords decide.
+        if named and named[0] not in self.model_codes:
             return rule
-        usable = {k: v for k, v in probabilities.items() if k in (OTHER, NONE) or k in self.codes}
+        usable = {k: v for k, v in probabilities.items() if k in (OTHER, NONE) or k in self.model_codes}
         total = sum(usable.values()) or 1.0
         p = {k: v / total for k, v in usable.items()}
         ranked = sorted(p, key=lambda k: -p[k])
@@ -435,8 +441,11 @@ class Classifier:
         if best in candidates:
             candidates.remove(best)
         candidates.insert(0, best)
+        # Every problem named, primary first; ``other`` only leads a list that names others too.
         categories = [best, *(c for c in named if c != best)]
         categories += [k for k in problems if k not in categories and k != OTHER and p[k] >= 0.35]
+        if categories == [OTHER]:
+            categories = []
         return Classification(
             rule.text,
             best,

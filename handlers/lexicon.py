@@ -116,12 +116,13 @@ class Lexicon:
 
     def __init__(self, keywords: Iterable[str], extra_english: Mapping[str, str] | None = None) -> None:
         data = lexicon_data()
-        self.dialect = sorted(
-            ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items() if k != v),
-            key=lambda kv: -len(kv[0]),
-        )
+        keywords = list(keywords)
+        own = frozenset(keywords)  # a word that is itself a keyword is matched as typed (耗子, 蚊虫)
+        dialect = ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items())
+        self.dialect = sorted(((k, v) for k, v in dialect if k != v and k not in own), key=lambda kv: -len(kv[0]))
         english = {str(k).lower(): str(v) for k, v in (data.get("english") or {}).items()}
         english.update({k.lower(): v for k, v in (extra_english or {}).items()})
+        english = {k: v for k, v in english.items() if k not in own}
         self.english = english
         phrases = sorted(english, key=len, reverse=True)
         self.english_pattern = re.compile(

@@ -48,15 +48,18 @@ def _opencc_pairs() -> dict[int, str]:
     return pairs
 
 
-# Where OpenCC's single-character answer is not what a resident means: 麼 alone converts to 幺, but
-# residents write it in 什麼/怎麼; 舖 is a variant OpenCC's tables leave alone.
-_CORRECTIONS = {"麼": "么", "舖": "铺"}
+# Where OpenCC's single-character answer is not what a resident means: 么/麼/麽 alone convert to 幺,
+# but residents write them in 什么/怎么; 舖 is a variant OpenCC's tables leave alone.
+_CORRECTIONS = {"麼": "么", "麽": "么", "舖": "铺"}
+_LEAVE_ALONE = "么"
 
 
 @cache
 def fold_table() -> dict[int, str]:
     table = dict(_opencc_pairs())
     table.update({ord(k): v for k, v in _CORRECTIONS.items()})
+    for char in _LEAVE_ALONE:
+        table.pop(ord(char), None)
     # Full-width ASCII (U+FF01..FF5E) as typed by Chinese IMEs: "３号楼", "Ａ座", "３＃".
     table.update({cp: chr(cp - 0xFEE0) for cp in range(0xFF01, 0xFF5F)})
     table.update(
