@@ -208,6 +208,12 @@ class Lexicon:
                 typed = text[i : i + size]
                 if typed == word or (is_word is not None and is_word(typed)):
                     break
+                # Two characters are easily a chance homophone across words ("5号楼电梯" holds lou dian,
+                # 漏电): not when either character belongs with its neighbour in a word of its own.
+                if size == 2 and is_word is not None and (is_word(text[i - 1 : i + 1]) if i else False):
+                    break
+                if size == 2 and is_word is not None and is_word(text[i + 1 : i + 3]):
+                    break
                 chars[i : i + size] = list(word)
                 i += size - 1
                 break
