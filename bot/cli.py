@@ -387,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, default=Path("bench/data"), help="train: folder of labelled TSV files"
     )
     classify.add_argument("--out", type=Path, help="train: model file (default: the shipped one)")
-    classify.add_argument("--cv", type=float, action="append", help="train: report 5-fold accuracy for this C")
+    classify.add_argument(
+        "--cv", type=float, action="append", help="train: report 5-fold accuracy for this C"
+    )
     classify.set_defaults(func=cmd_classify)
 
     route = sub.add_parser(

@@ -47,7 +47,9 @@ def samples(corpus_dir: Path) -> tuple[list[tuple[list[str], str]], str]:
 def train(corpus_dir: Path, out: Path | None = None, c_values: Sequence[float] = ()) -> list[str]:
     """Train and write the model; returns the lines to print."""
     lines = []
-    if rebuild_pinyin_table():
+    # The shipped model goes with the shipped pinyin table: rebuild it first (a model written
+    # elsewhere, e.g. an experiment, leaves the package's data alone).
+    if out is None and rebuild_pinyin_table():
         lines.append("pinyin table rebuilt from pypinyin")
     data, digest = samples(corpus_dir)
     if not data:

@@ -119,7 +119,8 @@ class Lexicon:
         keywords = list(keywords)
         own = frozenset(keywords)  # a word that is itself a keyword is matched as typed (耗子, 蚊虫)
         dialect = ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items())
-        self.dialect = sorted(((k, v) for k, v in dialect if k != v and k not in own), key=lambda kv: -len(kv[0]))
+        kept = ((k, v) for k, v in dialect if k != v and k not in own)
+        self.dialect = sorted(kept, key=lambda kv: -len(kv[0]))
         english = {str(k).lower(): str(v) for k, v in (data.get("english") or {}).items()}
         english.update({k.lower(): v for k, v in (extra_english or {}).items()})
         english = {k: v for k, v in english.items() if k not in own}

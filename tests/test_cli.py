@@ -57,7 +57,8 @@ def test_classify_emits_one_json_object_per_line_with_real_chinese() -> None:
     assert set(out[3]["categories"]) == {"sewage", "pests"}  # type: ignore[arg-type]
     assert out[4]["category"] is None
     for o in out:
-        assert set(o) == {"text", "category", "categories", "confidence", "keywords"}
+        fields = {"text", "category", "categories", "confidence", "keywords", "urgent", "ask", "candidates"}
+        assert set(o) == fields
         assert 0.0 <= float(o["confidence"]) <= 1.0  # type: ignore[arg-type]
 
 
