@@ -1,9 +1,10 @@
 """The learned layer of the classifier: a multinomial logistic regression over character n-grams, the
 segmenter's words and the keyword rules' findings, trained offline by ``outreach-bot classify train``.
 
-The weights are exported to ``data/classify_model.json.gz`` (labels, intercepts, one weight row per
-feature, the SHA-256 of the training corpus and the training settings) and read here with the standard
-library only: scikit-learn is needed to train, never to classify, so start-up stays fast.
+The weights are exported to ``data/classify_model.json.gz`` (labels, intercepts, each feature's
+weights packed into one integer, the SHA-256 of the training corpus and the training settings) and
+read here with the standard library only: scikit-learn is needed to train, never to classify, so
+start-up stays fast.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "classify_model.json.gz"
-FORMAT = 1
+FORMAT = 2
 NGRAMS = (1, 2, 3)
 SEED = 13
 C = 4.0  # inverse regularisation; chosen by 5-fold cross-validation on the train split
-MIN_WEIGHT = 0.02  # features whose every weight is smaller are dropped from the exported file
+MIN_WEIGHT = 0.1  # features whose every weight is smaller are dropped from the exported file
 _SCALE = 10_000  # weights are stored to 4 decimals
 _BIAS = 1 << 21  # |weight| < 200 assumed: a biased weight is positive and below 2**22
 _FIELD = 34  # bits per label: room for the sum of _MAX_TERMS biased weights
 _MAX_TERMS = 4000  # 4000 * 2**22 < 2**34
+_PACKING = {"scale": _SCALE, "bias": _BIAS, "field_bits": _FIELD}
 
 
 def text_features(normalized: str, tokens: Sequence[str]) -> list[str]:
@@ -40,27 +42,34 @@ def text_features(normalized: str, tokens: Sequence[str]) -> list[str]:
     return list(out)
 
 
+def pack(row: Sequence[float]) -> int:
+    """One feature's weights for all labels as one integer: fixed point, biased to stay positive, one
+    ``_FIELD``-bit field per label, so a message's scores are one C-level sum of ints at run time."""
+    value = 0
+    for k, w in enumerate(row):
+        value |= (round(w * _SCALE) + _BIAS) << (_FIELD * k)
+    return value
+
+
 @dataclass(frozen=True)
 class LinearModel:
     labels: tuple[str, ...]
     intercept: tuple[float, ...]
-    weights: dict[str, tuple[float, ...]]
+    packed: dict[str, int]  # feature → its packed weights (see ``pack``)
     corpus_sha256: str
 
     def __post_init__(self) -> None:
-        # Each feature's weights for all labels packed into one integer (fixed point, biased to stay
-        # positive, one 32-bit field per label), so a message's scores are one C-level sum of ints.
-        packed = {}
-        for feature, row in self.weights.items():
-            value = 0
-            for k, w in enumerate(row):
-                value |= (round(w * _SCALE) + _BIAS) << (_FIELD * k)
-            packed[feature] = value
-        object.__setattr__(self, "_packed", packed)
-        object.__setattr__(self, "_known", frozenset(packed))
+        object.__setattr__(self, "_known", frozenset(self.packed))
+
+    def weights(self, feature: str) -> tuple[float, ...]:
+        """The weights of one feature, per label (for inspection)."""
+        value, mask = self.packed.get(feature, 0), (1 << _FIELD) - 1
+        if not value:
+            return (0.0,) * len(self.labels)
+        return tuple((((value >> (_FIELD * k)) & mask) - _BIAS) / _SCALE for k in range(len(self.labels)))
 
     def probabilities(self, features: Sequence[str]) -> dict[str, float]:
-        packed: dict[str, int] = self._packed  # type: ignore[attr-defined]
+        packed = self.packed
         n = len(self._known.intersection(features))  # type: ignore[attr-defined]
         if n > _MAX_TERMS:  # the packed fields would overflow: score the first ones
             features, n = [f for f in features if f in packed][:_MAX_TERMS], _MAX_TERMS
@@ -88,12 +97,12 @@ def load_model() -> LinearModel | None:
 
 
 def model_from_json(raw: dict[str, Any]) -> LinearModel:
-    if raw.get("format") != FORMAT:
-        raise ValueError(f"model format {raw.get('format')} is not {FORMAT}")
+    if raw.get("format") != FORMAT or raw.get("packing") != _PACKING:
+        raise ValueError(f"model format {raw.get('format')} {raw.get('packing')} is not {FORMAT} {_PACKING}")
     return LinearModel(
         labels=tuple(raw["labels"]),
         intercept=tuple(raw["intercept"]),
-        weights={f: tuple(w) for f, w in raw["weights"].items()},
+        packed=raw["weights"],
         corpus_sha256=raw["corpus_sha256"],
     )
 
@@ -113,13 +122,14 @@ def fit(
     model.fit(matrix, targets)
     order = [list(model.classes_).index(label) for label in labels if label in model.classes_]
     kept_labels = [str(model.classes_[i]) for i in order]
-    weights: dict[str, list[float]] = {}
+    weights: dict[str, int] = {}
     for j, name in enumerate(vectorizer.get_feature_names_out()):
-        row = [round(float(model.coef_[i, j]), 4) for i in order]
+        row = [float(model.coef_[i, j]) for i in order]
         if max(abs(w) for w in row) >= MIN_WEIGHT:
-            weights[str(name)] = row
+            weights[str(name)] = pack(row)
     return {
         "format": FORMAT,
+        "packing": _PACKING,
         "labels": kept_labels,
         "intercept": [round(float(model.intercept_[i]), 4) for i in order],
         "weights": dict(sorted(weights.items())),
