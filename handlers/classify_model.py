@@ -58,9 +58,6 @@ class LinearModel:
     packed: dict[str, int]  # feature → its packed weights (see ``pack``)
     corpus_sha256: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_known", frozenset(self.packed))
-
     def weights(self, feature: str) -> tuple[float, ...]:
         """The weights of one feature, per label (for inspection)."""
         value, mask = self.packed.get(feature, 0), (1 << _FIELD) - 1
@@ -69,11 +66,11 @@ class LinearModel:
         return tuple((((value >> (_FIELD * k)) & mask) - _BIAS) / _SCALE for k in range(len(self.labels)))
 
     def probabilities(self, features: Sequence[str]) -> dict[str, float]:
-        packed = self.packed
-        n = len(self._known.intersection(features))  # type: ignore[attr-defined]
+        values = list(map(self.packed.get, features, itertools.repeat(0)))
+        n = len(values) - values.count(0)
         if n > _MAX_TERMS:  # the packed fields would overflow: score the first ones
-            features, n = [f for f in features if f in packed][:_MAX_TERMS], _MAX_TERMS
-        total = sum(map(packed.get, features, itertools.repeat(0)))
+            values, n = [v for v in values if v][:_MAX_TERMS], _MAX_TERMS
+        total = sum(values)
         scale = 1.0 / math.sqrt(len(features)) if features else 0.0  # rows are L2-normalised
         mask = (1 << _FIELD) - 1
         z = [

@@ -31,6 +31,7 @@ def rebuild_pinyin_table() -> bool:
         return False
     path.write_text(text, encoding="utf-8")
     lexicon.char_readings.cache_clear()
+    lexicon.first_readings.cache_clear()
     lexicon.syllable_set.cache_clear()
     return True
 

@@ -56,6 +56,12 @@ def char_readings() -> dict[str, tuple[str, ...]]:
 
 
 @cache
+def first_readings() -> dict[str, str]:
+    """Character → its commonest toneless reading."""
+    return {char: values[0] for char, values in char_readings().items()}
+
+
+@cache
 def syllable_set() -> frozenset[str]:
     return frozenset(s for values in char_readings().values() for s in values)
 
@@ -121,6 +127,11 @@ class Lexicon:
         dialect = ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items())
         kept = ((k, v) for k, v in dialect if k != v and k not in own)
         self.dialect = sorted(kept, key=lambda kv: -len(kv[0]))
+        # Dialect words by first character, longest first: a message only tries the words that can start
+        # with one of its own characters.
+        self.dialect_by_char: dict[str, list[tuple[str, str]]] = {}
+        for wrong, right in self.dialect:
+            self.dialect_by_char.setdefault(wrong[0], []).append((wrong, right))
         english = {str(k).lower(): str(v) for k, v in (data.get("english") or {}).items()}
         english.update({k.lower(): v for k, v in (extra_english or {}).items()})
         english = {k: v for k, v in english.items() if k not in own}
@@ -152,9 +163,13 @@ class Lexicon:
         """The message as the keyword rules should read it; ``is_word(s)`` says whether ``s`` is a word
         of its own in the segmenter's dictionary (then a homophone of a keyword is left alone)."""
         text = folded
-        for wrong, right in self.dialect:
-            if wrong in text:
-                text = text.replace(wrong, right)
+        starts = self.dialect_by_char.keys() & set(folded)
+        if starts:
+            for wrong, right in sorted(
+                (pair for c in starts for pair in self.dialect_by_char[c]), key=lambda kv: -len(kv[0])
+            ):
+                if wrong in text:
+                    text = text.replace(wrong, right)
         if re.search(r"[a-z]", text):
             text = _LATIN_RUN.sub(self._latin, text)
         return self._repair_homophones(text, is_word)
@@ -189,15 +204,17 @@ class Lexicon:
         return "".join(out)
 
     def _repair_homophones(self, text: str, is_word: Any) -> str:
-        readings = char_readings()
-        first = [readings.get(c, (None,))[0] for c in text]
-        chars = list(text)
-        i = 0
-        n = len(text)
+        first = list(map(first_readings().get, text))
         starts = self.homophone_starts
-        while i < n - 1:
-            if (first[i], first[i + 1]) not in starts:
-                i += 1
+        # Most messages: no two syllables in a row start a keyword's sound; stop before the slow path.
+        candidates = [i for i, pair in enumerate(itertools.pairwise(first)) if pair in starts]
+        if not candidates:
+            return text
+        chars = list(text)
+        n = len(text)
+        done = -1
+        for i in candidates:
+            if i <= done:
                 continue
             for size in (4, 3, 2):
                 if i + size > n:
@@ -216,9 +233,8 @@ class Lexicon:
                 if size == 2 and is_word is not None and is_word(text[i + 1 : i + 3]):
                     break
                 chars[i : i + size] = list(word)
-                i += size - 1
+                done = i + size - 1
                 break
-            i += 1
         return "".join(chars)
 
     def syllable_text(self, text: str) -> str:
