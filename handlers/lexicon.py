@@ -151,7 +151,8 @@ class Lexicon:
                 self.pinyin_index.setdefault(reading, word)
         # Homophone repair only for keywords of two characters or more: one syllable is too ambiguous.
         self.homophones: dict[tuple[str, ...], str] = {}
-        chinese = (w for w in keywords if _CJK.search(w) and len(w) >= 2)
+        repairable = [*keywords, *(fold(w) for w in data.get("pinyin_words") or ())]
+        chinese = (w for w in repairable if _CJK.search(w) and len(w) >= 2)
         for word in sorted(chinese, key=lambda w: (len(w), w)):
             if len(word) <= 4 and all(_CJK.match(c) for c in word):
                 for reading in word_syllables(word, per_char=1):
@@ -226,6 +227,9 @@ class Lexicon:
                 typed = text[i : i + size]
                 if typed == word or (is_word is not None and is_word(typed)):
                     break
+                # A function word typed is meant ("是违见" is 是 + 违建, not 屎味 + 见).
+                if any(t != w and t in _FUNCTION_CHARS for t, w in zip(typed, word, strict=True)):
+                    break
                 # Two characters are easily a chance homophone across words ("5号楼电梯" holds lou dian,
                 # 漏电): not when either character belongs with its neighbour in a word of its own.
                 if size == 2 and is_word is not None and (is_word(text[i - 1 : i + 1]) if i else False):
@@ -249,6 +253,9 @@ class Lexicon:
                 out.extend(split_syllables(token) or [token])
         return " " + " ".join(out) + " "
 
+
+# Characters so common as words of their own that they are never a typo of a keyword's character.
+_FUNCTION_CHARS = frozenset("的了是在有我你他她它这那不也就都还和与又很吗呢吧啊么个们")
 
 # Single syllables read back as a word only when unambiguous in residents' messages.
 _SINGLE_SYLLABLE_OK = frozenset(["臭", "栋"])
