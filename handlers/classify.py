@@ -52,6 +52,7 @@ NONE = "none"
 # "Not a report" only when the model is this sure; below it a message is a problem to ask about
 # (a problem turned away costs more than a question). Chosen on the train split's cross-validation.
 NONE_MIN = 0.6
+NONE_MIN_FOR_REQUESTS = 0.9
 ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
 CANDIDATE_MIN = 0.08
 _LATIN = re.compile("[a-z]")
@@ -432,7 +433,13 @@ class Classifier:
         problems = [k for k in ranked if k != NONE]
         best = ranked[0]
         unsure_none = False
-        if best == NONE and (p[NONE] < NONE_MIN or analysis.urgent is not None):
+        # A message that asks for action on a problem the rules named ("麻烦派人把垃圾清理一下 谢谢")
+        # is a report unless the model is very sure it is not.
+        asks_action = rule.category is not None and (
+            "i:request" in analysis.flags or "i:persists" in analysis.flags
+        )
+        none_min = NONE_MIN_FOR_REQUESTS if asks_action else NONE_MIN
+        if best == NONE and (p[NONE] < none_min or analysis.urgent is not None):
             best, unsure_none = problems[0], True
         if best == NONE:
             return Classification(rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat")
