@@ -483,12 +483,14 @@ class Classifier:
     def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.tokenizer.lcut(folded, HMM=False)
         negated = self._negated(folded)
-        spans: dict[int, list[tuple[int, int]]] = {}
-        for ci, pattern in enumerate(self.exclusions):
-            if pattern is not None:
-                found = [m.span() for m in pattern.finditer(folded)]
-                if found:
-                    spans[ci] = found
+        spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
+
+        def excluded(ci: int, start: int) -> bool:
+            if ci not in spans:
+                pattern = self.exclusions[ci]
+                spans[ci] = [m.span() for m in pattern.finditer(folded)] if pattern is not None else []
+            return any(a <= start < b for a, b in spans[ci])
+
         scores: dict[int, _Score] = {}
         supports: list[tuple[int, float, str, int]] = []
         position = 0
@@ -502,7 +504,7 @@ class Classifier:
             for ci, weight, strong in hits:
                 if is_keyword and not strong:
                     continue
-                if ci in spans and any(a <= start < b for a, b in spans[ci]):
+                if excluded(ci, start):
                     continue
                 if not strong:
                     supports.append((ci, weight, token, start))

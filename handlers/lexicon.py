@@ -126,7 +126,7 @@ class Lexicon:
         own = frozenset(keywords)  # a word that is itself a keyword is matched as typed (耗子, 蚊虫)
         dialect = ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items())
         kept = ((k, v) for k, v in dialect if k != v and k not in own)
-        self.dialect = sorted(kept, key=lambda kv: -len(kv[0]))
+        self.dialect = sorted(kept, key=lambda kv: (-len(kv[0]), kv[0]))
         # Dialect words by first character, longest first: a message only tries the words that can start
         # with one of its own characters.
         self.dialect_by_char: dict[str, list[tuple[str, str]]] = {}
@@ -166,9 +166,8 @@ class Lexicon:
         text = folded
         starts = self.dialect_by_char.keys() & set(folded)
         if starts:
-            for wrong, right in sorted(
-                (pair for c in starts for pair in self.dialect_by_char[c]), key=lambda kv: -len(kv[0])
-            ):
+            pairs = (pair for c in starts for pair in self.dialect_by_char[c])
+            for wrong, right in sorted(pairs, key=lambda kv: (-len(kv[0]), kv[0])):
                 if wrong in text:
                     text = text.replace(wrong, right)
         if re.search(r"[a-z]", text):
