@@ -1,83 +1,78 @@
-"""Accuracy of the report classifier on the team's labelled messages (bench/data/labelled_messages.tsv).
+"""Accuracy of the report classifier on the labelled messages in bench/data/ and bench/data/corpus/.
 
-Each line: expected labels (primary first, "+"-joined; `none` = not a report, `other` = a report of
-no category), the split, the message. Splits: `dev` (tuned against), `held` (held out from tuning) in
-labelled_messages.tsv; `blind` in the blind_*.tsv files, written by someone who never saw the
-classifier (blind_messages.tsv was later used for one round of fixes; blind2_messages.tsv never was).
+Each message is in the `train` or the `test` split by the SHA-1 of its text (handlers/classify_corpus.py).
+Rules, word lists and the model are built on `train` only; the `test` figures are the honest ones.
+For each file: accuracy, problems turned away (a labelled problem classified as no report) and urgent
+recall, per split and per slice (dialect, typo, pinyin, …; dev/held/blind in the older files).
 Run from the repository root: python bench/classify_accuracy.py [--failures] [FILE ...]
+(--failures lists the misclassified train messages only: the test split is not for looking at.)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handlers.classify import default_classifier
+from handlers.classify_corpus import Figures, Prediction, Row, corpus_files, read_rows
 
 DATA = Path(__file__).with_name("data")
-DEFAULT_FILES = (
-    "labelled_messages.tsv",
-    "blind_messages.tsv",
-    "blind2_messages.tsv",
-    "blind3_messages.tsv",
-    "blind4_messages.tsv",
-)
 
 
-def load(path: Path) -> list[tuple[list[str], str, str]]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        labels, split, text = line.split("\t", 2)
-        rows.append((labels.split("+"), split, text))
-    return rows
+def predict(text: str) -> Prediction:
+    result = default_classifier().classify(text)
+    return Prediction(result.category or "none", getattr(result, "urgent", None) is not None)
 
 
-def report(path: Path, show_failures: bool) -> None:
-    classifier = default_classifier()
-    totals: Counter[str] = Counter()
-    right: Counter[str] = Counter()
-    multi_total = multi_right = 0
-    failures = []
-    splits: list[str] = []
-    for labels, split, text in load(path):
-        result = classifier.classify(text)
-        got = result.category or "none"
-        ok = got == labels[0]
-        if split not in splits:
-            splits.append(split)
-        for key in ("all", f"split:{split}", labels[0]):
-            totals[key] += 1
-            right[key] += ok
-        if len(labels) > 1:
-            multi_total += 1
-            multi_right += list(result.categories) == labels
-        if not ok:
-            failures.append((split, labels[0], got, text))
-    print(f"== {path.name}: {totals['all']} messages")
-    for key in ("all", *(f"split:{s}" for s in splits)):
-        print(f"accuracy {key:<12} {right[key] / totals[key]:.1%}  ({right[key]}/{totals[key]})")
-    labels = sorted(k for k in totals if k != "all" and not k.startswith("split:"))
-    print("per expected label: " + ", ".join(f"{k} {right[k]}/{totals[k]}" for k in labels))
-    print(f"two-problem messages with both categories in order: {multi_right}/{multi_total}")
+def figures(rows: list[Row]) -> Figures:
+    out = Figures()
+    for row in rows:
+        out.add(row, predict(row.text))
+    return out
+
+
+def report(name: str, rows: list[Row], show_failures: bool, slices: bool = True) -> Figures:
+    print(f"== {name}: {len(rows)} messages")
+    for split in ("train", "test"):
+        part = [r for r in rows if r.split == split]
+        print(f"  {split:<5} {figures(part).summary()}")
+    if slices:
+        for slice_ in sorted({r.slice for r in rows}):
+            for split in ("train", "test"):
+                part = [r for r in rows if r.slice == slice_ and r.split == split]
+                if part:
+                    print(f"    {slice_:<12} {split:<5} {figures(part).summary()}")
     if show_failures:
-        for split, want, got, text in failures:
-            print(f"  [{split}] want {want:<8} got {got:<8} {text}")
+        for row in rows:
+            if row.split != "train":
+                continue
+            got = predict(row.text)
+            if got.label != row.label or (row.urgent and not got.urgent):
+                urgent = " (urgent missed)" if row.urgent and not got.urgent else ""
+                print(f"  [{row.slice}] want {row.label:<8} got {got.label:<8}{urgent} {row.text}")
+    return figures(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--failures", action="store_true", help="list every misclassified message")
+    parser.add_argument("--failures", action="store_true", help="list misclassified train messages")
+    parser.add_argument("--no-slices", action="store_true", help="only the per-split figures")
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args()
-    files = args.files or [DATA / name for name in DEFAULT_FILES if (DATA / name).exists()]
+    files = args.files or corpus_files(DATA)
+    everything: list[Row] = []
     for path in files:
-        report(path, args.failures)
+        rows = read_rows(path)
+        everything.extend(rows)
+        report(path.name, rows, args.failures, not args.no_slices)
+    if len(files) > 1:
+        print(f"== all files: {len(everything)} messages")
+        for split in ("train", "test"):
+            part = [r for r in everything if r.split == split]
+            print(f"  {split:<5} {figures(part).summary()}")
     return 0
 
 

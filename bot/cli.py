@@ -79,11 +79,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     if args.action == "corrections":
         return _classify_corrections(args)
+    if args.action == "train":
+        return _classify_train(args)
     try:
         community = _community(args.config)
     except CommunityConfigError as exc:
         return _fail_config(exc, args.config)
     classifier = community.classifier
+    if args.action == "eval":
+        return _classify_eval(classifier, args.files)
     for line in _stdin_lines():
         result = classifier.classify(clean_text(line))
         _print_json(
@@ -93,8 +97,56 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 "categories": list(result.categories),
                 "confidence": round(result.confidence, 3),
                 "keywords": list(result.keywords),
+                "urgent": result.urgent,
+                "ask": result.ask,
+                "candidates": list(result.candidates),
             }
         )
+    return 0
+
+
+def _classify_train(args: argparse.Namespace) -> int:
+    try:
+        from handlers.classify_train import train
+    except ImportError as exc:  # scikit-learn and pypinyin are the optional "classify" extra
+        print(render("cli.classify_train_needs_extra", module=exc.name or "sklearn"), file=sys.stderr)
+        return 1
+    try:
+        lines = train(args.data, args.out, tuple(args.cv or ()))
+    except (OSError, ValueError) as exc:
+        print(render("cli.classify_train_failed", error=str(exc)), file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
+    from handlers.classify_corpus import CorpusError, Prediction, evaluate, read_rows
+
+    if not files:
+        print(render("cli.classify_eval_needs_file"), file=sys.stderr)
+        return 2
+
+    def predict(text: str) -> Prediction:
+        result = classifier.classify(text)
+        return Prediction(result.category or "none", result.urgent is not None)
+
+    for path in files:
+        try:
+            rows = read_rows(path)
+        except (OSError, UnicodeDecodeError, CorpusError) as exc:
+            print(render("cli.classify_eval_bad_file", file=str(path), error=str(exc)), file=sys.stderr)
+            return 1
+        figures = evaluate(rows, predict)
+        print(f"== {path.name}: {len(rows)} messages")
+        print(f"all   {figures.summary()}")
+        for split in ("train", "test"):
+            part = [r for r in rows if r.split == split]
+            if part:
+                print(f"{split:<5} {evaluate(part, predict).summary()}")
+        for line in figures.table():
+            print(line)
     return 0
 
 
@@ -119,6 +171,8 @@ def cmd_route(args: argparse.Namespace) -> int:
                 "categories": list(result.categories),
                 "confidence": round(result.confidence, 3),
                 "keywords": list(result.keywords),
+                "urgent": result.urgent,
+                "ask": result.ask,
                 "grid": decision.grid,
                 "assignee": decision.assignee,
                 "location": location.matched if location is not None else None,
@@ -357,13 +411,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = sub.add_parser(
         "classify",
-        help="classify one message per stdin line (JSON lines out); "
-        "'classify corrections': staff corrections as training corpus lines",
+        help="classify one message per stdin line (JSON lines out); `classify eval FILE…` measures on "
+        "labelled files; `classify train` rebuilds the learned layer; `classify corrections` prints staff "
+        "corrections as training corpus lines",
     )
     classify.add_argument(
-        "action", nargs="?", choices=("corrections",), help="corrections: export staff corrections"
+        "action", nargs="?", choices=("eval", "train", "corrections"), help="eval, train or corrections"
     )
+    classify.add_argument("files", nargs="*", type=Path, help="eval: labelled TSV files")
     classify.add_argument("--config", type=Path, help="community YAML (for category overrides)")
+    classify.add_argument(
+        "--data", type=Path, default=Path("bench/data"), help="train: folder of labelled TSV files"
+    )
+    classify.add_argument("--out", type=Path, help="train: model file (default: the shipped one)")
+    classify.add_argument(
+        "--cv", type=float, action="append", help="train: report 5-fold accuracy for this C"
+    )
     classify.add_argument(
         "--format", choices=("tsv",), default="tsv", help="corrections: labels, slice, urgent, masked text"
     )

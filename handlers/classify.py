@@ -15,6 +15,13 @@ How it decides (the words live in ``data/categories.yaml`` and ``data/intents.ya
 4. Intents decide what is not a report: thanks and "已经清理了" (unless the problem persists: "又",
    "还没"), information questions ("垃圾几点收") unless the message also complains, and
    health-service topics. A problem with no category ("路灯坏了") is "other", for triage.
+
+Before step 1 the message is read into known words (``handlers/lexicon.py``: dialect, English,
+toneless pinyin, homophone typos of keywords); danger words set ``urgent`` (``handlers/urgent.py``).
+After step 4 a learned layer (``handlers/classify_model.py``: a linear model over character n-grams,
+words and the rules' findings above) gives calibrated probabilities that decide the answer: a
+problem is never turned away unless "no report" is clearly likelier (else ``other`` and ``ask``),
+and an unsure answer sets ``ask`` with the likely ``candidates``, best first.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from typing import Any
 import jieba
 import yaml
 
+from handlers import urgent as danger
+from handlers.classify_model import LinearModel, load_model, text_features
+from handlers.lexicon import Lexicon
 from handlers.textnorm import fold
 
 OTHER = "other"
@@ -38,6 +48,15 @@ SUPPORT_WEIGHT = 1.0
 LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
 PRIMARY_SHARE = 0.5  # a category mentioned first stays primary unless another scores twice as much
 _WORD_FREQ = 10**6  # high enough that a dictionary word is kept whole
+NONE = "none"
+# "Not a report" only when the model is this sure; below it a message is a problem to ask about
+# (a problem turned away costs more than a question). Chosen on the train split's cross-validation.
+NONE_MIN = 0.6
+NONE_MIN_FOR_REQUESTS = 0.9
+ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
+CANDIDATE_MIN = 0.08
+_LATIN = re.compile("[a-z]")
+_OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a typo of a keyword
 
 
 @dataclass(frozen=True)
@@ -254,8 +273,22 @@ class _Score:
     words: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Analysis:
+    """What the rules find in one message: the learned layer's input and the fallback answer."""
+
+    normalized: str
+    tokens: list[str]
+    scores: dict[int, _Score]
+    found: list[int]
+    result: Classification  # the rules' own answer
+    flags: tuple[str, ...]
+    urgent: str | None
+
+
 class Classifier:
-    def __init__(self, categories: Sequence[CategoryDef]) -> None:
+    def __init__(self, categories: Sequence[CategoryDef], model: LinearModel | bool | None = True) -> None:
+        """``model``: True for the shipped model, False for the rules alone, or a model."""
         self.categories = [c for c in categories if c.enabled]
         self.intents = load_intents()
         self.replacements = _replacements()
@@ -273,45 +306,164 @@ class Classifier:
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
+        keywords = [w for c in self.categories for w in c.keywords]
+        self.lexicon = _lexicon(frozenset(keywords) | danger.plain_words())
+        self.model: LinearModel | None = (
+            load_model() if model is True else None if model is False else model  # type: ignore[assignment]
+        )
+        self.codes = frozenset(c.code for c in self.categories)
+        # The model learned the default categories; one whose words a community replaced (rather than
+        # extended) is left to the keywords, so the community's own word list is what counts.
+        defaults = {c.code: frozenset(c.keywords) for c in load_default_categories()}
+        self.model_codes = frozenset(
+            c.code for c in self.categories if c.code in defaults and defaults[c.code] <= set(c.keywords)
+        )
+        self.contrast = [re.compile(p) for p in _intents_data().get("contrast", ())]
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
         if not folded:
             return Classification(text, None, confidence=1.0)
+        analysis = self.analyse(text, folded)
+        if self.model is None:
+            return analysis.result
+        return self._decide(analysis, self.model.probabilities(self.features(analysis)))
+
+    def features(self, analysis: Analysis) -> list[str]:
+        """The learned layer's input: the text's n-grams and words, and what the rules found."""
+        named = [self.categories[i].code for i in analysis.found[:3]]
+        rule = analysis.result
+        found = [f"kw:{code}" for code in named]
+        if named:
+            found.append(f"kw1:{named[0]}")
+        extra = [f"rule:{rule.category or NONE}", f"intent:{rule.intent}", *analysis.flags]
+        if analysis.urgent:
+            extra.append("urgent")
+        return [*text_features(analysis.normalized, analysis.tokens), *found, *extra]
+
+    def analyse(self, text: str, folded: str | None = None) -> Analysis:
+        folded = fold(text).strip().lower() if folded is None else folded
         for wrong, right in self.replacements:
             if wrong in folded:
                 folded = folded.replace(wrong, right)
-        scores = self._score(folded)
+        normalized = self.lexicon.normalize(folded, _is_own_word)
+        scores, tokens = self._score(normalized)
         found = self._ranked(scores)
+        # Spelled-out syllables only matter for pinyin typed as letters; characters' homophones of the
+        # danger words were already repaired by the lexicon.
+        syllables = self.lexicon.syllable_text(folded) if _LATIN.search(folded) else ""
+        urgent = danger.detect(normalized, folded, syllables)
+        result, flags = self._rules(text, normalized, scores, found)
+        if self._negated(normalized):
+            flags = (*flags, "i:contrast")
+        if urgent is not None:
+            category = result.category or OTHER
+            categories = result.categories
+            result = Classification(
+                text,
+                category,
+                categories,
+                result.confidence,
+                result.keywords,
+                urgent=urgent,
+                candidates=categories or (OTHER,),
+            )
+        return Analysis(normalized, tokens, scores, found, result, flags, urgent)
+
+    def _rules(
+        self, text: str, folded: str, scores: dict[int, _Score], found: list[int]
+    ) -> tuple[Classification, tuple[str, ...]]:
         intents = self.intents
         persists = intents.persists.search(folded) is not None
         request = intents.request.search(folded) is not None
         praise = intents.praise.search(folded) is not None
-        if praise or (not persists and not request and intents.closure.search(folded)):
-            return Classification(text, None, confidence=0.9, intent="closure")
+        closure = intents.closure.search(folded) is not None
         question = intents.question.search(folded) is not None
+        severity = intents.severity.search(folded) is not None
+        complaint = intents.complaint.search(folded) is not None
+        greeting = intents.greeting.search(folded) is not None
+        topic = intents.topics.search(folded) is not None
+        flags = tuple(
+            f"i:{name}"
+            for name, on in (
+                ("persists", persists),
+                ("request", request),
+                ("praise", praise),
+                ("closure", closure),
+                ("question", question),
+                ("severity", severity),
+                ("complaint", complaint),
+                ("greeting", greeting),
+                ("topic", topic),
+            )
+            if on
+        )
+        if praise or (not persists and not request and closure):
+            return Classification(text, None, confidence=0.9, intent="closure"), flags
         if found:
             primary = scores[found[0]]
-            complains = (
-                persists or request or primary.supported or intents.severity.search(folded) is not None
-            )
+            complains = persists or request or primary.supported or severity
             if question and not complains:
-                return Classification(text, None, confidence=0.7, intent="question")
+                return Classification(text, None, confidence=0.7, intent="question"), flags
             codes = tuple(self.categories[i].code for i in found)
             total = sum(scores[i].score for i in found)
             confidence = min(0.99, (0.5 + 0.1 * primary.score) * (0.6 + 0.4 * primary.score / total))
             words = tuple(w for i in found for w in scores[i].words)
-            return Classification(text, codes[0], codes, round(confidence, 3), words)
-        complaint = intents.complaint.search(folded) is not None
+            return Classification(text, codes[0], codes, round(confidence, 3), words, candidates=codes), flags
         if complaint and (persists or not question):
-            return Classification(text, OTHER, confidence=0.5)
+            return Classification(text, OTHER, (), 0.5, ask=True, candidates=(OTHER,)), flags
         if question:
-            return Classification(text, None, confidence=0.9, intent="question")
-        if intents.greeting.search(folded):
-            return Classification(text, None, confidence=0.9, intent="greeting")
-        if intents.topics.search(folded):
-            return Classification(text, None, confidence=0.9, intent="topic")
-        return Classification(text, None, confidence=0.6)
+            return Classification(text, None, confidence=0.9, intent="question"), flags
+        if greeting:
+            return Classification(text, None, confidence=0.9, intent="greeting"), flags
+        if topic:
+            return Classification(text, None, confidence=0.9, intent="topic"), flags
+        return Classification(text, None, confidence=0.6), flags
+
+    def _decide(self, analysis: Analysis, probabilities: dict[str, float]) -> Classification:
+        rule = analysis.result
+        named = [self.categories[i].code for i in analysis.found]
+        # A community's own or reworded category named by its keywords: the keywords decide.
+        if named and named[0] not in self.model_codes:
+            return rule
+        usable = {k: v for k, v in probabilities.items() if k in (OTHER, NONE) or k in self.model_codes}
+        total = sum(usable.values()) or 1.0
+        p = {k: v / total for k, v in usable.items()}
+        ranked = sorted(p, key=lambda k: -p[k])
+        problems = [k for k in ranked if k != NONE]
+        best = ranked[0]
+        unsure_none = False
+        # A message that asks for action on a problem the rules named ("麻烦派人把垃圾清理一下 谢谢")
+        # is a report unless the model is very sure it is not.
+        asks_action = rule.category is not None and (
+            "i:request" in analysis.flags or "i:persists" in analysis.flags
+        )
+        none_min = NONE_MIN_FOR_REQUESTS if asks_action else NONE_MIN
+        if best == NONE and (p[NONE] < none_min or analysis.urgent is not None):
+            best, unsure_none = problems[0], True
+        if best == NONE:
+            return Classification(rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat")
+        confidence = p[best]
+        candidates = [k for k in problems if p[k] >= CANDIDATE_MIN][:3]
+        if best in candidates:
+            candidates.remove(best)
+        candidates.insert(0, best)
+        # Every problem named, primary first; ``other`` only leads a list that names others too.
+        categories = [best, *(c for c in named if c != best)]
+        categories += [k for k in problems if k not in categories and k != OTHER and p[k] >= 0.35]
+        if categories == [OTHER]:
+            categories = []
+        return Classification(
+            rule.text,
+            best,
+            tuple(categories),
+            round(confidence, 3),
+            rule.keywords,
+            None,
+            analysis.urgent,
+            unsure_none or confidence < ASK_BELOW,
+            tuple(candidates),
+        )
 
     @staticmethod
     def _ranked(scores: dict[int, _Score]) -> list[int]:
@@ -324,28 +476,35 @@ class Classifier:
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
 
-    def _score(self, folded: str) -> dict[int, _Score]:
+    def _negated(self, folded: str) -> list[tuple[int, int]]:
+        """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
+        return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
+
+    def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.tokenizer.lcut(folded, HMM=False)
-        spans: dict[int, list[tuple[int, int]]] = {}
-        for ci, pattern in enumerate(self.exclusions):
-            if pattern is not None:
-                found = [m.span() for m in pattern.finditer(folded)]
-                if found:
-                    spans[ci] = found
+        negated = self._negated(folded)
+        spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
+
+        def excluded(ci: int, start: int) -> bool:
+            if ci not in spans:
+                pattern = self.exclusions[ci]
+                spans[ci] = [m.span() for m in pattern.finditer(folded)] if pattern is not None else []
+            return any(a <= start < b for a, b in spans[ci])
+
         scores: dict[int, _Score] = {}
         supports: list[tuple[int, float, str, int]] = []
         position = 0
         for n, token in enumerate(tokens):
             start, position = position, position + len(token)
             hits = self.index.get(token)
-            if not hits:
+            if not hits or any(a <= start < b for a, b in negated):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.
             is_keyword = any(strong for _, _, strong in hits)
             for ci, weight, strong in hits:
                 if is_keyword and not strong:
                     continue
-                if ci in spans and any(a <= start < b for a, b in spans[ci]):
+                if excluded(ci, start):
                     continue
                 if not strong:
                     supports.append((ci, weight, token, start))
@@ -362,7 +521,16 @@ class Classifier:
                 scores[ci].score += weight
                 scores[ci].supported = True
                 scores[ci].words.append(token)
-        return scores
+        return scores, tokens
+
+
+@cache
+def _lexicon(keywords: frozenset[str]) -> Lexicon:
+    return Lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
+
+
+def _is_own_word(typed: str) -> bool:
+    return base_tokenizer().FREQ.get(typed, 0) > _OWN_WORD_FREQ
 
 
 @cache

@@ -2,27 +2,20 @@
 lift, someone fallen or injured, something about to fall) opens an urgent case, alerts the grid leader
 and the admins at once, and tells the resident which emergency number to call before anything else.
 
-The classifier sets ``Classification.urgent`` itself (the classify branch's ``handlers/urgent.py``);
-until that is merged, and for any classification that leaves it unset, ``detect`` reads the same kinds
-of danger (gas, fire, electric, lift, fall, collapse, water) from ``data/emergency.yaml``.
+The classifier finds the danger (``Classification.urgent``, from ``handlers/urgent.py`` and
+``data/urgent.yaml``, which also hold each kind's national number); this module acts on it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
-from typing import TYPE_CHECKING, Any
-
-import yaml
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from handlers.classify import OTHER, Classification
 from handlers.lifecycle import record
 from handlers.location import LocationMatch
 from handlers.privacy import mask_text
-from handlers.textnorm import fold
+from handlers.urgent import kind_info, urgent_kinds
 from messages import has, render
 from storage.models import ActorType, Case
 
@@ -31,62 +24,9 @@ if TYPE_CHECKING:
     from handlers.features import ChatContext
 
 
-@dataclass(frozen=True)
-class Danger:
-    kind: str
-    pattern: re.Pattern[str]
-    unless: re.Pattern[str] | None
-
-
-@dataclass(frozen=True)
-class DangerTable:
-    numbers: Mapping[str, str]  # kind → the number to call first
-    negations: tuple[str, ...]
-    dangers: tuple[Danger, ...]
-
-
-@cache
-def table() -> DangerTable:
-    raw: dict[str, Any] = yaml.safe_load(
-        resources.files("handlers").joinpath("data", "emergency.yaml").read_text(encoding="utf-8")
-    )
-    dangers = tuple(
-        Danger(
-            kind=str(item["kind"]),
-            pattern=re.compile("|".join(f"(?:{p})" for p in item["patterns"])),
-            unless=re.compile(item["unless"]) if item.get("unless") else None,
-        )
-        for item in raw["kinds"]
-    )
-    numbers = {str(k): str(v) for k, v in raw["numbers"].items()}
-    for danger in dangers:
-        if danger.kind not in numbers:
-            raise ValueError(f"emergency.yaml: kind {danger.kind} has no number")
-    return DangerTable(numbers, tuple(raw.get("negations") or ()), dangers)
-
-
 def emergency_keys() -> frozenset[str]:
     """The kinds of danger a community's ``emergency:`` mapping may give a number for."""
-    return frozenset(table().numbers)
-
-
-def _negated(folded: str, start: int, negations: tuple[str, ...]) -> bool:
-    before = folded[max(0, start - 4) : start]
-    return any(before.endswith(n) or before.rstrip("的了").endswith(n) for n in negations)
-
-
-def detect(text: str) -> str | None:
-    """The kind of danger the text names ("gas", "fire", "electric", "lift", "fall", "collapse",
-    "water"), or None."""
-    folded = fold(text).lower()
-    data = table()
-    for danger in data.dangers:
-        if danger.unless is not None and danger.unless.search(folded):
-            continue
-        for match in danger.pattern.finditer(folded):
-            if not _negated(folded, match.start(), data.negations):
-                return danger.kind
-    return None
+    return frozenset(kind.key for kind in urgent_kinds())
 
 
 def flag(classification: Classification | None) -> Classification | None:
@@ -94,7 +34,7 @@ def flag(classification: Classification | None) -> Classification | None:
     (of the category found, else "other") and is never a question back to the resident."""
     if classification is None:
         return None
-    kind = classification.urgent or detect(classification.text)
+    kind = classification.urgent
     if kind is None:
         return classification
     category = classification.category or OTHER
@@ -115,7 +55,10 @@ def emergency_number(community: Community, kind: str) -> str:
     """The number the resident should call for this kind of danger: the community's own (its gas
     company's repair line, its lift rescue line) before the national default."""
     own = community.config.emergency.get(kind)
-    return str(own) if own else table().numbers.get(kind, FALLBACK_NUMBER)
+    if own:
+        return str(own)
+    info = kind_info(kind)
+    return info.number if info is not None else FALLBACK_NUMBER
 
 
 def _text(name: str, kind: str, **params: str) -> str:

@@ -36,8 +36,9 @@ def _sqlite_begin(connection: Any) -> None:
 
 # Loggers that would write bound values or fetched rows (residents' texts with phone and ID numbers, the
 # WeChat access token) at DEBUG: aiosqlite logs every call with its arguments, SQLAlchemy's engine logs
-# result rows. Capped here so that no log level chosen for the process can let data through.
-_DATA_LOGGERS = {"aiosqlite": logging.WARNING, "sqlalchemy.engine": logging.INFO}
+# result rows (and at INFO every statement: noise in an operator's log). Capped at WARNING here so
+# that no log level chosen for the process can let data through; errors still reach the log.
+_DATA_LOGGERS = {"aiosqlite": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
 
 
 def quiet_data_loggers() -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def test_classify_emits_one_json_object_per_line_with_real_chinese() -> None:
     assert set(out[3]["categories"]) == {"sewage", "pests"}  # type: ignore[arg-type]
     assert out[4]["category"] is None
     for o in out:
-        assert set(o) == {"text", "category", "categories", "confidence", "keywords"}
+        fields = {"text", "category", "categories", "confidence", "keywords", "urgent", "ask", "candidates"}
+        assert set(o) == fields
         assert 0.0 <= float(o["confidence"]) <= 1.0  # type: ignore[arg-type]
 
 
@@ -151,7 +153,9 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
     env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **db_env}
     for key in [k for k in env if k.startswith(("OUTREACH_TELEGRAM", "OUTREACH_WECHAT"))]:
         del env[key]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to a file: a pipe nobody reads would block the server once 64 KiB were written.
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 60
         status = None
@@ -165,6 +169,9 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.seek(0)
+        assert b"Traceback" not in log.read()
+        log.close()
 
 
 def test_workers_refuse_telegram_long_polling(db_env: dict[str, str]) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from handlers.classify import default_classifier
 from handlers.community import CommunityConfigError, load_community, parse_community
 from handlers.context import Services
 from handlers.conversation import Conversation
-from handlers.emergency import detect
 from storage.models import Case, CaseEvent
 from tests.conftest import Chat, Clock, RecordingSender
 
@@ -46,7 +46,7 @@ async def actions(chat: Chat, number: int) -> list[str]:
     ],
 )
 def test_dangers_are_recognised(text: str, kind: str) -> None:
-    assert detect(text) == kind
+    assert default_classifier().classify(text).urgent == kind
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_dangers_are_recognised(text: str, kind: str) -> None:
     ],
 )
 def test_everyday_problems_are_not_dangers(text: str) -> None:
-    assert detect(text) is None
+    assert default_classifier().classify(text).urgent is None
 
 
 async def test_gas_smell_opens_an_urgent_case_and_alerts_leader_and_admins_at_once(chat: Chat) -> None:

@@ -1,0 +1,140 @@
+"""Immediate danger in a resident's message: gas, fire, live wires, someone trapped or fallen, a collapse,
+deep water. The words are data (``data/urgent.yaml``: Chinese and dialect, English, pinyin per kind,
+with the Chinese label and the emergency number); the first kind in file order that matches wins,
+so gas beats fire ("煤气罐着火了" is a gas emergency first)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from handlers.textnorm import fold
+
+
+@dataclass(frozen=True)
+class UrgentKind:
+    key: str
+    label: str
+    number: str
+    words: re.Pattern[str] | None
+    english: re.Pattern[str] | None
+    pinyin: tuple[str, ...]
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+@cache
+def urgent_data() -> dict[str, Any]:
+    text = resources.files("handlers").joinpath("data", "urgent.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)  # type: ignore[no-any-return]
+
+
+@cache
+def urgent_kinds() -> tuple[UrgentKind, ...]:
+    kinds = []
+    for key, raw in urgent_data()["kinds"].items():
+        english = [re.escape(w.lower()) for w in raw.get("english") or ()]
+        kinds.append(
+            UrgentKind(
+                key=key,
+                label=str(raw["label"]),
+                number=str(raw["number"]),
+                words=_alternation([fold(str(w)).lower() for w in raw.get("words") or ()]),
+                english=re.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
+                pinyin=tuple(f" {p.strip()} " for p in raw.get("pinyin") or ()),
+            )
+        )
+    return tuple(kinds)
+
+
+@cache
+def _exclusions() -> re.Pattern[str] | None:
+    return _alternation([str(p) for p in urgent_data().get("exclusions") or ()])
+
+
+@cache
+def plain_words() -> frozenset[str]:
+    """The danger words that are plain words (not patterns), for homophone repair (着或了 → 着火了)."""
+    return frozenset(
+        fold(str(w)).lower()
+        for raw in urgent_data()["kinds"].values()
+        for w in raw.get("words") or ()
+        if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", str(w))
+    )
+
+
+_PLAIN = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
+
+
+@cache
+def _prefilter() -> tuple[dict[str, tuple[str, ...]], re.Pattern[str] | None]:
+    """Every kind's Chinese words, split into plain words by first character and the few patterns:
+    most messages name no danger, and this says so without running every kind's pattern."""
+    words = [fold(str(w)).lower() for raw in urgent_data()["kinds"].values() for w in raw.get("words") or ()]
+    plain: dict[str, list[str]] = {}
+    patterns = []
+    for word in words:
+        if _PLAIN.fullmatch(word):
+            plain.setdefault(word[0], []).append(word)
+        else:
+            patterns.append(word)
+    by_char = {c: tuple(ws) for c, ws in plain.items()}
+    return by_char, re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def _may_name_danger(text: str) -> bool:
+    by_char, patterns = _prefilter()
+    for char in by_char.keys() & set(text):
+        if any(word in text for word in by_char[char]):
+            return True
+    return patterns is not None and patterns.search(text) is not None
+
+
+# "没有煤气味了", "no gas smell": a danger named only to say it is not there.
+_NEGATIONS = ("没有", "没", "无", "不是", "不再", "no ", "not ", "no more ")
+
+
+def _negated(text: str, start: int) -> bool:
+    before = text[max(0, start - 5) : start]
+    return before.endswith(_NEGATIONS)
+
+
+def kind_info(key: str) -> UrgentKind | None:
+    """The label and emergency number of a kind (for the conversation's reply)."""
+    return next((k for k in urgent_kinds() if k.key == key), None)
+
+
+def detect(text: str, original: str = "", syllables: str = "") -> str | None:
+    """The kind of danger a message names, or None. ``text``: folded, lower-case, dialect and English
+    already read into Chinese; ``original``: folded as typed (for the English phrases); ``syllables``:
+    the message as spaced toneless pinyin, to catch danger typed in pinyin or as a homophone (每气味)."""
+    if not syllables and not re.search("[a-z]", original) and not _may_name_danger(text):
+        return None
+    excluded = _exclusions()
+
+    def spans(of: str) -> list[tuple[int, int]]:
+        return [m.span() for m in excluded.finditer(of)] if excluded is not None else []
+
+    chinese, english = spans(text), spans(original)
+
+    def found(pattern: re.Pattern[str] | None, of: str, skip: list[tuple[int, int]]) -> bool:
+        if pattern is None:
+            return False
+        return any(
+            not any(a <= m.start() < b for a, b in skip) and not _negated(of, m.start())
+            for m in pattern.finditer(of)
+        )
+
+    for kind in urgent_kinds():
+        if found(kind.words, text, chinese) or found(kind.english, original, english):
+            return kind.key
+        if syllables and any(p in syllables for p in kind.pinyin):
+            return kind.key
+    return None
