@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import stats_cli
+from bot import cli_errors, stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
@@ -192,8 +191,11 @@ async def _tickets(settings: Settings, status: str | None) -> list[dict[str, Any
     finally:
         await engine.dispose()
 
+    tz = _community_timezone()
+
     def iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
+        # ISO 8601 with the community's offset (the keys stay as they are: a contract)
+        return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else None
 
     return [
         {
@@ -217,16 +219,65 @@ async def _tickets(settings: Settings, status: str | None) -> list[dict[str, Any
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
+    from storage.models import CaseStatus
+
+    valid = [status.value for status in CaseStatus]
+    if args.status is not None and args.status not in valid:
+        print(render("cli.unknown_status", status=args.status, valid="、".join(valid)), file=sys.stderr)
+        return 2
     rows = asyncio.run(_tickets(get_settings(), args.status))
     if args.format == "json":
         for row in rows:
             _print_json(row)
         return 0
-    writer = csv.DictWriter(sys.stdout, fieldnames=TICKET_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "categories": " ".join(row["categories"])})
+    return _tickets_sheet(args, rows)
+
+
+# Times in the spreadsheet forms are the community's local time, without an offset (Excel and WPS
+# cannot show one); the JSON form keeps ISO 8601 with the offset.
+TICKET_TIMES = ("created_at", "updated_at", "resolved_at")
+
+
+def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    from datetime import datetime
+
+    from bot.tabular import csv_text, write_bytes, xlsx_bytes
+
+    tz = _community_timezone()
+    headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
+
+    def cell(field: str, value: Any) -> Any:
+        if field in TICKET_TIMES and value:
+            return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        if field == "categories":
+            return " ".join(value)
+        if field == "in_triage":
+            return render("tickets.yes") if value else ""
+        if field == "status":
+            return render(f"status.{value}")
+        return value
+
+    table = [[cell(field, row[field]) for field in TICKET_FIELDS] for row in rows]
+    if args.format == "xlsx":
+        if not write_bytes(xlsx_bytes(render("tickets.sheet"), headers, table), args.output):
+            print(render("cli.xlsx_needs_output"), file=sys.stderr)
+            return 2
+        return 0
+    text = csv_text(headers, table)
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
+
+
+def _community_timezone() -> Any:
+    from zoneinfo import ZoneInfo
+
+    try:
+        return _community(None).timezone
+    except Exception:  # the sample's zone: every community in China keeps Beijing time
+        return ZoneInfo("Asia/Shanghai")
 
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
@@ -332,8 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     tickets = sub.add_parser("tickets", help="list the cases in the database")
-    tickets.add_argument("--status", help="only cases in this status (new, assigned, accepted, resolved, …)")
-    tickets.add_argument("--format", choices=("json", "csv"), default="json")
+    tickets.add_argument(
+        "--status",
+        help="only cases in this status: new, assigned, accepted, in_progress, resolved, closed, confirmed",
+    )
+    tickets.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
+    tickets.add_argument("--output", type=Path, metavar="FILE", help="write the CSV or .xlsx to this file")
     tickets.set_defaults(func=cmd_tickets)
 
     serve = sub.add_parser("serve", help="run the server hosting every configured channel (Telegram, WeChat)")
@@ -364,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    return cli_errors.run_reporting(args.func, args)
 
 
 if __name__ == "__main__":

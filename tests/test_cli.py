@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,10 @@ def run(
 def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
     assert result.returncode == 0, result.stderr.decode()
     return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+
+
+def db_path(env: dict[str, str]) -> Path:
+    return Path(env["OUTREACH_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
 
 
 @pytest.fixture
@@ -112,9 +120,34 @@ def test_config_load_then_tickets_then_demo(
     assert tickets[0]["resolution_note"] == "已清理干净"
     assert lines(run(["tickets", "--status", "assigned"], env=db_env)) == []
 
+    # JSON keeps its keys; times are ISO 8601 with the community's offset
+    created = datetime.fromisoformat(str(tickets[0]["created_at"]))
+    assert str(tickets[0]["created_at"]).endswith("+08:00")
+
+    # CSV for Excel and WPS: a BOM, CRLF, Chinese headers, local time without an offset
     csv_out = run(["tickets", "--format", "csv"], env=db_env)
-    rows = csv_out.stdout.decode("utf-8").splitlines()
-    assert rows[0].startswith("number,status,category") and rows[1].startswith("1,resolved,poster")
+    assert csv_out.returncode == 0, csv_out.stderr.decode()
+    assert csv_out.stdout.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(csv_out.stdout.decode("utf-8-sig"), newline="")))
+    assert rows[0][:4] == ["案件编号", "状态", "类别", "全部类别"]
+    one = dict(zip(rows[0], rows[1], strict=True))
+    assert (one["案件编号"], one["状态"], one["类别"], one["处理说明"]) == (
+        "1",
+        "已处理",
+        "poster",
+        "已清理干净",
+    )
+    assert one["受理时间"] == created.strftime("%Y-%m-%d %H:%M:%S")
+
+    xlsx = run(
+        ["tickets", "--format", "xlsx", "--output", str(db_path(db_env).with_suffix(".xlsx"))], env=db_env
+    )
+    assert xlsx.returncode == 0, xlsx.stderr.decode()
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(db_path(db_env).with_suffix(".xlsx")).active
+    header, first = list(sheet.iter_rows(values_only=True))[:2]
+    assert header[:2] == ("案件编号", "状态") and first[:2] == (1, "已处理")
 
 
 def test_demo_on_a_fresh_database_uses_the_sample_and_exits_on_eof(db_env: dict[str, str]) -> None:
@@ -170,3 +203,104 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
 def test_workers_refuse_telegram_long_polling(db_env: dict[str, str]) -> None:
     result = run(["serve", "--workers", "2"], env={**db_env, "OUTREACH_TELEGRAM_TOKEN": "123:ABC"})
     assert result.returncode == 2 and "Webhook" in result.stderr.decode("utf-8")
+
+
+# -- one-line errors (issue #12, point 13) ---------------------------------------------------------------
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes], code: int = 1) -> str:
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: connecting to it is refused
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unusable_config_files_are_one_clear_error(tmp_path: Path, db_env: dict[str, str]) -> None:
+    binary = tmp_path / "photo.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for path, words in ((tmp_path / "missing.yaml", "无法读取"), (folder, "无法读取"), (binary, "UTF-8")):
+        for args in (
+            ["config", "check", str(path)],
+            ["config", "load", str(path)],
+            ["demo", "--config", str(path)],
+        ):
+            result = run(args, env=db_env)
+            err = result.stderr.decode("utf-8")
+            assert result.returncode == 1 and "Traceback" not in err, (args, err)
+            assert words in err and str(path) in err, (args, err)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("foo://nowhere", "数据库地址无效"),
+        ("postgresql+asyncpg://nobody:hunter2@127.0.0.1:{port}/x", "无法连接数据库"),
+        ("sqlite+aiosqlite:///{tmp}/no/such/folder/x.db", "unable to open database file"),
+    ],
+)
+def test_database_problems_are_one_line(url: str, words: str, tmp_path: Path) -> None:
+    env = {"OUTREACH_DATABASE_URL": url.format(port=free_port(), tmp=tmp_path)}
+    for args in (["tickets"], ["stats"], ["config", "load", "bot/data/sample_community.yaml"]):
+        err = one_line_error(run(args, env=env))
+        assert words in err and "hunter2" not in err, (args, err)
+
+
+def test_a_missing_postgresql_database_is_named() -> None:
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from tests.scratch_db import PG_URL, postgres_problem, skip_or_fail
+
+    problem = asyncio.run(postgres_problem())
+    if problem is not None:
+        skip_or_fail(problem)
+    missing = make_url(PG_URL).set(database="outreach_no_such_db").render_as_string(hide_password=False)
+    err = one_line_error(run(["tickets"], env={"OUTREACH_DATABASE_URL": missing}))
+    assert "outreach_no_such_db" in err and "不存在" in err and "createdb" in err
+
+
+def test_config_check_reports_every_problem_in_one_run(write_yaml: Callable[[str], Path]) -> None:
+    text = (
+        BASE.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus\n  colour: red")
+        .replace("{staff: wang,", "{staff: wong,")
+        .replace("role: admin}", "role: boss}")
+    )
+    result = run(["config", "check", str(write_yaml(text))])
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 1 and "Traceback" not in err
+    for key in ("community.timezone", "community.colour", "grids[0].workers[1].staff", ".role"):
+        assert key in err, (key, err)
+
+
+def test_unknown_status_and_grid_are_errors_naming_the_valid_values(db_env: dict[str, str]) -> None:
+    err = one_line_error(run(["tickets", "--status", "bogus"], env=db_env), code=2)
+    assert "bogus" in err and "assigned" in err and "in_progress" in err
+    err = one_line_error(run(["stats", "--grid", "G9"], env=db_env), code=2)
+    assert "G9" in err and "G1" in err and "G4" in err
+
+
+def test_piping_into_head_prints_no_broken_pipe_traceback(tmp_path: Path) -> None:
+    # far more output than a pipe holds, so the writer meets the closed pipe
+    source = tmp_path / "reports.txt"
+    source.write_text("3号楼楼道里好多小广告\n" * 3000, encoding="utf-8")
+    command = [EXE, "classify"] if EXE else [sys.executable, "-m", "bot.cli", "classify"]
+    with (
+        source.open("rb") as stdin,
+        subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc,
+    ):
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does
+        err = proc.stderr.read().decode("utf-8")
+        proc.wait(timeout=60)
+    assert b"poster" in first
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
