@@ -350,3 +350,33 @@ def test_demo_time_steps() -> None:
     assert parse_step("+1d2h") == timedelta(days=1, hours=2)
     for bad in ("3h", "+", "+3x", "+h3", "-2h", "+3h later"):
         assert parse_step(bad) is None, bad
+
+
+def test_broadcast_send_without_a_channel_stops_and_the_list_agrees_with_show(
+    db_env: dict[str, str],
+) -> None:
+    assert run(["demo"], "5号楼门口垃圾堆满了\n", env=db_env).returncode == 0  # one resident, on the console
+    stuck = run(["broadcast", "--text", "明天停水", "--yes", "--send"], env=db_env, timeout=60)
+    err = stuck.stderr.decode("utf-8")
+    assert stuck.returncode == 1 and "Traceback" not in err
+    assert "没有配置任何发送渠道" in err and "broadcasts --show 1" in err  # said, and it did not wait
+
+    # The demo's console delivers the queued notice; the broadcast's counters are not settled yet.
+    assert "明天停水" in run(["demo"], "", env=db_env).stdout.decode("utf-8")
+    listed = run(["broadcasts", "--format", "json"], env=db_env)
+    (row,) = lines(listed)
+    shown = json.loads(run(["broadcasts", "--show", "1", "--format", "json"], env=db_env).stdout)
+    assert row["status"] == shown["status"] == "sending"
+    assert (row["sent"], row["total"]) == (shown["progress"]["sent"], shown["progress"]["total"]) == (1, 1)
+    text = run(["broadcasts"], env=db_env).stdout.decode("utf-8")
+    assert "1/1" in text, text
+
+
+@pytest.mark.parametrize(
+    "given", ["http://127.0.0.1:8081", "http://127.0.0.1:8081/", "http://127.0.0.1:8081/bot"]
+)
+def test_telegram_api_url_with_or_without_bot(given: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings
+
+    monkeypatch.setenv("OUTREACH_TELEGRAM_API_URL", given)
+    assert Settings().telegram_api_url == "http://127.0.0.1:8081/bot"
