@@ -350,9 +350,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["OUTREACH_SERVE_WORKERS"] = str(args.workers)  # the worker processes read it
         serve_workers(settings, args.host, args.port, args.workers)
         return 0
+    asyncio.run(_check_database(settings))  # a bad URL or a database down: one line, not uvicorn's traceback
     with contextlib.suppress(KeyboardInterrupt):
         run_serve(settings, args.host, args.port)
     return 0
+
+
+async def _check_database(settings: Settings) -> None:
+    """Reach and migrate the database before the server starts (at head, one query)."""
+    from storage.database import create_engine
+    from storage.migrate import upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -248,7 +248,7 @@ def test_unusable_config_files_are_one_clear_error(tmp_path: Path, db_env: dict[
 )
 def test_database_problems_are_one_line(url: str, words: str, tmp_path: Path) -> None:
     env = {"OUTREACH_DATABASE_URL": url.format(port=free_port(), tmp=tmp_path)}
-    for args in (["tickets"], ["stats"], ["config", "load", "bot/data/sample_community.yaml"]):
+    for args in (["tickets"], ["stats"], ["config", "load", "bot/data/sample_community.yaml"], ["serve"]):
         err = one_line_error(run(args, env=env))
         assert words in err and "hunter2" not in err, (args, err)
 
