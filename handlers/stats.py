@@ -24,7 +24,9 @@ the community's time zone), each counted once by where it stands at ``now``. So 
 * **backlog**: open cases received *before* the period (not in the cohort; shown apart).
 * **median time to close**: wall-clock hours from ``created_at`` to ``resolved_at`` of the 办结 cases.
 
-Cases are grouped by their current grid, category and assignee. Every figure comes from a handful of
+The states are the cases' current ones (no snapshot is kept): for a past period (``--as-of``) the
+period and the overdue test move, a case's state is still today's. Cases are grouped by their current
+grid, category and assignee. Every figure comes from a handful of
 aggregate queries over indexed columns (cases.created_at, case_events.case_id); no case is loaded.
 """
 
