@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import logfilter, outbox_cli, stats_cli
+from bot import cli_errors, logfilter, outbox_cli, stats_cli
 from bot.settings import Settings, get_settings
 from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
@@ -272,8 +271,11 @@ async def _tickets(settings: Settings, status: str | None, full_text: bool = Fal
     finally:
         await engine.dispose()
 
+    tz = _community_timezone()
+
     def iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
+        # ISO 8601 with the community's offset (the keys stay as they are: a contract)
+        return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else None
 
     def shown(value: str | None) -> str | None:
         return value if full_text or value is None else mask_text(value)
@@ -300,6 +302,12 @@ async def _tickets(settings: Settings, status: str | None, full_text: bool = Fal
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
+    from storage.models import CaseStatus
+
+    valid = [status.value for status in CaseStatus]
+    if args.status is not None and args.status not in valid:
+        print(render("cli.unknown_status", status=args.status, valid="、".join(valid)), file=sys.stderr)
+        return 2
     if args.full_text:
         # Residents' phone and ID numbers and health words leave the database unmasked: say so where
         # the operator (and the service's log) will see it.
@@ -309,11 +317,54 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         for row in rows:
             _print_json(row)
         return 0
-    writer = csv.DictWriter(sys.stdout, fieldnames=TICKET_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "categories": " ".join(row["categories"])})
+    return _tickets_sheet(args, rows)
+
+
+# Times in the spreadsheet forms are the community's local time, without an offset (Excel and WPS
+# cannot show one); the JSON form keeps ISO 8601 with the offset.
+TICKET_TIMES = ("created_at", "updated_at", "resolved_at")
+
+
+def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    from datetime import datetime
+
+    from bot.tabular import csv_text, write_bytes, xlsx_bytes
+
+    tz = _community_timezone()
+    headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
+
+    def cell(field: str, value: Any) -> Any:
+        if field in TICKET_TIMES and value:
+            return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        if field == "categories":
+            return " ".join(value)
+        if field == "in_triage":
+            return render("tickets.yes") if value else ""
+        if field == "status":
+            return render(f"status.{value}")
+        return value
+
+    table = [[cell(field, row[field]) for field in TICKET_FIELDS] for row in rows]
+    if args.format == "xlsx":
+        if not write_bytes(xlsx_bytes(render("tickets.sheet"), headers, table), args.output):
+            print(render("cli.xlsx_needs_output"), file=sys.stderr)
+            return 2
+        return 0
+    text = csv_text(headers, table)
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
+
+
+def _community_timezone() -> Any:
+    from zoneinfo import ZoneInfo
+
+    try:
+        return _community(None).timezone
+    except Exception:  # the sample's zone: every community in China keeps Beijing time
+        return ZoneInfo("Asia/Shanghai")
 
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
@@ -386,9 +437,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["OUTREACH_SERVE_WORKERS"] = str(args.workers)  # the worker processes read it
         serve_workers(settings, args.host, args.port, args.workers)
         return 0
+    asyncio.run(_check_database(settings))  # a bad URL or a database down: one line, not uvicorn's traceback
     with contextlib.suppress(KeyboardInterrupt):
         run_serve(settings, args.host, args.port)
     return 0
+
+
+async def _check_database(settings: Settings) -> None:
+    """Reach and migrate the database before the server starts (at head, one query)."""
+    from storage.database import create_engine
+    from storage.migrate import upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -442,8 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     tickets = sub.add_parser("tickets", help="list the cases in the database")
-    tickets.add_argument("--status", help="only cases in this status (new, assigned, accepted, resolved, …)")
-    tickets.add_argument("--format", choices=("json", "csv"), default="json")
+    tickets.add_argument(
+        "--status",
+        help="only cases in this status: new, assigned, accepted, in_progress, resolved, closed, confirmed",
+    )
+    tickets.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
+    tickets.add_argument("--output", type=Path, metavar="FILE", help="write the CSV or .xlsx to this file")
     tickets.add_argument(
         "--full-text",
         action="store_true",
@@ -480,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logfilter.install(get_settings().log_level)
-    return int(args.func(args) or 0)
+    return cli_errors.run_reporting(args.func, args)
 
 
 if __name__ == "__main__":

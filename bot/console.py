@@ -4,16 +4,18 @@ see every message the bot sends to anyone. Piped input works too: one line, one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from typing import TextIO
 
 from sqlalchemy import select
 
 from bot.app import App
+from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
 from handlers.inbound import Inbound
 from handlers.outbox import drain
 from messages import render
-from storage.models import OutboxMessage, Staff
+from storage.models import OutboxMessage, Staff, utcnow
 
 CHANNEL = "console"
 DEFAULT_RESIDENT = "小王"
@@ -64,7 +66,10 @@ async def flush(app: App, sender: ConsoleSender) -> None:
 
 async def run_console(app: App, database: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     interactive = stdin.isatty()
+    clock = DemoClock()
+    app = with_clock(app, clock)
     sender = ConsoleSender(app, out)
+    busy = asyncio.Lock()  # one turn or one pass of the jobs at a time
     me = DEFAULT_RESIDENT
     staff_ids = list(app.services.community.staff)
     print(
@@ -78,29 +83,88 @@ async def run_console(app: App, database: str, stdin: TextIO = sys.stdin, out: T
         file=out,
         flush=True,
     )
+    print(render("console.banner_time"), file=out, flush=True)
     await flush(app, sender)  # anything a crash left unsent
-    while True:
-        who = await describe(app, me)
-        if interactive:
-            out.write(render("console.prompt", who=who))
-            out.flush()
-        line = await asyncio.to_thread(stdin.readline)
-        if not line:
-            break
-        line = line.rstrip("\r\n")
-        if not interactive:
-            print(render("console.prompt", who=who) + line, file=out, flush=True)
-        command, _, rest = line.strip().partition(" ")
-        if command in {"/quit", "/exit"}:
-            break
-        if command == "/who":
-            print(render("console.who", lines=await staff_lines(app)), file=out, flush=True)
-            continue
-        if command == "/as" and rest.strip():
-            me = rest.strip()
-            print(render("console.switched", who=await describe(app, me)), file=out, flush=True)
-            continue
-        await app.conversation.handle(Inbound(channel=CHANNEL, sender=me, text=line, sender_name=me))
-        await flush(app, sender)
+    ticking = asyncio.create_task(_tick(app, sender, busy)) if interactive else None
+    if interactive:
+        _line_editing()
+    try:
+        while True:
+            who = await describe(app, me)
+            line = await _read_line(stdin, render("console.prompt", who=who), interactive)
+            if line is None:
+                break
+            if not interactive:
+                print(render("console.prompt", who=who) + line, file=out, flush=True)
+            command, _, rest = line.strip().partition(" ")
+            if command in {"/quit", "/exit"}:
+                break
+            if command == "/who":
+                print(render("console.who", lines=await staff_lines(app)), file=out, flush=True)
+                continue
+            if command == "/as" and rest.strip():
+                me = rest.strip()
+                print(render("console.switched", who=await describe(app, me)), file=out, flush=True)
+                continue
+            async with busy:
+                if command == "/time":
+                    print(move_clock(app, clock, rest), file=out, flush=True)
+                else:
+                    await app.conversation.handle(
+                        Inbound(channel=CHANNEL, sender=me, text=line, sender_name=me)
+                    )
+                    await flush(app, sender)
+                # what serve's timers would have done by now (after a /time: what became due)
+                await run_jobs(app)
+                await flush(app, sender)
+    finally:
+        if ticking is not None:
+            ticking.cancel()
     print(render("console.bye"), file=out, flush=True)
     return 0
+
+
+def move_clock(app: App, clock: DemoClock, arg: str) -> str:
+    """``/time`` (show), ``/time +3h`` (+30m, +2d, +1d2h) or ``/time 2026-11-23 09:30``."""
+    tz = app.services.community.timezone
+    arg = arg.strip()
+    if arg:
+        step = parse_step(arg)
+        moment = None if step is not None else parse_local(arg, tz)
+        if step is None and moment is None:
+            return render("console.time_usage")
+        if step is not None:
+            clock.advance(step)
+        elif moment is not None:
+            clock.set_local(moment)
+    return render(
+        "console.time_now",
+        time=clock().astimezone(tz).strftime("%Y-%m-%d %H:%M %a"),
+        tz=tz.key,
+        real=utcnow().astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+async def _tick(app: App, sender: ConsoleSender, busy: asyncio.Lock) -> None:
+    """In a terminal the jobs also run by themselves, as on a server."""
+    while True:
+        await asyncio.sleep(JOB_SECONDS)
+        async with busy:
+            await run_jobs(app)
+            await flush(app, sender)
+
+
+def _line_editing() -> None:
+    # Arrow keys and history for input(): readline, where the platform has it (not on Windows).
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401
+
+
+async def _read_line(stdin: TextIO, prompt: str, interactive: bool) -> str | None:
+    if interactive:
+        try:
+            return await asyncio.to_thread(input, prompt)
+        except EOFError:
+            return None
+    line = await asyncio.to_thread(stdin.readline)
+    return line.rstrip("\r\n") if line else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///outreach.db"
@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     wecom_token: SecretStr | None = None
     wecom_aes_key: SecretStr | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _bot_path(cls, value: str) -> str:
+        # python-telegram-bot appends the token straight to this base, so it must end in /bot;
+        # accept the server's address as people write it (https://host, https://host/) too.
+        value = value.rstrip("/")
+        return value if value.endswith("/bot") else value + "/bot"
 
 
 @cache

@@ -7,35 +7,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+from bot.tabular import csv_text, write_bytes, xlsx_bytes
 from messages import render
 
-STATS_FORMATS = ("table", "json", "csv")
-CSV_FIELDS = (
-    "group",
-    "key",
-    "name",
+STATS_FORMATS = ("table", "json", "csv", "xlsx")
+# The rows' figures in the order the table, CSV and .xlsx show them (headers: stats.col.*).
+COLUMNS = (
     "received",
     "closed",
-    "resolved",
-    "on_time",
+    "in_hand",
+    "triage",
+    "referred",
+    "merged",
+    "invalid",
+    "close_rate",
     "on_time_rate",
-    "reworked",
     "rework_rate",
-    "ratings_good",
-    "ratings_bad",
     "satisfaction",
-    "open_now",
     "overdue_now",
+    "backlog",
     "median_hours_to_close",
 )
+RATES = ("close_rate", "on_time_rate", "rework_rate", "satisfaction")
 EXPORT_BATCH = 1000
 
 
@@ -58,6 +59,7 @@ def register(subparsers: Any) -> None:
         "--as-of", type=_day, metavar="YYYY-MM-DD", help="the period containing this day, up to its end"
     )
     stats.add_argument("--grid", action="append", metavar="CODE", help="only this grid (repeatable)")
+    stats.add_argument("--output", type=Path, metavar="FILE", help="write the .xlsx (or CSV) to this file")
     stats.set_defaults(func=cmd_stats)
 
     export = subparsers.add_parser("export", help="the cases as Open311 GeoReport v2 service requests (JSON)")
@@ -92,6 +94,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from handlers.stats import compute, period_bounds
 
     async def work(session: Any, community: Any) -> Any:
+        unknown = [g for g in args.grid or () if g not in community.grids]
+        if unknown:
+            return render("cli.unknown_grid", grid="、".join(unknown), valid="、".join(community.grids))
         now = datetime.now(UTC)
         start, end = period_bounds(args.period, now, community.timezone, args.as_of)
         return await compute(
@@ -105,22 +110,41 @@ def cmd_stats(args: argparse.Namespace) -> int:
         )
 
     report = asyncio.run(_with_database(work))
+    if isinstance(report, str):  # a refusal, said on one line
+        print(report, file=sys.stderr)
+        return 2
     if args.format == "json":
         sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False) + "\n")
     elif args.format == "csv":
-        write_csv(report)
+        text = csv_text(spreadsheet_headers(), spreadsheet_rows(report))
+        if args.output is not None:
+            args.output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    elif args.format == "xlsx":
+        data = xlsx_bytes(render("stats.sheet"), spreadsheet_headers(), spreadsheet_rows(report))
+        if not write_bytes(data, args.output):
+            print(render("cli.xlsx_needs_output"), file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(table(report) + "\n")
     return 0
 
 
-def write_csv(report: Any) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
+def spreadsheet_headers() -> list[str]:
+    return [render(f"stats.col.{c}") for c in ("group", "key", "name", *COLUMNS)]
+
+
+def spreadsheet_rows(report: Any) -> list[list[Any]]:
+    """One row per grid, category, worker and the total; rates as fractions (Excel formats them)."""
+    out = []
     for group, rows in [*report.groups(), ("total", [report.total])]:
         for row in rows:
             values = row.as_dict()
-            writer.writerow({"group": group, **{k: "" if v is None else v for k, v in values.items()}})
+            out.append(
+                [render(f"stats.group.{group}"), values["key"], values["name"], *(values[c] for c in COLUMNS)]
+            )
+    return out
 
 
 def width(text: str) -> int:
@@ -146,20 +170,19 @@ def table(report: Any) -> str:
     from handlers.stats import percent
 
     def cells(row: Any) -> list[str]:
-        median = "-" if row.median_hours is None else f"{row.median_hours:.1f}"
-        return [
-            row.name,
-            str(row.received),
-            str(row.closed),
-            percent(row.on_time_rate) if row.resolved else "-",
-            percent(row.rework_rate) if row.resolved else "-",
-            percent(row.satisfaction) if row.satisfaction is not None else "-",
-            str(row.overdue_now),
-            median,
-        ]
+        values = row.as_dict()
+        median = values["median_hours_to_close"]
+        shown = [row.name]
+        for column in COLUMNS:
+            if column in RATES:
+                shown.append(percent(getattr(row, column)) if getattr(row, column) is not None else "-")
+            elif column == "median_hours_to_close":
+                shown.append("-" if median is None else f"{median:.1f}")
+            else:
+                shown.append(str(values[column]))
+        return shown
 
-    columns = ("name", "received", "closed", "on_time_rate", "rework_rate", "satisfaction", "overdue_now")
-    header = [render(f"stats.col.{c}") for c in (*columns, "median_hours")]
+    header = [render(f"stats.col.{c}") for c in ("name", *COLUMNS)]
     tz = report.timezone
     title = render(
         "stats.table_title",
@@ -180,8 +203,6 @@ def table(report: Any) -> str:
     lines.append(
         render(
             "stats.table_note",
-            resolved=report.total.resolved,
-            ratings=report.total.ratings_good + report.total.ratings_bad,
             now=report.now.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         )
     )

@@ -245,10 +245,10 @@ def _replacements() -> tuple[tuple[str, str], ...]:
 def base_tokenizer() -> jieba.Tokenizer:
     """jieba with its own dictionary loaded (the slow part of start-up: ~0.5 s); safe to warm in a
     thread while the database is being prepared."""
+    from handlers.jieba_cache import load_base_tokenizer
+
     jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
+    return load_base_tokenizer()
 
 
 @cache

@@ -355,20 +355,77 @@ def parse_community(data: Any) -> Community:
     """Validate a loaded YAML document; raises CommunityConfigError listing every problem found."""
     if not isinstance(data, Mapping):
         raise CommunityConfigError([Problem("(file)", render("config.not_a_mapping"))])
-    try:
-        cfg = CommunityConfig.model_validate(data)
-    except ValidationError as exc:
-        raise CommunityConfigError(_pydantic_problems(exc)) from None
+    cfg, problems = _validate_all(data)
+    if cfg is None:
+        raise CommunityConfigError(problems)
     try:
         categories = merge_categories(load_default_categories(), cfg.categories)
     except CategoryConfigError as exc:
         raise CommunityConfigError(
-            [Problem(exc.key, render("config.bad_category", reason=exc.reason))]
+            [*problems, Problem(exc.key, render("config.bad_category", reason=exc.reason))]
         ) from None
-    problems, buildings = _semantic_problems(cfg, categories)
+    semantic, buildings = _semantic_problems(cfg, categories)
+    problems += [p for p in semantic if p.key not in {q.key for q in problems}]
     if problems:
         raise CommunityConfigError(problems)
     return Community(config=cfg, categories=tuple(categories), buildings=buildings)
+
+
+def _validate_all(data: Any) -> tuple[CommunityConfig | None, list[Problem]]:
+    """Validate, and on errors set the faulty parts aside and validate the rest again, so that one
+    run reports every problem (unknown keys and bad values, then the cross-references) rather than
+    one round at a time. Returns the config of what is left (None if nothing valid is left)."""
+    import copy
+
+    work = copy.deepcopy(data)
+    problems: list[Problem] = []
+    for _round in range(10):
+        try:
+            cfg = CommunityConfig.model_validate(work)
+        except ValidationError as exc:
+            found = _pydantic_problems(exc)
+            problems += [p for p in found if p.key not in {q.key for q in problems}]
+            if not _set_aside(work, exc):
+                return None, problems
+            continue
+        return cfg, problems
+    return None, problems
+
+
+def _at(data: Any, loc: Sequence[Any]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def _set_aside(data: Any, error: ValidationError) -> bool:
+    """Remove what each error points at (a key, or the list element holding a missing key);
+    False when nothing could be removed (a required top-level part is wrong)."""
+    removed = False
+    for item in sorted(error.errors(), key=lambda e: [str(p) for p in e["loc"]], reverse=True):
+        loc = [p for p in item["loc"] if not (isinstance(p, str) and p in {"str", "int"})]
+        if item["type"] == "enum" and loc and loc[-1] == "role":
+            # keep the person (grids refer to them) with a stand-in role; the bad role is reported
+            try:
+                _at(data, loc[:-1])["role"] = Role.WORKER.value
+                removed = True
+                continue
+            except (KeyError, IndexError, TypeError):
+                pass
+        if item["type"] in {"missing", "enum"}:
+            # a required part: drop the whole list element it belongs to
+            while loc and not isinstance(loc[-1], int):
+                loc.pop()
+        parent: Any = data
+        try:
+            for part in loc[:-1]:
+                parent = parent[part]
+            if loc and isinstance(parent, dict | list):
+                del parent[loc[-1]]
+                removed = True
+        except (KeyError, IndexError, TypeError):
+            continue
+    return removed
 
 
 def load_community(path: str | Path | None = None) -> Community:
@@ -382,6 +439,8 @@ def load_community(path: str | Path | None = None) -> Community:
             raise CommunityConfigError(
                 [Problem(str(path), render("config.unreadable", error=exc.strerror))]
             ) from None
+        except UnicodeDecodeError:
+            raise CommunityConfigError([Problem(str(path), render("config.not_text"))]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -386,10 +386,13 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 async def stats(ctx: ChatContext, _command: Command) -> None:
     from handlers import stats as stats_module
 
-    if _staff(ctx).role not in {Role.LEADER, Role.ADMIN}:
+    me = _staff(ctx)
+    if me.role not in {Role.LEADER, Role.ADMIN}:
         ctx.reply(render("staff.admin_only"))
         return
-    ctx.reply(await stats_module.chat_summary(ctx.turn.session, ctx.turn.community, ctx.turn.now))
+    community = ctx.turn.community
+    grids = stats_module.leader_grids(community, me.id) if me.role == Role.LEADER else None
+    ctx.reply(await stats_module.chat_summary(ctx.turn.session, community, ctx.turn.now, grids=grids))
 
 
 async def resident_only(ctx: ChatContext, _command: Command) -> None:

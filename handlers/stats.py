@@ -1,23 +1,33 @@
-"""Case statistics per grid, category and worker (综合评价): received, closed, 按期处置率, 返工率,
-satisfaction, overdue now and the median time to close.
+"""Case statistics per grid, category and worker (综合评价), each figure defined once, here.
 
-Definitions (all for the period [start, end), boundaries in the community's time zone):
+The figures follow a **cohort**: the cases received (受理) in the period [start, end) (boundaries in
+the community's time zone), each counted once by where it stands at ``now``. So the states add up:
 
-* **received**: cases created in the period.
-* **closed**: cases that *first* reached resolved, closed or confirmed in the period (from the event
-  log, so a case reopened and resolved again is counted once, in the period it was first finished).
-* **on-time rate** (按期处置率): of the cases resolved (fixed) in the period (``resolved_at`` in the
-  period, now resolved or confirmed), the share resolved by ``due_at`` and never reopened: a reopened
-  case counts against it. **rework rate** (返工率): the share of those same cases reopened at least once.
-* **satisfaction**: good / (good + bad) of the ratings given in the period (满意 confirms, 不满意
-  reopens); ``None`` when nobody rated.
-* **overdue now**: open cases whose ``due_at`` has passed at ``now``.
-* **median time to close**: wall-clock hours from ``created_at`` to the first resolution or closure,
-  over the cases closed in the period.
+    受理 received = 办结 closed + 在办 in_hand + 待分拣 triage + 转交 referred + 合并 merged + 无效 invalid
 
-Cases are grouped by their current grid, category and assignee. Every figure comes from a handful of
-aggregate queries that range over indexed columns (cases.created_at, cases.resolved_at,
-case_events.at); no case is loaded.
+* **受理 received**: cases created in the period.
+* **办结 closed**: of those, the ones fixed now (resolved, waiting for the reporter, or confirmed). A
+  case reopened (不满意, 重开) is back in hand: it counts as 在办 until it is finished again.
+* **在办 in_hand**: assigned, accepted or in progress (a worker or leader has it).
+* **待分拣 triage**: still new: in the admins' triage queue or waiting for the reporter's location.
+* **转交 referred**: closed as not ours, referred to another body.
+* **合并 merged**: closed as a duplicate, merged by staff or withdrawn by its reporter to follow the
+  open case (关注).
+* **无效 invalid**: closed as invalid (any other closure counts here too, so nothing is lost).
+* **结案率 close_rate**: 办结 / (受理 − 转交 − 合并 − 无效): the share of the cases that were ours.
+* **按期处置率 on_time_rate**: of the 办结 cases, the share resolved by ``due_at`` and never reopened.
+* **返工率 rework_rate**: of the cases handed in as resolved at least once (办结 now, or reopened
+  since: ``handled``), the share reopened at least once (``reworked``).
+* **满意率 satisfaction**: good / (good + bad) of the reporters' ratings of these cases up to ``now``
+  (满意 confirms, 不满意 reopens; auto-confirmation is no rating); ``None`` when nobody rated.
+* **当前超期 overdue_now**: the cohort's open cases whose ``due_at`` has passed at ``now``.
+* **backlog**: open cases received *before* the period (not in the cohort; shown apart).
+* **median time to close**: wall-clock hours from ``created_at`` to ``resolved_at`` of the 办结 cases.
+
+The states are the cases' current ones (no snapshot is kept): for a past period (``--as-of``) the
+period and the overdue test move, a case's state is still today's. Cases are grouped by their current
+grid, category and assignee. Every figure comes from a handful of
+aggregate queries over indexed columns (cases.created_at, case_events.case_id); no case is loaded.
 """
 
 from __future__ import annotations
@@ -30,7 +40,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from handlers.community import Community
 from messages import render
@@ -41,8 +50,8 @@ PERIODS: tuple[Period, ...] = ("day", "week", "month", "quarter")
 Dimension = Literal["grid", "category", "worker"]
 DIMENSIONS: tuple[Dimension, ...] = ("grid", "category", "worker")
 
-FINISHED = (CaseStatus.RESOLVED, CaseStatus.CLOSED, CaseStatus.CONFIRMED)
 FIXED = (CaseStatus.RESOLVED, CaseStatus.CONFIRMED)
+IN_HAND = (CaseStatus.ASSIGNED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS)
 OTHER = "other"
 
 
@@ -88,28 +97,54 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+# The cohort's states, in the order they are shown; they add up to ``received``.
+STATES = ("closed", "in_hand", "triage", "referred", "merged", "invalid")
+
+
 @dataclass
 class Row:
     key: str | None
     name: str
     received: int = 0
     closed: int = 0
-    resolved: int = 0  # fixed in the period: the base of the on-time and rework rates
+    in_hand: int = 0
+    triage: int = 0
+    referred: int = 0
+    merged: int = 0
+    invalid: int = 0
     on_time: int = 0
+    handled: int = 0  # handed in as resolved at least once: the base of the rework rate
     reworked: int = 0
     ratings_good: int = 0
     ratings_bad: int = 0
-    open_now: int = 0
     overdue_now: int = 0
+    backlog: int = 0
     median_hours: float | None = None
 
     @property
+    def resolved(self) -> int:
+        """The base of the on-time rate (the 办结 cases); kept under its old JSON name."""
+        return self.closed
+
+    @property
+    def open_now(self) -> int:
+        return self.in_hand + self.triage
+
+    @property
+    def ours(self) -> int:
+        return self.received - self.referred - self.merged - self.invalid
+
+    @property
+    def close_rate(self) -> float | None:
+        return _ratio(self.closed, self.ours)
+
+    @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.on_time, self.resolved)
+        return _ratio(self.on_time, self.closed)
 
     @property
     def rework_rate(self) -> float | None:
-        return _ratio(self.reworked, self.resolved)
+        return _ratio(self.reworked, self.handled)
 
     @property
     def satisfaction(self) -> float | None:
@@ -135,6 +170,15 @@ class Row:
             "open_now": self.open_now,
             "overdue_now": self.overdue_now,
             "median_hours_to_close": rounded(self.median_hours, 2),
+            # added keys (the old ones above keep their names)
+            "in_hand": self.in_hand,
+            "triage": self.triage,
+            "referred": self.referred,
+            "merged": self.merged,
+            "invalid": self.invalid,
+            "close_rate": rounded(self.close_rate, 4),
+            "handled": self.handled,
+            "backlog": self.backlog,
         }
 
 
@@ -176,35 +220,14 @@ class Report:
 
 GroupKey = tuple[str | None, str | None, str | None]  # grid, category, assignee
 _KEYS = (Case.grid_code, Case.category_code, Case.assignee_id)
+# The columns of the cohort query, in the order ``_add`` reads them.
+COHORT_COLUMNS = ("received", *STATES, "on_time", "handled", "reworked", "overdue_now")
 
 
 def _hours(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     if dialect == "sqlite":  # stored as ISO text in UTC
         return (func.julianday(later) - func.julianday(earlier)) * 24.0
     return func.extract("epoch", later - earlier) / 3600.0
-
-
-def _first_finish(start: datetime, end: datetime) -> Any:
-    """(case_id, at) of every case whose first arrival in a finished status lies in [start, end)."""
-    e = aliased(CaseEvent, name="e")
-    p = aliased(CaseEvent, name="p")
-
-    def arrives(event: Any) -> ColumnElement[bool]:
-        return and_(
-            event.to_status.in_(FINISHED),
-            or_(event.from_status.is_(None), event.from_status.not_in(FINISHED)),
-        )
-
-    earlier = (
-        select(p.id)
-        .where(p.case_id == e.case_id, arrives(p), or_(p.at < e.at, and_(p.at == e.at, p.id < e.id)))
-        .correlate(e)
-    )
-    return (
-        select(e.case_id.label("case_id"), e.at.label("at"))
-        .where(e.at >= start, e.at < end, arrives(e), ~earlier.exists())
-        .subquery("finished")
-    )
 
 
 def _in_grids(query: Select[Any], grids: Sequence[str] | None) -> Select[Any]:
@@ -215,22 +238,45 @@ def _one(expr: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((expr, 1), else_=0)), 0)
 
 
+def _cohort_figures(now: datetime) -> list[ColumnElement[int]]:
+    """One aggregate per ``COHORT_COLUMNS`` entry: each state defined once, here."""
+    fixed = Case.status.in_(FIXED)
+    closed_as = Case.status == CaseStatus.CLOSED
+    in_time = or_(Case.due_at.is_(None), Case.resolved_at <= Case.due_at)
+    return [
+        func.count(),
+        _one(fixed),
+        _one(Case.status.in_(IN_HAND)),
+        _one(Case.status == CaseStatus.NEW),
+        _one(and_(closed_as, Case.close_reason == "not_ours")),
+        _one(and_(closed_as, Case.close_reason == "duplicate")),
+        # any other closure (an unknown or missing reason) is invalid, so the states still add up
+        _one(
+            and_(
+                closed_as,
+                or_(Case.close_reason.is_(None), Case.close_reason.not_in(("not_ours", "duplicate"))),
+            )
+        ),
+        _one(and_(fixed, Case.reopen_count == 0, in_time)),
+        _one(or_(fixed, Case.reopen_count > 0)),
+        _one(Case.reopen_count > 0),
+        _one(and_(Case.status.in_(OPEN_STATUSES), Case.due_at < now)),
+    ]
+
+
 async def _grouped(session: AsyncSession, query: Select[Any]) -> dict[GroupKey, tuple[Any, ...]]:
     rows = await session.execute(query.group_by(*_KEYS))
     return {(r[0], r[1], r[2]): tuple(r[3:]) for r in rows.all()}
 
 
 async def _medians(
-    session: AsyncSession, finished: Any, dialect: str, key: Any, grids: Sequence[str] | None
+    session: AsyncSession, in_period: Any, dialect: str, key: Any, grids: Sequence[str] | None
 ) -> dict[Any, float]:
     """The median of the hours to close per ``key`` (a column, or a constant for the total), by
     numbering the durations within each group: no percentile function needed, same SQL on both."""
-    hours = _hours(dialect, finished.c.at, Case.created_at)
+    hours = _hours(dialect, Case.resolved_at, Case.created_at)
     durations = _in_grids(
-        select(key.label("k"), hours.label("h")).select_from(
-            finished.join(Case, Case.id == finished.c.case_id)
-        ),
-        grids,
+        select(key.label("k"), hours.label("h")).where(in_period, Case.status.in_(FIXED)), grids
     ).subquery("durations")
     ranked = select(
         durations.c.k,
@@ -256,33 +302,12 @@ async def compute(
     period: str = "custom",
     grids: Sequence[str] | None = None,
 ) -> Report:
-    """The figures for [start, end), per grid, category and worker and in total; ``grids`` limits
-    them to those grids (a leader's view)."""
+    """The figures of the cases received in [start, end), where they stand at ``now``, per grid,
+    category and worker and in total; ``grids`` limits them to those grids (a leader's view)."""
     dialect = session.get_bind().dialect.name
     in_period = and_(Case.created_at >= start, Case.created_at < end)
 
-    received = await _grouped(session, _in_grids(select(*_KEYS, func.count()).where(in_period), grids))
-
-    finished = _first_finish(start, end)
-    closed = await _grouped(
-        session,
-        _in_grids(
-            select(*_KEYS, func.count()).select_from(finished.join(Case, Case.id == finished.c.case_id)),
-            grids,
-        ),
-    )
-
-    never_reopened = Case.reopen_count == 0
-    in_time = or_(Case.due_at.is_(None), Case.resolved_at <= Case.due_at)
-    fixed = await _grouped(
-        session,
-        _in_grids(
-            select(
-                *_KEYS, func.count(), _one(and_(never_reopened, in_time)), _one(Case.reopen_count > 0)
-            ).where(Case.resolved_at >= start, Case.resolved_at < end, Case.status.in_(FIXED)),
-            grids,
-        ),
-    )
+    cohort = await _grouped(session, _in_grids(select(*_KEYS, *_cohort_figures(now)).where(in_period), grids))
 
     good = CaseEvent.action == "confirmed"  # the reporter's 满意 (auto-confirmation is "auto_confirmed")
     bad = and_(CaseEvent.action == "reopened", CaseEvent.actor_type == ActorType.RESIDENT)  # 不满意
@@ -292,26 +317,26 @@ async def compute(
             select(*_KEYS, _one(good), _one(bad))
             .select_from(CaseEvent)
             .join(Case, Case.id == CaseEvent.case_id)
-            .where(CaseEvent.at >= start, CaseEvent.at < end, or_(good, bad)),
+            .where(in_period, CaseEvent.at <= now, or_(good, bad)),
             grids,
         ),
     )
 
-    open_now = await _grouped(
+    backlog = await _grouped(
         session,
         _in_grids(
-            select(*_KEYS, func.count(), _one(Case.due_at < now)).where(Case.status.in_(OPEN_STATUSES)),
+            select(*_KEYS, func.count()).where(Case.created_at < start, Case.status.in_(OPEN_STATUSES)),
             grids,
         ),
     )
 
     medians = {
-        "grid": await _medians(session, finished, dialect, Case.grid_code, grids),
+        "grid": await _medians(session, in_period, dialect, Case.grid_code, grids),
         "category": await _medians(
-            session, finished, dialect, func.coalesce(Case.category_code, OTHER), grids
+            session, in_period, dialect, func.coalesce(Case.category_code, OTHER), grids
         ),
-        "worker": await _medians(session, finished, dialect, Case.assignee_id, grids),
-        "total": await _medians(session, finished, dialect, literal("total"), grids),
+        "worker": await _medians(session, in_period, dialect, Case.assignee_id, grids),
+        "total": await _medians(session, in_period, dialect, literal("total"), grids),
     }
 
     return _assemble(
@@ -321,11 +346,9 @@ async def compute(
         end,
         now,
         grids,
-        received=received,
-        closed=closed,
-        fixed=fixed,
+        cohort=cohort,
         ratings=ratings,
-        open_now=open_now,
+        backlog=backlog,
         medians=medians,
     )
 
@@ -378,16 +401,14 @@ def _assemble(
     now: datetime,
     grids: Sequence[str] | None,
     *,
-    received: dict[GroupKey, tuple[Any, ...]],
-    closed: dict[GroupKey, tuple[Any, ...]],
-    fixed: dict[GroupKey, tuple[Any, ...]],
+    cohort: dict[GroupKey, tuple[Any, ...]],
     ratings: dict[GroupKey, tuple[Any, ...]],
-    open_now: dict[GroupKey, tuple[Any, ...]],
+    backlog: dict[GroupKey, tuple[Any, ...]],
     medians: dict[str, dict[Any, float]],
 ) -> Report:
     report = Report(community.name, community.timezone, period, start, end, now)
     report.total = Row(None, render("stats.section.total"), median_hours=medians["total"].get("total"))
-    every_key = {*received, *closed, *fixed, *ratings, *open_now}
+    every_key = {*cohort, *ratings, *backlog}
     for dimension, rows in zip(
         DIMENSIONS, (report.by_grid, report.by_category, report.by_worker), strict=True
     ):
@@ -398,33 +419,26 @@ def _assemble(
             index[key] = row
             rows.append(row)
         for key in every_key:
-            _add(index[_dimension_key(dimension, key)], key, received, closed, fixed, ratings, open_now)
+            _add(index[_dimension_key(dimension, key)], key, cohort, ratings, backlog)
     for key in every_key:
-        _add(report.total, key, received, closed, fixed, ratings, open_now)
+        _add(report.total, key, cohort, ratings, backlog)
     return report
 
 
 def _add(
     row: Row,
     key: GroupKey,
-    received: dict[GroupKey, tuple[Any, ...]],
-    closed: dict[GroupKey, tuple[Any, ...]],
-    fixed: dict[GroupKey, tuple[Any, ...]],
+    cohort: dict[GroupKey, tuple[Any, ...]],
     ratings: dict[GroupKey, tuple[Any, ...]],
-    open_now: dict[GroupKey, tuple[Any, ...]],
+    backlog: dict[GroupKey, tuple[Any, ...]],
 ) -> None:
-    row.received += int(received.get(key, (0,))[0])
-    row.closed += int(closed.get(key, (0,))[0])
-    resolved, on_time, reworked = fixed.get(key, (0, 0, 0))
-    row.resolved += int(resolved)
-    row.on_time += int(on_time)
-    row.reworked += int(reworked)
+    figures = cohort.get(key, (0,) * len(COHORT_COLUMNS))
+    for name, value in zip(COHORT_COLUMNS, figures, strict=True):
+        setattr(row, name, getattr(row, name) + int(value))
     good, bad = ratings.get(key, (0, 0))
     row.ratings_good += int(good)
     row.ratings_bad += int(bad)
-    opened, overdue = open_now.get(key, (0, 0))
-    row.open_now += int(opened)
-    row.overdue_now += int(overdue)
+    row.backlog += int(backlog.get(key, (0,))[0])
 
 
 # -- text -----------------------------------------------------------------------------------------------
@@ -443,6 +457,32 @@ def local_date(moment: datetime, tz: ZoneInfo) -> str:
     return render("stats.date", month=day.month, day=day.day)
 
 
+def leader_grids(community: Community, staff_id: str) -> list[str]:
+    """The grids a leader (网格长) leads: their 统计 covers these only."""
+    return [g.code for g in community.config.grids if g.leader == staff_id]
+
+
+def summary_figures(row: Row) -> dict[str, Any]:
+    """The figures the chat's 统计 shows, by template field: the same as ``outreach-bot stats``'s
+    total row (both come from ``compute``)."""
+    return {
+        "received": row.received,
+        "closed": row.closed,
+        "in_hand": row.in_hand,
+        "triage": row.triage,
+        "referred": row.referred,
+        "merged": row.merged,
+        "invalid": row.invalid,
+        "close_rate": percent(row.close_rate),
+        "on_time": percent(row.on_time_rate),
+        "rework": percent(row.rework_rate),
+        "satisfaction": percent(row.satisfaction),
+        "median": hours_text(row.median_hours),
+        "overdue": row.overdue_now,
+        "backlog": row.backlog,
+    }
+
+
 async def chat_summary(
     session: AsyncSession, community: Community, now: datetime, grids: list[str] | None = None
 ) -> str:
@@ -450,7 +490,6 @@ async def chat_summary(
     grids (a leader's); the grids with overdue cases are listed."""
     start, end = period_bounds("month", now, community.timezone)
     report = await compute(session, community, start, end, now, period="month", grids=grids)
-    total = report.total
     scope = ""
     if grids is not None:
         names = [community.grids[g].name for g in grids if g in community.grids]
@@ -462,14 +501,7 @@ async def chat_summary(
             scope=scope,
             period=render("stats.period.month"),
             start=local_date(start, community.timezone),
-            received=total.received,
-            closed=total.closed,
-            on_time=percent(total.on_time_rate),
-            rework=percent(total.rework_rate),
-            satisfaction=percent(total.satisfaction),
-            median=hours_text(total.median_hours),
-            open=total.open_now,
-            overdue=total.overdue_now,
+            **summary_figures(report.total),
         )
     ]
     lines += [

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +36,10 @@ def run(
 def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
     assert result.returncode == 0, result.stderr.decode()
     return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+
+
+def db_path(env: dict[str, str]) -> Path:
+    return Path(env["OUTREACH_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
 
 
 @pytest.fixture
@@ -114,9 +122,34 @@ def test_config_load_then_tickets_then_demo(
     assert tickets[0]["resolution_note"] == "已清理干净"
     assert lines(run(["tickets", "--status", "assigned"], env=db_env)) == []
 
+    # JSON keeps its keys; times are ISO 8601 with the community's offset
+    created = datetime.fromisoformat(str(tickets[0]["created_at"]))
+    assert str(tickets[0]["created_at"]).endswith("+08:00")
+
+    # CSV for Excel and WPS: a BOM, CRLF, Chinese headers, local time without an offset
     csv_out = run(["tickets", "--format", "csv"], env=db_env)
-    rows = csv_out.stdout.decode("utf-8").splitlines()
-    assert rows[0].startswith("number,status,category") and rows[1].startswith("1,resolved,poster")
+    assert csv_out.returncode == 0, csv_out.stderr.decode()
+    assert csv_out.stdout.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(csv_out.stdout.decode("utf-8-sig"), newline="")))
+    assert rows[0][:4] == ["案件编号", "状态", "类别", "全部类别"]
+    one = dict(zip(rows[0], rows[1], strict=True))
+    assert (one["案件编号"], one["状态"], one["类别"], one["处理说明"]) == (
+        "1",
+        "已处理",
+        "poster",
+        "已清理干净",
+    )
+    assert one["受理时间"] == created.strftime("%Y-%m-%d %H:%M:%S")
+
+    xlsx = run(
+        ["tickets", "--format", "xlsx", "--output", str(db_path(db_env).with_suffix(".xlsx"))], env=db_env
+    )
+    assert xlsx.returncode == 0, xlsx.stderr.decode()
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(db_path(db_env).with_suffix(".xlsx")).active
+    header, first = list(sheet.iter_rows(values_only=True))[:2]
+    assert header[:2] == ("案件编号", "状态") and first[:2] == (1, "已处理")
 
 
 def test_demo_on_a_fresh_database_uses_the_sample_and_exits_on_eof(db_env: dict[str, str]) -> None:
@@ -177,3 +210,180 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
 def test_workers_refuse_telegram_long_polling(db_env: dict[str, str]) -> None:
     result = run(["serve", "--workers", "2"], env={**db_env, "OUTREACH_TELEGRAM_TOKEN": "123:ABC"})
     assert result.returncode == 2 and "Webhook" in result.stderr.decode("utf-8")
+
+
+# -- one-line errors (issue #12, point 13) ---------------------------------------------------------------
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes], code: int = 1) -> str:
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: connecting to it is refused
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unusable_config_files_are_one_clear_error(tmp_path: Path, db_env: dict[str, str]) -> None:
+    binary = tmp_path / "photo.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for path, words in ((tmp_path / "missing.yaml", "无法读取"), (folder, "无法读取"), (binary, "UTF-8")):
+        for args in (
+            ["config", "check", str(path)],
+            ["config", "load", str(path)],
+            ["demo", "--config", str(path)],
+        ):
+            result = run(args, env=db_env)
+            err = result.stderr.decode("utf-8")
+            assert result.returncode == 1 and "Traceback" not in err, (args, err)
+            assert words in err and str(path) in err, (args, err)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("foo://nowhere", "数据库地址无效"),
+        ("postgresql+asyncpg://nobody:hunter2@127.0.0.1:{port}/x", "无法连接数据库"),
+        ("sqlite+aiosqlite:///{tmp}/no/such/folder/x.db", "unable to open database file"),
+    ],
+)
+def test_database_problems_are_one_line(url: str, words: str, tmp_path: Path) -> None:
+    env = {"OUTREACH_DATABASE_URL": url.format(port=free_port(), tmp=tmp_path)}
+    for args in (["tickets"], ["stats"], ["config", "load", "bot/data/sample_community.yaml"], ["serve"]):
+        err = one_line_error(run(args, env=env))
+        assert words in err and "hunter2" not in err, (args, err)
+
+
+def test_a_missing_postgresql_database_is_named() -> None:
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from tests.scratch_db import PG_URL, postgres_problem, skip_or_fail
+
+    problem = asyncio.run(postgres_problem())
+    if problem is not None:
+        skip_or_fail(problem)
+    missing = make_url(PG_URL).set(database="outreach_no_such_db").render_as_string(hide_password=False)
+    err = one_line_error(run(["tickets"], env={"OUTREACH_DATABASE_URL": missing}))
+    assert "outreach_no_such_db" in err and "不存在" in err and "createdb" in err
+
+
+def test_config_check_reports_every_problem_in_one_run(write_yaml: Callable[[str], Path]) -> None:
+    text = (
+        BASE.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus\n  colour: red")
+        .replace("{staff: wang,", "{staff: wong,")
+        .replace("role: admin}", "role: boss}")
+    )
+    result = run(["config", "check", str(write_yaml(text))])
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 1 and "Traceback" not in err
+    for key in ("community.timezone", "community.colour", "grids[0].workers[1].staff", ".role"):
+        assert key in err, (key, err)
+
+
+def test_unknown_status_and_grid_are_errors_naming_the_valid_values(db_env: dict[str, str]) -> None:
+    err = one_line_error(run(["tickets", "--status", "bogus"], env=db_env), code=2)
+    assert "bogus" in err and "assigned" in err and "in_progress" in err
+    err = one_line_error(run(["stats", "--grid", "G9"], env=db_env), code=2)
+    assert "G9" in err and "G1" in err and "G4" in err
+
+
+def test_piping_into_head_prints_no_broken_pipe_traceback(tmp_path: Path) -> None:
+    # far more output than a pipe holds, so the writer meets the closed pipe
+    source = tmp_path / "reports.txt"
+    source.write_text("3号楼楼道里好多小广告\n" * 3000, encoding="utf-8")
+    command = [EXE, "classify"] if EXE else [sys.executable, "-m", "bot.cli", "classify"]
+    with (
+        source.open("rb") as stdin,
+        subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc,
+    ):
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does
+        err = proc.stderr.read().decode("utf-8")
+        proc.wait(timeout=60)
+    assert b"poster" in first
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_demo_runs_the_jobs_and_time_moves_its_clock(db_env: dict[str, str]) -> None:
+    script = "\n".join(
+        [
+            "/time 2026-11-23 09:30",  # a Monday morning: the working-time limits run
+            "5号楼门口垃圾堆满了",  # garbage: 4 working hours, due 15:00
+            "/time +5h",  # 14:30: past half the limit
+            "/time +1h",  # 15:30: overdue
+            "/as chen",
+            "广播 G1 明天上午停水",
+            "确认发送",
+            "/time +2m",
+            "/time later",
+        ]
+    )
+    demo = run(["demo"], script + "\n", env=db_env)
+    assert demo.returncode == 0, demo.stderr.decode()
+    assert "Traceback" not in demo.stderr.decode()
+    shown = demo.stdout.decode("utf-8")
+    half, overdue = shown.index("[居民小王] > /time +5h"), shown.index("[居民小王] > /time +1h")
+    assert "2026-11-23 14:30" in shown[half:overdue]
+    warned = shown[half:overdue]
+    assert (
+        "发给 网格员张伟（zhang）" in warned and "【提醒】案件已过处置时限的一半" in warned and "#1" in warned
+    )
+    assert "【超时督办】" not in shown[:overdue]  # the leader only hears at the limit …
+    told = shown[overdue : shown.index("/as chen")]
+    assert "发给 网格长李娜（li）" in told and "【超时督办】" in told  # … which the job saw pass
+    # the broadcast is expanded and delivered by the broadcast job and the outbox, as under serve
+    sent = shown[shown.index("确认发送") :]
+    assert "发给 居民小王" in sent and "明天上午停水" in sent and "发送完毕" in sent
+    assert "用法：/time +3h" in shown  # a bad /time is explained, and the demo goes on
+
+
+def test_demo_time_steps() -> None:
+    from datetime import timedelta
+
+    from bot.demo_clock import parse_step
+
+    assert parse_step("+3h") == timedelta(hours=3)
+    assert parse_step("+30m") == timedelta(minutes=30)
+    assert parse_step("+2d") == timedelta(days=2)
+    assert parse_step("+1d2h") == timedelta(days=1, hours=2)
+    for bad in ("3h", "+", "+3x", "+h3", "-2h", "+3h later"):
+        assert parse_step(bad) is None, bad
+
+
+def test_broadcast_send_without_a_channel_stops_and_the_list_agrees_with_show(
+    db_env: dict[str, str],
+) -> None:
+    assert run(["demo"], "5号楼门口垃圾堆满了\n", env=db_env).returncode == 0  # one resident, on the console
+    stuck = run(["broadcast", "--text", "明天停水", "--yes", "--send"], env=db_env, timeout=60)
+    err = stuck.stderr.decode("utf-8")
+    assert stuck.returncode == 1 and "Traceback" not in err
+    assert "没有配置任何发送渠道" in err and "broadcasts --show 1" in err  # said, and it did not wait
+
+    # The demo's console delivers the queued notice; the broadcast's counters are not settled yet.
+    assert "明天停水" in run(["demo"], "", env=db_env).stdout.decode("utf-8")
+    listed = run(["broadcasts", "--format", "json"], env=db_env)
+    (row,) = lines(listed)
+    shown = json.loads(run(["broadcasts", "--show", "1", "--format", "json"], env=db_env).stdout)
+    assert row["status"] == shown["status"] == "sending"
+    assert (row["sent"], row["total"]) == (shown["progress"]["sent"], shown["progress"]["total"]) == (1, 1)
+    text = run(["broadcasts"], env=db_env).stdout.decode("utf-8")
+    assert "1/1" in text, text
+
+
+@pytest.mark.parametrize(
+    "given", ["http://127.0.0.1:8081", "http://127.0.0.1:8081/", "http://127.0.0.1:8081/bot"]
+)
+def test_telegram_api_url_with_or_without_bot(given: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings
+
+    monkeypatch.setenv("OUTREACH_TELEGRAM_API_URL", given)
+    assert Settings().telegram_api_url == "http://127.0.0.1:8081/bot"

@@ -216,6 +216,15 @@ class TokenSource:
                     assert cached.token is not None
                     return cached.token
                 if await self.store.try_lock(self.key, now):
+                    # Another process's refresh may have ended between our read and our lease (its
+                    # ``put`` ends its lease): on a loaded machine that gap is wide, and we would fetch
+                    # a second token. Now that the lease is ours, look once more.
+                    latest = await self.store.get(self.key)
+                    if latest is not None and latest.token != refused and latest.fresh(self.clock()):
+                        await self.store.release(self.key)
+                        self._memory = latest
+                        assert latest.token is not None
+                        return latest.token
                     return await self._refresh(refused)
                 if cached is not None and cached.usable(now):
                     return cached.token  # type: ignore[return-value]  # another process is refreshing

@@ -195,8 +195,9 @@ class _Bar:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any]:
-    """Wait for the broadcast to finish (delivering too with ``send``), drawing progress."""
+async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any] | None:
+    """Wait for the broadcast to finish (delivering too with ``send``), drawing progress; None when
+    ``send`` was asked but no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service
     from storage.broadcast_models import Broadcast, BroadcastStatus
 
@@ -207,6 +208,7 @@ async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any]:
         senders, closers, mass = await _senders(env)
         if not senders:
             print(render("bc.cli.no_senders"), file=sys.stderr)
+            return None
         else:
             driver = asyncio.create_task(_drive(env, senders, mass, stop))
     bar = _Bar()
@@ -351,6 +353,9 @@ async def _broadcast(args: argparse.Namespace) -> int:
             print(render("bc.cli.detached", id=broadcast_id))
             return 0
         report = await _follow(env, broadcast_id, args.send)
+        if report is None:
+            print(render("bc.cli.queued_no_channel", id=broadcast_id), file=sys.stderr)
+            return 1
     if args.format == "json":
         _print_json({"id": broadcast_id, **report})
     else:
@@ -512,9 +517,19 @@ async def _broadcasts(args: argparse.Namespace) -> int:
             if args.status:
                 query = query.where(Broadcast.status == args.status)
             rows = (await session.scalars(query)).all()
+            # A broadcast being sent: its counters are settled only now and then, so the list shows
+            # the outbox's live figures, as --show does.
+            live = {
+                b.id: await service.progress(session, b.id, _now())
+                for b in rows
+                if b.status == BroadcastStatus.SENDING
+            }
         if args.format == "json":
             for b in rows:
-                _print_json(_row(b))
+                row = _row(b)
+                if b.id in live:
+                    row.update(sent=live[b.id].sent, failed=live[b.id].failed, total=live[b.id].total)
+                _print_json(row)
             return 0
         if not rows:
             print(render("bc.list_empty"))
@@ -528,8 +543,8 @@ async def _broadcasts(args: argparse.Namespace) -> int:
                     status=render(f"bc.status.{b.status}"),
                     when=local_text(when, tz),
                     audience=describe(Audience.from_json(b.audience)),
-                    sent=b.sent,
-                    total=b.total or b.estimate or 0,
+                    sent=live[b.id].sent if b.id in live else b.sent,
+                    total=live[b.id].total if b.id in live else (b.total or b.estimate or 0),
                     text=b.text.replace("\n", " ")[:30],
                 )
             )
