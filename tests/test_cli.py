@@ -187,24 +187,23 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
     for key in [k for k in env if k.startswith(("OUTREACH_TELEGRAM", "OUTREACH_WECHAT"))]:
         del env[key]
     # Its log goes to a file: a pipe nobody reads would block the server once 64 KiB were written.
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    status = response.status
-            except OSError:
-                time.sleep(0.3)
-        assert status == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            status = None
+            while time.monotonic() < deadline and status != 200:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                        status = response.status
+                except OSError:
+                    time.sleep(0.3)
+            assert status == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
         log.seek(0)
         assert b"Traceback" not in log.read()
-        log.close()
 
 
 def test_workers_refuse_telegram_long_polling(db_env: dict[str, str]) -> None:
