@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from handlers.privacy import mask_text
 from messages import render
 
 
@@ -38,7 +39,7 @@ async def _unreached(limit: int) -> list[dict[str, Any]]:
             "case": r.case_id,
             "kind": r.kind,
             "reason": r.reason,
-            "text": r.text,
+            "text": mask_text(r.text),  # an admin's listing: no phone or ID numbers, no health words
         }
         for r in rows
     ]
