@@ -102,7 +102,10 @@ async def run_console(app: App, database: str, stdin: TextIO = sys.stdin, out: T
             if command == "/who":
                 print(render("console.who", lines=await staff_lines(app)), file=out, flush=True)
                 continue
-            if command == "/as" and rest.strip():
+            if command == "/as" and not rest.strip():
+                print(render("console.as_usage", lines=await staff_lines(app)), file=out, flush=True)
+                continue
+            if command == "/as":
                 me = rest.strip()
                 print(render("console.switched", who=await describe(app, me)), file=out, flush=True)
                 continue

@@ -95,6 +95,12 @@ class StaffConfig(_Strict):
     wecom: str | None = None
     phone: str | None = None  # kept for staff use only; never logged
 
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone_as_written(cls, value: Any) -> Any:
+        # `phone: 13800000000` unquoted is a YAML integer: it is still the number the file means.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class WorkingTimeConfig(_Strict):
     """When the clock of a time limit runs (added key; defaults: 08:30-12:00 and 13:30-17:30,

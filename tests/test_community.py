@@ -165,3 +165,9 @@ async def test_loading_twice_is_idempotent(
     async with sessions() as session:
         assert len((await session.scalars(select(Grid))).all()) == 2
         assert len((await session.scalars(select(GridWorker))).all()) == 3
+
+
+def test_an_unquoted_phone_number_is_the_number_it_says(write_yaml: Callable[[str], Path]) -> None:
+    with_phone = "{id: li, name: 李娜, role: leader, phone: 13800000000}"
+    community = load_community(write_yaml(BASE.replace("{id: li, name: 李娜, role: leader}", with_phone)))
+    assert community.staff["li"].phone == "13800000000"
