@@ -59,3 +59,26 @@ async def test_admin_only_commands_name_who_may_use_them(chat: Chat) -> None:
     assert "仅限社区管理员" in reply and "网格长" not in reply.split("使用")[0]
     out = await chat.send("chen", "待分拣")
     assert "仅限" not in "\n".join(chat.to(out, "chen"))
+
+
+async def test_after_reclassify_the_worker_it_was_taken_from_is_told(chat: Chat) -> None:
+    await chat.send("小王", "3号楼楼道里贴满了小广告")
+    assert (await case(chat, 1)).assignee_id == "zhang"
+    out = await chat.send("chen", "改类 1 积水")
+    assert (await case(chat, 1)).assignee_id == "wang"
+    told = "\n".join(chat.to(out, "zhang"))
+    assert "#1" in told and "王芳" in told and "无需再处理" in told
+    assert any("#1" in t for t in chat.to(out, "wang"))
+
+
+async def test_a_worker_transferring_their_own_case_is_not_told_twice(chat: Chat) -> None:
+    await chat.send("小王", "3号楼楼道里贴满了小广告")
+    out = await chat.send("zhang", "转派 1 wang")
+    assert not any("无需再处理" in t for t in chat.to(out, "zhang"))
+
+
+async def test_an_invalid_case_notice_gives_the_reason_as_a_reason(chat: Chat) -> None:
+    await chat.send("小王", "3号楼楼道里贴满了小广告")
+    out = await chat.send("zhang", "无效 1 现场查看没有小广告")
+    told = "\n".join(chat.to(out, "小王"))
+    assert "已关闭。原因：现场查看没有小广告" in told
