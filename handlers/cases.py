@@ -329,7 +329,8 @@ async def assign(
     a transfer does not buy time. Returns whether the staff member could be told."""
     staff = await turn.session.get_one(Staff, staff_id)
     actor_type, actor_id = staff_actor(by)
-    transfer = case.assignee_id is not None and case.assignee_id != staff.id
+    previous = case.assignee_id
+    transfer = previous is not None and previous != staff.id
     case.assignee_id = staff.id
     case.in_triage = False
     if case.clock_started_at is None:
@@ -361,6 +362,18 @@ async def assign(
         buttons=case_buttons(case),
         photo=case.photo,
     )
+    if transfer and previous is not None and (by is None or by.id != previous):
+        # Taken away by someone else (改类, 分派, 转网格): the worker must know to stop working on it.
+        await turn.tell_staff(
+            previous,
+            render(
+                "staff.case_taken",
+                number=case.id,
+                name=staff.name,
+                category=category_name(turn, case.category_code),
+            ),
+            case_id=case.id,
+        )
     if await reachable(turn, staff.id):
         return True
     record(
@@ -506,9 +519,9 @@ async def close(
     )
     deadlines.stop_clock(case)
     if notify:
-        text = render(
-            f"resident.closed_{reason}", number=case.id, note=note or "", original=duplicate_of or ""
-        )
+        # The staff's words are quoted as the reason, never glued onto the sentence before them.
+        shown = render("resident.close_reason", note=note) if note and reason == "invalid" else note or ""
+        text = render(f"resident.closed_{reason}", number=case.id, note=shown, original=duplicate_of or "")
         await tell_reporter_and_followers(turn, case, text)
 
 

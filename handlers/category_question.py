@@ -58,6 +58,10 @@ class CategoryQuestion:
             return await _answer(ctx, int(digit))
         if dialog is None or not pending:
             return False
+        if command is not None and command.kind == Cmd.DONT_KNOW and OTHER in dialog.data["choices"]:
+            # The resident cannot say which kind: the problem still goes to the admins' triage as
+            # "other", and no labelled example is kept (not knowing is no label).
+            return await _answer(ctx, dialog.data["choices"].index(OTHER) + 1, labelled=False)
         reply = fold(ctx.text).strip().rstrip("。.!！").strip()
         digit_given = _digit(reply)
         if command is None and digit_given is not None:
@@ -104,7 +108,7 @@ async def ask(ctx: ChatContext, classification: Classification) -> None:
     )
 
 
-async def _answer(ctx: ChatContext, digit: int) -> bool:
+async def _answer(ctx: ChatContext, digit: int, *, labelled: bool = True) -> bool:
     from handlers import resident_chat  # the report path asks this module: import late
 
     dialog = ctx.dialog
@@ -117,13 +121,14 @@ async def _answer(ctx: ChatContext, digit: int) -> bool:
     await ctx.clear_dialog()
     chosen = choices[digit - 1]
     category = None if chosen == NOT_A_REPORT else chosen
-    await record_example(
-        ctx.turn,
-        source=ExampleSource.RESIDENT,
-        text=data["text"],
-        category=category,
-        actor_id=str(ctx.actor.resident.id),
-    )
+    if labelled:
+        await record_example(
+            ctx.turn,
+            source=ExampleSource.RESIDENT,
+            text=data["text"],
+            category=category,
+            actor_id=str(ctx.actor.resident.id),
+        )
     if category is None:
         ctx.reply(render("question.not_a_report_ok"))
         return True

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import cases, category_question, resident_chat, staff_chat
+from handlers import cases, category_question, emergency, resident_chat, staff_chat
 from handlers.classify import OTHER
 from handlers.commands import Cmd
 from handlers.features import ChatContext, ChatFeature
@@ -112,22 +112,28 @@ async def _is_other_report(ctx: ChatContext, state: str) -> bool:
     if ctx.actor.is_staff or state in REPORTS_ANSWER or not ctx.message.text:
         return False
     classification = ctx.turn.community.classifier.classify(ctx.message.text)
-    if classification.category in {None, OTHER}:
+    if emergency.flag(classification).urgent:  # type: ignore[union-attr]
+        return True  # a danger is its own urgent report, whatever was asked
+    if classification.category is None or classification.ask:
         return False
+    named_now = set(classification.categories) or {classification.category}
     data = ctx.dialog.data if ctx.dialog is not None else {}
     if state == R.AWAIT_LOCATION:
         about = await _case_categories(ctx, R.pending_cases(dict(data)))
-        if about & set(classification.categories) or _says_where(ctx.message.text):
+        if about & named_now or _says_where(ctx.message.text):
             return False  # the same problem again, or "在…": it says where
+        if classification.category == OTHER and after_the_place(ctx.message.text) == "":
+            return False  # an "other" reading of a bare place ("3号楼东边") is an answer
         rest = after_the_place(ctx.message.text)
         if rest != ctx.message.text:
             # "垃圾站旁边" answers where the rats are; "南门那边有积水" is a new report.
             named = ctx.turn.community.classifier.classify(rest)
-            return named.category not in {None, OTHER} and not about & set(named.categories)
+            named_rest = set(named.categories) or {named.category}
+            return named.category is not None and not named.ask and not about & named_rest
         return True
     if state == R.AWAIT_REASON:
         about = await _case_categories(ctx, R.pending_cases(dict(data)))
-        return not about & set(classification.categories)
+        return not about & named_now
     return True  # a reminder enrolment, a staff dialog or a feature's question: no report answers it
 
 

@@ -454,7 +454,11 @@ async def location_reply(ctx: ChatContext) -> bool:
         return True
     await ctx.clear_dialog()
     several = len(waiting) > 1
+    # "8号楼门口垃圾堆了好几天" answers where and says more about the problem: the worker reads it too.
+    addition = text.strip() if text and _says_more(ctx, text, case) else ""
     for each in waiting:
+        if addition and addition not in (each.text or ""):
+            each.text = f"{each.text}\n{render('report.resident_addition', text=addition)}"
         if each.latitude is None and case.latitude is not None:
             each.latitude, each.longitude = case.latitude, case.longitude
         record(
@@ -476,6 +480,13 @@ async def location_reply(ctx: ChatContext) -> bool:
         header = render("report.ack_several", count=len(numbers), numbers=numbers_text(numbers))
         ctx.reply("\n".join([header, *lines]), case_id=case.id)
     return True
+
+
+def _says_more(ctx: ChatContext, text: str, case: Case) -> bool:
+    """Whether an answer to "where?" describes the same problem again, not only a place."""
+    found = ctx.turn.community.classifier.classify(text)
+    named = set(found.categories) or {found.category}
+    return not found.ask and bool(named & {case.category_code, *case.categories})
 
 
 def place_examples(ctx: ChatContext) -> str:

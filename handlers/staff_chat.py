@@ -90,6 +90,12 @@ async def case_for_action(ctx: ChatContext, number: int | None) -> Case | None:
 
 
 def refuse_move(ctx: ChatContext, case: Case, to: CaseStatus) -> bool:
+    """Refuse a staff command the case's state does not allow. The table lets a finished case go
+    back to ASSIGNED only as a reopening (重开 or the resident's 不满意), never by 转派/分派 on the way."""
+    finished = case.status in {CaseStatus.RESOLVED, CaseStatus.CLOSED, CaseStatus.CONFIRMED}
+    if to == CaseStatus.ASSIGNED and finished:
+        ctx.reply(render("staff.finished", number=case.id, status=render(f"status.{case.status}")))
+        return True
     if can_move(case, to):
         return False
     ctx.reply(render("staff.illegal", number=case.id, status=render(f"status.{case.status}")))
@@ -288,9 +294,38 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
         # allowed to act on both (a worker of another grid is not; admins are).
         ctx.reply(render("staff.not_allowed", number=original.id))
         return
+    if case.category_code and original.category_code and case.category_code != original.category_code:
+        # Different problems are not one case: correct the category first if it was misread.
+        ctx.reply(
+            render(
+                "staff.merge_other_category",
+                number=case.id,
+                original=original.id,
+                category=cases.category_name(ctx.turn, case.category_code),
+                original_category=cases.category_name(ctx.turn, original.category_code),
+            )
+        )
+        return
     await duplicates.merge_followers(ctx.turn, case, original)
     await cases.close(ctx.turn, case, _staff(ctx), "duplicate", None, duplicate_of=original.id)
     ctx.reply(render("staff.merged_ok", number=case.id, original=original.id), case_id=case.id)
+    if (case.grid_code, case.building) != (original.grid_code, original.building):
+        ctx.reply(
+            render(
+                "staff.merge_other_place",
+                number=case.id,
+                original=original.id,
+                where=_place(ctx, case),
+                original_where=_place(ctx, original),
+            ),
+            case_id=case.id,
+        )
+
+
+def _place(ctx: ChatContext, case: Case) -> str:
+    grid = ctx.turn.community.grids.get(case.grid_code) if case.grid_code else None
+    parts = [grid.name if grid else "", f"{case.building}号楼" if case.building else case.location_text or ""]
+    return " ".join(p for p in parts if p) or render("location.unknown")
 
 
 async def reopen(ctx: ChatContext, command: Command) -> None:
@@ -311,7 +346,7 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
 
 async def triage(ctx: ChatContext, _command: Command) -> None:
     if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.admin_only"))
+        ctx.reply(render("staff.only_admins"))
         return
     rows = (
         await ctx.turn.session.scalars(
@@ -361,7 +396,7 @@ async def _reporter(ctx: ChatContext, number: int | None) -> Resident | None:
 
 async def block(ctx: ChatContext, command: Command) -> None:
     if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.admin_only"))
+        ctx.reply(render("staff.only_admins"))
         return
     resident = await _reporter(ctx, command.number)
     if resident is not None:
@@ -372,7 +407,7 @@ async def block(ctx: ChatContext, command: Command) -> None:
 
 async def invite(ctx: ChatContext, command: Command) -> None:
     if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.admin_only"))
+        ctx.reply(render("staff.only_admins"))
         return
     try:
         code = await binding.create_invite(ctx.turn.session, command.arg or "", ctx.turn.now)

@@ -896,3 +896,15 @@ async def test_a_resident_who_says_where_they_live_gets_that_grids_notices(chat:
     assert "共 2 人" in out[0]  # 小李 (told us) and 小赵 (reported at 5号楼)
     await chat.send("chen", "确认发送")
     assert got(await everything(chat), "明天停水") == {"小李": 1, "小赵": 1}
+
+
+async def test_a_broadcast_to_nobody_is_refused_not_drafted(chat: Chat) -> None:
+    await chat.send("小李", "你好")  # one resident, in no grid and with no tag
+    out = "\n".join(chat.to(await chat.send("chen", "广播 #guardians 周六疫苗接种"), "chen"))
+    assert "共 0 人" in out and "没有起草" in out and "广播草稿" not in out
+    out = "\n".join(chat.to(await chat.send("chen", "广播 G4 明天停水"), "chen"))
+    assert "没有起草" in out and "第四网格" in out
+    async with chat.services.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Broadcast)) == 0
+    out = "\n".join(chat.to(await chat.send("chen", "广播 全体 明天停水"), "chen"))
+    assert "广播草稿 #1" in out and "共 1 人" in out

@@ -193,3 +193,16 @@ async def test_choices_are_telegram_inline_buttons_that_decode_to_the_answer(uns
     await chat.conversation.act(Inbound(channel="console", sender="小王"), action)
     (case,) = await cases(chat)
     assert case.category_code == "garbage"
+
+
+@pytest.mark.parametrize("answer", ["不知道", "不清楚"])
+async def test_not_knowing_the_kind_still_opens_a_case_for_triage(unsure_chat: Chat, answer: str) -> None:
+    chat = unsure_chat
+    await chat.send("小王", "3号楼后面那块地方又脏又臭")
+    out = await chat.send("小王", answer)
+    (case,) = await cases(chat)
+    assert case.category_code == "other" and case.text == "3号楼后面那块地方又脏又臭"
+    assert case.in_triage
+    assert any("#1" in t for t in chat.to(out, "小王"))
+    assert any("#1" in t for t in chat.to(out, "chen"))
+    assert await examples(chat) == []  # not knowing is no label for the classifier

@@ -334,3 +334,54 @@ async def test_saying_where_one_lives_while_asked_where_is_the_answer_not_a_new_
     async with chat.services.sessions() as session:
         resident = await session.get_one(Resident, 1)
     assert resident.home_grid is None
+
+
+# -- follow-up to #12/#13: a danger or an "other" problem while asked where is its own report ----------
+
+
+@pytest.mark.parametrize(
+    ("pending", "danger", "kind"),
+    [
+        ("楼下垃圾好多", "15号楼煤气味很重好像漏气了", "燃气"),
+        ("楼道里有蟑螂", "5号楼电梯里有人被困住了", "电梯"),
+        ("我家楼上漏水了", "六号楼的天台上好像有块广告牌快要掉下来了很危险", "紧急"),
+    ],
+)
+async def test_a_danger_while_asked_where_is_its_own_urgent_case(
+    chat: Chat, pending: str, danger: str, kind: str
+) -> None:
+    out = await chat.send("小李", pending)
+    assert any("哪里" in t for t in chat.to(out, "小李"))
+    out = await chat.send("小李", danger)
+    first, second = await cases(chat)
+    assert second.urgent and second.text == danger
+    assert not first.urgent and first.location_text is None and first.in_triage
+    told = "\n".join(chat.to(out, "小李"))
+    assert f"#{second.id}" in told and "紧急" in told
+    assert any("【紧急】" in t and f"#{second.id}" in t for t in chat.to(out, "chen"))
+
+
+async def test_an_other_problem_while_asked_where_is_its_own_case(chat: Chat) -> None:
+    await chat.send("小李", "楼下垃圾好多")
+    out = await chat.send("小李", "小区门口的路灯坏了好几天了")
+    first, second = await cases(chat)
+    assert second.category_code == "other" and second.text == "小区门口的路灯坏了好几天了"
+    assert first.in_triage and first.location_text is None
+    assert any(f"#{second.id}" in t for t in chat.to(out, "小李"))
+
+
+@pytest.mark.parametrize("answer", ["3号楼东边", "在南门"])
+async def test_a_bare_place_still_answers_where(chat: Chat, answer: str) -> None:
+    await chat.send("小李", "楼下垃圾好多")
+    await chat.send("小李", answer)
+    only = await cases(chat)
+    assert len(only) == 1 and only[0].location_text is not None and not only[0].in_triage
+
+
+async def test_a_same_problem_answer_keeps_its_words_for_the_worker(chat: Chat) -> None:
+    await chat.send("小李", "这里的垃圾桶满了")
+    out = await chat.send("小李", "5号楼门口的垃圾桶，已经臭了三天了")
+    only = await cases(chat)
+    assert len(only) == 1 and only[0].building == "5"
+    assert "已经臭了三天了" in only[0].text
+    assert any("已经臭了三天了" in t for t in chat.to(out, only[0].assignee_id or ""))

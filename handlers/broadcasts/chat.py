@@ -383,6 +383,11 @@ class BroadcastFeature:
             ctx.reply(render(exc.key, **exc.params))
             return
         counts = await aud.count(session, audience)
+        if counts.total == 0:  # a draft to nobody would be confirmed and "sent" to no one
+            extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
+            named = describe(audience, grid_names(ctx.turn.community))
+            ctx.reply(render("bc.nobody", audience=named, extra=extra))
+            return
         assert ctx.actor.staff is not None
         broadcast = await service.create(
             session,
