@@ -125,6 +125,11 @@ def action(kind: Cmd, number: int | None = None, arg: str | None = None) -> str:
     return ":".join(parts)
 
 
+# A button's case number: ASCII digits, at most nine like a typed one (a forged 20-digit number would
+# overflow the database's integer before any permission check).
+ACTION_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
 def parse_action(value: str) -> Command | None:
     """A button's action string as the command it stands for; None for anything unknown."""
     name, _, rest = value.partition(":")
@@ -133,6 +138,6 @@ def parse_action(value: str) -> Command | None:
         kind = Cmd(name)
     except ValueError:
         return None
-    if number_text and not number_text.isdigit():
+    if number_text and ACTION_NUMBER.fullmatch(number_text) is None:
         return None
     return Command(kind, int(number_text) if number_text else None, arg or None)

@@ -27,14 +27,18 @@ _ID_CARD = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx]
 _ID_CARD_15 = re.compile(r"(?<![0-9])([1-9][0-9]{2})[0-9]{8}([0-9]{4})(?![0-9])")
 _LANDLINE = re.compile(r"(?<![0-9])(0[1-9][0-9]{1,2})[\s-]?([0-9]{3,4})[0-9]{4}(?![0-9])")
 
-_TELEGRAM_TOKEN = re.compile(r"(?<![0-9])([0-9]{5,12}):[A-Za-z0-9_-]{30,}")
+# Telegram's tokens have 35 characters after the colon today; 20 catches shortened or test tokens too.
+_TELEGRAM_TOKEN = re.compile(r"(?<![0-9])([0-9]{5,12}):[A-Za-z0-9_-]{20,}")
 _SECRET_PARAMS = (
     "access_token|token|secret|secret_token|signature|msg_signature|nonce|timestamp|openid|"
     "corpsecret|echostr|encodingaeskey|aes_key|password|code|ticket"
 )
 _QUERY_SECRET = re.compile(rf"(?i)\b({_SECRET_PARAMS})=([^&\s'\"]+)")
+# The same keys as a dict's repr or JSON: {'secret_token': '…'} / {"secret_token": "…"} (PTB logs its
+# Bot API parameters this way at DEBUG).
+_QUOTED_SECRET = re.compile(rf"""(?i)(['"]({_SECRET_PARAMS})['"]\s*:\s*)(?:'[^']*'|"[^"]*"|[^,}}\s]+)""")
 _HEADER_SECRET = re.compile(r"(?i)(x-telegram-bot-api-secret-token['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)")
-_BOT_PATH = re.compile(r"(/bot)([0-9]{5,12}:[A-Za-z0-9_-]{30,})")
+_BOT_PATH = re.compile(r"(/bot)([0-9]{5,12}:[A-Za-z0-9_-]{20,})")
 
 
 def mask_identifiers(text: str) -> str:
@@ -69,6 +73,7 @@ def mask_secrets(text: str) -> str:
     text = _BOT_PATH.sub(r"\1<token>", text)
     text = _TELEGRAM_TOKEN.sub(r"\1:<token>", text)
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _QUOTED_SECRET.sub(lambda m: f"{m.group(1)}'***'", text)
     return _HEADER_SECRET.sub(lambda m: f"{m.group(1)}***", text)
 
 

@@ -38,7 +38,15 @@ def _sqlite_begin(connection: Any) -> None:
 # WeChat access token) at DEBUG: aiosqlite logs every call with its arguments, SQLAlchemy's engine logs
 # result rows (and at INFO every statement: noise in an operator's log). Capped at WARNING here so
 # that no log level chosen for the process can let data through; errors still reach the log.
-_DATA_LOGGERS = {"aiosqlite": logging.WARNING, "sqlalchemy.engine": logging.WARNING}
+# python-telegram-bot and its HTTP client log every Bot API call with its parameters at DEBUG: the
+# webhook's secret_token, invite codes and residents' texts being answered. Capped at INFO.
+_DATA_LOGGERS = {
+    "aiosqlite": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "telegram": logging.INFO,
+    "httpx": logging.INFO,
+    "httpcore": logging.INFO,
+}
 
 
 def quiet_data_loggers() -> None:

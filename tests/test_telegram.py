@@ -159,6 +159,18 @@ class BotServer:
 
         return await eventually(find, f"a message to {chat} matching {pattern!r}")
 
+    async def confirmed(self, update: dict[str, Any]) -> None:
+        """Polling: wait until getUpdates has moved past the update (it is confirmed to Telegram, and
+        so is everything before it). A webhook's 200 is checked by ``deliver`` itself."""
+        if self.mode != "polling":
+            return
+        last = int(update["update_id"])
+
+        def passed() -> bool:
+            return any(int(c.params.get("offset") or 0) > last for c in self.fake.all_calls("getUpdates"))
+
+        await eventually(passed, f"getUpdates to confirm update {last}")
+
     async def answered(self, update: dict[str, Any]) -> Call:
         query_id = update["callback_query"]["id"]
 
@@ -211,7 +223,9 @@ async def _nothing() -> None:
     return None
 
 
-async def start_server(mode: str, backend: str, tmp: Path) -> tuple[BotServer, Callable[[], Awaitable[None]]]:
+async def start_server(
+    mode: str, backend: str, tmp: Path, log_level: str = "INFO"
+) -> tuple[BotServer, Callable[[], Awaitable[None]]]:
     db_url, drop = await _database(backend, tmp)
     config = tmp / "community.yaml"
     config.write_text(COMMUNITY, encoding="utf-8")
@@ -223,7 +237,7 @@ async def start_server(mode: str, backend: str, tmp: Path) -> tuple[BotServer, C
         OUTREACH_CONFIG=str(config),
         OUTREACH_TELEGRAM_TOKEN=TOKEN,
         OUTREACH_TELEGRAM_API_URL=fake.api_url,
-        OUTREACH_LOG_LEVEL="INFO",
+        OUTREACH_LOG_LEVEL=log_level,
     )
     if mode == "webhook":
         env["OUTREACH_TELEGRAM_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/telegram/webhook"
@@ -554,6 +568,70 @@ async def test_staff_binds_with_an_invite_code(servers: Servers) -> None:
     await bot.received(newcomer, "待办案件|没有待办")
 
 
+@pytest.mark.parametrize("name", ["polling-sqlite", "webhook-sqlite"])
+async def test_a_forged_button_number_or_a_senderless_update_is_dropped_not_retried_for_ever(
+    servers: Servers, name: str
+) -> None:
+    bot = await servers.get(name)
+    resident = new_user()
+    # 20 digits overflowed the database's integer before any permission check: 503 on every delivery.
+    forged = await bot.press(resident, "v1|accept:99999999999999999999")  # webhook: asserts 200
+    answer = await bot.answered(forged)
+    assert answer.params["text"] == render("chat.old_button")
+    # A message without its sender ("from"): acknowledged and dropped.
+    senderless = bot.fake.message(resident, "1号楼门口有小广告")
+    del senderless["message"]["from"]
+    await bot.deliver(senderless)
+    await bot.confirmed(senderless)
+    assert await bot.scalar(select(Case.id).where(Case.reporter_external == str(resident))) is None
+    # The resident is served as usual afterwards.
+    await bot.say(resident, "2号楼门口有小广告")
+    await bot.received(resident, "案件编号")
+
+
+@pytest.mark.parametrize("name", ["polling-sqlite", "webhook-sqlite"])
+async def test_a_sender_flooding_the_bot_is_told_once_and_not_stored(servers: Servers, name: str) -> None:
+    bot = await servers.get(name)
+    flooder, neighbour = new_user(), new_user()
+    updates = [bot.fake.message(flooder, f"{i}号楼垃圾没人收") for i in range(100)]
+    if bot.mode == "polling":
+        for update in updates:
+            bot.fake.push(update)
+    else:
+        for update in updates:
+            await bot.deliver(update)  # each answered 200: Telegram must not send it again
+    too_fast = re.escape(render("telegram.too_fast"))
+    await bot.received(flooder, too_fast)
+    await bot.confirmed(updates[-1])
+    # The neighbour is served, and by then every one of the flood's updates has been dealt with.
+    await bot.say(neighbour, "3号楼楼道有小广告")
+    await bot.received(neighbour, "案件编号")
+    stored = select(func.count()).select_from(InboundMessage).where(InboundMessage.sender == str(flooder))
+    count = await bot.scalar(stored)
+    assert 1 <= count <= 40, count  # a burst of 20, then one every two seconds
+    assert sum(bool(re.search(too_fast, c.text)) for c in bot.fake.sent(flooder)) == 1
+
+
+async def test_at_debug_the_log_holds_no_secret_invite_code_or_health_word(tmp_path: Path) -> None:
+    bot, drop = await start_server("webhook", "sqlite", tmp_path, log_level="DEBUG")
+    try:
+        resident = new_user()
+        await bot.say(resident, "我是孕妇，7号楼楼道里的垃圾好几天没人收了")
+        await bot.received(resident, "案件编号")
+        await bot.say(CHEN, "/invite wang")
+        invite = await bot.received(CHEN, "邀请码")
+        code = re.search(r"绑定 ([A-Z0-9]{8})", invite.text)
+        assert code, invite.text
+    finally:
+        await bot.stop()
+        await drop()
+    log = bot.log.read_text(encoding="utf-8")
+    assert "DEBUG" in log  # the server did log at DEBUG
+    secret = bot.fake.webhook["secret_token"]
+    for leaked in (secret, TOKEN.partition(":")[2], code.group(1), "孕妇", "垃圾好几天没人收"):
+        assert leaked not in log, leaked
+
+
 # -- units ---------------------------------------------------------------------------------------------
 
 
@@ -651,6 +729,8 @@ def test_callback_data_is_versioned() -> None:
         assert keyboards.decode(stale) is None
     assert keyboards.encode("assign:1:" + "x" * 60) is None  # over Telegram's 64 bytes
     assert keyboards.case_number("rate:12:good") == 12 and keyboards.case_number("help") is None
+    for forged in ("accept:99999999999999999999", "accept:１２", "accept:²", "accept:-1"):
+        assert keyboards.case_number(forged) is None, forged
 
 
 def test_keyboard_renders_whatever_buttons_the_core_sends() -> None:

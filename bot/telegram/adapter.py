@@ -38,6 +38,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
 
 from bot.settings import Settings
+from bot.telegram.flood import FloodGuard
 from bot.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
 from bot.telegram.limiter import RateLimiter
 from bot.telegram.sender import CHANNEL, TelegramSender
@@ -159,6 +160,7 @@ class TelegramAdapter:
         self.secret = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
         self.application = build_application(settings)
         self.limiter = RateLimiter.shared_by(settings.serve_workers)
+        self.flood = FloodGuard(self.application.bot)
         self._sender: TelegramSender | None = None
         self._ready = False
         self._state = "starting"
@@ -248,13 +250,17 @@ class TelegramAdapter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.flood.close()
         application = self.application
         if application.running:
             await application.stop()
         await application.shutdown()
 
     async def process(self, update: Update) -> bool:
-        """Handle one update; True when it is stored (or needs no storing: nothing failed)."""
+        """Handle one update; True when it is stored (or needs no storing: nothing failed, or its
+        sender is over the limit and it is dropped)."""
+        if not self.flood.admit(update):
+            return True
         application = self.application
         failed = self.deps.failed_updates
         failed.discard(update.update_id)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -264,8 +265,19 @@ async def after_press(context: BotContext, query: Any, number: int, before: Case
 # -- handlers ------------------------------------------------------------------------------------------
 
 
+def malformed(update: Update) -> bool:
+    """An update without the sender or chat every handler needs: logged and dropped (acknowledged),
+    since a redelivery would be just as malformed."""
+    if update.effective_user is not None and update.effective_chat is not None:
+        return False
+    log.warning("telegram update %s dropped: no sender or chat", update.update_id)
+    return True
+
+
 async def on_message(update: Update, context: BotContext) -> None:
     """Text (commands included), a photo with its caption, or a location pin."""
+    if malformed(update):
+        return
     deps = context.deps
     inbound = inbound_from(update, context.bot.username)
     async with deps.writes:
@@ -282,7 +294,9 @@ async def on_button(update: Update, context: BotContext) -> None:
     data is of the current version; the core refuses users without the right."""
     deps = context.deps
     query = update.callback_query
-    assert query is not None
+    if query is None or query.from_user is None:
+        log.warning("telegram update %s dropped: a button press without its sender", update.update_id)
+        return
     toast = render("telegram.button_failed")
     try:
         action = keyboards.decode(query.data)
@@ -318,6 +332,8 @@ async def on_button(update: Update, context: BotContext) -> None:
 
 async def on_unsupported(update: Update, context: BotContext) -> None:
     """Stickers, voice, files …: say what the bot can read."""
+    if malformed(update):
+        return
     await reply_directly(context.deps, update, render("telegram.unsupported"))
 
 
@@ -326,15 +342,29 @@ async def on_error(update: object, context: BotContext) -> None:
     personal data; the traceback only at DEBUG) and marked, so that the adapter does not confirm it to
     Telegram unless it was stored."""
     update_id = update.update_id if isinstance(update, Update) else None
-    if update_id is not None:
-        context.deps.failed_updates.add(update_id)
     error = context.error
+    if update_id is not None and (isinstance(error, TurnFailed) or storage_trouble(error)):
+        context.deps.failed_updates.add(update_id)
     if isinstance(error, TurnFailed):
         log.warning("telegram update %s: the conversation could not handle it", update_id)
         return
     assert error is not None
     debug = log.isEnabledFor(logging.DEBUG)
-    log.error("telegram update %s failed (%s)", update_id, one_line(error), exc_info=error if debug else None)
+    outcome = "failed, to be fetched again" if storage_trouble(error) else "failed and dropped"
+    log.error(
+        "telegram update %s %s (%s)", update_id, outcome, one_line(error), exc_info=error if debug else None
+    )
+
+
+def storage_trouble(error: BaseException | None) -> bool:
+    """Whether an error may pass (the database or the network away), so that the update is worth
+    receiving again. Anything else (a bug, a forged value) fails the same way every time: the update
+    is acknowledged and dropped rather than redelivered for ever."""
+    if isinstance(error, TurnFailed):
+        return True  # the adapter asks the database whether the core kept the message
+    if isinstance(error, DataError | IntegrityError | ProgrammingError):
+        return False  # the statement itself is wrong for this update: so it will be next time
+    return isinstance(error, DBAPIError | PoolTimeout | OSError | TimeoutError)
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import InlineKeyboardButtonLimit
 
+from handlers.commands import ACTION_NUMBER
+
 log = logging.getLogger(__name__)
 
 VERSION = "v1"
@@ -43,7 +45,9 @@ def decode(data: str | None) -> str | None:
 def case_number(action: str) -> int | None:
     """The case an action is about ("accept:12" → 12, "rate:12:good" → 12), if any."""
     parts = action.split(":")
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    if len(parts) < 2 or ACTION_NUMBER.fullmatch(parts[1]) is None:
+        return None  # the core's bounds: a forged 20-digit number is no number
+    return int(parts[1])
 
 
 def keyboard(buttons: Iterable[Mapping[str, Any]] | None) -> InlineKeyboardMarkup | None:
