@@ -219,7 +219,11 @@ async def acknowledge(turn: Turn, case: Case) -> None:
         return
     staff = await turn.session.get(Staff, case.assignee_id) if case.assignee_id else None
     due = deadlines.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
-    if staff is None:
+    if case.urgent:
+        # The safety message came first: no ordinary "已收到…预计…前" after it, only who has it now.
+        who = render("report.urgent_who", role=role_label(staff.role), handler=staff.name) if staff else ""
+        text = render("report.ack_urgent", number=case.id, who=who or render("report.urgent_triage"))
+    elif staff is None:
         text = render(
             "report.ack_triage", number=case.id, category=category_name(turn, case.category_code), due=due
         )
@@ -259,6 +263,7 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
     card = render(
         "staff.triage_case",
         number=case.id,
+        urgent=render("staff.urgent") if case.urgent else "",
         category=category_name(turn, case.category_code),
         location=location_label(turn, case),
         text=mask_text(case.text),
@@ -586,6 +591,7 @@ async def reopen(
         render(
             "staff.reopened",
             number=case.id,
+            urgent=render("staff.urgent") if case.urgent else "",
             reason=mask_text(reason),
             text=mask_text(case.text),
             location=location_label(turn, case),

@@ -81,6 +81,7 @@ async def _ring(turn: Turn, case: Case) -> None:
     summary = render(
         "alarm.summary",
         number=case.id,
+        urgent=render("staff.urgent") if case.urgent else "",
         category=cases.category_name(turn, case.category_code),
         location=cases.location_label(turn, case),
         due=due,

@@ -25,6 +25,7 @@ def _line(turn: Turn, case: Case) -> str:
     return render(
         "digest.line",
         number=case.id,
+        urgent=render("staff.urgent") if case.urgent else "",
         category=cases.category_name(turn, case.category_code),
         location=cases.location_label(turn, case),
         status=render(f"status.{case.status}"),

@@ -309,7 +309,7 @@ async def test_cancel_after_a_broadcast_draft_cancels_the_draft(chat: Chat) -> N
 
 
 async def test_cancel_with_two_drafts_cancels_the_latest_and_names_the_other(chat: Chat) -> None:
-    await chat.send("小王", "你好")  # a resident to broadcast to: a draft to nobody is refused
+    await chat.send("小王", "你好")  # a draft needs someone to reach
     await chat.send("chen", "广播 全体 通知一")
     await chat.send("chen", "广播 全体 通知二")
     out = await chat.send("chen", "取消")

@@ -147,3 +147,26 @@ async def test_a_danger_is_taken_even_past_the_hourly_report_limit(chat: Chat) -
     out = await chat.send("小王", "2号楼楼道里煤气味很重")
     assert any("119" in t for t in chat.to(out, "小王"))
     assert any("【紧急】" in t for t in chat.to(out, "chen"))
+
+
+async def test_an_urgent_report_gets_one_consistent_acknowledgement(chat: Chat) -> None:
+    out = await chat.send("小王", "3号楼2单元楼道里一股很浓的煤气味，快来人")
+    told = chat.to(out, "小王")
+    assert "119" in told[0]
+    rest = "\n".join(told[1:])
+    assert "紧急" in rest and "#1" in rest
+    assert "预计" not in rest and "已收到您的反映" not in rest  # no ordinary time limit after the alarm
+
+
+async def test_every_staff_card_of_an_urgent_case_is_marked_urgent(chat: Chat) -> None:
+    await chat.send("小王", "隔壁家燃气泄漏了，敲门没人应")  # no place: asked where
+    out = await chat.send("小王", "不知道")  # then the admins' triage card
+    triage = [t for t in chat.to(out, "chen") if "【待分拣】" in t]
+    assert triage and all("【紧急】" in t for t in triage)
+    out = await chat.send("chen", "分派 1 zhang")
+    assert any("【紧急】" in t and "#1" in t for t in chat.to(out, "zhang"))
+    await chat.send("zhang", "完成 1 已处理")
+    await chat.send("小王", "2")
+    out = await chat.send("小王", "还是有煤气味")
+    reopened = [t for t in chat.to(out, "zhang") if "【重新打开】" in t]
+    assert reopened and all("【紧急】" in t for t in reopened)
