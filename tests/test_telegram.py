@@ -585,7 +585,7 @@ async def test_a_forged_button_number_or_a_senderless_update_is_dropped_not_retr
     await bot.confirmed(senderless)
     assert await bot.scalar(select(Case.id).where(Case.reporter_external == str(resident))) is None
     # The resident is served as usual afterwards.
-    await bot.say(resident, "2号楼门口有小广告")
+    await bot.say(resident, "B座门口有小广告")
     await bot.received(resident, "案件编号")
 
 
@@ -861,7 +861,7 @@ async def test_a_report_while_asked_where_is_its_own_case_and_view_buttons_follo
     await bot.say(resident, "垃圾桶满了好几天没人清")
     first = case_number((await bot.received(resident, "请问具体在哪里")).text)
     before = len(bot.fake.sent(resident))
-    await bot.say(resident, "对了，3号楼楼道里贴满了小广告")
+    await bot.say(resident, "对了，A座楼道里贴满了小广告")
     ack = await bot.received(resident, "案件编号", after=before)
     second = case_number(ack.text)
     assert second != first and "张伟" in ack.text
