@@ -78,7 +78,7 @@ class Classification:
     categories: tuple[str, ...] = ()
     confidence: float = 0.0
     keywords: tuple[str, ...] = ()
-    intent: str | None = None  # why it is not a report: closure, question, greeting, topic
+    intent: str | None = None  # why it is not a report: closure, question, greeting, topic, status
     urgent: str | None = None  # kind of immediate danger (a key of data/urgent.yaml): gas, fire, …
     ask: bool = False  # unsure: the bot should let the resident choose among ``candidates``
     candidates: tuple[str, ...] = ()  # likely categories, best first (``other`` may be among them)
@@ -210,6 +210,7 @@ class Intents:
     topics: re.Pattern[str]
     greeting: re.Pattern[str]
     complaint: re.Pattern[str]
+    status: re.Pattern[str]
 
 
 @cache
@@ -383,6 +384,7 @@ class Classifier:
         complaint = intents.complaint.search(folded) is not None
         greeting = intents.greeting.search(folded) is not None
         topic = intents.topics.search(folded) is not None
+        status = intents.status.search(folded) is not None
         flags = tuple(
             f"i:{name}"
             for name, on in (
@@ -395,11 +397,15 @@ class Classifier:
                 ("complaint", complaint),
                 ("greeting", greeting),
                 ("topic", topic),
+                ("status", status),
             )
             if on
         )
         if praise or (not persists and not request and closure):
             return Classification(text, None, confidence=0.9, intent="closure"), flags
+        # "我上次报的下水道处理到哪一步了": the resident's earlier case, not a new one (unless it is back)
+        if status and not persists:
+            return Classification(text, None, confidence=0.9, intent="status"), flags
         if found:
             primary = scores[found[0]]
             complains = persists or request or primary.supported or severity
@@ -422,6 +428,9 @@ class Classifier:
 
     def _decide(self, analysis: Analysis, probabilities: dict[str, float]) -> Classification:
         rule = analysis.result
+        # A question about an earlier report is answered from the resident's cases, whatever it names.
+        if rule.intent == "status" and analysis.urgent is None:
+            return rule
         named = [self.categories[i].code for i in analysis.found]
         # A community's own or reworded category named by its keywords: the keywords decide.
         if named and named[0] not in self.model_codes:

@@ -158,6 +158,7 @@ class Lexicon:
                 for reading in word_syllables(word, per_char=1):
                     self.homophones.setdefault(reading, word)
         self.keywords = frozenset(words)
+        self.meant = frozenset(fold(str(w)).lower() for w in data.get("meant") or ())
         self.homophone_starts = frozenset(key[:2] for key in self.homophones)
 
     def normalize(self, folded: str, is_word: Any = None) -> str:
@@ -224,7 +225,7 @@ class Lexicon:
                 if word is None:
                     continue
                 typed = text[i : i + size]
-                if typed == word or (is_word is not None and is_word(typed)):
+                if typed == word or typed in self.meant or (is_word is not None and is_word(typed)):
                     break
                 # A function word typed is meant ("是违见" is 是 + 违建, not 屎味 + 见).
                 if any(t != w and t in _FUNCTION_CHARS for t, w in zip(typed, word, strict=True)):
