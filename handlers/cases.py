@@ -273,6 +273,14 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
         return
     # No admin has an account on a running channel: the card goes to the leaders (the grid's, else
     # all), so the queue is never one nobody sees.
+    _unreachable(turn, case, "admins")
+    leaders = [grid.leader] if grid is not None and grid.leader else turn.community.leaders()
+    for leader in leaders:
+        await turn.tell_staff(leader, card, case_id=case.id, buttons=buttons)
+
+
+def _unreachable(turn: Turn, case: Case, who: str) -> None:
+    """The event saying that ``who`` (a staff id, or "admins") could not be reached for this case."""
     record(
         turn.session,
         case,
@@ -280,11 +288,8 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
         actor_type=ActorType.SYSTEM,
         actor_id=None,
         at=turn.now,
-        note="admins",
+        note=who,
     )
-    leaders = [grid.leader] if grid is not None and grid.leader else turn.community.leaders()
-    for leader in leaders:
-        await turn.tell_staff(leader, card, case_id=case.id, buttons=buttons)
 
 
 def case_buttons(case: Case) -> tuple[Button, ...]:
@@ -381,15 +386,7 @@ async def assign(
         )
     if await reachable(turn, staff.id):
         return True
-    record(
-        turn.session,
-        case,
-        action="unreachable",
-        actor_type=ActorType.SYSTEM,
-        actor_id=None,
-        at=turn.now,
-        note=staff.id,
-    )
+    _unreachable(turn, case, staff.id)
     return False
 
 
