@@ -571,15 +571,7 @@ async def reopen(
         await send_to_triage(turn, case, "reopened")
         return
     if not await reachable(turn, assignee):
-        record(
-            turn.session,
-            case,
-            action="unreachable",
-            actor_type=ActorType.SYSTEM,
-            actor_id=None,
-            at=turn.now,
-            note=assignee,
-        )
+        _unreachable(turn, case, assignee)
         await hand_on_unreachable(turn, case)
         return
     staff = await turn.session.get_one(Staff, assignee)
