@@ -41,25 +41,67 @@ __all__ = [
 MAX_BUILDING = 9999
 
 # --------------------------------------------------------------------------------------------
-# Numbers. Arabic 1-9999, Chinese 一..九十九 in the 十 form, or digit by digit ("一〇" = 10).
-# 两/几 are deliberately absent: "两栋楼", "好几栋" count buildings, they do not name one.
+# Numbers. Arabic 1-9999; Chinese in the 十/百 form (十四, 二十三, 一百零二, 一百二十) or digit by digit
+# ("一〇" = 10). 两/几 are deliberately absent: "两栋楼", "好几栋" count buildings, they do not name one.
 # --------------------------------------------------------------------------------------------
 
 _CN_DIGIT = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 _CN_1_9 = "[一二三四五六七八九]"
-_CN_NUM = rf"(?:{_CN_1_9}?十{_CN_1_9}?|[〇零一二三四五六七八九]{{1,3}})"  # 十 form first: greedy
+# Longest forms first: the regex takes the first alternative that matches.
+_CN_NUM = (
+    rf"(?:{_CN_1_9}百(?:零{_CN_1_9}|{_CN_1_9}十{_CN_1_9}?)?"
+    rf"|{_CN_1_9}?十{_CN_1_9}?|[〇零一二三四五六七八九]{{1,3}})"
+)
 _NUM = rf"(?:[0-9]{{1,4}}|{_CN_NUM})"
+
+
+def cn_number(num: str) -> int | None:
+    """The value of a Chinese numeral ("二十三", "一百零二", "十四", "一〇"), None if it is not one
+    whole number. "一百二" (colloquially 120) is None too: a building is never worth a guess."""
+    if all(ch in _CN_DIGIT for ch in num):
+        value = 0
+        for ch in num:
+            value = value * 10 + _CN_DIGIT[ch]
+        return value if num else None
+    total, digit, last_unit, zero = 0, None, 10_000, False
+    for ch in num:
+        if ch in _CN_DIGIT:
+            if digit is not None or (zero and _CN_DIGIT[ch] == 0):
+                return None
+            if _CN_DIGIT[ch] == 0:
+                if last_unit == 10_000 or last_unit == 10:
+                    return None
+                zero = True
+            else:
+                digit = _CN_DIGIT[ch]
+        elif ch in _CN_UNIT:
+            unit = _CN_UNIT[ch]
+            if unit >= last_unit or (zero and unit * 10 >= last_unit):
+                return None
+            if digit is None:
+                if unit != 10 or total:  # "十四" is 14, but "百" alone and "一百十" are no numerals
+                    return None
+                digit = 1
+            total += digit * unit
+            digit, last_unit, zero = None, unit, False
+        else:
+            return None
+    if digit is not None:
+        if last_unit > 10 and not zero:
+            return None  # "一百二": 120 or 102? not said
+        total += digit
+    elif zero:
+        return None
+    return total
 
 
 def _to_int(num: str) -> int:
     if num.isascii():
         return int(num)
-    if "十" in num:
-        tens, _, ones = num.partition("十")
-        return (_CN_DIGIT[tens] if tens else 1) * 10 + (_CN_DIGIT[ones] if ones else 0)
-    value = 0
-    for ch in num:
-        value = value * 10 + _CN_DIGIT[ch]
+    value = cn_number(num)
+    if value is None:  # the regexes only let whole numerals through
+        raise ValueError(num)
     return value
 
 
@@ -233,21 +275,94 @@ _MENTION = re.compile(
 
 
 # Buildings written in pinyin or English, as residents abroad, tenants and voice input do:
-# "3 hao lou", "san hao lou", "5 dong", "building 3", "Bldg. 5", "Block A", "No. 7 building".
-# A letter building must be a capital ("building a fence" is no building A); "buildings" is a count.
-_PINYIN_DIGITS = {
-    "yi": 1, "er": 2, "san": 3, "si": 4, "wu": 5, "liu": 6, "qi": 7, "ba": 8, "jiu": 9, "shi": 10,
+# "3 hao lou", "er shi san hao lou", "5 dong", "building 3", "building twenty-three", "Block A",
+# "No. 7 building", "the twenty-third building". A number is read whole or not at all: "er shi san
+# hao lou" is 23, never the 3 at its end. A letter building must be a capital ("building a fence"
+# is no building A); "buildings" is a count, and so is "one building".
+_PINYIN_NUMERAL = {
+    "yi": "一", "yao": "一", "er": "二", "san": "三", "si": "四", "wu": "五", "liu": "六", "qi": "七",
+    "ba": "八", "jiu": "九", "shi": "十", "bai": "百", "ling": "零", "qian": "千",
 }  # fmt: skip
+# Longest first, so that "bai" is not read as "ba" and "ling" not as "li".
+_PY_TOKEN = "(?:" + "|".join(sorted(_PINYIN_NUMERAL, key=len, reverse=True)) + ")"
+_PY_TOKENS = re.compile(_PY_TOKEN)
+
+
+def _numbered(words: str, first: int, step: int = 1) -> dict[str, int]:
+    return {word: first + step * i for i, word in enumerate(words.split())}
+
+
+# Words after which "shi" is 是, not 十: "zhe shi san hao lou" is "this is building 3".
+_SHI_IS = frozenset(("zhe", "na", "jiu", "bu", "dou", "hai", "ye", "zhen", "dan", "que", "ke", "geng", "hui"))
+_EN_UNITS = _numbered("one two three four five six seven eight nine", 1)
+_EN_TEENS = _numbered("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen", 10)
+_EN_TENS = _numbered("twenty thirty forty fifty sixty seventy eighty ninety", 20, 10)
+_EN_ORDINAL_UNITS = _numbered("first second third fourth fifth sixth seventh eighth ninth", 1)
+_EN_ORDINAL_TEENS = _numbered(
+    "tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth", 10
+)
+_EN_ORDINAL_TENS = {w.replace("y", "ieth"): v for w, v in _EN_TENS.items()}
+_EN_WORD = {
+    **_EN_UNITS, **_EN_TEENS, **_EN_TENS, **_EN_ORDINAL_UNITS, **_EN_ORDINAL_TEENS, **_EN_ORDINAL_TENS,
+}  # fmt: skip
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")"
+
+
+_EN_U, _EN_T, _EN_TY = _alternatives(_EN_UNITS), _alternatives(_EN_TEENS), _alternatives(_EN_TENS)
+_EN_CARDINAL = (
+    rf"(?:{_EN_U}\s+hundred(?:\s+and)?(?:[\s-]+(?:{_EN_TY}(?:[\s-]+{_EN_U})?|{_EN_T}|{_EN_U}))?"
+    rf"|{_EN_TY}(?:[\s-]*{_EN_U})?|{_EN_T}|{_EN_U})"
+)
+_EN_ORDINAL = (
+    rf"(?:(?:{_EN_TY}[\s-]*)?{_alternatives(_EN_ORDINAL_UNITS)}"
+    rf"|{_alternatives(_EN_ORDINAL_TEENS)}|{_alternatives(_EN_ORDINAL_TENS)})"
+)
+
+
+def _en_number(words: str) -> int | None:
+    """English number words as one number: "twenty-three", "one hundred and two", "twenty third"."""
+    total, current = 0, 0
+    for word in re.split(r"[\s-]+", words.lower()):
+        if word == "and" or not word:
+            continue
+        if word == "hundred":
+            current = max(current, 1) * 100
+            total, current = total + current, 0
+        elif word in _EN_WORD:
+            current += _EN_WORD[word]
+        else:
+            return None
+    return total + current
+
+
+def _py_number(words: str, before: str) -> int | None:
+    """Toneless pinyin numerals ("er shi san", "ershisan", "yi bai ling er") as one number; None when
+    they are no whole numeral. ``before`` is the text in front, to tell 是 from 十."""
+    tokens = _PY_TOKENS.findall(words.lower())
+    previous = re.findall(r"[a-z]+", before.lower()[-12:])
+    if tokens and tokens[0] == "shi" and len(tokens) > 1 and previous and previous[-1] in _SHI_IS:
+        tokens = tokens[1:]
+    return cn_number("".join(_PINYIN_NUMERAL[t] for t in tokens))
+
+
 _LATIN_MENTION = re.compile(
-    r"""
+    rf"""
     (?<![A-Za-z0-9])
     (?:
-        (?P<py>[0-9]{1,4}|yi|er|san|si|wu|liu|qi|ba|jiu|shi) \s* hao \s* (?:lou|dong|zhuang)
-      | (?P<pyd>[0-9]{1,4}) \s* (?:dong|zhuang) (?![a-z])
+        (?: (?P<py>[0-9]{{1,4}}) | (?P<pyw>(?:{_PY_TOKEN}\s*){{1,6}}?) ) \s* hao \s* (?:lou|dong|zhuang)
+        (?![a-z])
+      | (?P<pyd>[0-9]{{1,4}}) \s* (?:dong|zhuang) (?![a-z])
       | (?:building|bldg|blk|block|tower) \.? \s* (?:no\.?\s*|number\s*|\#\s*)?
-        (?: (?P<en>[0-9]{1,4}) | (?-i:(?P<enl>[A-Z])) ) (?![A-Za-z0-9])
-      | (?:no\.?|number|\#) \s* (?P<no>[0-9]{1,4}) \s* (?:building|bldg)\b
-      | (?P<ord>[0-9]{1,4}) (?:st|nd|rd|th) \s+ (?:building|bldg)\b
+        (?: (?P<en>[0-9]{{1,4}}) | (?-i:(?P<enl>[A-Z])) | (?P<enw>{_EN_CARDINAL}) ) (?![A-Za-z0-9])
+        (?!\s*(?:buildings?|floors?|storey|stories|stor(?:e)?ys?)\b)
+      | (?:no\.?|number|\#) \s* (?: (?P<no>[0-9]{{1,4}}) | (?P<now>{_EN_CARDINAL}) )
+        [\s-]* (?:building|bldg)\b
+      | (?P<enb>{_EN_CARDINAL}) [\s-]+ (?:building|bldg)\b(?!s)
+      | (?P<ord>[0-9]{{1,4}}) (?:st|nd|rd|th) \s+ (?:building|bldg)\b
+      | (?P<ordw>{_EN_ORDINAL}) \s+ (?:building|bldg)\b
     )
     """,
     re.VERBOSE | re.IGNORECASE,
@@ -261,15 +376,26 @@ class BuildingMention:
     start: int  # offset in the message
 
 
+def _latin_number(m: re.Match[str], folded: str) -> int | None:
+    if m["pyw"]:
+        return _py_number(m["pyw"], folded[: m.start()])
+    if m["enb"] and _EN_WORD.get(m["enb"].lower()) == 1:
+        return None  # "one building": a count
+    words = m["enw"] or m["now"] or m["enb"] or m["ordw"]
+    if words:
+        return _en_number(words)
+    number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)
+    return int(number)
+
+
 def _latin_mentions(original: str, folded: str) -> list[BuildingMention]:
     found: list[BuildingMention] = []
     for m in _LATIN_MENTION.finditer(folded):
         if m["enl"]:
             key = m["enl"]
         else:
-            number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)
-            n = int(number) if number.isdigit() else _PINYIN_DIGITS[number.lower()]
-            if not 1 <= n <= MAX_BUILDING:
+            n = _latin_number(m, folded)
+            if n is None or not 1 <= n <= MAX_BUILDING:
                 continue
             key = str(n)
         found.append(BuildingMention(key, original[m.start() : m.end()], m.start()))
