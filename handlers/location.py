@@ -452,6 +452,12 @@ class GridArea:
 class PlaceNames:
     groups: tuple[frozenset[str], ...]
     not_alone: frozenset[str]
+    english: tuple[tuple[str, tuple[str, ...]], ...] = ()  # Chinese word → its English names
+
+
+def _english_key(phrase: str) -> str:
+    """How an English place phrase is compared: case and runs of spaces or hyphens do not count."""
+    return " ".join(re.split(r"[\s\-]+", _fold(phrase).casefold().strip()))
 
 
 @cache
@@ -462,7 +468,21 @@ def place_names() -> PlaceNames:
     return PlaceNames(
         tuple(frozenset(_fold(w).casefold() for w in group) for group in raw["groups"]),
         frozenset(_fold(w).casefold() for w in raw.get("not_alone") or ()),
+        tuple(
+            (_fold(word).casefold(), tuple(_english_key(p) for p in phrases))
+            for word, phrases in (raw.get("english") or {}).items()
+        ),
     )
+
+
+def _place_pattern(name: str) -> str:
+    """A name in the place regex. English names match whole words, with any spacing or hyphen
+    between them and a plural ending ("north gate" in "the north-gates"), never inside another
+    word ("park" is not in "parking")."""
+    if not name.isascii() or not any(c.isalpha() for c in name):
+        return re.escape(name)
+    words = r"[\s\-]+".join(re.escape(w) for w in name.split(" "))
+    return rf"(?<![a-z0-9]){words}(?:s|es)?(?![a-z0-9])"
 
 
 MIN_PART = 2  # a part of a name shorter than this ("门", "路") points at nothing in particular
@@ -526,9 +546,27 @@ class Locator:
         for name, found in derived.items():
             if found is not None:
                 self._places.setdefault(name, found)
+        # English names, for the places their Chinese word points at (and only where it points at one).
+        english: dict[str, tuple[str, str] | None] = {}
+        for word, phrases in place_names().english:
+            target = self._places.get(word)
+            if target is None:
+                continue
+            for phrase in phrases:
+                english[phrase] = target if english.get(phrase, target) == target else None
+        for phrase, found in english.items():
+            if found is not None:
+                self._places.setdefault(phrase, found)
         # Longest first: at a given offset the regex takes the first alternative that matches.
         names = sorted(self._places, key=len, reverse=True)
-        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+        self._place_re = re.compile("|".join(map(_place_pattern, names)), re.IGNORECASE) if names else None
+
+    def _place_of(self, matched: str) -> tuple[str, str]:
+        name = matched.casefold()
+        if name in self._places:
+            return self._places[name]
+        key = _english_key(matched)
+        return self._places.get(key) or self._places.get(key[:-1]) or self._places[key[:-2]]
 
     def grid_for_building(self, key: str) -> str | None:
         if key not in self._grid_of_key:
@@ -549,7 +587,7 @@ class Locator:
             or place.start() < building.start
             or (place.start() == building.start and place.end() - place.start() > len(building.text))
         ):
-            canonical, grid = self._places[place.group().casefold()]
+            canonical, grid = self._place_of(place.group())
             return LocationMatch(grid, text[place.start() : place.end()], None, canonical)
         if building:
             return LocationMatch(self.grid_for_building(building.key), building.text, building.key, None)
