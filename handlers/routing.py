@@ -83,3 +83,11 @@ def grid_handler(
     if leader is not None:
         return leader, RouteReason.LEADER
     return None
+
+
+def route_message(community: Community, text: str) -> tuple[Classification, LocationMatch | None, Route]:
+    """A message as the chat first routes it, with nobody's open cases counted yet: what
+    ``outreach-bot route`` prints and bench/route_accuracy.py scores."""
+    result = community.classifier.classify(text)
+    location = community.locator.locate(text) if result.is_report else None
+    return result, location, route(community, result, location)
