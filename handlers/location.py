@@ -549,7 +549,7 @@ class Locator:
         # English names, for the places their Chinese word points at (and only where it points at one).
         english: dict[str, tuple[str, str] | None] = {}
         for word, phrases in place_names().english:
-            target = self._places.get(word)
+            target = self._places.get(word) or self._only_place_containing(word)
             if target is None:
                 continue
             for phrase in phrases:
@@ -560,6 +560,15 @@ class Locator:
         # Longest first: at a given offset the regex takes the first alternative that matches.
         names = sorted(self._places, key=len, reverse=True)
         self._place_re = re.compile("|".join(map(_place_pattern, names)), re.IGNORECASE) if names else None
+
+    def _only_place_containing(self, word: str) -> tuple[str, str] | None:
+        """The one listed place whose name has ``word`` in it ("物业" in "物业办公室"), if only one has."""
+        found = {
+            target
+            for name, target in self._places.items()
+            if word in name and _fold(target[0]).strip().casefold() == name
+        }
+        return found.pop() if len(found) == 1 else None
 
     def _place_of(self, matched: str) -> tuple[str, str]:
         name = matched.casefold()

@@ -124,6 +124,7 @@ def test_what_is_no_whole_numeral_is_none(numeral: str) -> None:
         ("the central garden is full of litter", "中心花园", "S2"),
         ("South Gate rubbish bags", "南门", "S2"),
         ("在north gate有垃圾", "北门", "N1"),
+        ("garbage in the garden", "中心花园", "S2"),  # the only place with 花园 in its name
     ],
 )
 def test_english_names_of_the_communitys_places(text: str, place: str, grid: str) -> None:
@@ -138,7 +139,7 @@ def test_english_names_of_the_communitys_places(text: str, place: str, grid: str
         "people park on the grass",  # a verb, not the park
         "the courts have rats",  # 篮球场 or 网球场: not said
         "the market is dirty",  # this community has no market
-        "garbage in the garden",  # 花园 is too common a word to point at 中心花园
+        "garbage at the gate",  # which gate?
     ],
 )
 def test_english_words_that_point_at_no_single_place(text: str) -> None:
@@ -155,6 +156,24 @@ def test_an_english_name_fits_only_when_its_chinese_word_fits_one_place() -> Non
     )
     found = one.locate("the park near the north gate")
     assert found is not None and (found.place, found.grid) == ("东湖公园", "G1")
+
+
+def test_an_english_name_fits_a_place_that_has_its_word_inside() -> None:
+    locator = Locator(
+        [
+            GridArea.from_config("A", [], ["小区北门", "物业办公室", "健身器材区"]),
+            GridArea.from_config("B", [], ["南门停车场", "儿童游乐区"]),
+        ]
+    )
+    for text, place in [
+        ("rats at the north gate", "小区北门"),
+        ("the property office door has flyers", "物业办公室"),
+        ("the fitness equipment is dirty", "健身器材区"),
+        ("the parking lot is flooded", "南门停车场"),
+        ("the playground has dog poop", "儿童游乐区"),
+    ]:
+        found = locator.locate(text)
+        assert found is not None and found.place == place, text
 
 
 def test_the_earliest_mention_wins_in_english_too() -> None:
