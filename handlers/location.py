@@ -475,14 +475,25 @@ def place_names() -> PlaceNames:
     )
 
 
-def _place_pattern(name: str) -> str:
-    """A name in the place regex. English names match whole words, with any spacing or hyphen
-    between them and a plural ending ("north gate" in "the north-gates"), never inside another
-    word ("park" is not in "parking")."""
-    if not name.isascii() or not any(c.isalpha() for c in name):
-        return re.escape(name)
-    words = r"[\s\-]+".join(re.escape(w) for w in name.split(" "))
-    return rf"(?<![a-z0-9]){words}(?:s|es)?(?![a-z0-9])"
+MAX_SPELLINGS = 8  # readings of a name's polyphonic characters (长: chang or zhang), at most
+
+
+def _pinyin_spellings(name: str) -> list[tuple[str, ...]]:
+    """A Chinese name in toneless pinyin syllables (北门 → ("bei", "men")): the first two readings of
+    each character, at most MAX_SPELLINGS spellings; none if a character has no reading."""
+    from handlers.lexicon import char_readings  # the pinyin table, loaded once a locator is built
+
+    readings = char_readings()
+    options = [readings.get(ch, ())[:2] for ch in name]
+    if not all(options):
+        return []
+    spellings: list[tuple[str, ...]] = [()]
+    for choices in options:
+        spellings = [(*s, c) for s in spellings for c in choices][:MAX_SPELLINGS]
+    return spellings
+
+
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]*)?", re.IGNORECASE)
 
 
 MIN_PART = 2  # a part of a name shorter than this ("门", "路") points at nothing in particular
@@ -546,20 +557,29 @@ class Locator:
         for name, found in derived.items():
             if found is not None:
                 self._places.setdefault(name, found)
-        # English names, for the places their Chinese word points at (and only where it points at one).
-        english: dict[str, tuple[str, str] | None] = {}
+        # Names in Latin letters, looked up word by word (a regex of them all is slow): English names
+        # for the places their Chinese word points at (and only where it points at one) ...
+        latin: dict[str, tuple[str, str] | None] = {}
         for word, phrases in place_names().english:
             target = self._places.get(word) or self._only_place_containing(word)
             if target is None:
                 continue
             for phrase in phrases:
-                english[phrase] = target if english.get(phrase, target) == target else None
-        for phrase, found in english.items():
-            if found is not None:
-                self._places.setdefault(phrase, found)
+                latin[phrase] = target if latin.get(phrase, target) == target else None
+        # ... and toneless pinyin, syllables apart or together ("bei men", "beimen", "lan qiu chang").
+        # A name of two characters only as the config lists a place: "shi chang" is 市场 but also
+        # 时常, and an alias "wu ye" (物业) is also 午夜.
+        for name, target in self._places.items():
+            if len(name) < 3 and name != _fold(target[0]).strip().casefold():
+                continue
+            for syllables in _pinyin_spellings(name):
+                for spelling in (" ".join(syllables), "".join(syllables)):
+                    latin[spelling] = target if latin.get(spelling, target) == target else None
+        self._latin = {name: found for name, found in latin.items() if found is not None}
+        self._latin_words = max((len(n.split(" ")) for n in self._latin), default=0)
         # Longest first: at a given offset the regex takes the first alternative that matches.
         names = sorted(self._places, key=len, reverse=True)
-        self._place_re = re.compile("|".join(map(_place_pattern, names)), re.IGNORECASE) if names else None
+        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
 
     def _only_place_containing(self, word: str) -> tuple[str, str] | None:
         """The one listed place whose name has ``word`` in it ("物业" in "物业办公室"), if only one has."""
@@ -570,12 +590,21 @@ class Locator:
         }
         return found.pop() if len(found) == 1 else None
 
-    def _place_of(self, matched: str) -> tuple[str, str]:
-        name = matched.casefold()
-        if name in self._places:
-            return self._places[name]
-        key = _english_key(matched)
-        return self._places.get(key) or self._places.get(key[:-1]) or self._places[key[:-2]]
+    def _latin_place(self, folded: str) -> tuple[int, int, tuple[str, str]] | None:
+        """The earliest (then longest) run of words naming a place: (start, end, (canonical, grid)).
+        Words are whole ("park" is not in "parking"); a plural s or es is allowed on the last one."""
+        words = [(m.group().casefold(), m.start(), m.end()) for m in _LATIN_WORD.finditer(folded)]
+        for i in range(len(words)):
+            for n in range(min(self._latin_words, len(words) - i), 0, -1):
+                phrase = " ".join(w for w, _, _ in words[i : i + n])
+                keys = [phrase]
+                if phrase.endswith("s"):
+                    keys += [phrase[:-1], phrase[:-2]] if phrase.endswith("es") else [phrase[:-1]]
+                for key in keys:
+                    found = self._latin.get(key)
+                    if found is not None:
+                        return words[i][1], words[i + n - 1][2], found
+        return None
 
     def grid_for_building(self, key: str) -> str | None:
         if key not in self._grid_of_key:
@@ -589,15 +618,20 @@ class Locator:
         folded = _fold(text)
         mentions = _mentions(text, folded)
         building = next((b for b in mentions if self.grid_for_building(b.key) is not None), None)
-        place = self._place_re.search(folded) if self._place_re else None
-
+        place: tuple[int, int, tuple[str, str]] | None = None
+        if found := self._place_re.search(folded) if self._place_re else None:
+            place = found.start(), found.end(), self._places[found.group().casefold()]
+        if self._latin and _LATIN_WORD.search(folded):
+            latin = self._latin_place(folded)
+            if latin is not None and (place is None or latin[0] < place[0]):
+                place = latin
         if place and (
             building is None
-            or place.start() < building.start
-            or (place.start() == building.start and place.end() - place.start() > len(building.text))
+            or place[0] < building.start
+            or (place[0] == building.start and place[1] - place[0] > len(building.text))
         ):
-            canonical, grid = self._place_of(place.group())
-            return LocationMatch(grid, text[place.start() : place.end()], None, canonical)
+            start, end, (canonical, grid) = place
+            return LocationMatch(grid, text[start:end], None, canonical)
         if building:
             return LocationMatch(self.grid_for_building(building.key), building.text, building.key, None)
         if mentions:

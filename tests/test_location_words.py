@@ -158,6 +158,29 @@ def test_an_english_name_fits_only_when_its_chinese_word_fits_one_place() -> Non
     assert found is not None and (found.place, found.grid) == ("东湖公园", "G1")
 
 
+@pytest.mark.parametrize(
+    ("text", "place", "grid"),
+    [
+        ("bei men you la ji", "北门", "N1"),
+        ("beimen kou lao shu", "北门", "N1"),
+        ("lan qiu chang la ji hen duo", "篮球场", "N1"),
+        ("xing xing you er yuan men kou ji shui", "星星幼儿园", "S2"),
+        ("you er yuan men kou ji shui", "星星幼儿园", "S2"),  # an everyday name of three characters
+        ("di xia che ku wu shui", "地下车库", "N1"),
+        ("wu ye ban men kou la ji", "物业服务中心", "W3"),  # the community's alias 物业办
+    ],
+)
+def test_places_named_in_toneless_pinyin(text: str, place: str, grid: str) -> None:
+    found = LOCATOR.locate(text)
+    assert found is not None and (found.place, found.grid) == (place, grid), found
+
+
+@pytest.mark.parametrize("text", ["wo shi chang kan dao la ji", "wu ye hen chao", "gong yuan li la ji"])
+def test_two_syllables_that_are_also_common_words_are_no_place(text: str) -> None:
+    # 时常 is not 市场; 午夜 is not the alias 物业; 公园 is an everyday name of two characters
+    assert LOCATOR.locate(text) is None
+
+
 def test_an_english_name_fits_a_place_that_has_its_word_inside() -> None:
     locator = Locator(
         [
