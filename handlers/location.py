@@ -345,6 +345,8 @@ def _py_number(words: str, before: str) -> int | None:
     previous = re.findall(r"[a-z]+", before.lower()[-12:])
     if tokens and tokens[0] == "shi" and len(tokens) > 1 and previous and previous[-1] in _SHI_IS:
         tokens = tokens[1:]
+    elif tokens[:2] == ["jiu", "shi"] and len(tokens) > 2:
+        tokens = tokens[2:]  # "jiu shi san hao lou": 就是三号楼 far more often than 93
     return cn_number("".join(_PINYIN_NUMERAL[t] for t in tokens))
 
 
@@ -352,10 +354,11 @@ _LATIN_MENTION = re.compile(
     rf"""
     (?<![A-Za-z0-9])
     (?:
-        (?: (?P<py>[0-9]{{1,4}}) | (?P<pyw>(?:{_PY_TOKEN}\s*){{1,6}}?) ) \s* hao \s* (?:lou|dong|zhuang)
-        (?![a-z])
+        (?: (?P<py>[0-9]{{1,4}}) | (?P<pyw>(?:{_PY_TOKEN}\s*){{1,6}}?) | (?P<enh>{_EN_CARDINAL}) )
+        \s* hao \s* (?:lou|dong|zhuang) (?![a-z])
       | (?P<pyd>[0-9]{{1,4}}) \s* (?:dong|zhuang) (?![a-z])
-      | (?:building|bldg|blk|block|tower) \.? \s* (?:no\.?\s*|number\s*|\#\s*)?
+      | (?P<pydl>(?:{_PY_TOKEN}\s*){{1,6}}?) \s* (?:dong|zhuang) \s* lou (?![a-z])  # er shi san dong lou
+      | (?:building|bldg|bld|blk|block|tower) \.? [\s\-]* (?:no\.?\s*|number\s*|\#\s*)?
         (?: (?P<en>[0-9]{{1,4}}) | (?-i:(?P<enl>[A-Z])) | (?P<enw>{_EN_CARDINAL}) ) (?![A-Za-z0-9])
         (?!\s*(?:buildings?|floors?|storey|stories|stor(?:e)?ys?)\b)
       | (?:no\.?|number|\#) \s* (?: (?P<no>[0-9]{{1,4}}) | (?P<now>{_EN_CARDINAL}) )
@@ -377,11 +380,14 @@ class BuildingMention:
 
 
 def _latin_number(m: re.Match[str], folded: str) -> int | None:
-    if m["pyw"]:
-        return _py_number(m["pyw"], folded[: m.start()])
+    if m["pydl"] and _PY_TOKENS.findall(m["pydl"].lower()) == ["yi"]:
+        # "yi dong lou" (一栋楼) counts one building; "di yi dong lou" (第一栋楼) names it
+        return 1 if re.search(r"\bdi\s*$", folded[: m.start()], re.IGNORECASE) else None
+    if m["pyw"] or m["pydl"]:
+        return _py_number(m["pyw"] or m["pydl"], folded[: m.start()])
     if m["enb"] and _EN_WORD.get(m["enb"].lower()) == 1:
         return None  # "one building": a count
-    words = m["enw"] or m["now"] or m["enb"] or m["ordw"]
+    words = m["enw"] or m["now"] or m["enb"] or m["ordw"] or m["enh"]
     if words:
         return _en_number(words)
     number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)

@@ -38,6 +38,13 @@ LOCATOR = load_community(OWN).locator
         ("zhe shi san hao lou de la ji", "3", "N1"),  # 这是三号楼: shi is 是 after zhe
         ("zhe shi san shi hao lou", "30", "W3"),
         ("23 hao lou", "23", "S2"),
+        ("twenty three hao lou la ji", "23", "S2"),
+        ("er shi san dong lou xia", "23", "S2"),
+        ("di yi dong lou", "1", "N1"),
+        ("jiu shi san hao lou de la ji", "3", "N1"),  # 就是三号楼
+        ("building-12 stairwell ads", "12", "N1"),
+        ("Bld. 23 garbage", "23", "S2"),
+        ("Building 23's trash bins are full", "23", "S2"),
         ("building twenty-three garbage", "23", "S2"),
         ("building twenty three has rats", "23", "S2"),
         ("Building Fourteen", "14", "S2"),
@@ -83,6 +90,7 @@ def test_whole_building_numbers_in_pinyin_english_and_chinese(text: str, buildin
         "#23 rubbish",
         "er shi san lou",  # 23楼: a floor
         "si lao shu",  # 死老鼠
+        "you yi dong lou",  # 有一栋楼: a count
         "yi jing san tian le",  # 已经三天了
         "一百三号楼",
     ],
