@@ -468,9 +468,9 @@ def _english_key(phrase: str) -> str:
 
 @cache
 def place_names() -> PlaceNames:
-    raw = yaml.safe_load(
-        resources.files("handlers").joinpath("data", "place_names.yaml").read_text(encoding="utf-8")
-    )
+    text = resources.files("handlers").joinpath("data", "place_names.yaml").read_text(encoding="utf-8")
+    # libyaml where present: the pure-Python parser takes a noticeable part of the CLI's start-up here
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return PlaceNames(
         tuple(frozenset(_fold(w).casefold() for w in group) for group in raw["groups"]),
         frozenset(_fold(w).casefold() for w in raw.get("not_alone") or ()),
