@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import cases, category_question, emergency, resident_chat, staff_chat
+from handlers import case_status, cases, category_question, emergency, resident_chat, staff_chat
 from handlers.classify import OTHER
 from handlers.commands import Cmd
 from handlers.features import ChatContext, ChatFeature
@@ -164,6 +164,8 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
     dialog = ctx.dialog
     if dialog is None or dialog.state in NEVER_INTERRUPTED:
         return False
+    if case_status.is_query(ctx):
+        return False  # answered, then the question is asked again (handlers/case_status.py)
     command = ctx.command
     if command is not None:
         return command.kind not in _answers(dialog.state)  # staff-only words were refused before
