@@ -19,7 +19,7 @@ from importlib import resources
 import yaml
 from sqlalchemy import or_, select
 
-from handlers import cases, category_question, deadlines
+from handlers import cases, category_question, deadlines, rating_choice
 from handlers import resident_chat as R
 from handlers.features import ChatContext
 from handlers.textnorm import fold
@@ -212,6 +212,8 @@ async def reask(ctx: ChatContext) -> None:
             await ctx.clear_dialog()
             return
         ctx.reply(render(f"status.reask.{'rating' if state == R.AWAIT_RATING else 'reason'}", number=case.id))
+    elif state == rating_choice.WHICH:
+        ctx.reply(render("status.reask.which", question=await rating_choice.question(ctx, data)))
     elif state == R.AWAIT_DUPLICATE:
         ctx.reply(render("status.reask.duplicate", number=data.get("case"), original=data.get("original")))
     elif state == R.AWAIT_DESCRIPTION:

@@ -103,3 +103,15 @@ async def test_asked_while_a_rating_is_pending_the_rating_still_counts(chat: Cha
     out = await chat.send("小王", "1")
     assert any("#1 已办结" in t for t in chat.to(out, "小王"))
     assert (await case(chat, 1)).status == CaseStatus.CONFIRMED
+
+
+async def test_asked_while_the_bot_asks_which_kind_the_choices_come_again(chat: Chat) -> None:
+    await chat.send("小王", "3号楼有小广告")  # #1
+    out = await chat.send("小王", "3号楼后面那块地方又脏又臭")
+    assert any("1." in t for t in chat.to(out, "小王"))  # which kind of problem?
+    out = await chat.send("小王", "#1 进展")
+    answer, again = chat.to(out, "小王")
+    assert answer.startswith("#1 乱张贴") and "哪一类" in again and "1." in again
+    assert await cases_count(chat) == 1
+    out = await chat.send("小王", "1")  # still answers the kind question
+    assert await cases_count(chat) == 2
