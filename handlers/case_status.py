@@ -28,7 +28,7 @@ from storage.models import OPEN_STATUSES, Case, CaseFollower, CaseStatus, Staff
 
 RECENT = timedelta(days=7)  # finished cases still worth mentioning
 LIMIT = 5  # cases in one answer; the rest are counted
-MAX_QUESTION = 80  # characters: a longer message is a report or a story, not a status question
+MAX_QUESTION = 80  # characters: beyond, only the classifier's status intent counts (a story, not a question)
 _OPEN = frozenset(s.value for s in OPEN_STATUSES)
 
 
@@ -59,16 +59,16 @@ def asks_status(ctx: ChatContext) -> bool:
     """Whether a resident's message asks about an earlier report rather than reporting something."""
     if ctx.actor.resident is None or ctx.command is not None or not ctx.message.text:
         return False
-    text = _folded(ctx)
-    if len(text) > MAX_QUESTION:
-        return False
     found = ctx.turn.community.classifier.classify(ctx.message.text)
     if found.urgent:
         return False  # a danger is reported, whatever else the message asks
     if found.intent == "status":
         return True
-    return _patterns()[0].search(text) is not None and (
-        found.category is None or found.ask or bool(case_number(text))
+    text = _folded(ctx)
+    return (
+        len(text) <= MAX_QUESTION
+        and _patterns()[0].search(text) is not None
+        and (found.category is None or found.ask or bool(case_number(text)))
     )
 
 
