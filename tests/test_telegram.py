@@ -885,7 +885,7 @@ async def test_a_bare_rating_with_two_fixed_cases_asks_which_with_a_button_each(
     bot = await servers.get("polling-sqlite")
     resident = new_user()
     numbers = []
-    for text in ("农贸市场门口贴满了小广告", "2号楼门口垃圾堆了好几天没人清"):
+    for text in ("农贸市场门口贴满了小广告", "幸福路边上垃圾堆了好几天没人清"):
         before = len(bot.fake.sent(resident))
         await bot.say(resident, text)
         numbers.append(case_number((await bot.received(resident, "案件编号", after=before)).text))
