@@ -67,7 +67,8 @@ class ChatFeature(Protocol):
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
     from handlers.broadcasts.chat import BroadcastFeature
+    from handlers.case_status import CaseStatusFeature
     from handlers.category_question import CategoryQuestion
     from handlers.reminders.chat import ReminderFeature
 
-    return (CategoryQuestion(), ReminderFeature(), BroadcastFeature())
+    return (CaseStatusFeature(), CategoryQuestion(), ReminderFeature(), BroadcastFeature())

@@ -8,7 +8,17 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, category_question, deadlines, duplicates, emergency, feedback
+from handlers import (
+    abuse,
+    binding,
+    cases,
+    category_question,
+    deadlines,
+    duplicates,
+    emergency,
+    feedback,
+    rating_choice,
+)
 from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.features import ChatContext
@@ -94,10 +104,13 @@ async def handle(ctx: ChatContext) -> None:
         return
     if kind in {Cmd.RATE_GOOD, Cmd.RATE_BAD}:
         assert command is not None
-        number = command.number or (
-            dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
-        )
-        await rate(ctx, number, good=kind == Cmd.RATE_GOOD, reason=command.arg)
+        good = kind == Cmd.RATE_GOOD
+        if command.number is None:  # several fixed cases waiting: ask which (handlers/rating_choice.py)
+            hint = dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
+            await rating_choice.bare(ctx, good=good, reason=command.arg, hint=hint)
+            return
+        reason = command.arg or rating_choice.kept_reason(ctx, command.number)
+        await rate(ctx, command.number, good=good, reason=reason)
         return
     if kind in {Cmd.FOLLOW, Cmd.NEW_REPORT} and dialog is not None and dialog.state == AWAIT_DUPLICATE:
         await duplicate_answer(ctx, follow=kind == Cmd.FOLLOW)
@@ -189,9 +202,13 @@ async def continue_dialog(ctx: ChatContext) -> bool:
     text = _plain(ctx.text)
     if dialog.state == AWAIT_RATING:
         if text in GOOD_REPLIES or text in BAD_REPLIES:
-            await rate(ctx, int(dialog.data["case"]), good=text in GOOD_REPLIES, reason=None)
+            await rating_choice.bare(
+                ctx, good=text in GOOD_REPLIES, reason=None, hint=dialog.data.get("case")
+            )
             return True
         return False
+    if dialog.state == rating_choice.WHICH:
+        return await rating_choice.answer(ctx)
     if dialog.state == AWAIT_REASON:
         await ctx.clear_dialog()
         reason = (ctx.message.text or "").strip() or render("feedback.no_reason")
@@ -510,7 +527,7 @@ async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | No
     if case.status != CaseStatus.RESOLVED or not can_move(case, target):
         ctx.reply(render("feedback.not_resolved", number=case.id, status=render(f"status.{case.status}")))
         return
-    if ctx.dialog is not None and ctx.dialog.state in {AWAIT_RATING, AWAIT_REASON}:
+    if ctx.dialog is not None and ctx.dialog.state in {AWAIT_RATING, AWAIT_REASON, rating_choice.WHICH}:
         await ctx.clear_dialog()
     if good:
         await feedback.confirm(turn, case, rating="good", by=resident.id)
