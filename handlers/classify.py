@@ -38,8 +38,9 @@ import jieba
 import yaml
 
 from handlers import urgent as danger
-from handlers.classify_model import LinearModel, load_model, text_features
+from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.lexicon import Lexicon
+from handlers.segment import Segmenter
 from handlers.textnorm import fold
 
 OTHER = "other"
@@ -303,6 +304,7 @@ class Classifier:
                 self.index.setdefault(word, []).append((ci, SUPPORT_WEIGHT, False))
         words = [*self.index, *_intents_data().get("words", ())]
         self.tokenizer = _tokenizer(frozenset(w for w in words if len(w) > 1))
+        self.segment = Segmenter(self.tokenizer).lcut  # the tokenizer's own tokens, faster
         self.exclusions = [
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
@@ -328,10 +330,23 @@ class Classifier:
         analysis = self.analyse(text, folded)
         if self.model is None:
             return analysis.result
-        return self._decide(analysis, self.model.probabilities(self.features(analysis)))
+        return self._decide(analysis, self.model.probabilities(self._feature_set(analysis)))
 
     def features(self, analysis: Analysis) -> list[str]:
         """The learned layer's input: the text's n-grams and words, and what the rules found."""
+        return [*text_features(analysis.normalized, analysis.tokens), *self._rule_features(analysis)]
+
+    def _feature_set(self, analysis: Analysis) -> set[str] | list[str]:
+        # The same features as a set, for the model's set intersection. No two are ever equal (n-grams
+        # have at most 3 characters, words start with "w:", the rules' findings are longer and
+        # distinct); were they, the list keeps each occurrence as before.
+        out = text_feature_set(analysis.normalized, analysis.tokens)
+        rules = self._rule_features(analysis)
+        size = len(out) + len(rules)
+        out.update(rules)
+        return out if len(out) == size else self.features(analysis)
+
+    def _rule_features(self, analysis: Analysis) -> list[str]:
         named = [self.categories[i].code for i in analysis.found[:3]]
         rule = analysis.result
         found = [f"kw:{code}" for code in named]
@@ -340,7 +355,7 @@ class Classifier:
         extra = [f"rule:{rule.category or NONE}", f"intent:{rule.intent}", *analysis.flags]
         if analysis.urgent:
             extra.append("urgent")
-        return [*text_features(analysis.normalized, analysis.tokens), *found, *extra]
+        return [*found, *extra]
 
     def analyse(self, text: str, folded: str | None = None) -> Analysis:
         folded = fold(text).strip().lower() if folded is None else folded
@@ -490,7 +505,7 @@ class Classifier:
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
 
     def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
-        tokens = self.tokenizer.lcut(folded, HMM=False)
+        tokens = self.segment(folded)
         negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
 
