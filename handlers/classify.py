@@ -40,6 +40,7 @@ import yaml
 from handlers import urgent as danger
 from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.lexicon import Lexicon
+from handlers.pattern_search import PatternSearch
 from handlers.segment import Segmenter
 from handlers.textnorm import fold
 
@@ -202,16 +203,17 @@ def merge_categories(
 
 @dataclass(frozen=True)
 class Intents:
-    persists: re.Pattern[str]
-    severity: re.Pattern[str]
-    request: re.Pattern[str]
-    praise: re.Pattern[str]
-    closure: re.Pattern[str]
-    question: re.Pattern[str]
-    topics: re.Pattern[str]
-    greeting: re.Pattern[str]
-    complaint: re.Pattern[str]
-    status: re.Pattern[str]
+    # Each field's ``search`` is the compiled pattern's, only faster (handlers/pattern_search.py).
+    persists: PatternSearch
+    severity: PatternSearch
+    request: PatternSearch
+    praise: PatternSearch
+    closure: PatternSearch
+    question: PatternSearch
+    topics: PatternSearch
+    greeting: PatternSearch
+    complaint: PatternSearch
+    status: PatternSearch
 
 
 @cache
@@ -233,7 +235,10 @@ def urgent_words() -> tuple[str, ...]:
 def load_intents() -> Intents:
     raw = _intents_data()
     return Intents(
-        **{name: re.compile("|".join(f"(?:{p})" for p in raw[name])) for name in Intents.__annotations__}
+        **{
+            name: PatternSearch(re.compile("|".join(f"(?:{p})" for p in raw[name])))
+            for name in Intents.__annotations__
+        }
     )
 
 
