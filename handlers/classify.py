@@ -26,6 +26,7 @@ and an unsure answer sets ``ask`` with the likely ``candidates``, best first.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -511,6 +512,12 @@ class Classifier:
 
     def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.segment(folded)
+        scores: dict[int, _Score] = {}
+        index = self.index
+        hit = [n for n, token in enumerate(tokens) if token in index]
+        if not hit:  # most words are no category's: nothing below needs their offsets
+            return scores, tokens
+        starts = list(itertools.accumulate(map(len, tokens), initial=0))
         negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
 
@@ -520,12 +527,10 @@ class Classifier:
                 spans[ci] = [m.span() for m in pattern.finditer(folded)] if pattern is not None else []
             return any(a <= start < b for a, b in spans[ci])
 
-        scores: dict[int, _Score] = {}
         supports: list[tuple[int, float, str, int]] = []
-        position = 0
-        for n, token in enumerate(tokens):
-            start, position = position, position + len(token)
-            hits = self.index.get(token)
+        for n in hit:
+            token, start = tokens[n], starts[n]
+            hits = index[token]
             if not hits or any(a <= start < b for a, b in negated):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.

@@ -160,13 +160,22 @@ class Lexicon:
         self.keywords = frozenset(words)
         self.meant = frozenset(fold(str(w)).lower() for w in data.get("meant") or ())
         self.homophone_starts = frozenset(key[:2] for key in self.homophones)
+        # The lengths of the keys that begin with each two syllables, longest first: a position only
+        # tries the lengths some key has (most have only two-character keys).
+        sizes: dict[tuple[str, ...], set[int]] = {}
+        for key in self.homophones:
+            sizes.setdefault(key[:2], set()).add(len(key))
+        self.homophone_sizes = {start: tuple(sorted(n, reverse=True)) for start, n in sizes.items()}
+        # Dialect words are rare in a message: one search says there is none to replace.
+        dialect_words = "|".join(re.escape(w) for w, _ in self.dialect)
+        self.dialect_any = re.compile(dialect_words) if self.dialect else None
 
     def normalize(self, folded: str, is_word: Any = None) -> str:
         """The message as the keyword rules should read it; ``is_word(s)`` says whether ``s`` is a word
         of its own in the segmenter's dictionary (then a homophone of a keyword is left alone)."""
         text = folded
         starts = self.dialect_by_char.keys() & set(folded)
-        if starts:
+        if starts and self.dialect_any is not None and self.dialect_any.search(folded):
             pairs = (pair for c in starts for pair in self.dialect_by_char[c])
             for wrong, right in sorted(pairs, key=lambda kv: (-len(kv[0]), kv[0])):
                 if wrong in text:
@@ -208,7 +217,8 @@ class Lexicon:
         first = list(map(first_readings().get, text))
         starts = self.homophone_starts
         # Most messages: no two syllables in a row start a keyword's sound; stop before the slow path.
-        candidates = [i for i, pair in enumerate(itertools.pairwise(first)) if pair in starts]
+        starting = map(starts.__contains__, itertools.pairwise(first))
+        candidates = list(itertools.compress(itertools.count(), starting))  # positions, found in C
         if not candidates:
             return text
         chars = list(text)
@@ -217,7 +227,7 @@ class Lexicon:
         for i in candidates:
             if i <= done:
                 continue
-            for size in (4, 3, 2):
+            for size in self.homophone_sizes[(first[i], first[i + 1])]:
                 if i + size > n:
                     continue
                 key = tuple(first[i : i + size])
