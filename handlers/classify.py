@@ -315,6 +315,8 @@ class Classifier:
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
+        # Exclusions rarely match: a quick search first, the spans only when there is one.
+        self.exclusion_search = [PatternSearch(p) if p is not None else None for p in self.exclusions]
         keywords = [w for c in self.categories for w in c.keywords]
         self.lexicon = _lexicon(frozenset(keywords) | danger.plain_words())
         self.model: LinearModel | None = (
@@ -523,8 +525,11 @@ class Classifier:
 
         def excluded(ci: int, start: int) -> bool:
             if ci not in spans:
-                pattern = self.exclusions[ci]
-                spans[ci] = [m.span() for m in pattern.finditer(folded)] if pattern is not None else []
+                search = self.exclusion_search[ci]
+                if search is not None and search.search(folded) is not None:
+                    spans[ci] = [m.span() for m in search.pattern.finditer(folded)]
+                else:
+                    spans[ci] = []
             return any(a <= start < b for a, b in spans[ci])
 
         supports: list[tuple[int, float, str, int]] = []
