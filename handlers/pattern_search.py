@@ -116,9 +116,7 @@ class PatternSearch:
         self.pattern = pattern
         plain = _literal_starts(list(sre_parse.parse(pattern.pattern, pattern.flags)))
         chars = None if plain else first_chars(pattern)
-        self._starts = (
-            re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]") if chars else None
-        )
+        self._starts = re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]") if chars else None
 
     def search(self, text: str) -> re.Match[str] | None:
         starts = self._starts
