@@ -29,6 +29,7 @@ from handlers.textnorm import fold
 MAX_WORD_SYLLABLES = 6
 _LATIN_RUN = re.compile(r"[a-z][a-z'’\- ]*[a-z]|[a-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_LATIN_ANY = re.compile("[a-z]")
 # Words that are valid pinyin but say a message is English when they are frequent in it.
 _ENGLISH_HINTS = frozenset(
     "a an the is are was were it its in on at of to for and or but my our i we you".split()  # noqa: SIM905
@@ -174,13 +175,13 @@ class Lexicon:
         """The message as the keyword rules should read it; ``is_word(s)`` says whether ``s`` is a word
         of its own in the segmenter's dictionary (then a homophone of a keyword is left alone)."""
         text = folded
-        starts = self.dialect_by_char.keys() & set(folded)
-        if starts and self.dialect_any is not None and self.dialect_any.search(folded):
+        if self.dialect_any is not None and self.dialect_any.search(folded):
+            starts = self.dialect_by_char.keys() & set(folded)
             pairs = (pair for c in starts for pair in self.dialect_by_char[c])
             for wrong, right in sorted(pairs, key=lambda kv: (-len(kv[0]), kv[0])):
                 if wrong in text:
                     text = text.replace(wrong, right)
-        if re.search(r"[a-z]", text):
+        if _LATIN_ANY.search(text):
             text = _LATIN_RUN.sub(self._latin, text)
         return self._repair_homophones(text, is_word)
 

@@ -71,6 +71,7 @@ def plain_words() -> frozenset[str]:
     )
 
 
+_LATIN = re.compile("[a-z]")
 _PLAIN = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
 
 
@@ -108,7 +109,7 @@ def detect(text: str, original: str = "", syllables: str = "") -> str | None:
     """The kind of danger a message names, or None. ``text``: folded, lower-case, dialect and English
     already read into Chinese; ``original``: folded as typed (for the English phrases); ``syllables``:
     the message as spaced toneless pinyin, to catch danger typed in pinyin or as a homophone (每气味)."""
-    if not syllables and not re.search("[a-z]", original) and not _may_name_danger(text):
+    if not syllables and not _LATIN.search(original) and not _may_name_danger(text):
         return None
     excluded = _exclusions()
 
