@@ -26,6 +26,7 @@ and an unsure answer sets ``ask`` with the likely ``candidates``, best first.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -38,8 +39,10 @@ import jieba
 import yaml
 
 from handlers import urgent as danger
-from handlers.classify_model import LinearModel, load_model, text_features
+from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.lexicon import Lexicon
+from handlers.pattern_search import PatternSearch
+from handlers.segment import Segmenter
 from handlers.textnorm import fold
 
 OTHER = "other"
@@ -201,16 +204,17 @@ def merge_categories(
 
 @dataclass(frozen=True)
 class Intents:
-    persists: re.Pattern[str]
-    severity: re.Pattern[str]
-    request: re.Pattern[str]
-    praise: re.Pattern[str]
-    closure: re.Pattern[str]
-    question: re.Pattern[str]
-    topics: re.Pattern[str]
-    greeting: re.Pattern[str]
-    complaint: re.Pattern[str]
-    status: re.Pattern[str]
+    # Each field's ``search`` is the compiled pattern's, only faster (handlers/pattern_search.py).
+    persists: PatternSearch
+    severity: PatternSearch
+    request: PatternSearch
+    praise: PatternSearch
+    closure: PatternSearch
+    question: PatternSearch
+    topics: PatternSearch
+    greeting: PatternSearch
+    complaint: PatternSearch
+    status: PatternSearch
 
 
 @cache
@@ -232,7 +236,10 @@ def urgent_words() -> tuple[str, ...]:
 def load_intents() -> Intents:
     raw = _intents_data()
     return Intents(
-        **{name: re.compile("|".join(f"(?:{p})" for p in raw[name])) for name in Intents.__annotations__}
+        **{
+            name: PatternSearch(re.compile("|".join(f"(?:{p})" for p in raw[name])))
+            for name in Intents.__annotations__
+        }
     )
 
 
@@ -303,10 +310,13 @@ class Classifier:
                 self.index.setdefault(word, []).append((ci, SUPPORT_WEIGHT, False))
         words = [*self.index, *_intents_data().get("words", ())]
         self.tokenizer = _tokenizer(frozenset(w for w in words if len(w) > 1))
+        self.segment = Segmenter(self.tokenizer).lcut  # the tokenizer's own tokens, faster
         self.exclusions = [
             re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
+        # Exclusions rarely match: a quick search first, the spans only when there is one.
+        self.exclusion_search = [PatternSearch(p) if p is not None else None for p in self.exclusions]
         keywords = [w for c in self.categories for w in c.keywords]
         self.lexicon = _lexicon(frozenset(keywords) | danger.plain_words())
         self.model: LinearModel | None = (
@@ -328,10 +338,23 @@ class Classifier:
         analysis = self.analyse(text, folded)
         if self.model is None:
             return analysis.result
-        return self._decide(analysis, self.model.probabilities(self.features(analysis)))
+        return self._decide(analysis, self.model.probabilities(self._feature_set(analysis)))
 
     def features(self, analysis: Analysis) -> list[str]:
         """The learned layer's input: the text's n-grams and words, and what the rules found."""
+        return [*text_features(analysis.normalized, analysis.tokens), *self._rule_features(analysis)]
+
+    def _feature_set(self, analysis: Analysis) -> set[str] | list[str]:
+        # The same features as a set, for the model's set intersection. No two are ever equal (n-grams
+        # have at most 3 characters, words start with "w:", the rules' findings are longer and
+        # distinct); were they, the list keeps each occurrence as before.
+        out = text_feature_set(analysis.normalized, analysis.tokens)
+        rules = self._rule_features(analysis)
+        size = len(out) + len(rules)
+        out.update(rules)
+        return out if len(out) == size else self.features(analysis)
+
+    def _rule_features(self, analysis: Analysis) -> list[str]:
         named = [self.categories[i].code for i in analysis.found[:3]]
         rule = analysis.result
         found = [f"kw:{code}" for code in named]
@@ -340,7 +363,7 @@ class Classifier:
         extra = [f"rule:{rule.category or NONE}", f"intent:{rule.intent}", *analysis.flags]
         if analysis.urgent:
             extra.append("urgent")
-        return [*text_features(analysis.normalized, analysis.tokens), *found, *extra]
+        return [*found, *extra]
 
     def analyse(self, text: str, folded: str | None = None) -> Analysis:
         folded = fold(text).strip().lower() if folded is None else folded
@@ -490,22 +513,29 @@ class Classifier:
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
 
     def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
-        tokens = self.tokenizer.lcut(folded, HMM=False)
+        tokens = self.segment(folded)
+        scores: dict[int, _Score] = {}
+        index = self.index
+        hit = [n for n, token in enumerate(tokens) if token in index]
+        if not hit:  # most words are no category's: nothing below needs their offsets
+            return scores, tokens
+        starts = list(itertools.accumulate(map(len, tokens), initial=0))
         negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
 
         def excluded(ci: int, start: int) -> bool:
             if ci not in spans:
-                pattern = self.exclusions[ci]
-                spans[ci] = [m.span() for m in pattern.finditer(folded)] if pattern is not None else []
+                search = self.exclusion_search[ci]
+                if search is not None and search.search(folded) is not None:
+                    spans[ci] = [m.span() for m in search.pattern.finditer(folded)]
+                else:
+                    spans[ci] = []
             return any(a <= start < b for a, b in spans[ci])
 
-        scores: dict[int, _Score] = {}
         supports: list[tuple[int, float, str, int]] = []
-        position = 0
-        for n, token in enumerate(tokens):
-            start, position = position, position + len(token)
-            hits = self.index.get(token)
+        for n in hit:
+            token, start = tokens[n], starts[n]
+            hits = index[token]
             if not hits or any(a <= start < b for a, b in negated):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.

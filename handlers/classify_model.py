@@ -13,7 +13,7 @@ import gzip
 import itertools
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -35,11 +35,24 @@ _PACKING = {"scale": _SCALE, "bias": _BIAS, "field_bits": _FIELD}
 
 def text_features(normalized: str, tokens: Sequence[str]) -> list[str]:
     """Character n-grams (the text padded with ^ and $) and the segmenter's words."""
+    return list(text_feature_set(normalized, tokens))
+
+
+def text_feature_set(normalized: str, tokens: Sequence[str]) -> set[str]:
     padded = f"^{normalized.replace(' ', '')}$"
-    out = {f"w:{t}" for t in tokens if t != " "}
+    out = {"w:" + t for t in tokens}
+    out.discard("w: ")
     for n in NGRAMS:
-        out.update([padded[i : i + n] for i in range(len(padded) - n + 1)])
-    return list(out)
+        # n-grams by concatenating shifted copies of the text (C-level loops, not one slice per n-gram)
+        if n == 1:
+            out.update(padded)
+        elif n == 2:
+            out.update(map(str.__add__, padded, padded[1:]))
+        elif n == 3:
+            out.update(map(str.__add__, map(str.__add__, padded, padded[1:]), padded[2:]))
+        else:
+            out.update([padded[i : i + n] for i in range(len(padded) - n + 1)])
+    return out
 
 
 def pack(row: Sequence[float]) -> int:
@@ -65,12 +78,22 @@ class LinearModel:
             return (0.0,) * len(self.labels)
         return tuple((((value >> (_FIELD * k)) & mask) - _BIAS) / _SCALE for k in range(len(self.labels)))
 
-    def probabilities(self, features: Sequence[str]) -> dict[str, float]:
-        values = list(map(self.packed.get, features, itertools.repeat(0)))
-        n = len(values) - values.count(0)
-        if n > _MAX_TERMS:  # the packed fields would overflow: score the first ones
-            values, n = [v for v in values if v][:_MAX_TERMS], _MAX_TERMS
-        total = sum(values)
+    def probabilities(self, features: Collection[str]) -> dict[str, float]:
+        """Label → probability for one message's features (each feature counts once: a set, or a
+        sequence without repeats, as ``Classifier.features`` gives)."""
+        packed = self.packed
+        unique = features if isinstance(features, set | frozenset) else set(features)
+        present = packed.keys() & unique if len(unique) == len(features) else None
+        if present is not None and len(present) <= _MAX_TERMS:
+            # The model's features among the message's by one C-level intersection: the packed values
+            # are never 0, so this is the same count and sum as looking each feature up.
+            n, total = len(present), sum(map(packed.__getitem__, present))
+        else:  # repeats, or so many features that the packed fields would overflow: as listed
+            values = list(map(packed.get, features, itertools.repeat(0)))
+            n = len(values) - values.count(0)
+            if n > _MAX_TERMS:  # score the first ones
+                values, n = [v for v in values if v][:_MAX_TERMS], _MAX_TERMS
+            total = sum(values)
         scale = 1.0 / math.sqrt(len(features)) if features else 0.0  # rows are L2-normalised
         mask = (1 << _FIELD) - 1
         z = [

@@ -29,6 +29,7 @@ from handlers.textnorm import fold
 MAX_WORD_SYLLABLES = 6
 _LATIN_RUN = re.compile(r"[a-z][a-z'’\- ]*[a-z]|[a-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_LATIN_ANY = re.compile("[a-z]")
 # Words that are valid pinyin but say a message is English when they are frequent in it.
 _ENGLISH_HINTS = frozenset(
     "a an the is are was were it its in on at of to for and or but my our i we you".split()  # noqa: SIM905
@@ -160,18 +161,27 @@ class Lexicon:
         self.keywords = frozenset(words)
         self.meant = frozenset(fold(str(w)).lower() for w in data.get("meant") or ())
         self.homophone_starts = frozenset(key[:2] for key in self.homophones)
+        # The lengths of the keys that begin with each two syllables, longest first: a position only
+        # tries the lengths some key has (most have only two-character keys).
+        sizes: dict[tuple[str, ...], set[int]] = {}
+        for key in self.homophones:
+            sizes.setdefault(key[:2], set()).add(len(key))
+        self.homophone_sizes = {start: tuple(sorted(n, reverse=True)) for start, n in sizes.items()}
+        # Dialect words are rare in a message: one search says there is none to replace.
+        dialect_words = "|".join(re.escape(w) for w, _ in self.dialect)
+        self.dialect_any = re.compile(dialect_words) if self.dialect else None
 
     def normalize(self, folded: str, is_word: Any = None) -> str:
         """The message as the keyword rules should read it; ``is_word(s)`` says whether ``s`` is a word
         of its own in the segmenter's dictionary (then a homophone of a keyword is left alone)."""
         text = folded
-        starts = self.dialect_by_char.keys() & set(folded)
-        if starts:
+        if self.dialect_any is not None and self.dialect_any.search(folded):
+            starts = self.dialect_by_char.keys() & set(folded)
             pairs = (pair for c in starts for pair in self.dialect_by_char[c])
             for wrong, right in sorted(pairs, key=lambda kv: (-len(kv[0]), kv[0])):
                 if wrong in text:
                     text = text.replace(wrong, right)
-        if re.search(r"[a-z]", text):
+        if _LATIN_ANY.search(text):
             text = _LATIN_RUN.sub(self._latin, text)
         return self._repair_homophones(text, is_word)
 
@@ -208,7 +218,8 @@ class Lexicon:
         first = list(map(first_readings().get, text))
         starts = self.homophone_starts
         # Most messages: no two syllables in a row start a keyword's sound; stop before the slow path.
-        candidates = [i for i, pair in enumerate(itertools.pairwise(first)) if pair in starts]
+        starting = map(starts.__contains__, itertools.pairwise(first))
+        candidates = list(itertools.compress(itertools.count(), starting))  # positions, found in C
         if not candidates:
             return text
         chars = list(text)
@@ -217,7 +228,7 @@ class Lexicon:
         for i in candidates:
             if i <= done:
                 continue
-            for size in (4, 3, 2):
+            for size in self.homophone_sizes[(first[i], first[i + 1])]:
                 if i + size > n:
                     continue
                 key = tuple(first[i : i + size])

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from handlers.pattern_search import PatternSearch
 from handlers.textnorm import fold
 
 
@@ -70,31 +71,24 @@ def plain_words() -> frozenset[str]:
     )
 
 
+_LATIN = re.compile("[a-z]")
 _PLAIN = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
 
 
 @cache
-def _prefilter() -> tuple[dict[str, tuple[str, ...]], re.Pattern[str] | None]:
-    """Every kind's Chinese words, split into plain words by first character and the few patterns:
-    most messages name no danger, and this says so without running every kind's pattern."""
+def _prefilter() -> PatternSearch | None:
+    """Every kind's Chinese words and patterns in one alternation: most messages name no danger, and
+    one search says so without running every kind's pattern."""
     words = [fold(str(w)).lower() for raw in urgent_data()["kinds"].values() for w in raw.get("words") or ()]
-    plain: dict[str, list[str]] = {}
-    patterns = []
-    for word in words:
-        if _PLAIN.fullmatch(word):
-            plain.setdefault(word[0], []).append(word)
-        else:
-            patterns.append(word)
-    by_char = {c: tuple(ws) for c, ws in plain.items()}
-    return by_char, re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    if not words:
+        return None
+    alternatives = (re.escape(w) if _PLAIN.fullmatch(w) else f"(?:{w})" for w in words)
+    return PatternSearch(re.compile("|".join(alternatives)))
 
 
 def _may_name_danger(text: str) -> bool:
-    by_char, patterns = _prefilter()
-    for char in by_char.keys() & set(text):
-        if any(word in text for word in by_char[char]):
-            return True
-    return patterns is not None and patterns.search(text) is not None
+    prefilter = _prefilter()
+    return prefilter is not None and prefilter.search(text) is not None
 
 
 # "没有煤气味了", "no gas smell": a danger named only to say it is not there.
@@ -115,7 +109,7 @@ def detect(text: str, original: str = "", syllables: str = "") -> str | None:
     """The kind of danger a message names, or None. ``text``: folded, lower-case, dialect and English
     already read into Chinese; ``original``: folded as typed (for the English phrases); ``syllables``:
     the message as spaced toneless pinyin, to catch danger typed in pinyin or as a homophone (每气味)."""
-    if not syllables and not re.search("[a-z]", original) and not _may_name_danger(text):
+    if not syllables and not _LATIN.search(original) and not _may_name_danger(text):
         return None
     excluded = _exclusions()
 

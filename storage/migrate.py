@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,14 +30,22 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads", *, from_models: bool = True) -> None:
     """Apply every pending revision. Features keep their tables on their own branches (one head each)
-    until a merge revision joins them, so "heads", not "head"."""
+    until a merge revision joins them, so "heads", not "head".
+
+    A brand-new database (no tables at all) is instead created from the models in one go and stamped
+    at the heads: the same schema (``tests/test_migrations.py`` compares the two ways on SQLite and
+    PostgreSQL, and a later migration applied to both), without running every migration or loading
+    Alembic. ``from_models=False`` runs the migrations even then."""
 
     if revision == "heads" and await is_at_heads(engine):
         return  # the usual start: nothing to do, and Alembic (a quarter of a second to import) not loaded
 
     def run(connection: Connection) -> None:
+        if from_models and revision == "heads" and not inspect(connection).get_table_names():
+            create_from_models(connection)
+            return
         from alembic import command
 
         command.upgrade(alembic_config(connection), revision)
@@ -46,6 +56,35 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
             # it and then find nothing to do (SQLite's BEGIN IMMEDIATE already serialises them).
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(run)
+
+
+def all_models() -> MetaData:
+    """The metadata of every table: each ``storage/*models.py`` module adds its own to the one Base."""
+    import storage
+
+    for module in pkgutil.iter_modules(storage.__path__):
+        if module.name.endswith("models"):
+            importlib.import_module(f"storage.{module.name}")
+    from storage.models import Base
+
+    return Base.metadata
+
+
+def create_from_models(connection: Connection) -> None:
+    """Create every table of an empty database and record the heads in ``alembic_version`` as
+    ``alembic stamp heads`` would (its table: one ``version_num`` VARCHAR(32) key, a row per head)."""
+    heads = script_heads()
+    if not heads:
+        raise RuntimeError(f"no migration heads found in {MIGRATIONS / 'versions'}")
+    all_models().create_all(connection)
+    version = Table(
+        "alembic_version",
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    version.create(connection)
+    connection.execute(version.insert(), [{"version_num": head} for head in sorted(heads)])
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:

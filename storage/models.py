@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -214,14 +215,14 @@ class Case(Base):
     grid_code: Mapped[str | None] = mapped_column(ForeignKey("grids.code"), nullable=True)
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     in_triage: Mapped[bool] = mapped_column(Boolean, default=False)
-    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     time_limit_hours: Mapped[float | None] = mapped_column(Float, nullable=True)  # working hours
     clock_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The escalation ladder: warn the worker at 50 % of the limit, the leader at 100 %, the admins at
     # 3x. ``next_alarm_at`` is when the next rung is due (NULL once none is); the periodic scan reads
     # only this indexed column, so it costs the same with a million closed cases.
-    alarm_stage: Mapped[int] = mapped_column(Integer, default=0)
+    alarm_stage: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_alarm_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     close_reason: Mapped[str | None] = mapped_column(
@@ -229,7 +230,7 @@ class Case(Base):
     )  # not_ours / duplicate / invalid
     referral: Mapped[str | None] = mapped_column(String(200), nullable=True)
     rating: Mapped[str | None] = mapped_column(String(8), nullable=True)  # good / bad
-    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), nullable=True)
     channel: Mapped[str] = mapped_column(String(16))  # where the reporter wrote from, and is answered
     reporter_external: Mapped[str | None] = mapped_column(String(128), nullable=True)
