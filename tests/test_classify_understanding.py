@@ -189,6 +189,10 @@ def test_no_danger_no_alarm(clf: Classifier, text: str) -> None:
         ("有人从高楼往下扔砖头", "collapse"),
         ("上次煤气味修好了，今天又闻到很浓的煤气味", "gas"),
         ("water is pouring into the electrical room", "electric"),
+        ("灶上的油锅着了，火蹿到了吊柜上", "fire"),
+        ("楼下铁门摸着有电，手都麻了", "electric"),
+        ("电梯突然不动了，我妈和孩子在里面", "lift"),
+        ("阳台的空调支架断了，外机悬在半空", "collapse"),
     ],
 )
 def test_dangers_told_without_the_usual_words_are_flagged(clf: Classifier, text: str, kind: str) -> None:
@@ -209,6 +213,8 @@ def test_dangers_told_without_the_usual_words_are_flagged(clf: Classifier, text:
         "电梯里有人扔了一袋剩饭，汤流了一地",  # someone in the lift is not someone trapped
         "路口那个坑，骑车的已经摔了好几个",  # a hazard to report, not an emergency
         "The gas smell from yesterday is gone now, thanks",
+        "天然气管道改造下个月开始吗",
+        "楼下的树枝枯了，怕刮风掉下来",  # a fear, worth a report, not an alarm
     ],
 )
 def test_dangers_fixed_past_or_asked_about_raise_no_alarm(clf: Classifier, text: str) -> None:
