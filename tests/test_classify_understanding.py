@@ -230,6 +230,9 @@ def test_dangers_fixed_past_or_asked_about_raise_no_alarm(clf: Classifier, text:
         "社区下周三搞灭鼠宣传活动，大家来参加",  # a campaign notice
         "家里自己灭鼠用什么药好",  # a how-to question
         "去年楼下着过一次火，现在想起来还害怕",  # a danger told as past
+        "社区组织清理小广告的志愿活动，我报个名",  # a campaign, joined
+        "苍蝇拍哪里有卖的",  # a product, asked about
+        "下水道的事物业说明天统一处理，我知道了",  # an answer acknowledged
     ],
 )
 def test_more_keywords_in_another_sense_are_not_reports(clf: Classifier, text: str) -> None:
@@ -244,6 +247,19 @@ def test_more_keywords_in_another_sense_are_not_reports(clf: Classifier, text: s
     ],
 )
 def test_contrast_in_english_and_pinyin(clf: Classifier, text: str, category: str) -> None:
+    assert clf.classify(text).category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("empty beer cans and food wrappers all over the stairs", "garbage"),
+        ("the grate by the gate is bubbling up brown water", "sewage"),
+        ("little cards for cleaning services wedged in every door", "poster"),
+        ("old tyres behind the bike shed full of green water", "mosquito"),
+    ],
+)
+def test_english_problems_told_without_their_keyword(clf: Classifier, text: str, category: str) -> None:
     assert clf.classify(text).category == category
 
 
