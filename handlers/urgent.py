@@ -127,8 +127,26 @@ def detect(text: str, original: str = "", syllables: str = "") -> str | None:
         )
 
     for kind in urgent_kinds():
-        if found(kind.words, text, chinese) or found(kind.english, original, english):
-            return kind.key
-        if syllables and any(p in syllables for p in kind.pinyin):
-            return kind.key
+        if (
+            found(kind.words, text, chinese)
+            or found(kind.english, original, english)
+            or (syllables and any(p in syllables for p in kind.pinyin))
+        ):
+            return None if _over(text, original) else kind.key
     return None
+
+
+@cache
+def _over_patterns() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    data = urgent_data()
+    over = [fold(str(p)).lower() for p in data.get("over") or ()]
+    still = [fold(str(p)).lower() for p in data.get("still") or ()]
+    return _alternation(over), _alternation(still)
+
+
+def _over(text: str, original: str) -> bool:
+    """The danger is fixed, past or asked about in general, and nothing says it is happening now."""
+    over, still = _over_patterns()
+    if over is None or not (over.search(text) or over.search(original)):
+        return False
+    return still is None or not (still.search(text) or still.search(original))

@@ -177,6 +177,98 @@ def test_no_danger_no_alarm(clf: Classifier, text: str) -> None:
     assert clf.classify(text).urgent is None
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("电梯停在半路，门打不开，里面有两个人", "lift"),
+        ("暴雨灌进了地下室，配电房全泡在水里", "electric"),
+        ("有个快递小哥被车撞倒在门口，躺着不动", "fall"),
+        ("门卫室旁边一个大爷突然倒下了", "fall"),
+        ("一个小孩爬到阳台栏杆外面去了", "fall"),
+        ("小区门口的招牌被风吹得快掉了", "collapse"),
+        ("有人从高楼往下扔砖头", "collapse"),
+        ("上次煤气味修好了，今天又闻到很浓的煤气味", "gas"),
+        ("water is pouring into the electrical room", "electric"),
+        ("灶上的油锅着了，火蹿到了吊柜上", "fire"),
+        ("楼下铁门摸着有电，手都麻了", "electric"),
+        ("电梯突然不动了，我妈和孩子在里面", "lift"),
+        ("阳台的空调支架断了，外机悬在半空", "collapse"),
+    ],
+)
+def test_dangers_told_without_the_usual_words_are_flagged(clf: Classifier, text: str, kind: str) -> None:
+    assert clf.classify(text).urgent == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上个月楼道的煤气味，后来燃气公司来修好了",  # fixed
+        "去年我们楼下着过一次火",  # past
+        "前天电梯困人那次后来物业处理好了",
+        "老人摔倒了要不要马上扶起来？",  # asked about in general
+        "燃气报警器在哪里买",
+        "燃气灶打不着火是什么原因",
+        "高空抛物怎么处罚？",
+        "宿舍楼道好多蟑螂 救命",  # an exclamation, not a rescue
+        "电梯里有人扔了一袋剩饭，汤流了一地",  # someone in the lift is not someone trapped
+        "路口那个坑，骑车的已经摔了好几个",  # a hazard to report, not an emergency
+        "The gas smell from yesterday is gone now, thanks",
+        "天然气管道改造下个月开始吗",
+        "楼下的树枝枯了，怕刮风掉下来",  # a fear, worth a report, not an alarm
+    ],
+)
+def test_dangers_fixed_past_or_asked_about_raise_no_alarm(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).urgent is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这个系统跟垃圾桶似的，啥也查不到",  # a comparison
+        "你们公众号推的广告比文章还多",  # the channel itself
+        "我儿子叫小强，他今天过生日",  # a name
+        "社区下周三搞灭鼠宣传活动，大家来参加",  # a campaign notice
+        "家里自己灭鼠用什么药好",  # a how-to question
+        "去年楼下着过一次火，现在想起来还害怕",  # a danger told as past
+        "社区组织清理小广告的志愿活动，我报个名",  # a campaign, joined
+        "苍蝇拍哪里有卖的",  # a product, asked about
+        "下水道的事物业说明天统一处理，我知道了",  # an answer acknowledged
+    ],
+)
+def test_more_keywords_in_another_sense_are_not_reports(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).category is None
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Not rats this time - flies all over the bins", "pests"),  # English contrast with a dash
+        ("bu shi la ji, shi xia shui dao du le", "sewage"),  # contrast typed in pinyin
+    ],
+)
+def test_contrast_in_english_and_pinyin(clf: Classifier, text: str, category: str) -> None:
+    assert clf.classify(text).category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("empty beer cans and food wrappers all over the stairs", "garbage"),
+        ("the grate by the gate is bubbling up brown water", "sewage"),
+        ("little cards for cleaning services wedged in every door", "poster"),
+        ("old tyres behind the bike shed full of green water", "mosquito"),
+    ],
+)
+def test_english_problems_told_without_their_keyword(clf: Classifier, text: str, category: str) -> None:
+    assert clf.classify(text).category == category
+
+
+def test_new_keywords_do_not_rewrite_everyday_words(clf: Classifier) -> None:
+    # 住了/不敢 sound like 蛀了/不干: such homophone-prone words must not be keywords
+    assert clf.classify("电梯门夹住了一个老人的腿").urgent == "lift"
+    assert clf.classify("楼道灯坏了，晚上都不敢下楼").category == OTHER
+
+
 def test_unsure_answers_ask_with_candidates_best_first(clf: Classifier) -> None:
     vague = clf.classify("楼下那个地方一直不太对劲")
     assert vague.is_report and vague.ask

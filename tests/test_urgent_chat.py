@@ -170,3 +170,19 @@ async def test_every_staff_card_of_an_urgent_case_is_marked_urgent(chat: Chat) -
     out = await chat.send("小王", "还是有煤气味")
     reopened = [t for t in chat.to(out, "zhang") if "【重新打开】" in t]
     assert reopened and all("【紧急】" in t for t in reopened)
+
+
+async def test_a_danger_told_as_fixed_raises_no_alarm_and_opens_no_case(chat: Chat) -> None:
+    out = await chat.send("小王", "上周3号楼楼道里的煤气味，燃气公司已经修好了，谢谢你们")
+    told = chat.to(out, "小王")
+    assert told and not any("119" in t or "紧急" in t for t in told)
+    assert not any("【紧急】" in t for t in chat.to(out, "chen") + chat.to(out, "li"))
+    async with chat.services.sessions() as session:
+        assert await session.get(Case, 1) is None
+
+
+async def test_a_danger_back_again_is_urgent(chat: Chat) -> None:
+    out = await chat.send("小王", "3号楼上次的煤气味修好了，今天楼道里又闻到很浓的煤气味")
+    assert any("119" in t for t in chat.to(out, "小王"))
+    assert any("【紧急】" in t for t in chat.to(out, "chen"))
+    assert (await case(chat, 1)).urgent
