@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from handlers import abuse, binding, cases, category_question, deadlines, duplicates, emergency, feedback
 from handlers.classify import OTHER, Classification
-from handlers.commands import Cmd, action
+from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.geo import nearest_place
 from handlers.lifecycle import can_move, record
@@ -31,23 +31,6 @@ GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满�
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})
 YES_REPLIES = frozenset({"1", "是", "是的", "对", "关注", "跟进", "好"})
 NO_REPLIES = frozenset({"2", "不是", "否", "新报", "不一样"})
-# The commands a resident may use; every other command word is staff's and gets "staff only".
-RESIDENT_COMMANDS = frozenset(
-    {
-        Cmd.START,
-        Cmd.HELP,
-        Cmd.CANCEL,
-        Cmd.BIND,
-        Cmd.MY_CASES,
-        Cmd.QUERY,
-        Cmd.RATE_GOOD,
-        Cmd.RATE_BAD,
-        Cmd.FOLLOW,
-        Cmd.NEW_REPORT,
-        Cmd.DONT_KNOW,
-        Cmd.CHOOSE,
-    }
-)
 # Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
 _CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
 # "住址 3号楼", "我住5栋", "我家在A座": where the resident lives (their notices go by its grid).
@@ -69,48 +52,69 @@ async def handle(ctx: ChatContext) -> None:
     if resident.blocked:
         ctx.reply(render("chat.received"))  # stored, not routed, and nothing to argue with
         return
-    kind = command.kind if command else None
-    if kind is not None and kind not in RESIDENT_COMMANDS:
+    spec = COMMANDS.of_kind(command.kind) if command is not None else None
+    if spec is not None and not spec.allows(None):
         ctx.reply(render("chat.staff_only"))  # any pending question stays as it was
         return
-    if kind == Cmd.START and command and command.arg:
-        await bind(ctx, command.arg)
-        return
-    if kind in {Cmd.START, Cmd.HELP}:
-        await ctx.clear_dialog()
-        ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
-        return
-    if kind == Cmd.BIND and command:
-        await bind(ctx, command.arg or "")
-        return
-    if kind == Cmd.CANCEL:
-        await cancel(ctx)
-        return
-    if kind == Cmd.MY_CASES:
-        await list_own_cases(ctx)
-        return
-    if kind == Cmd.QUERY:
-        await show_own_case(ctx, command.number if command else None)
-        return
-    if kind in {Cmd.RATE_GOOD, Cmd.RATE_BAD}:
-        assert command is not None
-        number = command.number or (
-            dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
-        )
-        await rate(ctx, number, good=kind == Cmd.RATE_GOOD, reason=command.arg)
-        return
-    if kind in {Cmd.FOLLOW, Cmd.NEW_REPORT} and dialog is not None and dialog.state == AWAIT_DUPLICATE:
-        await duplicate_answer(ctx, follow=kind == Cmd.FOLLOW)
+    if spec is not None and spec.resident_handler is not None and await spec.resident_handler(ctx, command):
         return
     if (dialog is None or dialog.state != AWAIT_LOCATION) and (where := home_words(ctx)) is not None:
         await set_home(ctx, where)
         return
     if dialog is not None and await continue_dialog(ctx):
         return
-    if command is not None and kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
+    if command is not None and command.kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
         ctx.reply(render("chat.staff_only"))
         return
     await report(ctx)
+
+
+# The resident side of the core's commands (their words and who may use them: handlers/commands.py).
+# Each answers whether it handled the message: 关注 / 新报 with no "same as #N?" question pending, and
+# 不知道, fall through to the dialog and the report flow.
+
+
+async def _start(ctx: ChatContext, command: Command) -> bool:
+    if command.kind == Cmd.START and command.arg:
+        await bind(ctx, command.arg)
+        return True
+    await ctx.clear_dialog()
+    ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
+    return True
+
+
+async def _bind(ctx: ChatContext, command: Command) -> bool:
+    await bind(ctx, command.arg or "")
+    return True
+
+
+async def _cancel(ctx: ChatContext, _command: Command) -> bool:
+    await cancel(ctx)
+    return True
+
+
+async def _my_cases(ctx: ChatContext, _command: Command) -> bool:
+    await list_own_cases(ctx)
+    return True
+
+
+async def _query(ctx: ChatContext, command: Command) -> bool:
+    await show_own_case(ctx, command.number)
+    return True
+
+
+async def _rate(ctx: ChatContext, command: Command) -> bool:
+    dialog = ctx.dialog
+    number = command.number or (dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None)
+    await rate(ctx, number, good=command.kind == Cmd.RATE_GOOD, reason=command.arg)
+    return True
+
+
+async def _same_or_new(ctx: ChatContext, command: Command) -> bool:
+    if ctx.dialog is None or ctx.dialog.state != AWAIT_DUPLICATE:
+        return False
+    await duplicate_answer(ctx, follow=command.kind == Cmd.FOLLOW)
+    return True
 
 
 def home_words(ctx: ChatContext) -> str | None:
@@ -584,3 +588,18 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
     if case.duplicate_of:
         detail += "\n" + render("case.detail_duplicate", original=case.duplicate_of)
     return detail
+
+
+for _kind, _handler in {
+    Cmd.START: _start,
+    Cmd.HELP: _start,
+    Cmd.BIND: _bind,
+    Cmd.CANCEL: _cancel,
+    Cmd.MY_CASES: _my_cases,
+    Cmd.QUERY: _query,
+    Cmd.RATE_GOOD: _rate,
+    Cmd.RATE_BAD: _rate,
+    Cmd.FOLLOW: _same_or_new,
+    Cmd.NEW_REPORT: _same_or_new,
+}.items():
+    COMMANDS.bind(_kind, resident=_handler)

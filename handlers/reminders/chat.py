@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from handlers import code_guard
+from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.deadlines import local_time
 from handlers.features import ChatContext
 from handlers.reminders import planner, store
@@ -120,33 +121,52 @@ class ReminderFeature:
             return await self._staff(ctx, text)
         if ctx.actor.resident is None or not text:
             return False
-        if _STOP.match(text):
+        stop = COMMANDS.get("rem.stop")  # 退订 stops everything, even in the middle of enrolling
+        if stop.match(text):
             return await self._stop(ctx)
         if ctx.dialog is not None and ctx.dialog.state.startswith("rem."):
             return await self._dialog(ctx, text)
-        if _START.match(text):
-            await ctx.set_dialog(S_CONSENT, {})
-            ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
-            return True
-        if m := _JOIN.match(text):
-            return await self._join(ctx, m.group("code") or m.group("follow"))
-        if m := _RENEW_CODE.match(text):
-            return await self._renew_codes(ctx, m.group("rest").strip())
-        if m := _DONE.match(text):
-            return await self._done(ctx, m.group("rest"))
-        if m := _POSTPONE.match(text):
-            return await self._postpone(ctx, m.group("rest"))
-        if _PLAN.match(text):
-            return await self._show_plan(ctx)
-        if m := _FU_ANSWER.match(text):
-            return await self._followup_answer(ctx, m.group("no") is None, m.group("id"))
-        if _MY_NUMBER.match(text):
-            ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
-            return True
-        if (m := _STAFF.match(text)) and m.group("verb"):  # a staff command typed by a resident
-            ctx.reply(render("rem.staff.health_only"))
+        commands = (s for s in COMMANDS.for_audience(self.name, staff=False) if s is not stop)
+        spec, found = COMMANDS.first_match(text, commands)
+        if spec is not None and found is not None:
+            assert spec.handler is not None
+            handled: bool = await spec.handler(self, ctx, found)
+            return handled
+        followup = COMMANDS.get("rem.followup")
+        if (m := followup.match(text)) and m.group("verb"):  # a staff command typed by a resident
+            ctx.reply(render(followup.resident_refusal or "rem.staff.health_only"))
             return True
         return False
+
+    # -- residents' commands (declared at the end of the module) -------------------------------------
+
+    async def _on_start(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        await ctx.set_dialog(S_CONSENT, {})
+        ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
+        return True
+
+    async def _on_join(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._join(ctx, m.group("code") or m.group("follow"))
+
+    async def _on_renew_codes(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._renew_codes(ctx, m.group("rest").strip())
+
+    async def _on_done(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._done(ctx, m.group("rest"))
+
+    async def _on_postpone(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._postpone(ctx, m.group("rest"))
+
+    async def _on_plan(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        return await self._show_plan(ctx)
+
+    async def _on_followup_answer(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._followup_answer(ctx, m.group("no") is None, m.group("id"))
+
+    async def _on_my_number(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        assert ctx.actor.resident is not None
+        ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
+        return True
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -627,11 +647,12 @@ class ReminderFeature:
     # -- follow-ups: health staff ----------------------------------------------------------------------
 
     async def _staff(self, ctx: ChatContext, text: str) -> bool:
-        m = _STAFF.match(text)
+        spec = COMMANDS.get("rem.followup")
+        m = spec.match(text)
         if m is None:
             return False
-        if ctx.actor.role not in (Role.HEALTH, Role.ADMIN):
-            ctx.reply(render("rem.staff.health_only"))
+        if not spec.allows(ctx.actor.role):
+            ctx.reply(render(spec.refusal or "rem.staff.health_only"))
             return True
         verb, rest = m.group("verb"), m.group("rest").strip()
         if verb == "登记":
@@ -863,3 +884,60 @@ class ReminderFeature:
                 )
             )
         ctx.reply(render("rem.staff.list", lines="\n".join(lines)))
+
+
+def _register() -> None:
+    """The feature's commands, in the order they are tried (after 退订 and the enrolment dialog).
+    The answers the enrolment dialog reads (同意, 跳过, 取消 …) are answers, not commands."""
+    residents = frozenset({RESIDENT})
+    health = frozenset({Role.HEALTH, Role.ADMIN})
+    f = ReminderFeature
+    for name, pattern, examples, handler, before in (
+        ("stop", _STOP, ("退订", "TD", "取消提醒"), None, ()),
+        ("start", _START, ("疫苗提醒", "登记孩子", "/vaccine"), f._on_start, ()),
+        # "关注" and an eight-character code joins a child; "关注 12" follows case 12 (the core's).
+        ("join", _JOIN, ("加入 K7M2QX9A", "关注 12345678", "关注 K7M2QX9A"), f._on_join, ("core.follow",)),
+        ("renew_codes", _RENEW_CODE, ("新邀请码",), f._on_renew_codes, ()),
+        ("done", _DONE, ("已打", "已接种 乙肝疫苗第2剂"), f._on_done, ()),
+        ("postpone", _POSTPONE, ("推迟", "推迟 3天"), f._on_postpone, ()),
+        ("plan", _PLAN, ("我的孩子", "接种计划"), f._on_plan, ()),
+        ("followup_answer", _FU_ANSWER, ("同意随访 3", "不同意随访"), f._on_followup_answer, ()),
+        ("my_number", _MY_NUMBER, ("我的编号",), f._on_my_number, ()),
+    ):
+        COMMANDS.add(
+            CommandSpec(
+                f"rem.{name}",
+                pattern,
+                examples,
+                residents,
+                feature="reminders",
+                handler=handler,
+                before=frozenset(before),
+            )
+        )
+    COMMANDS.add(
+        CommandSpec(
+            "rem.followup",
+            _STAFF,
+            (
+                "随访登记 R12 高血压",
+                "随访记录 F3 电话 血压平稳",
+                "随访结束 F3",
+                "随访待办",
+                "随访帮助",
+                "随访",
+            ),
+            health,
+            refusal="rem.staff.health_only",
+            resident_refusal="rem.staff.health_only",
+            feature="reminders",
+            help=(
+                HelpLine("help.rem.enrol", frozenset({Role.HEALTH}), 10),
+                HelpLine("help.rem.record", frozenset({Role.HEALTH}), 20),
+                HelpLine("help.rem.more", frozenset({Role.HEALTH}), 30),
+            ),
+        )
+    )
+
+
+_register()
