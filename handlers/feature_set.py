@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from handlers import resident_chat
 from handlers.broadcasts.chat import BroadcastFeature
 from handlers.category_question import CategoryQuestion
 from handlers.features import ChatFeature
@@ -16,4 +17,4 @@ from handlers.reminders.chat import ReminderFeature
 
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
-    return (CategoryQuestion(), ReminderFeature(), BroadcastFeature())
+    return (CategoryQuestion(resident_chat.report), ReminderFeature(), BroadcastFeature())

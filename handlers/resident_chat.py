@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, category_question, deadlines, duplicates, emergency, feedback
+from handlers import abuse, binding, cases, category_question, duplicates, emergency, feedback, time_limits
 from handlers.classify import OTHER, Classification
 from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
@@ -271,7 +271,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)
-        deadlines.wait_for_resident(case, turn.now)
+        time_limits.wait_for_resident(case, turn.now)
         await ctx.set_dialog(AWAIT_DUPLICATE, {"case": case.id, "original": original.id})
         ctx.reply(
             render(
@@ -291,7 +291,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         return
     decision = await cases.route_case(turn, case, location)
     if decision.reason == cases.RouteReason.NO_GRID:
-        deadlines.wait_for_resident(case, turn.now)
+        time_limits.wait_for_resident(case, turn.now)
         await ctx.set_dialog(AWAIT_LOCATION, {"case": case.id, "tries": 0})
         ctx.reply(
             render(
@@ -376,7 +376,7 @@ async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:
     for case, problem in opened:
         decision = await cases.route_case(turn, case, problem.location, ack=False)
         if decision.reason == cases.RouteReason.NO_GRID:
-            deadlines.wait_for_resident(case, turn.now)
+            time_limits.wait_for_resident(case, turn.now)
             unplaced.append(case)
     lines = [await cases.ack_line(turn, case) for case, _ in opened if case not in unplaced]
     text = render("report.ack_several", count=len(ids), numbers=numbers_text(ids))
@@ -453,7 +453,7 @@ async def location_reply(ctx: ChatContext) -> bool:
     if location is None and tries < LOCATION_TRIES:
         dialog.data = {**dialog.data, "tries": tries}
         for each in waiting:
-            deadlines.wait_for_resident(each, turn.now)
+            time_limits.wait_for_resident(each, turn.now)
         ctx.reply(render("report.ask_location_again", examples=place_examples(ctx)))
         return True
     await ctx.clear_dialog()
@@ -580,7 +580,7 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
         text=shown(case.text),
     )
     if case.due_at is not None and case.status in {s.value for s in cases.OPEN_STATUSES}:
-        detail += "\n" + render("case.detail_due", due=deadlines.local_time(turn.community, case.due_at))
+        detail += "\n" + render("case.detail_due", due=time_limits.local_time(turn.community, case.due_at))
     if case.resolution_note:
         detail += "\n" + render("case.detail_note", note=shown(case.resolution_note))
     if case.referral:

@@ -9,6 +9,7 @@ import logging
 from sqlalchemy import select
 
 from handlers import binding, cases, corrections, duplicates
+from handlers import stats as stats_module
 from handlers.case_access import case_for_action
 from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
@@ -18,7 +19,7 @@ from handlers.outbox import Button
 from handlers.privacy import mask_text
 from handlers.resident_chat import case_detail, case_line
 from messages import render
-from storage.models import OPEN_STATUSES, Case, CaseStatus, Resident, Role, Staff
+from storage.models import OPEN_STATUSES, Case, CaseStatus, Dialog, Resident, Role, Staff
 
 AWAIT_NOTE = "await_note"
 AWAIT_TRANSFER = "await_transfer"
@@ -182,8 +183,6 @@ async def resolve(ctx: ChatContext, command: Command) -> None:
 
 async def _ask_reporter_to_rate(ctx: ChatContext, case: Case) -> None:
     """Let the reporter answer 1 / 2 without the case number, unless they are mid-way in another question."""
-    from storage.models import Dialog
-
     if case.reporter_external is None:
         return
     key = (case.channel, case.reporter_external)
@@ -399,8 +398,6 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 
 
 async def stats(ctx: ChatContext, _command: Command) -> None:
-    from handlers import stats as stats_module
-
     me = _staff(ctx)
     community = ctx.turn.community
     grids = stats_module.leader_grids(community, me.id) if me.role == Role.LEADER else None

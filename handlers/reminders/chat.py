@@ -35,7 +35,6 @@ from sqlalchemy import select
 
 from handlers import code_guard
 from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
-from handlers.deadlines import local_time
 from handlers.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
@@ -51,6 +50,7 @@ from handlers.reminders.schedule import (
     parse_date,
     resolve,
 )
+from handlers.time_limits import local_time
 from messages import render
 from storage.models import Resident, Role
 from storage.reminder_models import (
