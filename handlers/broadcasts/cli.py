@@ -63,23 +63,22 @@ class _Env:
 
         self.settings = get_settings()
         self.engine: Any = None
+        self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> _Env:
         from bot.app import load_into
         from handlers.community_store import stored_community
-        from storage.database import create_engine, session_factory
-        from storage.migrate import upgrade
+        from storage.migrate import database
 
-        self.engine = create_engine(self.settings.database_url)
-        await upgrade(self.engine)
-        self.sessions = session_factory(self.engine)
+        db = await self._stack.enter_async_context(database(self.settings.database_url))
+        self.engine, self.sessions = db.engine, db.sessions
         async with self.sessions() as session:
             community = await stored_community(session)
         self.community = community or await load_into(self.engine, self.settings.config)
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.engine.dispose()
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.aclose()
 
 
 def _text(args: argparse.Namespace) -> str:

@@ -105,46 +105,38 @@ async def _due(as_of: date | None) -> list[dict[str, Any]]:
     from handlers.community_store import stored_community
     from handlers.context import Services
     from handlers.reminders.jobs import build_messages, due_query
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
     from storage.models import utcnow
     from storage.reminder_models import Reminder
 
     settings = get_settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        sessions = session_factory(engine)
-        async with sessions() as session:
-            community = await stored_community(session) or load_community(settings.config)
-            tz = community.timezone
-            now = utcnow()
-            cutoff = now if as_of is None else datetime.combine(as_of + timedelta(days=1), time(0), tz)
-            ids = (await session.scalars(due_query(cutoff))).all()
-            rows = list(await session.scalars(select(Reminder).where(Reminder.id.in_(ids))))
-            rows.sort(key=lambda r: (r.due_at, r.id))
-            services = Services(sessions=sessions, community=community, channels=frozenset())
-            plan, dropped = await build_messages(session, services, rows, now)
-            recipients = {r.id: len(msgs) for r, msgs in plan}
-            return [
-                {
-                    "id": r.id,
-                    "kind": r.kind,
-                    "due_at": r.due_at.astimezone(tz).isoformat(),
-                    "for_date": r.for_date.isoformat(),
-                    "offset_days": r.offset_days,
-                    "target": f"child:{r.child_id}"
-                    if r.child_id is not None
-                    else f"followup:{r.followup_id}",
-                    "doses": [[str(c), int(n)] for c, n in r.doses],
-                    "recipients": recipients.get(r.id, 0),
-                    "send": r.id in recipients,
-                    "skip_reason": dropped.get(r.id),
-                }
-                for r in rows
-            ]
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions() as session:
+        sessions = db.sessions
+        community = await stored_community(session) or load_community(settings.config)
+        tz = community.timezone
+        now = utcnow()
+        cutoff = now if as_of is None else datetime.combine(as_of + timedelta(days=1), time(0), tz)
+        ids = (await session.scalars(due_query(cutoff))).all()
+        rows = list(await session.scalars(select(Reminder).where(Reminder.id.in_(ids))))
+        rows.sort(key=lambda r: (r.due_at, r.id))
+        services = Services(sessions=sessions, community=community, channels=frozenset())
+        plan, dropped = await build_messages(session, services, rows, now)
+        recipients = {r.id: len(msgs) for r, msgs in plan}
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "due_at": r.due_at.astimezone(tz).isoformat(),
+                "for_date": r.for_date.isoformat(),
+                "offset_days": r.offset_days,
+                "target": f"child:{r.child_id}" if r.child_id is not None else f"followup:{r.followup_id}",
+                "doses": [[str(c), int(n)] for c, n in r.doses],
+                "recipients": recipients.get(r.id, 0),
+                "send": r.id in recipients,
+                "skip_reason": dropped.get(r.id),
+            }
+            for r in rows
+        ]
 
 
 def cmd_reminders(args: argparse.Namespace) -> int:
