@@ -104,6 +104,18 @@ _NEXT = re.compile(r"下次\s*(?P<date>\S+)")
 _FU_ID = re.compile(r"^[#＃Ff]?\s*(\d{1,9})$")
 
 
+@dataclass(frozen=True)
+class _EnrolRequest:
+    """A health staff member's 随访登记, read and checked."""
+
+    patient: Resident
+    recipient: Resident
+    programme: ProgrammeDef
+    written: bool
+    on: date | None
+    interval: int
+
+
 @dataclass
 class ReminderFeature:
     """The ChatFeature (handlers/features.py) of the reminders package."""
@@ -672,47 +684,11 @@ class ReminderFeature:
 
     async def _enrol(self, ctx: ChatContext, rest: str) -> None:
         assert ctx.actor.staff is not None
-        session, today = ctx.turn.session, self._today(ctx)
-        parts = rest.split()
-        if not parts:
-            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
+        session = ctx.turn.session
+        request = await self._enrol_request(ctx, rest)
+        if request is None:
             return
-        patient = await store.find_resident(session, parts[0])
-        if patient is None:
-            ctx.reply(render("rem.staff.unknown_resident", ref=parts[0]))
-            return
-        remainder = " ".join(parts[1:])
-        programme = load_programmes().find(remainder)
-        if programme is None:
-            ctx.reply(render("rem.staff.unknown_programme", programmes=self._programme_words()))
-            return
-        recipient: Resident = patient
-        if fam := _FAMILY.search(remainder):
-            found = await store.find_resident(session, fam.group("ref"))
-            if found is None:
-                ctx.reply(render("rem.staff.unknown_resident", ref=fam.group("ref")))
-                return
-            recipient = found
-            remainder = remainder.replace(fam.group(0), " ")
-        if programme.family_recipient and recipient.id == patient.id:
-            ctx.reply(render("rem.staff.needs_family"))
-            return
-        written = bool(_WRITTEN.search(remainder))
-        if programme.code == Programme.SEVERE_MENTAL and not written:
-            ctx.reply(render("rem.staff.needs_written"))
-            return
-        on = parse_date(remainder, today)
-        if programme.visit_weeks and on is None:
-            ctx.reply(render("rem.staff.needs_anchor"))
-            return
-        interval = programme.routine_interval_days
-        if programme.configurable_interval:
-            interval = self.config.mental_interval_days
-        if every := _EVERY.search(remainder):
-            interval = int(every.group("n"))
-            if not 7 <= interval <= 365:
-                ctx.reply(render("rem.staff.bad_interval"))
-                return
+        patient, recipient, programme = request.patient, request.recipient, request.programme
         existing = await session.scalar(
             select(FollowupEnrolment).where(
                 FollowupEnrolment.resident_id == patient.id,
@@ -727,7 +703,7 @@ class ReminderFeature:
         if recipient.id not in addresses:
             ctx.reply(render("rem.staff.unreachable", ref=f"R{recipient.id}"))
             return
-        if written:
+        if request.written:
             session.add(
                 Consent(
                     resident_id=patient.id,
@@ -742,9 +718,9 @@ class ReminderFeature:
             resident_id=patient.id,
             recipient_id=recipient.id,
             programme=programme.code,
-            interval_days=interval,
-            anchor_date=on if programme.visit_weeks else None,
-            next_due=None if programme.visit_weeks else on,
+            interval_days=request.interval,
+            anchor_date=request.on if programme.visit_weeks else None,
+            next_due=None if programme.visit_weeks else request.on,
             status=EnrolmentStatus.AWAITING_CONSENT,
             enrolled_by=ctx.actor.staff.id,
             created_at=ctx.turn.now,
@@ -771,9 +747,63 @@ class ReminderFeature:
                 programme=programme.name_zh,
                 resident=f"R{patient.id}",
                 recipient=render("rem.staff.recipient_family" if family else "rem.staff.recipient_self"),
-                interval=interval,
+                interval=request.interval,
             )
         )
+
+    async def _enrol_request(self, ctx: ChatContext, rest: str) -> _EnrolRequest | None:
+        """What "随访登记 R12 高血压 …" asks for, or None once the staff member has been told what is
+        wrong with it (in this order: who, which programme, the family member, the terms)."""
+        session = ctx.turn.session
+        parts = rest.split()
+        if not parts:
+            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
+            return None
+        patient = await store.find_resident(session, parts[0])
+        if patient is None:
+            ctx.reply(render("rem.staff.unknown_resident", ref=parts[0]))
+            return None
+        remainder = " ".join(parts[1:])
+        programme = load_programmes().find(remainder)
+        if programme is None:
+            ctx.reply(render("rem.staff.unknown_programme", programmes=self._programme_words()))
+            return None
+        recipient: Resident = patient
+        if fam := _FAMILY.search(remainder):
+            found = await store.find_resident(session, fam.group("ref"))
+            if found is None:
+                ctx.reply(render("rem.staff.unknown_resident", ref=fam.group("ref")))
+                return None
+            recipient = found
+            remainder = remainder.replace(fam.group(0), " ")
+        if programme.family_recipient and recipient.id == patient.id:
+            ctx.reply(render("rem.staff.needs_family"))
+            return None
+        terms = self._enrol_terms(programme, remainder, self._today(ctx))
+        if isinstance(terms, str):
+            ctx.reply(render(terms))
+            return None
+        written, on, interval = terms
+        return _EnrolRequest(patient, recipient, programme, written, on, interval)
+
+    def _enrol_terms(
+        self, programme: ProgrammeDef, remainder: str, today: date
+    ) -> tuple[bool, date | None, int] | str:
+        """(written consent, the date, the interval in days), or the key of what is missing or wrong."""
+        written = bool(_WRITTEN.search(remainder))
+        if programme.code == Programme.SEVERE_MENTAL and not written:
+            return "rem.staff.needs_written"
+        on = parse_date(remainder, today)
+        if programme.visit_weeks and on is None:
+            return "rem.staff.needs_anchor"
+        interval = programme.routine_interval_days
+        if programme.configurable_interval:
+            interval = self.config.mental_interval_days
+        if every := _EVERY.search(remainder):
+            interval = int(every.group("n"))
+            if not 7 <= interval <= 365:
+                return "rem.staff.bad_interval"
+        return written, on, interval
 
     async def _enrolment(self, ctx: ChatContext, ref: str) -> FollowupEnrolment | None:
         m = _FU_ID.match(ref.strip())
