@@ -308,15 +308,11 @@ def _chosen_options(schedule: Schedule, given: Mapping[tuple[str, int], date]) -
     return {g: latest[g][1] if g in latest else schedule.default_option(g) for g in groups}
 
 
-def plan_child(
-    schedule: Schedule,
-    birth: date,
-    given: Iterable[Given],
-    as_of: date,
-    sex: str | None = None,
-) -> list[DoseStatus]:
-    """Every dose of the schedule for this child, ordered by due date."""
-    given_on = {(g.code, g.dose): g.on for g in given}
+def _rules_for(
+    schedule: Schedule, given_on: dict[tuple[str, int], date], birth: date, sex: str | None
+) -> list[DoseRule]:
+    """The rules that apply to this child (those given, and those of its sex and chosen products), by
+    minimum age, then schedule order."""
     chosen = _chosen_options(schedule, given_on)
     rules = [
         r
@@ -326,6 +322,62 @@ def plan_child(
     ]
     order = {r.key: i for i, r in enumerate(schedule.rules)}
     rules.sort(key=lambda r: (r.min_age_date(birth), order[r.key]))
+    return rules
+
+
+def _due_and_floor(
+    rule: DoseRule, birth: date, as_of: date, prev: tuple[date, date] | None
+) -> tuple[date, date]:
+    """The dose's due date and the earliest it may be given, after the previous dose of its series."""
+    base = rule.min_age_date(birth)
+    due = base
+    earliest_floor = max(base, as_of)
+    if prev is not None and rule.min_interval_days is not None:
+        due = max(due, prev[0] + timedelta(days=rule.min_interval_days))
+        earliest_floor = max(earliest_floor, prev[1] + timedelta(days=rule.min_interval_days))
+    elif prev is not None:
+        earliest_floor = max(earliest_floor, prev[1])
+    return due, earliest_floor
+
+
+def _expires(schedule: Schedule, rule: DoseRule, birth: date) -> date:
+    until = rule.catch_up_until_months or schedule.catch_up_max_months
+    return add_months(birth, min(until, schedule.catch_up_max_months))
+
+
+def _overdue_from(due: date, complete_before: date | None) -> date:
+    window_end = add_months(due, DUE_WINDOW_MONTHS)
+    if complete_before is None:
+        return window_end
+    return max(min(window_end, complete_before), due + timedelta(days=1))
+
+
+def _catch_up(status: Status, due: date, complete_before: date | None) -> bool:
+    """A dose given late: overdue, or due only after the age it should be complete by."""
+    if status in (Status.EXPIRED, Status.DONE):
+        return False
+    return status == Status.OVERDUE or (complete_before is not None and due >= complete_before)
+
+
+def _open_status(as_of: date, due: date, overdue_from: date) -> Status:
+    if as_of < due:
+        return Status.UPCOMING
+    if as_of < overdue_from:
+        return Status.DUE
+    return Status.OVERDUE
+
+
+def plan_child(
+    schedule: Schedule,
+    birth: date,
+    given: Iterable[Given],
+    as_of: date,
+    sex: str | None = None,
+) -> list[DoseStatus]:
+    """Every dose of the schedule for this child, ordered by due date."""
+    given_on = {(g.code, g.dose): g.on for g in given}
+    order = {r.key: i for i, r in enumerate(schedule.rules)}
+    rules = _rules_for(schedule, given_on, birth, sex)
     gap = schedule.live_gap_days
     given_live = sorted(on for r in rules if r.live_injectable and (on := given_on.get(r.key)) is not None)
     planned_due: list[date] = []
@@ -335,43 +387,27 @@ def plan_child(
     out: list[DoseStatus] = []
     for rule in rules:
         cb = rule.complete_before(birth)
-        until = rule.catch_up_until_months or schedule.catch_up_max_months
-        expires = add_months(birth, min(until, schedule.catch_up_max_months))
-        base = rule.min_age_date(birth)
-        prev = previous.get(rule.series)
+        expires = _expires(schedule, rule, birth)
         on = given_on.get(rule.key)
-        due = base
-        earliest_floor = max(base, as_of)
-        if prev is not None and rule.min_interval_days is not None:
-            due = max(due, prev[0] + timedelta(days=rule.min_interval_days))
-            earliest_floor = max(earliest_floor, prev[1] + timedelta(days=rule.min_interval_days))
-        elif prev is not None:
-            earliest_floor = max(earliest_floor, prev[1])
+        due, earliest_floor = _due_and_floor(rule, birth, as_of, previous.get(rule.series))
         if rule.live_injectable and on is None:
             due = _live_adjust(due, given_live, planned_due, gap)
-        window_end = add_months(due, DUE_WINDOW_MONTHS)
-        overdue_from = max(min(window_end, cb), due + timedelta(days=1)) if cb else window_end
+        overdue_from = _overdue_from(due, cb)
+        earliest: date | None = None
         if on is not None:
             status = Status.DONE
-            earliest = None
             previous[rule.series] = (on, on)
         elif as_of >= expires:
+            # earliest stays None, no catch-up: the next dose of the series does not wait for this one
             status = Status.EXPIRED
-            earliest = None  # no catch-up: the next dose of the series does not wait for this one
         else:
             earliest = earliest_floor
             if rule.live_injectable:
                 earliest = _live_adjust(earliest, given_live, planned_earliest, gap)
                 planned_due.append(due)
                 planned_earliest.append(earliest)
-            if as_of < due:
-                status = Status.UPCOMING
-            elif as_of < overdue_from:
-                status = Status.DUE
-            else:
-                status = Status.OVERDUE
+            status = _open_status(as_of, due, overdue_from)
             previous[rule.series] = (due, earliest)
-        late = status == Status.OVERDUE or (cb is not None and due >= cb and status != Status.DONE)
         out.append(
             DoseStatus(
                 rule=rule,
@@ -382,7 +418,7 @@ def plan_child(
                 overdue_from=overdue_from,
                 complete_before=cb,
                 expires=expires,
-                catch_up=bool(late and status != Status.EXPIRED),
+                catch_up=_catch_up(status, due, cb),
             )
         )
     out.sort(key=lambda s: (s.due, order[s.rule.key]))
