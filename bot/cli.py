@@ -437,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wechat_cli.register(sub)
     stats_cli.register(sub)
-    reminders_cli.register(sub)
+    reminders_cli.register(sub, get_settings)
     broadcasts_cli.register(sub)
     outbox_cli.register(sub)
 

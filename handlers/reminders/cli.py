@@ -11,8 +11,10 @@ import asyncio
 import json
 import sys
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from messages import render
 
@@ -97,10 +99,16 @@ def cmd_vaccines(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _due(as_of: date | None) -> list[dict[str, Any]]:
+class CliSettings(Protocol):
+    """What the commands read of the app's settings (the composition root, bot/cli.py, hands them in)."""
+
+    database_url: str
+    config: Path | None
+
+
+async def _due(settings: CliSettings, as_of: date | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from bot.settings import get_settings
     from handlers.community import load_community
     from handlers.community_store import stored_community
     from handlers.context import Services
@@ -109,7 +117,6 @@ async def _due(as_of: date | None) -> list[dict[str, Any]]:
     from storage.models import utcnow
     from storage.reminder_models import Reminder
 
-    settings = get_settings()
     async with database(settings.database_url) as db, db.sessions() as session:
         sessions = db.sessions
         community = await stored_community(session) or load_community(settings.config)
@@ -140,7 +147,7 @@ async def _due(as_of: date | None) -> list[dict[str, Any]]:
 
 
 def cmd_reminders(args: argparse.Namespace) -> int:
-    rows = asyncio.run(_due(args.as_of))
+    rows = asyncio.run(_due(args.settings(), args.as_of))
     if args.format == "json":
         for row in rows:
             _print_json(row)
@@ -154,8 +161,9 @@ def cmd_reminders(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add ``vaccines`` and ``reminders`` to the ``outreach-bot`` sub-commands."""
+def register(sub: Any, settings: Callable[[], CliSettings]) -> None:
+    """Add ``vaccines`` and ``reminders`` to the ``outreach-bot`` sub-commands (``settings`` is read
+    when a command runs, not when the parser is built)."""
     vaccines = sub.add_parser(
         "vaccines",
         help="a child's NIP doses with due date and status (done/overdue/due/upcoming; "
@@ -180,4 +188,4 @@ def register(sub: Any) -> None:
     due = action.add_parser("due", help="what the job would send by the end of a day (default: now)")
     due.add_argument("--as-of", type=_date, help="a date, YYYY-MM-DD: everything due by the end of it")
     due.add_argument("--format", choices=("json", "table"), default="json")
-    due.set_defaults(func=cmd_reminders)
+    due.set_defaults(func=cmd_reminders, settings=settings)
