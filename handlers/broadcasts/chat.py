@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from handlers.broadcasts import audience as aud
-from handlers.broadcasts import service
+from handlers.broadcasts import service, wechat_mass
 from handlers.broadcasts.audience import Audience, AudienceError
 from handlers.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
 from handlers.community import Community
@@ -160,8 +160,6 @@ def local_text(when: datetime, tz: Any) -> str:
 async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts) -> str:
     extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
     if broadcast.wechat_mass:
-        from handlers.broadcasts import wechat_mass
-
         extra += await wechat_mass.quota_note(
             ctx.turn.session, Audience.from_json(broadcast.audience), ctx.turn.now
         )
