@@ -239,8 +239,9 @@ class BroadcastFeature:
             return await self._cancel_latest_draft(ctx)
         if command is not None and command.kind in (Cmd.BROADCAST_OK, Cmd.BROADCAST_CANCEL):
             number = command.number if command.number is not None else _number(command.arg)
-            if not COMMANDS.of_kind(command.kind).allows(ctx.actor.role):
-                ctx.reply(render("bc.admin_only"))
+            spec = COMMANDS.of_kind(command.kind)
+            if not spec.allows(ctx.actor.role):
+                ctx.reply(render(spec.refusal or "bc.admin_only"))
                 return True
             if number is None:
                 ctx.reply(render("bc.which"))
