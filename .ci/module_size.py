@@ -18,7 +18,6 @@ OVERSIZE = {
     "handlers/resident_chat.py": 605,
     "handlers/reminders/schedule.py": 575,
     "handlers/classify.py": 559,
-    "handlers/broadcasts/chat.py": 557,
     "bot/cli.py": 528,
     "handlers/stats.py": 512,
 }
