@@ -16,7 +16,6 @@ OVERSIZE = {
     "handlers/cases.py": 619,
     "bot/wechat/callback.py": 615,
     "handlers/resident_chat.py": 605,
-    "handlers/reminders/schedule.py": 575,
     "handlers/classify.py": 559,
     "bot/cli.py": 528,
     "handlers/stats.py": 512,

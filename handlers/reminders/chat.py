@@ -41,16 +41,8 @@ from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
 from handlers.reminders.jobs import date_text, dose_text, station
 from handlers.reminders.programmes import load_programmes
-from handlers.reminders.schedule import (
-    DoseRule,
-    DoseStatus,
-    Schedule,
-    Status,
-    add_months,
-    find_mentions,
-    parse_date,
-    resolve,
-)
+from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
+from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
 from handlers.time_limits import local_time
 from messages import render
 from storage.models import Role

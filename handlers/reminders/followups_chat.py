@@ -21,7 +21,7 @@ from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.jobs import station
 from handlers.reminders.programmes import ProgrammeDef, load_programmes
-from handlers.reminders.schedule import parse_date
+from handlers.reminders.vaccine_words import parse_date
 from messages import render
 from storage.models import Resident
 from storage.reminder_models import Consent, EnrolmentStatus, FollowupEnrolment, FollowupRecord, Programme
