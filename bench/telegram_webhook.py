@@ -141,6 +141,9 @@ async def run(backend: str, reports: int, concurrency: int, tmp: Path) -> None:
         OUTREACH_TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
         OUTREACH_TELEGRAM_WEBHOOK_SECRET=SECRET,
         OUTREACH_LOG_LEVEL="WARNING",
+        # The whole platform's servers, from this one address: not capped like one client.
+        OUTREACH_MAX_CONNECTIONS_PER_CLIENT="100000",
+        OUTREACH_MAX_REQUESTS_PER_CLIENT="100000",
     )
     log = (tmp / "server.log").open("wb")
     process = subprocess.Popen(

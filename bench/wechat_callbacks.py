@@ -187,6 +187,9 @@ async def run(backend: str, n: int, concurrency: int, workers: int, profile: str
                 OUTREACH_WECHAT_AES_KEY=wx.AES_KEY,
                 OUTREACH_WECHAT_COMPAT_MODE="1",  # the bench mixes plaintext and encrypted callbacks
                 OUTREACH_WECHAT_API_URL=fake.url,
+                # The whole platform's servers, from this one address: not capped like one client.
+                OUTREACH_MAX_CONNECTIONS_PER_CLIENT="100000",
+                OUTREACH_MAX_REQUESTS_PER_CLIENT="100000",
             )
             command = [EXE] if EXE else [sys.executable, "-m", "bot.cli"]
             log = (folder / "server.log").open("wb")

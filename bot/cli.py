@@ -146,17 +146,14 @@ def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     from handlers.community import CommunityConfigError
     from handlers.inbound import clean_text
-    from handlers.routing import route
+    from handlers.routing import route_message
 
     try:
         community = _community(args.config)
     except CommunityConfigError as exc:
         return _fail_config(exc, args.config)
     for line in _stdin_lines():
-        text = clean_text(line)
-        result = community.classifier.classify(text)
-        location = community.locator.locate(text) if result.is_report else None
-        decision = route(community, result, location)
+        result, location, decision = route_message(community, clean_text(line))
         _print_json(
             {
                 "text": line,

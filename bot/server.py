@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.app import App, build_app
-from bot.http_guard import uvicorn_options
+from bot.http_guard import guard_app, limits_from, uvicorn_options
 from bot.settings import Settings
 from handlers.outbox import Sender, drain
 from handlers.privacy import mask_log
@@ -271,7 +271,7 @@ def create_asgi() -> ASGIApp:
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     logfilter.install(settings.log_level)  # this worker's uvicorn handlers are configured by now
-    return make_server(settings).asgi()
+    return guard_app(make_server(settings).asgi())
 
 
 def _installed(module: str) -> bool:
@@ -317,7 +317,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> Non
         lifespan="on",
         log_level=settings.log_level.lower(),
         loop="uvloop" if loop_factory() is not None else "asyncio",
-        **uvicorn_options(_access_log(settings)),
+        **uvicorn_options(_access_log(settings), limits_from(settings)),
     )
 
 
@@ -326,12 +326,12 @@ async def serve(settings: Settings, host: str, port: int) -> None:
 
     server = make_server(settings)
     config = uvicorn.Config(
-        server.asgi(),
+        guard_app(server.asgi()),
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
         lifespan="on",
-        **uvicorn_options(_access_log(settings)),
+        **uvicorn_options(_access_log(settings), limits_from(settings)),
     )
     from bot import logfilter
 

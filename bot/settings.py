@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     # How many server processes share the work (set by `serve --workers N`): per-process rate limits
     # are divided by it so that together they stay within a platform's limits.
     serve_workers: int = Field(default=1, ge=1)
+    # HTTP limits per process (bot/http_guard.py). Reverse proxies whose X-Forwarded-For is believed,
+    # comma-separated addresses or networks ("127.0.0.1,10.0.0.0/8"); none by default.
+    trusted_proxies: str = ""
+    max_connections: int = Field(default=500, ge=1)
+    max_connections_per_client: int = Field(default=64, ge=1)
+    max_requests_per_client: int = Field(default=64, ge=1)
 
     # Channels (used by the Telegram and WeChat adapters).
     telegram_token: SecretStr | None = None

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 
 from handlers import time_limits
-from handlers.classify import Classification
+from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.context import Turn
 from handlers.inbound import Inbound
@@ -20,7 +20,7 @@ from handlers.location import LocationMatch
 from handlers.outbox import Button
 from handlers.people import Actor, Address
 from handlers.privacy import mask_text
-from handlers.routing import Route, RouteReason, pick_worker, route
+from handlers.routing import Route, RouteReason, grid_handler, route
 from messages import render
 from storage.models import (
     OPEN_STATUSES,
@@ -605,13 +605,9 @@ async def transfer_to_grid(turn: Turn, case: Case, grid_code: str, by: Staff) ->
     if grid is None:
         return None
     case.grid_code = grid.code
-    target = None
-    if case.category_code:
-        candidates = [w.staff for w in grid.workers]
-        target = pick_worker(
-            turn.community, grid.code, case.category_code, await open_counts(turn, candidates)
-        )
-    target = target or grid.leader
+    counts = await open_counts(turn, [w.staff for w in grid.workers])
+    handler = grid_handler(turn.community, grid.code, case.category_code or OTHER, counts)
+    target = handler[0] if handler is not None else None
     if target is None:
         await send_to_triage(turn, case, "no_staff")
         return grid.code

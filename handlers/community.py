@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from handlers.classify import (
+    OTHER,
     CategoryConfigError,
     CategoryDef,
     Classifier,
@@ -256,7 +257,9 @@ def _semantic_problems(
             problems.append(Problem(f"staff[{i}].id", render("config.duplicate_staff", id=s.id)))
         staff_ids.add(s.id)
 
-    category_codes = {c.code for c in categories if c.enabled}
+    # `other` is no configured category but a worker may still take the reports of no category
+    # in their grid (路灯, 电梯, 漏水 …) instead of the grid leader.
+    category_codes = {c.code for c in categories if c.enabled} | {OTHER}
     grid_codes: set[str] = set()
     building_sets: dict[str, BuildingSet] = {}
     place_owner: dict[str, str] = {}

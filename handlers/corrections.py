@@ -20,7 +20,7 @@ from handlers.context import Turn
 from handlers.features import ChatContext
 from handlers.lifecycle import record
 from handlers.privacy import mask_text
-from handlers.routing import pick_worker
+from handlers.routing import grid_handler
 from handlers.textnorm import fold
 from messages import render
 from storage.classify_models import ExampleSource, LabelledExample
@@ -149,10 +149,10 @@ async def _reroute(ctx: ChatContext, case: Case, by: Staff) -> str:
     turn = ctx.turn
     grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
     target = None
-    if grid is not None and case.category_code != OTHER:
-        candidates = [w.staff for w in grid.workers]
-        counts = await cases.open_counts(turn, candidates)
-        target = pick_worker(turn.community, grid.code, case.category_code or "", counts) or grid.leader
+    if grid is not None and case.category_code is not None:
+        counts = await cases.open_counts(turn, [w.staff for w in grid.workers])
+        handler = grid_handler(turn.community, grid.code, case.category_code, counts)
+        target = handler[0] if handler is not None else None
     if target is None:
         current = turn.community.staff.get(case.assignee_id or "")
         if current is not None:

@@ -1,11 +1,17 @@
 """The daily digest: each worker gets their open and overdue cases, each grid leader their grid's, and
 the admins the staff nobody can reach (a case for them would otherwise wait unseen), at the community's
 ``digest.time``. Once a day per person and account, even with several processes: the
-outbox's unique ``dedup_key`` refuses a second copy."""
+outbox's unique ``dedup_key`` refuses a second copy.
+
+It greets by the community's local hour (the digest goes out at ``digest.time``, or later when the
+server was down then). A case whose card reached the same person within ``RECENT_CARD`` (a new case,
+a transfer, an escalation minutes before the digest) is not listed again in full: those are named on
+one line."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,11 +19,51 @@ from sqlalchemy.exc import IntegrityError
 from handlers import cases
 from handlers.community import Community
 from handlers.context import Services, Turn
-from handlers.people import staff_addresses
+from handlers.people import Address, staff_addresses
 from messages import render
 from storage.models import OPEN_STATUSES, Case, OutboxMessage
 
 LINES = 15
+RECENT_CARD = timedelta(hours=1)  # a card sent this recently is named, not repeated
+# Local hours from which each greeting applies (before the first: the last one of the day before).
+GREETINGS = (
+    (5, "digest.greeting.morning"),
+    (12, "digest.greeting.afternoon"),
+    (18, "digest.greeting.evening"),
+)
+
+
+def greeting(community: Community, now: datetime) -> str:
+    hour = now.astimezone(community.timezone).hour
+    key = GREETINGS[-1][1]
+    for start, name in GREETINGS:
+        if hour >= start:
+            key = name
+    return render(key)
+
+
+async def _lines(turn: Turn, shown: Sequence[Case], addresses: Sequence[Address]) -> str:
+    """The cases in full, except those whose card went to one of these accounts within
+    ``RECENT_CARD`` (a digest aside), which are named on one line."""
+    ids = [c.id for c in shown]
+    recent: set[int] = set()
+    for address in addresses if ids else ():
+        rows = await turn.session.scalars(
+            select(OutboxMessage.case_id).where(
+                OutboxMessage.case_id.in_(ids),  # indexed: the outbox may hold a broadcast's 100,000 rows
+                OutboxMessage.channel == address.channel,
+                OutboxMessage.recipient == address.recipient,
+                OutboxMessage.kind != "digest",
+                OutboxMessage.not_before >= turn.now - RECENT_CARD,  # queued then (created_at is wall time)
+            )
+        )
+        recent |= {n for n in rows if n is not None}
+    lines = [_line(turn, c) for c in shown if c.id not in recent]
+    if recent:
+        numbers = "、".join(f"#{n}" for n in ids if n in recent)
+        minutes = int(RECENT_CARD.total_seconds() // 60)
+        lines.append(render("digest.recent_cards", numbers=numbers, minutes=minutes))
+    return "\n".join(lines)
 
 
 def _line(turn: Turn, case: Case) -> str:
@@ -55,6 +101,7 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
     try:
         async with services.sessions.begin() as session:
             turn = Turn(services, session, now)
+            addresses = await staff_addresses(session, staff_id, services.channels)
             mine = (
                 await session.scalars(
                     select(Case)
@@ -66,7 +113,7 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
             parts: list[str] = []
             if mine:
                 overdue = sum(1 for c in mine if c.due_at is not None and c.due_at <= now)
-                lines = "\n".join(_line(turn, c) for c in mine[:LINES])
+                lines = await _lines(turn, mine[:LINES], addresses)
                 parts.append(render("digest.worker", count=len(mine), overdue=overdue, lines=lines))
             for grid in led:
                 rows = (
@@ -78,7 +125,7 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
                 ).all()
                 if rows:
                     late = [c for c in rows if c.due_at is not None and c.due_at <= now]
-                    lines = "\n".join(_line(turn, c) for c in (late or rows)[:LINES])
+                    lines = await _lines(turn, (late or rows)[:LINES], addresses)
                     parts.append(
                         render(
                             "digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines
@@ -101,7 +148,12 @@ async def _digest_for(services: Services, staff_id: str, now: datetime, day: str
                 return 0
             name = community.staff[staff_id].name
             return await _send(
-                turn, staff_id, render("digest.header", name=name) + "\n" + "\n\n".join(parts), day
+                turn,
+                staff_id,
+                render("digest.header", name=name, greeting=greeting(community, now))
+                + "\n"
+                + "\n\n".join(parts),
+                day,
             )
     except IntegrityError:
         return 0  # another process sent this digest first

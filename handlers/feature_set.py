@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from handlers import resident_chat
 from handlers.broadcasts.chat import BroadcastFeature
+from handlers.case_status import CaseStatusFeature
 from handlers.category_question import CategoryQuestion
 from handlers.features import ChatFeature
 from handlers.reminders.chat import ReminderFeature
@@ -17,4 +18,9 @@ from handlers.reminders.chat import ReminderFeature
 
 def default_features() -> Sequence[ChatFeature]:
     """The features every deployment runs, in order."""
-    return (CategoryQuestion(resident_chat.report), ReminderFeature(), BroadcastFeature())
+    return (
+        CaseStatusFeature(),
+        CategoryQuestion(resident_chat.report),
+        ReminderFeature(),
+        BroadcastFeature(),
+    )

@@ -41,25 +41,67 @@ __all__ = [
 MAX_BUILDING = 9999
 
 # --------------------------------------------------------------------------------------------
-# Numbers. Arabic 1-9999, Chinese 一..九十九 in the 十 form, or digit by digit ("一〇" = 10).
-# 两/几 are deliberately absent: "两栋楼", "好几栋" count buildings, they do not name one.
+# Numbers. Arabic 1-9999; Chinese in the 十/百 form (十四, 二十三, 一百零二, 一百二十) or digit by digit
+# ("一〇" = 10). 两/几 are deliberately absent: "两栋楼", "好几栋" count buildings, they do not name one.
 # --------------------------------------------------------------------------------------------
 
 _CN_DIGIT = {ch: i for i, ch in enumerate("零一二三四五六七八九")} | {"〇": 0}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 _CN_1_9 = "[一二三四五六七八九]"
-_CN_NUM = rf"(?:{_CN_1_9}?十{_CN_1_9}?|[〇零一二三四五六七八九]{{1,3}})"  # 十 form first: greedy
+# Longest forms first: the regex takes the first alternative that matches.
+_CN_NUM = (
+    rf"(?:{_CN_1_9}百(?:零{_CN_1_9}|{_CN_1_9}十{_CN_1_9}?)?"
+    rf"|{_CN_1_9}?十{_CN_1_9}?|[〇零一二三四五六七八九]{{1,3}})"
+)
 _NUM = rf"(?:[0-9]{{1,4}}|{_CN_NUM})"
+
+
+def cn_number(num: str) -> int | None:
+    """The value of a Chinese numeral ("二十三", "一百零二", "十四", "一〇"), None if it is not one
+    whole number. "一百二" (colloquially 120) is None too: a building is never worth a guess."""
+    if all(ch in _CN_DIGIT for ch in num):
+        value = 0
+        for ch in num:
+            value = value * 10 + _CN_DIGIT[ch]
+        return value if num else None
+    total, digit, last_unit, zero = 0, None, 10_000, False
+    for ch in num:
+        if ch in _CN_DIGIT:
+            if digit is not None or (zero and _CN_DIGIT[ch] == 0):
+                return None
+            if _CN_DIGIT[ch] == 0:
+                if last_unit == 10_000 or last_unit == 10:
+                    return None
+                zero = True
+            else:
+                digit = _CN_DIGIT[ch]
+        elif ch in _CN_UNIT:
+            unit = _CN_UNIT[ch]
+            if unit >= last_unit or (zero and unit * 10 >= last_unit):
+                return None
+            if digit is None:
+                if unit != 10 or total:  # "十四" is 14, but "百" alone and "一百十" are no numerals
+                    return None
+                digit = 1
+            total += digit * unit
+            digit, last_unit, zero = None, unit, False
+        else:
+            return None
+    if digit is not None:
+        if last_unit > 10 and not zero:
+            return None  # "一百二": 120 or 102? not said
+        total += digit
+    elif zero:
+        return None
+    return total
 
 
 def _to_int(num: str) -> int:
     if num.isascii():
         return int(num)
-    if "十" in num:
-        tens, _, ones = num.partition("十")
-        return (_CN_DIGIT[tens] if tens else 1) * 10 + (_CN_DIGIT[ones] if ones else 0)
-    value = 0
-    for ch in num:
-        value = value * 10 + _CN_DIGIT[ch]
+    value = cn_number(num)
+    if value is None:  # the regexes only let whole numerals through
+        raise ValueError(num)
     return value
 
 
@@ -233,21 +275,97 @@ _MENTION = re.compile(
 
 
 # Buildings written in pinyin or English, as residents abroad, tenants and voice input do:
-# "3 hao lou", "san hao lou", "5 dong", "building 3", "Bldg. 5", "Block A", "No. 7 building".
-# A letter building must be a capital ("building a fence" is no building A); "buildings" is a count.
-_PINYIN_DIGITS = {
-    "yi": 1, "er": 2, "san": 3, "si": 4, "wu": 5, "liu": 6, "qi": 7, "ba": 8, "jiu": 9, "shi": 10,
+# "3 hao lou", "er shi san hao lou", "5 dong", "building 3", "building twenty-three", "Block A",
+# "No. 7 building", "the twenty-third building". A number is read whole or not at all: "er shi san
+# hao lou" is 23, never the 3 at its end. A letter building must be a capital ("building a fence"
+# is no building A); "buildings" is a count, and so is "one building".
+_PINYIN_NUMERAL = {
+    "yi": "一", "yao": "一", "er": "二", "san": "三", "si": "四", "wu": "五", "liu": "六", "qi": "七",
+    "ba": "八", "jiu": "九", "shi": "十", "bai": "百", "ling": "零", "qian": "千",
 }  # fmt: skip
+# Longest first, so that "bai" is not read as "ba" and "ling" not as "li".
+_PY_TOKEN = "(?:" + "|".join(sorted(_PINYIN_NUMERAL, key=len, reverse=True)) + ")"
+_PY_TOKENS = re.compile(_PY_TOKEN)
+
+
+def _numbered(words: str, first: int, step: int = 1) -> dict[str, int]:
+    return {word: first + step * i for i, word in enumerate(words.split())}
+
+
+# Words after which "shi" is 是, not 十: "zhe shi san hao lou" is "this is building 3".
+_SHI_IS = frozenset(("zhe", "na", "jiu", "bu", "dou", "hai", "ye", "zhen", "dan", "que", "ke", "geng", "hui"))
+_EN_UNITS = _numbered("one two three four five six seven eight nine", 1)
+_EN_TEENS = _numbered("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen", 10)
+_EN_TENS = _numbered("twenty thirty forty fifty sixty seventy eighty ninety", 20, 10)
+_EN_ORDINAL_UNITS = _numbered("first second third fourth fifth sixth seventh eighth ninth", 1)
+_EN_ORDINAL_TEENS = _numbered(
+    "tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth", 10
+)
+_EN_ORDINAL_TENS = {w.replace("y", "ieth"): v for w, v in _EN_TENS.items()}
+_EN_WORD = {
+    **_EN_UNITS, **_EN_TEENS, **_EN_TENS, **_EN_ORDINAL_UNITS, **_EN_ORDINAL_TEENS, **_EN_ORDINAL_TENS,
+}  # fmt: skip
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")"
+
+
+_EN_U, _EN_T, _EN_TY = _alternatives(_EN_UNITS), _alternatives(_EN_TEENS), _alternatives(_EN_TENS)
+_EN_CARDINAL = (
+    rf"(?:{_EN_U}\s+hundred(?:\s+and)?(?:[\s-]+(?:{_EN_TY}(?:[\s-]+{_EN_U})?|{_EN_T}|{_EN_U}))?"
+    rf"|{_EN_TY}(?:[\s-]*{_EN_U})?|{_EN_T}|{_EN_U})"
+)
+_EN_ORDINAL = (
+    rf"(?:(?:{_EN_TY}[\s-]*)?{_alternatives(_EN_ORDINAL_UNITS)}"
+    rf"|{_alternatives(_EN_ORDINAL_TEENS)}|{_alternatives(_EN_ORDINAL_TENS)})"
+)
+
+
+def _en_number(words: str) -> int | None:
+    """English number words as one number: "twenty-three", "one hundred and two", "twenty third"."""
+    total, current = 0, 0
+    for word in re.split(r"[\s-]+", words.lower()):
+        if word == "and" or not word:
+            continue
+        if word == "hundred":
+            current = max(current, 1) * 100
+            total, current = total + current, 0
+        elif word in _EN_WORD:
+            current += _EN_WORD[word]
+        else:
+            return None
+    return total + current
+
+
+def _py_number(words: str, before: str) -> int | None:
+    """Toneless pinyin numerals ("er shi san", "ershisan", "yi bai ling er") as one number; None when
+    they are no whole numeral. ``before`` is the text in front, to tell 是 from 十."""
+    tokens = _PY_TOKENS.findall(words.lower())
+    previous = re.findall(r"[a-z]+", before.lower()[-12:])
+    if tokens and tokens[0] == "shi" and len(tokens) > 1 and previous and previous[-1] in _SHI_IS:
+        tokens = tokens[1:]
+    elif tokens[:2] == ["jiu", "shi"] and len(tokens) > 2:
+        tokens = tokens[2:]  # "jiu shi san hao lou": 就是三号楼 far more often than 93
+    return cn_number("".join(_PINYIN_NUMERAL[t] for t in tokens))
+
+
 _LATIN_MENTION = re.compile(
-    r"""
+    rf"""
     (?<![A-Za-z0-9])
     (?:
-        (?P<py>[0-9]{1,4}|yi|er|san|si|wu|liu|qi|ba|jiu|shi) \s* hao \s* (?:lou|dong|zhuang)
-      | (?P<pyd>[0-9]{1,4}) \s* (?:dong|zhuang) (?![a-z])
-      | (?:building|bldg|blk|block|tower) \.? \s* (?:no\.?\s*|number\s*|\#\s*)?
-        (?: (?P<en>[0-9]{1,4}) | (?-i:(?P<enl>[A-Z])) ) (?![A-Za-z0-9])
-      | (?:no\.?|number|\#) \s* (?P<no>[0-9]{1,4}) \s* (?:building|bldg)\b
-      | (?P<ord>[0-9]{1,4}) (?:st|nd|rd|th) \s+ (?:building|bldg)\b
+        (?: (?P<py>[0-9]{{1,4}}) | (?P<pyw>(?:{_PY_TOKEN}\s*){{1,6}}?) | (?P<enh>{_EN_CARDINAL}) )
+        \s* hao \s* (?:lou|dong|zhuang) (?![a-z])
+      | (?P<pyd>[0-9]{{1,4}}) \s* (?:dong|zhuang) (?![a-z])
+      | (?P<pydl>(?:{_PY_TOKEN}\s*){{1,6}}?) \s* (?:dong|zhuang) \s* lou (?![a-z])  # er shi san dong lou
+      | (?:building|bldg|bld|blk|block|tower) \.? [\s\-]* (?:no\.?\s*|number\s*|\#\s*)?
+        (?: (?P<en>[0-9]{{1,4}}) | (?-i:(?P<enl>[A-Z])) | (?P<enw>{_EN_CARDINAL}) ) (?![A-Za-z0-9])
+        (?!\s*(?:buildings?|floors?|storey|stories|stor(?:e)?ys?)\b)
+      | (?:no\.?|number|\#) \s* (?: (?P<no>[0-9]{{1,4}}) | (?P<now>{_EN_CARDINAL}) )
+        [\s-]* (?:building|bldg)\b
+      | (?P<enb>{_EN_CARDINAL}) [\s-]+ (?:building|bldg)\b(?!s)
+      | (?P<ord>[0-9]{{1,4}}) (?:st|nd|rd|th) \s+ (?:building|bldg)\b
+      | (?P<ordw>{_EN_ORDINAL}) \s+ (?:building|bldg)\b
     )
     """,
     re.VERBOSE | re.IGNORECASE,
@@ -261,15 +379,29 @@ class BuildingMention:
     start: int  # offset in the message
 
 
+def _latin_number(m: re.Match[str], folded: str) -> int | None:
+    if m["pydl"] and _PY_TOKENS.findall(m["pydl"].lower()) == ["yi"]:
+        # "yi dong lou" (一栋楼) counts one building; "di yi dong lou" (第一栋楼) names it
+        return 1 if re.search(r"\bdi\s*$", folded[: m.start()], re.IGNORECASE) else None
+    if m["pyw"] or m["pydl"]:
+        return _py_number(m["pyw"] or m["pydl"], folded[: m.start()])
+    if m["enb"] and _EN_WORD.get(m["enb"].lower()) == 1:
+        return None  # "one building": a count
+    words = m["enw"] or m["now"] or m["enb"] or m["ordw"] or m["enh"]
+    if words:
+        return _en_number(words)
+    number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)
+    return int(number)
+
+
 def _latin_mentions(original: str, folded: str) -> list[BuildingMention]:
     found: list[BuildingMention] = []
     for m in _LATIN_MENTION.finditer(folded):
         if m["enl"]:
             key = m["enl"]
         else:
-            number = next(g for g in (m["py"], m["pyd"], m["en"], m["no"], m["ord"]) if g)
-            n = int(number) if number.isdigit() else _PINYIN_DIGITS[number.lower()]
-            if not 1 <= n <= MAX_BUILDING:
+            n = _latin_number(m, folded)
+            if n is None or not 1 <= n <= MAX_BUILDING:
                 continue
             key = str(n)
         found.append(BuildingMention(key, original[m.start() : m.end()], m.start()))
@@ -326,17 +458,48 @@ class GridArea:
 class PlaceNames:
     groups: tuple[frozenset[str], ...]
     not_alone: frozenset[str]
+    english: tuple[tuple[str, tuple[str, ...]], ...] = ()  # Chinese word → its English names
+
+
+def _english_key(phrase: str) -> str:
+    """How an English place phrase is compared: case and runs of spaces or hyphens do not count."""
+    return " ".join(re.split(r"[\s\-]+", _fold(phrase).casefold().strip()))
 
 
 @cache
 def place_names() -> PlaceNames:
-    raw = yaml.safe_load(
-        resources.files("handlers").joinpath("data", "place_names.yaml").read_text(encoding="utf-8")
-    )
+    text = resources.files("handlers").joinpath("data", "place_names.yaml").read_text(encoding="utf-8")
+    # libyaml where present: the pure-Python parser takes a noticeable part of the CLI's start-up here
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return PlaceNames(
         tuple(frozenset(_fold(w).casefold() for w in group) for group in raw["groups"]),
         frozenset(_fold(w).casefold() for w in raw.get("not_alone") or ()),
+        tuple(
+            (_fold(word).casefold(), tuple(_english_key(p) for p in phrases))
+            for word, phrases in (raw.get("english") or {}).items()
+        ),
     )
+
+
+MAX_SPELLINGS = 8  # readings of a name's polyphonic characters (长: chang or zhang), at most
+
+
+def _pinyin_spellings(name: str) -> list[tuple[str, ...]]:
+    """A Chinese name in toneless pinyin syllables (北门 → ("bei", "men")): the first two readings of
+    each character, at most MAX_SPELLINGS spellings; none if a character has no reading."""
+    from handlers.lexicon import char_readings  # the pinyin table, loaded once a locator is built
+
+    readings = char_readings()
+    options = [readings.get(ch, ())[:2] for ch in name]
+    if not all(options):
+        return []
+    spellings: list[tuple[str, ...]] = [()]
+    for choices in options:
+        spellings = [(*s, c) for s in spellings for c in choices][:MAX_SPELLINGS]
+    return spellings
+
+
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]*)?", re.IGNORECASE)
 
 
 MIN_PART = 2  # a part of a name shorter than this ("门", "路") points at nothing in particular
@@ -377,6 +540,16 @@ class Locator:
         self._areas = tuple(areas)
         self._grid_of_key: dict[str, str | None] = {}
         self._places: dict[str, tuple[str, str]] = {}  # folded, casefolded name → (canonical, grid)
+        self._add_listed_places()
+        self._add_derived_names()
+        self._latin = self._latin_names()
+        self._latin_words = max((len(n.split(" ")) for n in self._latin), default=0)
+        # Longest first: at a given offset the regex takes the first alternative that matches.
+        names = sorted(self._places, key=len, reverse=True)
+        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+
+    def _add_listed_places(self) -> None:
+        """The places and aliases the community file lists, per grid."""
         for area in self._areas:
             for place in area.places:
                 folded = _fold(place).strip().casefold()
@@ -387,7 +560,9 @@ class Locator:
                 folded = _fold(alias).strip().casefold()
                 if folded:
                     self._places.setdefault(folded, (place.strip(), area.code))
-        # Everyday names and parts of names, kept only where they point at a single place.
+
+    def _add_derived_names(self) -> None:
+        """Everyday names and parts of names, kept only where they point at a single place."""
         derived: dict[str, tuple[str, str] | None] = {}
         for folded_place, target in list(self._places.items()):
             if target[0] != folded_place and _fold(target[0]).strip().casefold() != folded_place:
@@ -400,9 +575,52 @@ class Locator:
         for name, found in derived.items():
             if found is not None:
                 self._places.setdefault(name, found)
-        # Longest first: at a given offset the regex takes the first alternative that matches.
-        names = sorted(self._places, key=len, reverse=True)
-        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+
+    def _latin_names(self) -> dict[str, tuple[str, str]]:
+        """Names in Latin letters, looked up word by word (a regex of them all is slow): English names
+        for the places their Chinese word points at (and only where it points at one) ..."""
+        latin: dict[str, tuple[str, str] | None] = {}
+        for word, phrases in place_names().english:
+            target = self._places.get(word) or self._only_place_containing(word)
+            if target is None:
+                continue
+            for phrase in phrases:
+                latin[phrase] = target if latin.get(phrase, target) == target else None
+        # ... and toneless pinyin, syllables apart or together ("bei men", "beimen", "lan qiu chang").
+        # A name of two characters only as the config lists a place: "shi chang" is 市场 but also
+        # 时常, and an alias "wu ye" (物业) is also 午夜.
+        for name, target in self._places.items():
+            if len(name) < 3 and name != _fold(target[0]).strip().casefold():
+                continue
+            for syllables in _pinyin_spellings(name):
+                for spelling in (" ".join(syllables), "".join(syllables)):
+                    latin[spelling] = target if latin.get(spelling, target) == target else None
+        return {name: found for name, found in latin.items() if found is not None}
+
+    def _only_place_containing(self, word: str) -> tuple[str, str] | None:
+        """The one listed place whose name has ``word`` in it ("物业" in "物业办公室"), if only one has."""
+        found = {
+            target
+            for name, target in self._places.items()
+            if word in name and _fold(target[0]).strip().casefold() == name
+        }
+        return found.pop() if len(found) == 1 else None
+
+    def _latin_place(self, folded: str) -> tuple[int, int, tuple[str, str]] | None:
+        """The earliest (then longest) run of words naming a place: (start, end, (canonical, grid)).
+        Words are whole ("park" is not in "parking"); a plural s or es is allowed on the last one."""
+        words = [(m.group().casefold(), m.start(), m.end()) for m in _LATIN_WORD.finditer(folded)]
+        for i in range(len(words)):
+            for n in range(min(self._latin_words, len(words) - i), 0, -1):
+                phrase = " ".join(w for w, _, _ in words[i : i + n])
+                keys = [phrase]
+                if phrase.endswith("s"):
+                    keys += [phrase[:-1], phrase[:-2]] if phrase.endswith("es") else [phrase[:-1]]
+                for key in keys:
+                    found = self._latin.get(key)
+                    if found is not None:
+                        return words[i][1], words[i + n - 1][2], found
+        return None
 
     def grid_for_building(self, key: str) -> str | None:
         if key not in self._grid_of_key:
@@ -416,15 +634,20 @@ class Locator:
         folded = _fold(text)
         mentions = _mentions(text, folded)
         building = next((b for b in mentions if self.grid_for_building(b.key) is not None), None)
-        place = self._place_re.search(folded) if self._place_re else None
-
+        place: tuple[int, int, tuple[str, str]] | None = None
+        if found := self._place_re.search(folded) if self._place_re else None:
+            place = found.start(), found.end(), self._places[found.group().casefold()]
+        if self._latin and _LATIN_WORD.search(folded):
+            latin = self._latin_place(folded)
+            if latin is not None and (place is None or latin[0] < place[0]):
+                place = latin
         if place and (
             building is None
-            or place.start() < building.start
-            or (place.start() == building.start and place.end() - place.start() > len(building.text))
+            or place[0] < building.start
+            or (place[0] == building.start and place[1] - place[0] > len(building.text))
         ):
-            canonical, grid = self._places[place.group().casefold()]
-            return LocationMatch(grid, text[place.start() : place.end()], None, canonical)
+            start, end, (canonical, grid) = place
+            return LocationMatch(grid, text[start:end], None, canonical)
         if building:
             return LocationMatch(self.grid_for_building(building.key), building.text, building.key, None)
         if mentions:

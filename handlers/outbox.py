@@ -43,6 +43,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.privacy import mask_codes
 from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 # Kinds never sent twice: when a crash leaves it unknown whether the platform got one, it is given up
 # as UNCERTAIN (and reported) rather than sent again.
 AT_MOST_ONCE = frozenset({"broadcast"})
+# Kinds whose text holds a secret for its recipient only (a staff invite code): once the row is sent or
+# given up, the stored text keeps the code masked (a new invite is issued if it never arrived).
+SECRET_KINDS = frozenset({"push_only"})
 UNCERTAIN = "uncertain"
 
 
@@ -274,6 +278,8 @@ async def settle(
             # One last try at the end of the budget rather than none after it.
             next_try = min(now + timedelta(seconds=backoff(message.attempts)), give_up_at)
             values = {**_reschedule(next_try, error), "give_up_at": give_up_at}
+    if message.kind in SECRET_KINDS and values["status"] in (OutboxStatus.SENT, OutboxStatus.FAILED):
+        values["text"] = mask_codes(message.text)
     mine = [OutboxMessage.id == message.id]
     if message.claimed_by is not None:  # only the claim that owns the row may settle it
         mine.append(OutboxMessage.claimed_by == message.claimed_by)

@@ -23,7 +23,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from handlers import cases, category_question, emergency, resident_chat, staff_chat
+from handlers import (
+    case_status,
+    cases,
+    category_question,
+    emergency,
+    rating_choice,
+    resident_chat,
+    staff_chat,
+)
 from handlers.classify import OTHER
 from handlers.commands import COMMANDS, Cmd
 from handlers.features import ChatContext, ChatFeature
@@ -48,7 +56,7 @@ ANSWERS: dict[str, frozenset[Cmd]] = {
 }
 REMINDER_ANSWERS = frozenset({Cmd.CANCEL, Cmd.DONT_KNOW})  # "跳过" / "不知道" skip the doses step
 # The category question's own feature tells an answer from a new message (handlers/category_question.py).
-NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING, category_question.STATE})
+NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING, rating_choice.WHICH, category_question.STATE})
 # Questions a report answers: a photo waiting for its description, "same as #N?" (the resident's
 # own flow routes the pending report first, then reads the new one).
 REPORTS_ANSWER = frozenset({R.AWAIT_DESCRIPTION, R.AWAIT_DUPLICATE})
@@ -160,6 +168,8 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
     dialog = ctx.dialog
     if dialog is None or dialog.state in NEVER_INTERRUPTED:
         return False
+    if case_status.is_query(ctx):
+        return False  # answered, then the question is asked again (handlers/case_status.py)
     command = ctx.command
     if command is not None:
         return command.kind not in _answers(dialog.state)  # staff-only words were refused before

@@ -8,7 +8,10 @@ sensitive personal data and must not reach grid workers or message previews).
 - ``mask_health``: the health-condition words listed in ``data/health_words.yaml`` become ``【健康信息】``.
 - ``mask_secrets``: bot tokens, access tokens, signatures, nonces, openids and secrets in URLs and
   query strings, and Telegram bot tokens anywhere (``123456:ABC…``).
-- ``mask_text``: all three, for exports and staff cards; logs use identifiers and secrets.
+- ``mask_codes``: one-time codes (a staff invite, a second guardian's join code) after the words that
+  hand them out or use them ("邀请码：K7M2QX9A", "绑定 K7M2QX9A", "加入 K7M2QX9A", "/start K7M2QX9A").
+- ``mask_text``: all of them, for exports, staff cards and outbox previews; logs use identifiers,
+  secrets and codes.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ _QUERY_SECRET = re.compile(rf"(?i)\b({_SECRET_PARAMS})=([^&\s'\"]+)")
 # Bot API parameters this way at DEBUG).
 _QUOTED_SECRET = re.compile(rf"""(?i)(['"]({_SECRET_PARAMS})['"]\s*:\s*)(?:'[^']*'|"[^"]*"|[^,}}\s]+)""")
 _HEADER_SECRET = re.compile(r"(?i)(x-telegram-bot-api-secret-token['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)")
+_CODE = re.compile(
+    r"(?i)(邀请码|验证码|绑定|加入|/start|/bind|\bcode)([\s:：“\"'=]*)([A-Za-z0-9]{6,32})(?![A-Za-z0-9])"
+)
+CODE_MASK = "********"
 _BOT_PATH = re.compile(r"(/bot)([0-9]{5,12}:[A-Za-z0-9_-]{20,})")
 
 
@@ -77,11 +84,16 @@ def mask_secrets(text: str) -> str:
     return _HEADER_SECRET.sub(lambda m: f"{m.group(1)}***", text)
 
 
+def mask_codes(text: str) -> str:
+    """One-time codes masked where they are handed out or used: 绑定 K7M2QX9A → 绑定 ********."""
+    return _CODE.sub(lambda m: f"{m.group(1)}{m.group(2)}{CODE_MASK}", text)
+
+
 def mask_text(text: str) -> str:
     """Everything masked: what an export or a worker's card may show of a resident's words."""
-    return mask_health(mask_identifiers(mask_secrets(text)))
+    return mask_health(mask_identifiers(mask_codes(mask_secrets(text))))
 
 
 def mask_log(text: str) -> str:
-    """What a log line may show: no secrets, no phone or ID numbers."""
-    return mask_identifiers(mask_secrets(text))
+    """What a log line may show: no secrets, codes, phone or ID numbers."""
+    return mask_identifiers(mask_codes(mask_secrets(text)))

@@ -8,7 +8,17 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
-from handlers import abuse, binding, cases, category_question, duplicates, emergency, feedback, time_limits
+from handlers import (
+    abuse,
+    binding,
+    cases,
+    category_question,
+    duplicates,
+    emergency,
+    feedback,
+    rating_choice,
+    time_limits,
+)
 from handlers.classify import OTHER, Classification
 from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
@@ -105,8 +115,13 @@ async def _query(ctx: ChatContext, command: Command) -> bool:
 
 async def _rate(ctx: ChatContext, command: Command) -> bool:
     dialog = ctx.dialog
-    number = command.number or (dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None)
-    await rate(ctx, number, good=command.kind == Cmd.RATE_GOOD, reason=command.arg)
+    good = command.kind == Cmd.RATE_GOOD
+    if command.number is None:  # several fixed cases waiting: ask which (handlers/rating_choice.py)
+        hint = dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
+        await rating_choice.bare(ctx, rate, good=good, reason=command.arg, hint=hint)
+        return True
+    reason = command.arg or rating_choice.kept_reason(ctx, command.number)
+    await rate(ctx, command.number, good=good, reason=reason)
     return True
 
 
@@ -193,9 +208,13 @@ async def continue_dialog(ctx: ChatContext) -> bool:
     text = _plain(ctx.text)
     if dialog.state == AWAIT_RATING:
         if text in GOOD_REPLIES or text in BAD_REPLIES:
-            await rate(ctx, int(dialog.data["case"]), good=text in GOOD_REPLIES, reason=None)
+            await rating_choice.bare(
+                ctx, rate, good=text in GOOD_REPLIES, reason=None, hint=dialog.data.get("case")
+            )
             return True
         return False
+    if dialog.state == rating_choice.WHICH:
+        return await rating_choice.answer(ctx, rate)
     if dialog.state == AWAIT_REASON:
         await ctx.clear_dialog()
         reason = (ctx.message.text or "").strip() or render("feedback.no_reason")
@@ -514,7 +533,7 @@ async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | No
     if case.status != CaseStatus.RESOLVED or not can_move(case, target):
         ctx.reply(render("feedback.not_resolved", number=case.id, status=render(f"status.{case.status}")))
         return
-    if ctx.dialog is not None and ctx.dialog.state in {AWAIT_RATING, AWAIT_REASON}:
+    if ctx.dialog is not None and ctx.dialog.state in {AWAIT_RATING, AWAIT_REASON, rating_choice.WHICH}:
         await ctx.clear_dialog()
     if good:
         await feedback.confirm(turn, case, rating="good", by=resident.id)

@@ -1,5 +1,9 @@
 """Who handles a report: grid × category → worker; else the grid leader; else the admins' triage queue.
 
+A located report of no known category (``other``: a street light, a lift, a leak) is handled the same
+way: the grid's worker configured for ``other``, else the grid leader (属地管理: the grid owns whatever
+happens in it). Only an unlocated or uncovered one goes to triage.
+
 Pure: the only outside fact it needs is how many open cases each worker has (for load balancing), which
 the caller passes in. The CLI ``route`` command passes none and gets the first listed worker.
 """
@@ -10,7 +14,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handlers.classify import Classification
+from handlers.classify import OTHER, Classification
 from handlers.community import Community
 from handlers.location import LocationMatch
 
@@ -20,7 +24,7 @@ class RouteReason(enum.StrEnum):
     LEADER = "leader"  # no worker for the category in the grid: its leader
     NO_GRID = "no_grid"  # nothing located: ask the resident where it is
     OUTSIDE = "outside"  # a building or place no grid covers: triage
-    UNCLASSIFIED = "unclassified"  # a report of no known category: triage
+    UNCLASSIFIED = "unclassified"  # a report of no known category nobody in the grid takes: triage
     NO_STAFF = "no_staff"  # the grid has neither worker nor leader: triage
     NOT_A_REPORT = "not_a_report"
 
@@ -61,12 +65,29 @@ def route(
         return Route(None, None, RouteReason.NO_GRID, None)
     if grid is None:
         return Route(None, None, RouteReason.OUTSIDE, location)
-    if classification.category == "other":
-        return Route(grid, None, RouteReason.UNCLASSIFIED, location)
-    worker = pick_worker(community, grid, classification.category, open_counts or {})
+    handler = grid_handler(community, grid, classification.category, open_counts or {})
+    if handler is not None:
+        return Route(grid, handler[0], handler[1], location)
+    reason = RouteReason.UNCLASSIFIED if classification.category == OTHER else RouteReason.NO_STAFF
+    return Route(grid, None, reason, location)
+
+
+def grid_handler(
+    community: Community, grid: str, category: str, open_counts: Mapping[str, int]
+) -> tuple[str, RouteReason] | None:
+    """Who in the grid handles the category (``other`` included): its worker for it, else its leader."""
+    worker = pick_worker(community, grid, category, open_counts)
     if worker is not None:
-        return Route(grid, worker, RouteReason.WORKER, location)
+        return worker, RouteReason.WORKER
     leader = community.grids[grid].leader
     if leader is not None:
-        return Route(grid, leader, RouteReason.LEADER, location)
-    return Route(grid, None, RouteReason.NO_STAFF, location)
+        return leader, RouteReason.LEADER
+    return None
+
+
+def route_message(community: Community, text: str) -> tuple[Classification, LocationMatch | None, Route]:
+    """A message as the chat first routes it, with nobody's open cases counted yet: what
+    ``outreach-bot route`` prints and bench/route_accuracy.py scores."""
+    result = community.classifier.classify(text)
+    location = community.locator.locate(text) if result.is_report else None
+    return result, location, route(community, result, location)

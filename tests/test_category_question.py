@@ -100,13 +100,13 @@ async def test_not_a_report_answer_opens_nothing_but_is_remembered(unsure_chat: 
     assert await examples(chat) == [("resident", "12号楼下面一直有怪味", None)]
 
 
-async def test_other_answer_goes_to_triage(unsure_chat: Chat) -> None:
+async def test_other_answer_goes_to_the_grid_leader(unsure_chat: Chat) -> None:
     chat = unsure_chat
     await chat.send("小王", "12号楼下面一直有怪味")
     out = await chat.send("小王", "3")
     (case,) = await cases(chat)
-    assert case.category_code == "other" and case.in_triage
-    assert any("待分拣" in t for t in chat.to(out, "chen"))
+    assert case.category_code == "other" and not case.in_triage and case.assignee_id == "li"
+    assert any("#1" in t for t in chat.to(out, "li"))
 
 
 async def test_a_new_report_while_asked_is_handled_as_a_report(unsure_chat: Chat) -> None:
@@ -196,13 +196,13 @@ async def test_choices_are_telegram_inline_buttons_that_decode_to_the_answer(uns
 
 
 @pytest.mark.parametrize("answer", ["不知道", "不清楚"])
-async def test_not_knowing_the_kind_still_opens_a_case_for_triage(unsure_chat: Chat, answer: str) -> None:
+async def test_not_knowing_the_kind_still_opens_a_case_for_the_grid(unsure_chat: Chat, answer: str) -> None:
     chat = unsure_chat
     await chat.send("小王", "3号楼后面那块地方又脏又臭")
     out = await chat.send("小王", answer)
     (case,) = await cases(chat)
     assert case.category_code == "other" and case.text == "3号楼后面那块地方又脏又臭"
-    assert case.in_triage
+    assert case.assignee_id == "li" and not case.in_triage  # G1's leader: nobody there takes `other`
     assert any("#1" in t for t in chat.to(out, "小王"))
-    assert any("#1" in t for t in chat.to(out, "chen"))
+    assert any("#1" in t for t in chat.to(out, "li"))
     assert await examples(chat) == []  # not knowing is no label for the classifier

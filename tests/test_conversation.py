@@ -114,10 +114,19 @@ async def test_dont_know_sends_to_triage_at_once(chat: Chat) -> None:
     assert chat.to(out, "chen")
 
 
-async def test_unclassified_report_goes_to_admins(chat: Chat) -> None:
+async def test_located_report_of_no_category_goes_to_the_grid_leader(chat: Chat) -> None:
     out = await chat.send("小王", "8号楼的路灯坏了好几天了晚上很黑")
     stored = await case(chat, 1)
-    assert stored.category_code == "other" and stored.in_triage and stored.grid_code == "G2"
+    assert stored.category_code == "other" and not stored.in_triage
+    assert (stored.grid_code, stored.assignee_id) == ("G2", "li")
+    assert any("#1" in t for t in chat.to(out, "li")) and chat.to(out, "chen") == []
+
+
+async def test_unlocated_report_of_no_category_goes_to_admins(chat: Chat) -> None:
+    await chat.send("小王", "路灯坏了好几天了晚上很黑")
+    out = await chat.send("小王", "不知道")
+    stored = await case(chat, 1)
+    assert stored.category_code == "other" and stored.in_triage and stored.grid_code is None
     assert any("待分拣" in t for t in chat.to(out, "chen"))
 
 

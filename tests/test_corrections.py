@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.community import Community, parse_community
+from handlers.community_store import sync_community
+from handlers.context import Services
+from handlers.conversation import Conversation
 from storage.classify_models import LabelledExample
 from storage.models import Case, CaseEvent
-from tests.conftest import Chat
+from tests.conftest import Chat, Clock, RecordingSender
 from tests.test_cli import run
 from tests.test_community import BASE
 
@@ -71,7 +76,16 @@ async def test_category_by_code_and_same_worker_means_no_message_to_the_resident
     assert chat.to(out, "小王") == []
 
 
-async def test_triaged_case_named_by_category_is_dispatched(chat: Chat) -> None:
+async def test_triaged_case_named_by_category_is_dispatched(
+    sessions: async_sessionmaker[AsyncSession], sample: Community, clock: Clock
+) -> None:
+    data = sample.config.model_dump(mode="json", exclude_defaults=True)
+    del data["grids"][1]["leader"]  # G2 without a leader: nobody there takes a report of no category
+    community = parse_community(data)
+    async with sessions.begin() as session:
+        await sync_community(session, community)
+    services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
+    chat = Chat(services, Conversation(services), RecordingSender("console"), clock)
     out = await chat.send("小王", "8号楼的路灯坏了好几天了晚上很黑")
     assert (await case(chat, 1)).in_triage
     out = await chat.send("chen", "改类 1 垃圾")

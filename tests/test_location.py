@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import timeit
-
 import pytest
 
 from handlers.location import (
@@ -154,6 +152,8 @@ def test_normalise_building() -> None:
         ("十栋", "10", "十栋"),
         ("十二栋", "12", "十二栋"),
         ("二十三号楼", "23", "二十三号楼"),
+        ("一百零三号楼", "103", "一百零三号楼"),
+        ("一百二十栋", "120", "一百二十栋"),
         ("九十九幢", "99", "九十九幢"),
         ("二号楼", "2", "二号楼"),
         ("一〇号楼", "10", "一〇号楼"),
@@ -213,7 +213,7 @@ def test_find_buildings_in_order_of_appearance() -> None:
         "3座位",  # seats
         "0号楼",
         "零号楼",
-        "一百零三号楼",  # beyond the Chinese-numeral forms supported; better nothing than 3
+        "一百三号楼",  # 130 or 103? not said: better nothing than a guess, and never 3
         "",
     ],
 )
@@ -289,14 +289,6 @@ def test_locate_without_places() -> None:
 def test_first_grid_wins_when_config_overlaps() -> None:
     both = Locator([GridArea.from_config("G1", ["1-5"]), GridArea.from_config("G2", ["3-8"])])
     assert both.locate("4号楼").grid == "G1"  # type: ignore[union-attr]
-
-
-def test_locate_is_fast(locator: Locator) -> None:
-    text = "您好，3号楼2单元楼道里全是小广告，东门那边也有，麻烦处理一下"
-    assert 25 <= len(text) <= 40
-    runs = 2000
-    per_call = min(timeit.repeat(lambda: locator.locate(text), number=runs, repeat=3)) / runs
-    assert per_call < 50e-6  # measured ~ a few µs; generous bound for slow CI machines
 
 
 def test_building_set_is_hashable_and_normalised() -> None:

@@ -110,7 +110,7 @@ async def test_worker_view_is_masked_and_admin_view_is_full(
 
 
 async def test_admins_triage_card_and_list_are_masked(chat: Chat) -> None:
-    out = await chat.send("小王", f"8号楼路灯坏了 电话{PHONE} 家里有孕妇")  # no category: triage
+    out = await chat.send("小王", f"88号楼路灯坏了 电话{PHONE} 家里有孕妇")  # in no grid: triage
     card = chat.to(out, "chen")
     assert card and "待分拣" in card[0]
     assert MASKED_PHONE in card[0] and PHONE not in card[0] and "孕妇" not in card[0]

@@ -457,6 +457,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(servers: Servers
     told = select(OutboxMessage.status).where(
         OutboxMessage.recipient == str(resident), OutboxMessage.kind == "status"
     )
+
     async def settled() -> bool:  # the row is written pending first: wait for it to be given up
         return await bot.scalar(told) == "failed"
 
@@ -878,3 +879,30 @@ async def test_a_report_while_asked_where_is_its_own_case_and_view_buttons_follo
     view = await bot.received(ZHANG, rf"案件 #{second}\b", after=before)
     shown = {b["callback_data"] for b in view.buttons}
     assert f"v1|accept:{second}" not in shown and f"v1|resolve:{second}" in shown
+
+
+async def test_a_bare_rating_with_two_fixed_cases_asks_which_with_a_button_each(servers: Servers) -> None:
+    bot = await servers.get("polling-sqlite")
+    resident = new_user()
+    numbers = []
+    for text in ("农贸市场门口贴满了小广告", "幸福路边上垃圾堆了好几天没人清"):
+        before = len(bot.fake.sent(resident))
+        await bot.say(resident, text)
+        numbers.append(case_number((await bot.received(resident, "案件编号", after=before)).text))
+    first, second = numbers
+    for number in numbers:  # fixed in this order: the second one last
+        await bot.say(ZHANG, f"完成 {number} 已清理")
+        await bot.received(resident, rf"#{number} 已处理完毕")
+    before = len(bot.fake.sent(resident))
+    await bot.say(resident, "2")
+    asked = await bot.received(resident, "是对哪一个", after=before)
+    assert [b["callback_data"] for b in asked.buttons] == [f"v1|bad:{second}", f"v1|bad:{first}"]
+    statuses = select(Case.status).where(Case.id.in_(numbers)).distinct()
+    assert await bot.scalar(statuses) == "resolved"  # nothing rated by guess
+
+    await bot.answered(await bot.press(resident, f"v1|bad:{first}", asked.result))
+    await bot.received(resident, rf"原因.*#{first}")
+    await bot.say(resident, "还有好多没撕干净")
+    await bot.received(resident, rf"#{first} 已重新交给")
+    assert await bot.scalar(select(Case.status).where(Case.id == first)) == "assigned"
+    assert await bot.scalar(select(Case.status).where(Case.id == second)) == "resolved"
