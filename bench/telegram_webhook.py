@@ -107,6 +107,21 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+async def wait_healthy(
+    client: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes], tmp: Path
+) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get(url)).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit("server did not become healthy")
+        await asyncio.sleep(0.1)
+
+
 async def run(backend: str, reports: int, concurrency: int, tmp: Path) -> None:
     pg_name = None
     if backend == "sqlite":
@@ -139,16 +154,7 @@ async def run(backend: str, reports: int, concurrency: int, tmp: Path) -> None:
     client = httpx.AsyncClient(timeout=120, limits=limits)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"server exited: {(tmp / 'server.log').read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base}/healthz")).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not become healthy")
-            await asyncio.sleep(0.1)
+        await wait_healthy(client, f"{base}/healthz", process, tmp)
 
         # The warm-up reports come from the last buildings, the measured ones from the first.
         def report(user: int, building: int, n: int) -> dict[str, object]:

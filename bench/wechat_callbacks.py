@@ -153,6 +153,20 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+async def wait_healthy(
+    http: httpx.AsyncClient, url: str, server: subprocess.Popen[bytes], folder: Path, deadline: float
+) -> None:
+    while True:
+        try:
+            if (await http.get(url)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit(f"server did not start:\n{(folder / 'server.log').read_text()}")
+        await asyncio.sleep(0.1)
+
+
 async def run(backend: str, n: int, concurrency: int, workers: int, profile: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -191,15 +205,7 @@ async def run(backend: str, n: int, concurrency: int, workers: int, profile: str
             try:
                 async with httpx.AsyncClient(timeout=30, limits=limits) as http:
                     deadline = time.monotonic() + 60
-                    while True:
-                        try:
-                            if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                                break
-                        except httpx.HTTPError:
-                            pass
-                        if time.monotonic() > deadline or server.poll() is not None:
-                            raise SystemExit(f"server did not start:\n{(folder / 'server.log').read_text()}")
-                        await asyncio.sleep(0.1)
+                    await wait_healthy(http, f"http://127.0.0.1:{port}/healthz", server, folder, deadline)
                     # The workers write once, so their customer-service window is open.
                     for worker in ("oZhang0001", "oWang0001"):
                         signed = wx.sign(wx.text(worker, "任务"))

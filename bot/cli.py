@@ -51,16 +51,10 @@ def _stdin_lines() -> Any:
 
 async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
     from handlers.corrections import export_rows, load_corrections
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
 
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with session_factory(engine)() as session:
-            return export_rows(await load_corrections(session, include_residents=include_residents))
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions() as session:
+        return export_rows(await load_corrections(session, include_residents=include_residents))
 
 
 def _classify_corrections(args: argparse.Namespace) -> int:
@@ -180,20 +174,14 @@ def cmd_route(args: argparse.Namespace) -> int:
 async def _config_load(settings: Settings, path: Path) -> int:
     from handlers.community import CommunityConfigError
     from handlers.community_store import sync_community
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
 
     try:
         community = _community(path)
     except CommunityConfigError as exc:
         return _fail_config(exc, path)
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with session_factory(engine).begin() as session:
-            summary = await sync_community(session, community)
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions.begin() as session:
+        summary = await sync_community(session, community)
     print(
         render(
             "cli.config_loaded",
@@ -253,20 +241,14 @@ async def _tickets(settings: Settings, status: str | None, full_text: bool = Fal
     from sqlalchemy import select
 
     from handlers.privacy import mask_text
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
     from storage.models import Case
 
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with session_factory(engine)() as session:
-            query = select(Case).order_by(Case.id)
-            if status:
-                query = query.where(Case.status == status)
-            rows = (await session.scalars(query)).all()
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions() as session:
+        query = select(Case).order_by(Case.id)
+        if status:
+            query = query.where(Case.status == status)
+        rows = (await session.scalars(query)).all()
 
     tz = _community_timezone()
 
@@ -400,20 +382,15 @@ async def _staff_invite(settings: Settings, staff_id: str, days: int) -> int:
     from datetime import timedelta
 
     from handlers.binding import create_invite
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
     from storage.models import utcnow
 
-    engine = create_engine(settings.database_url)
     try:
-        await upgrade(engine)
-        async with session_factory(engine).begin() as session:
+        async with database(settings.database_url) as db, db.sessions.begin() as session:
             code = await create_invite(session, staff_id, utcnow(), timedelta(days=days))
     except KeyError:
         print(render("cli.unknown_staff", id=staff_id), file=sys.stderr)
         return 1
-    finally:
-        await engine.dispose()
     print(render("cli.invite", id=staff_id, code=code, days=days))
     return 0
 
@@ -442,14 +419,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _check_database(settings: Settings) -> None:
     """Reach and migrate the database before the server starts (at head, one query)."""
-    from storage.database import create_engine
-    from storage.migrate import upgrade
+    from storage.migrate import database
 
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wechat_cli.register(sub)
     stats_cli.register(sub)
-    reminders_cli.register(sub)
+    reminders_cli.register(sub, get_settings)
     broadcasts_cli.register(sub)
     outbox_cli.register(sub)
 

@@ -16,15 +16,10 @@ T = TypeVar("T")
 
 async def _with_sessions(work: Callable[[Any], Awaitable[T]]) -> T:
     from bot.settings import get_settings
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
 
-    engine = create_engine(get_settings().database_url)
-    try:
-        await upgrade(engine)
-        return await work(session_factory(engine))
-    finally:
-        await engine.dispose()
+    async with database(get_settings().database_url) as db:
+        return await work(db.sessions)
 
 
 def cmd_failed(args: argparse.Namespace) -> int:

@@ -73,18 +73,12 @@ async def _with_database(work: Callable[[Any, Any], Any]) -> Any:
     from bot.settings import get_settings
     from handlers.community import load_community
     from handlers.community_store import stored_community
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
 
     settings = get_settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with session_factory(engine)() as session:
-            community = await stored_community(session) or load_community(settings.config)
-            return await work(session, community)
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions() as session:
+        community = await stored_community(session) or load_community(settings.config)
+        return await work(session, community)
 
 
 # -- stats ----------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import code_guard
 from handlers.context import Turn
-from handlers.deadlines import local_time
 from handlers.people import Address
+from handlers.time_limits import local_time
 from messages import render
 from storage.models import Staff, StaffIdentity, StaffInvite
 

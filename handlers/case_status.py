@@ -19,7 +19,7 @@ from importlib import resources
 import yaml
 from sqlalchemy import or_, select
 
-from handlers import cases, category_question, deadlines, rating_choice
+from handlers import cases, category_question, rating_choice, time_limits
 from handlers import resident_chat as R
 from handlers.features import ChatContext
 from handlers.textnorm import fold
@@ -172,7 +172,7 @@ async def status_line(ctx: ChatContext, case: Case) -> str:
     else:
         state = render("status.state.closed")
     if status.value in _OPEN and case.due_at is not None:
-        due = deadlines.local_time(turn.community, case.due_at)
+        due = time_limits.local_time(turn.community, case.due_at)
         overdue = case.due_at <= turn.now
         state += render("status.overdue" if overdue else "status.due", due=due)
     return render(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
-from handlers import deadlines
+from handlers import time_limits
 from handlers.classify import OTHER, Classification
 from handlers.commands import Cmd, action
 from handlers.context import Turn
@@ -106,7 +106,7 @@ async def open_case(
         photo=message.photo,
         latitude=message.latitude,
         longitude=message.longitude,
-        urgent=deadlines.is_urgent(text),
+        urgent=time_limits.is_urgent(text),
         reporter_id=actor.resident.id,
         reporter_external=actor.address.recipient,
         channel=actor.address.channel,
@@ -146,7 +146,7 @@ async def route_case(turn: Turn, case: Case, location: LocationMatch | None, *, 
     if decision.reason == RouteReason.NO_GRID:
         return decision
     if decision.assignee is not None:
-        deadlines.start_clock(turn.community, case, turn.now)
+        time_limits.start_clock(turn.community, case, turn.now)
         if not await assign(turn, case, decision.assignee, by=None, reason=decision.reason.value):
             await hand_on_unreachable(turn, case, ack=ack)
             return decision
@@ -198,7 +198,7 @@ async def give_up_waiting(turn: Turn, case: Case) -> None:
 async def ack_line(turn: Turn, case: Case) -> str:
     """One case of a report that named several problems, for the combined acknowledgement."""
     staff = await turn.session.get(Staff, case.assignee_id) if case.assignee_id else None
-    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
+    due = time_limits.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
     category = category_name(turn, case.category_code)
     if staff is None:
         return render("report.ack_line_triage", number=case.id, category=category, due=due)
@@ -218,7 +218,7 @@ async def acknowledge(turn: Turn, case: Case) -> None:
     if to is None:
         return
     staff = await turn.session.get(Staff, case.assignee_id) if case.assignee_id else None
-    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
+    due = time_limits.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
     if case.urgent:
         # The safety message came first: no ordinary "已收到…预计…前" after it, only who has it now.
         who = render("report.urgent_who", role=role_label(staff.role), handler=staff.name) if staff else ""
@@ -252,7 +252,7 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
         at=turn.now,
         note=render(f"triage.reason.{reason}"),
     )
-    deadlines.start_clock(turn.community, case, turn.now)
+    time_limits.start_clock(turn.community, case, turn.now)
     if ack:
         await acknowledge(turn, case)
     grid = turn.community.grids.get(case.grid_code) if case.grid_code else None
@@ -344,7 +344,7 @@ async def assign(
     case.assignee_id = staff.id
     case.in_triage = False
     if case.clock_started_at is None:
-        deadlines.start_clock(turn.community, case, turn.now)
+        time_limits.start_clock(turn.community, case, turn.now)
     record(
         turn.session,
         case,
@@ -356,7 +356,7 @@ async def assign(
         note=note,
         data={"reason": reason, "to": staff.id},
     )
-    due = deadlines.local_time(turn.community, case.due_at) if case.due_at else ""
+    due = time_limits.local_time(turn.community, case.due_at) if case.due_at else ""
     await turn.tell_staff(
         staff.id,
         render(
@@ -467,7 +467,7 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
         note=note,
         data={"photo": photo} if photo else None,
     )
-    deadlines.auto_confirm_at(turn.community, case, turn.now)
+    time_limits.auto_confirm_at(turn.community, case, turn.now)
     to = reporter_address(case)
     if to is not None:
         turn.say(
@@ -519,7 +519,7 @@ async def close(
         note=note,
         data={"duplicate_of": duplicate_of} if duplicate_of else None,
     )
-    deadlines.stop_clock(case)
+    time_limits.stop_clock(case)
     if notify:
         # The staff's words are quoted as the reason, never glued onto the sentence before them.
         shown = render("resident.close_reason", note=note) if note and reason == "invalid" else note or ""
@@ -540,7 +540,7 @@ async def withdraw(turn: Turn, case: Case, resident_id: int) -> None:
         at=turn.now,
         to=CaseStatus.CLOSED,
     )
-    deadlines.stop_clock(case)
+    time_limits.stop_clock(case)
 
 
 async def reopen(
@@ -566,7 +566,7 @@ async def reopen(
     case.resolved_at = None
     case.close_reason = None
     case.resolution_note = None  # the old note is in the event log; shown now it would claim a fix
-    deadlines.start_clock(turn.community, case, turn.now)
+    time_limits.start_clock(turn.community, case, turn.now)
     if assignee is None:
         await send_to_triage(turn, case, "reopened")
         return
@@ -584,7 +584,7 @@ async def reopen(
             reason=mask_text(reason),
             text=mask_text(case.text),
             location=location_label(turn, case),
-            due=deadlines.local_time(turn.community, case.due_at) if case.due_at else "",
+            due=time_limits.local_time(turn.community, case.due_at) if case.due_at else "",
         ),
         case_id=case.id,
         buttons=case_buttons(case),

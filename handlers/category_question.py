@@ -9,7 +9,8 @@ dropped, never the message.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from handlers.classify import OTHER, Classification
@@ -37,10 +38,17 @@ def _digit(reply: str) -> int | None:
     return _CN_DIGITS.get(core)
 
 
+# What opens a case once the resident has chosen: the report path (``resident_chat.report``), which
+# asks the question in the first place, so it is handed in rather than imported.
+Report = Callable[[ChatContext, Classification], Awaitable[None]]
+
+
+@dataclass
 class CategoryQuestion:
     """The chat feature answering the question; ``ask`` (called from the report path) poses it."""
 
-    name = "question"
+    report: Report
+    name: str = "question"
 
     async def handle(self, ctx: ChatContext) -> bool:
         if ctx.actor.resident is None:
@@ -55,21 +63,21 @@ class CategoryQuestion:
             if dialog is None or not pending or str(dialog.data.get("token")) != token or not digit.isdigit():
                 ctx.reply(render("question.expired"))
                 return True
-            return await _answer(ctx, int(digit))
+            return await _answer(self.report, ctx, int(digit))
         if dialog is None or not pending:
             return False
         if command is not None and command.kind == Cmd.DONT_KNOW and OTHER in dialog.data["choices"]:
             # The resident cannot say which kind: the problem still goes to the admins' triage as
             # "other", and no labelled example is kept (not knowing is no label).
-            return await _answer(ctx, dialog.data["choices"].index(OTHER) + 1, labelled=False)
+            return await _answer(self.report, ctx, dialog.data["choices"].index(OTHER) + 1, labelled=False)
         reply = fold(ctx.text).strip().rstrip("。.!！").strip()
         digit_given = _digit(reply)
         if command is None and digit_given is not None:
-            return await _answer(ctx, digit_given)
+            return await _answer(self.report, ctx, digit_given)
         if command is None and reply:
             labels = [_label(ctx, code) for code in dialog.data["choices"]]
             if reply in labels:
-                return await _answer(ctx, labels.index(reply) + 1)
+                return await _answer(self.report, ctx, labels.index(reply) + 1)
         await ctx.clear_dialog()  # not an answer: the resident moved on; read the message as it is
         return False
 
@@ -108,9 +116,7 @@ async def ask(ctx: ChatContext, classification: Classification) -> None:
     )
 
 
-async def _answer(ctx: ChatContext, digit: int, *, labelled: bool = True) -> bool:
-    from handlers import resident_chat  # the report path asks this module: import late
-
+async def _answer(report: Report, ctx: ChatContext, digit: int, *, labelled: bool = True) -> bool:
     dialog = ctx.dialog
     assert dialog is not None and ctx.actor.resident is not None
     choices: list[str] = dialog.data["choices"]
@@ -141,5 +147,5 @@ async def _answer(ctx: ChatContext, digit: int, *, labelled: bool = True) -> boo
     )
     ctx.command = None
     chosen_by_resident = Classification(data["text"], category, (category,), confidence=1.0)
-    await resident_chat.report(ctx, chosen_by_resident)
+    await report(ctx, chosen_by_resident)
     return True

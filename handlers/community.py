@@ -270,84 +270,9 @@ def _semantic_problems(
         grid_codes.add(grid.code)
         if grid.leader is not None and grid.leader not in staff_ids:
             problems.append(Problem(f"{where}.leader", render("config.unknown_staff", id=grid.leader)))
-        seen_workers: set[str] = set()
-        for wi, worker in enumerate(grid.workers):
-            if worker.staff not in staff_ids:
-                problems.append(
-                    Problem(f"{where}.workers[{wi}].staff", render("config.unknown_staff", id=worker.staff))
-                )
-            if worker.staff in seen_workers:
-                problems.append(
-                    Problem(
-                        f"{where}.workers[{wi}].staff", render("config.duplicate_worker", id=worker.staff)
-                    )
-                )
-            seen_workers.add(worker.staff)
-            for ci, code in enumerate(worker.categories):
-                if code not in category_codes:
-                    problems.append(
-                        Problem(
-                            f"{where}.workers[{wi}].categories[{ci}]",
-                            render(
-                                "config.unknown_category", code=code, known="、".join(sorted(category_codes))
-                            ),
-                        )
-                    )
-        specs = [str(b) for b in grid.buildings]
-        try:
-            buildings = parse_buildings(specs)
-        except BuildingSpecError as exc:
-            index = specs.index(exc.spec) if exc.spec in specs else 0
-            problems.append(
-                Problem(f"{where}.buildings[{index}]", render("config.bad_building", spec=exc.spec))
-            )
-            buildings = parse_buildings([])
-        for other_code, other in building_sets.items():
-            shared = buildings.overlaps(other)
-            if shared:
-                problems.append(
-                    Problem(
-                        f"{where}.buildings",
-                        render(
-                            "config.building_in_two_grids",
-                            buildings="、".join(shared),
-                            grid=grid.code,
-                            other=other_code,
-                        ),
-                    )
-                )
-        building_sets[grid.code] = buildings
-        for pi, place in enumerate(grid.places):
-            if place in place_owner:
-                problems.append(
-                    Problem(
-                        f"{where}.places[{pi}]",
-                        render(
-                            "config.place_in_two_grids", place=place, grid=grid.code, other=place_owner[place]
-                        ),
-                    )
-                )
-            place_owner.setdefault(place, grid.code)
-        for place in grid.place_coordinates:
-            if place not in grid.places:
-                problems.append(
-                    Problem(f"{where}.place_coordinates.{place}", render("config.unknown_place", place=place))
-                )
-        for alias, place in grid.place_aliases.items():
-            if place not in grid.places:
-                problems.append(
-                    Problem(f"{where}.place_aliases.{alias}", render("config.unknown_place", place=place))
-                )
-            elif alias in place_owner and place_owner[alias] != grid.code:
-                problems.append(
-                    Problem(
-                        f"{where}.place_aliases.{alias}",
-                        render(
-                            "config.place_in_two_grids", place=alias, grid=grid.code, other=place_owner[alias]
-                        ),
-                    )
-                )
-            place_owner.setdefault(alias, grid.code)
+        problems += _worker_problems(where, grid, staff_ids, category_codes)
+        problems += _building_problems(where, grid, building_sets)
+        problems += _place_problems(where, grid, place_owner)
     known_numbers = emergency_keys()
     for key in cfg.emergency:
         if key not in known_numbers:
@@ -358,6 +283,98 @@ def _semantic_problems(
                 )
             )
     return problems, building_sets
+
+
+def _worker_problems(
+    where: str, grid: GridConfig, staff_ids: set[str], category_codes: set[str]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_workers: set[str] = set()
+    for wi, worker in enumerate(grid.workers):
+        if worker.staff not in staff_ids:
+            problems.append(
+                Problem(f"{where}.workers[{wi}].staff", render("config.unknown_staff", id=worker.staff))
+            )
+        if worker.staff in seen_workers:
+            problems.append(
+                Problem(f"{where}.workers[{wi}].staff", render("config.duplicate_worker", id=worker.staff))
+            )
+        seen_workers.add(worker.staff)
+        for ci, code in enumerate(worker.categories):
+            if code not in category_codes:
+                problems.append(
+                    Problem(
+                        f"{where}.workers[{wi}].categories[{ci}]",
+                        render("config.unknown_category", code=code, known="、".join(sorted(category_codes))),
+                    )
+                )
+    return problems
+
+
+def _building_problems(where: str, grid: GridConfig, building_sets: dict[str, BuildingSet]) -> list[Problem]:
+    """The grid's buildings (added to ``building_sets``): each spec readable, none in two grids."""
+    problems: list[Problem] = []
+    specs = [str(b) for b in grid.buildings]
+    try:
+        buildings = parse_buildings(specs)
+    except BuildingSpecError as exc:
+        index = specs.index(exc.spec) if exc.spec in specs else 0
+        problems.append(Problem(f"{where}.buildings[{index}]", render("config.bad_building", spec=exc.spec)))
+        buildings = parse_buildings([])
+    for other_code, other in building_sets.items():
+        shared = buildings.overlaps(other)
+        if shared:
+            problems.append(
+                Problem(
+                    f"{where}.buildings",
+                    render(
+                        "config.building_in_two_grids",
+                        buildings="、".join(shared),
+                        grid=grid.code,
+                        other=other_code,
+                    ),
+                )
+            )
+    building_sets[grid.code] = buildings
+    return problems
+
+
+def _place_problems(where: str, grid: GridConfig, place_owner: dict[str, str]) -> list[Problem]:
+    """The grid's places and their aliases (added to ``place_owner``): none in two grids, no
+    coordinates or alias for a place the grid does not list."""
+    problems: list[Problem] = []
+    for pi, place in enumerate(grid.places):
+        if place in place_owner:
+            problems.append(
+                Problem(
+                    f"{where}.places[{pi}]",
+                    render(
+                        "config.place_in_two_grids", place=place, grid=grid.code, other=place_owner[place]
+                    ),
+                )
+            )
+        place_owner.setdefault(place, grid.code)
+    for place in grid.place_coordinates:
+        if place not in grid.places:
+            problems.append(
+                Problem(f"{where}.place_coordinates.{place}", render("config.unknown_place", place=place))
+            )
+    for alias, place in grid.place_aliases.items():
+        if place not in grid.places:
+            problems.append(
+                Problem(f"{where}.place_aliases.{alias}", render("config.unknown_place", place=place))
+            )
+        elif alias in place_owner and place_owner[alias] != grid.code:
+            problems.append(
+                Problem(
+                    f"{where}.place_aliases.{alias}",
+                    render(
+                        "config.place_in_two_grids", place=alias, grid=grid.code, other=place_owner[alias]
+                    ),
+                )
+            )
+        place_owner.setdefault(alias, grid.code)
+    return problems
 
 
 def parse_community(data: Any) -> Community:

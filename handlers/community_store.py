@@ -45,6 +45,16 @@ def _config_identities(community: Community) -> list[tuple[str, str, str]]:
 
 async def sync_community(session: AsyncSession, community: Community) -> SyncSummary:
     cfg = community.config
+    await _sync_row(session, community)
+    gone_staff = await _sync_staff(session, community)
+    await _sync_identities(session, community)
+    gone_grids = await _sync_grids(session, community)
+    await _sync_categories(session, community)
+    return SyncSummary(len(cfg.grids), len(cfg.staff), len(community.categories), gone_staff, gone_grids)
+
+
+async def _sync_row(session: AsyncSession, community: Community) -> None:
+    cfg = community.config
     row = await session.get(CommunityRow, COMMUNITY_ROW)
     if row is None:
         row = CommunityRow(id=COMMUNITY_ROW)
@@ -54,6 +64,10 @@ async def sync_community(session: AsyncSession, community: Community) -> SyncSum
     row.source = cfg.model_dump(mode="json")
     row.loaded_at = utcnow()
 
+
+async def _sync_staff(session: AsyncSession, community: Community) -> tuple[str, ...]:
+    """Staff in the file become active; those who left it, inactive (returned)."""
+    cfg = community.config
     staff_ids = {s.id for s in cfg.staff}
     existing_staff = {s.id: s for s in await session.scalars(select(Staff))}
     for s in cfg.staff:
@@ -64,8 +78,11 @@ async def sync_community(session: AsyncSession, community: Community) -> SyncSum
     for staff_id in gone_staff:
         existing_staff[staff_id].active = False
     await session.flush()
+    return gone_staff
 
-    # Accounts named in the file are replaced; accounts bound by invite code stay.
+
+async def _sync_identities(session: AsyncSession, community: Community) -> None:
+    """Accounts named in the file are replaced; accounts bound by invite code stay."""
     await session.execute(delete(StaffIdentity).where(StaffIdentity.source == "config"))
     await session.flush()
     for channel, external, staff_id in _config_identities(community):
@@ -77,6 +94,10 @@ async def sync_community(session: AsyncSession, community: Community) -> SyncSum
         else:
             bound.staff_id, bound.source = staff_id, "config"
 
+
+async def _sync_grids(session: AsyncSession, community: Community) -> tuple[str, ...]:
+    """Grids and their workers as in the file; grids that left it become inactive (returned)."""
+    cfg = community.config
     grid_codes = {g.code for g in cfg.grids}
     existing_grids = {g.code: g for g in await session.scalars(select(Grid))}
     for g in cfg.grids:
@@ -96,7 +117,10 @@ async def sync_community(session: AsyncSession, community: Community) -> SyncSum
                     grid_code=g.code, staff_id=w.staff, categories=list(w.categories), position=position
                 )
             )
+    return gone_grids
 
+
+async def _sync_categories(session: AsyncSession, community: Community) -> None:
     existing_categories = {c.code: c for c in await session.scalars(select(Category))}
     for c in community.categories:
         category = existing_categories.get(c.code) or Category(code=c.code)
@@ -106,7 +130,6 @@ async def sync_community(session: AsyncSession, community: Community) -> SyncSum
         if code not in {c.code for c in community.categories}:
             category.enabled = False
     await session.flush()
-    return SyncSummary(len(cfg.grids), len(cfg.staff), len(community.categories), gone_staff, gone_grids)
 
 
 async def stored_community(session: AsyncSession) -> Community | None:

@@ -5,7 +5,7 @@ calls ``Conversation.handle`` (or ``act`` for a button press); then it delivers 
 for it. The whole turn is one transaction, so a report and its acknowledgement are stored together or
 not at all, and a redelivered message (same platform message id) is recognised and does nothing.
 Residents' and staff's flows live in ``resident_chat`` and ``staff_chat``; other features plug in
-through ``handlers.features``.
+through ``handlers.features`` (the list: ``handlers.feature_set``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from handlers import pending, resident_chat, staff_chat
 from handlers.commands import Command, parse_action, parse_command
 from handlers.context import Services, Turn
-from handlers.features import ChatContext, ChatFeature, default_features
+from handlers.feature_set import default_features
+from handlers.features import ChatContext, ChatFeature
 from handlers.inbound import MAX_TEXT, Inbound, normalise, problem_with
 from handlers.people import Actor, Address, identify
 from messages import render
@@ -150,7 +151,7 @@ class Conversation:
             command = parse_command(message.text) if message.text else None
         dialog = await turn.session.get(Dialog, (message.channel, message.sender))
         ctx = ChatContext(turn, actor, message, command, dialog, row)
-        if pending.staff_only(ctx, self.features):
+        if pending.staff_only(ctx):
             # Refused before any pending question can take it as an answer; the question stays.
             turn.say(actor.address, render("chat.staff_only"))
             return

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import cases
+from handlers.case_access import case_for_action
 from handlers.classify import OTHER
 from handlers.commands import Command
 from handlers.context import Turn
@@ -23,7 +24,7 @@ from handlers.routing import grid_handler
 from handlers.textnorm import fold
 from messages import render
 from storage.classify_models import ExampleSource, LabelledExample
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseEvent, Role, Staff
+from storage.models import OPEN_STATUSES, ActorType, Case, CaseEvent, Staff
 
 CORRECTION_SLICE = "correction"
 ANSWER_SLICE = "answer"  # a resident's own answer to "which kind of problem?"
@@ -87,14 +88,9 @@ async def _urgent_kind(session: AsyncSession, case: Case) -> str | None:
 
 
 async def reclassify(ctx: ChatContext, command: Command) -> None:
-    from handlers.staff_chat import case_for_action  # staff_chat lists this command: import late
-
     turn = ctx.turn
     staff = ctx.actor.staff
     assert staff is not None
-    if staff.role not in {Role.LEADER, Role.ADMIN}:
-        ctx.reply(render("staff.admin_only"))
-        return
     if command.number is None or not command.arg:
         ctx.reply(render("correction.usage", known=_known(turn)))
         return

@@ -9,72 +9,22 @@ location or a duplicate answer that never came) and resolved cases nobody rated.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from sqlalchemy import select
 
-from handlers.classify import urgent_words
-from handlers.community import Community
+from handlers import cases, feedback
 from handlers.context import Services, Turn
 from handlers.lifecycle import record
+from handlers.time_limits import DEFAULT_LIMIT_HOURS, local_time, rung_time, stop_clock
 from messages import render
 from storage.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 
-DEFAULT_LIMIT_HOURS = 8.0
-RUNGS = (0.5, 1.0, 3.0)  # fractions of the limit: warn the worker, tell the leader, tell the admins
-WAIT_FOR_RESIDENT = timedelta(minutes=30)  # then an unanswered question goes to triage
+# The clock itself (limits, rungs, local times) is handlers/time_limits.py; re-exported for callers.
+__all__ = ["DEFAULT_LIMIT_HOURS", "SCAN_BATCH", "local_time", "scan"]
 SCAN_BATCH = 500
-
-
-def is_urgent(text: str) -> bool:
-    return any(word in text for word in urgent_words())
-
-
-def limit_for(community: Community, case: Case) -> float:
-    limit = community.category_limits.get(case.category_code or "", DEFAULT_LIMIT_HOURS)
-    return limit * (community.config.limits.urgent_factor if case.urgent else 1.0)
-
-
-def start_clock(community: Community, case: Case, start: datetime) -> None:
-    """(Re)start the time limit from ``start``: dispatch, triage or reopening."""
-    limit = limit_for(community, case)
-    calendar = community.calendar
-    case.time_limit_hours = limit
-    case.clock_started_at = start
-    case.due_at = calendar.add(start, limit)
-    case.alarm_stage = 0
-    case.next_alarm_at = calendar.add(start, limit * RUNGS[0])
-
-
-def rung_time(community: Community, case: Case, stage: int) -> datetime | None:
-    if stage >= len(RUNGS) or case.clock_started_at is None or case.time_limit_hours is None:
-        return None
-    return community.calendar.add(case.clock_started_at, case.time_limit_hours * RUNGS[stage])
-
-
-def stop_clock(case: Case) -> None:
-    case.next_alarm_at = None
-
-
-def wait_for_resident(case: Case, now: datetime) -> None:
-    case.next_alarm_at = now + WAIT_FOR_RESIDENT
-
-
-def auto_confirm_at(community: Community, case: Case, now: datetime) -> None:
-    case.next_alarm_at = now + timedelta(days=community.config.limits.auto_confirm_days)
-
-
-def local_time(community: Community, moment: datetime) -> str:
-    local = moment.astimezone(community.timezone)
-    return render(
-        "time.local", month=f"{local.month:02d}", day=f"{local.day:02d}", clock=local.strftime("%H:%M")
-    )
 
 
 async def _ring(turn: Turn, case: Case) -> None:
     """Send the case's next rung and move it up the ladder."""
-    from handlers import cases
-
     community = turn.community
     stage = case.alarm_stage + 1
     due = local_time(community, case.due_at) if case.due_at else ""
@@ -130,8 +80,6 @@ async def _ring(turn: Turn, case: Case) -> None:
 
 
 async def _wake(turn: Turn, case: Case) -> None:
-    from handlers import cases, feedback
-
     status = CaseStatus(case.status)
     if status == CaseStatus.NEW and not case.in_triage and case.assignee_id is None:
         await cases.give_up_waiting(turn, case)  # the resident never answered our question

@@ -1,14 +1,14 @@
 """Chat features beyond reporting (reminders, broadcasts, staff binding …) plug into the conversation
 here, so each lives in its own module and the core stays small.
 
-A feature sees every message first, in the order listed (like python-telegram-bot handler groups),
+A feature sees every message first, in the order ``handlers.feature_set`` lists them (like
+python-telegram-bot handler groups),
 after bad input has been answered and before the built-in report and case commands. It returns True
 when it handled the message. Dialog states a feature sets are prefixed with its name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,13 +62,3 @@ class ChatFeature(Protocol):
     name: str
 
     async def handle(self, ctx: ChatContext) -> bool: ...
-
-
-def default_features() -> Sequence[ChatFeature]:
-    """The features every deployment runs, in order."""
-    from handlers.broadcasts.chat import BroadcastFeature
-    from handlers.case_status import CaseStatusFeature
-    from handlers.category_question import CategoryQuestion
-    from handlers.reminders.chat import ReminderFeature
-
-    return (CaseStatusFeature(), CategoryQuestion(), ReminderFeature(), BroadcastFeature())

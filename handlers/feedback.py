@@ -4,7 +4,7 @@ the community's ``limits.auto_confirm_days``."""
 
 from __future__ import annotations
 
-from handlers import cases, deadlines
+from handlers import cases, time_limits
 from handlers.context import Turn
 from handlers.lifecycle import record
 from messages import render
@@ -25,7 +25,7 @@ async def confirm(turn: Turn, case: Case, *, rating: str | None, by: int | None)
         to=CaseStatus.CONFIRMED,
         data={"rating": rating} if rating else None,
     )
-    deadlines.stop_clock(case)
+    time_limits.stop_clock(case)
     if by is not None and case.assignee_id:
         await turn.tell_staff(case.assignee_id, render("staff.rated_good", number=case.id), case_id=case.id)
 

@@ -540,6 +540,16 @@ class Locator:
         self._areas = tuple(areas)
         self._grid_of_key: dict[str, str | None] = {}
         self._places: dict[str, tuple[str, str]] = {}  # folded, casefolded name → (canonical, grid)
+        self._add_listed_places()
+        self._add_derived_names()
+        self._latin = self._latin_names()
+        self._latin_words = max((len(n.split(" ")) for n in self._latin), default=0)
+        # Longest first: at a given offset the regex takes the first alternative that matches.
+        names = sorted(self._places, key=len, reverse=True)
+        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+
+    def _add_listed_places(self) -> None:
+        """The places and aliases the community file lists, per grid."""
         for area in self._areas:
             for place in area.places:
                 folded = _fold(place).strip().casefold()
@@ -550,7 +560,9 @@ class Locator:
                 folded = _fold(alias).strip().casefold()
                 if folded:
                     self._places.setdefault(folded, (place.strip(), area.code))
-        # Everyday names and parts of names, kept only where they point at a single place.
+
+    def _add_derived_names(self) -> None:
+        """Everyday names and parts of names, kept only where they point at a single place."""
         derived: dict[str, tuple[str, str] | None] = {}
         for folded_place, target in list(self._places.items()):
             if target[0] != folded_place and _fold(target[0]).strip().casefold() != folded_place:
@@ -563,8 +575,10 @@ class Locator:
         for name, found in derived.items():
             if found is not None:
                 self._places.setdefault(name, found)
-        # Names in Latin letters, looked up word by word (a regex of them all is slow): English names
-        # for the places their Chinese word points at (and only where it points at one) ...
+
+    def _latin_names(self) -> dict[str, tuple[str, str]]:
+        """Names in Latin letters, looked up word by word (a regex of them all is slow): English names
+        for the places their Chinese word points at (and only where it points at one) ..."""
         latin: dict[str, tuple[str, str] | None] = {}
         for word, phrases in place_names().english:
             target = self._places.get(word) or self._only_place_containing(word)
@@ -581,11 +595,7 @@ class Locator:
             for syllables in _pinyin_spellings(name):
                 for spelling in (" ".join(syllables), "".join(syllables)):
                     latin[spelling] = target if latin.get(spelling, target) == target else None
-        self._latin = {name: found for name, found in latin.items() if found is not None}
-        self._latin_words = max((len(n.split(" ")) for n in self._latin), default=0)
-        # Longest first: at a given offset the regex takes the first alternative that matches.
-        names = sorted(self._places, key=len, reverse=True)
-        self._place_re = re.compile("|".join(map(re.escape, names)), re.IGNORECASE) if names else None
+        return {name: found for name, found in latin.items() if found is not None}
 
     def _only_place_containing(self, word: str) -> tuple[str, str] | None:
         """The one listed place whose name has ``word`` in it ("物业" in "物业办公室"), if only one has."""

@@ -33,7 +33,7 @@ from handlers import (
     staff_chat,
 )
 from handlers.classify import OTHER
-from handlers.commands import Cmd
+from handlers.commands import COMMANDS, Cmd
 from handlers.features import ChatContext, ChatFeature
 from handlers.inbound import match_form
 from handlers.textnorm import fold
@@ -154,17 +154,13 @@ def _feature_claims(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
     return False
 
 
-def staff_only(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
-    """A resident typing a staff command (core or a feature's, ``staff_only`` being optional)."""
+def staff_only(ctx: ChatContext) -> bool:
+    """A resident typing a staff command, the core's or a feature's (the command registry says which)."""
     if ctx.actor.is_staff:
         return False
-    if ctx.command is not None and ctx.command.kind not in R.RESIDENT_COMMANDS:
+    if ctx.command is not None and not COMMANDS.of_kind(ctx.command.kind).allows(None):
         return True
-    for feature in features:
-        check = getattr(feature, "staff_only", None)
-        if check is not None and check(ctx):
-            return True
-    return False
+    return COMMANDS.resident_may_not(ctx.text.strip())
 
 
 async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:

@@ -6,6 +6,8 @@ reply names it. With one case waiting, that one is rated at once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import select
 
 from handlers import cases
@@ -33,14 +35,16 @@ async def waiting(ctx: ChatContext) -> list[Case]:
     return list(rows)
 
 
-async def bare(ctx: ChatContext, *, good: bool, reason: str | None, hint: object = None) -> None:
-    """A verdict with no case number; ``hint`` is the case the pending rating question was about."""
-    from handlers import resident_chat  # it calls this module: import late
+# The resident flow's rating (``resident_chat.rate``), which calls this module: handed in, not imported.
+Rate = Callable[..., Awaitable[None]]
 
+
+async def bare(ctx: ChatContext, rate: Rate, *, good: bool, reason: str | None, hint: object = None) -> None:
+    """A verdict with no case number; ``hint`` is the case the pending rating question was about."""
     found = await waiting(ctx)
     if len(found) < 2:
         number = found[0].id if found else hint
-        await resident_chat.rate(ctx, number, good=good, reason=reason)
+        await rate(ctx, number, good=good, reason=reason)
         return
     data = {"good": good, "reason": reason, "cases": [c.id for c in found]}
     await ctx.set_dialog(WHICH, data)
@@ -87,11 +91,9 @@ def _chosen(reply: str, numbers: list[int]) -> int | None:
     return numbers[digit - 1] if 1 <= digit <= len(numbers) else None
 
 
-async def answer(ctx: ChatContext) -> bool:
+async def answer(ctx: ChatContext, rate: Rate) -> bool:
     """The reply to "which case?"; False when the message is something else (then it is read on its
     own and the question is dropped: the cases stay waiting, to be rated with their number)."""
-    from handlers import resident_chat
-
     dialog = ctx.dialog
     assert dialog is not None
     data = dict(dialog.data or {})
@@ -101,7 +103,7 @@ async def answer(ctx: ChatContext) -> bool:
     if number is None:
         return False
     reason = data.get("reason")
-    await resident_chat.rate(
+    await rate(
         ctx, number, good=bool(data.get("good")), reason=reason if isinstance(reason, str) else None
     )
     return True

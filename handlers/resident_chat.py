@@ -13,14 +13,14 @@ from handlers import (
     binding,
     cases,
     category_question,
-    deadlines,
     duplicates,
     emergency,
     feedback,
     rating_choice,
+    time_limits,
 )
 from handlers.classify import OTHER, Classification
-from handlers.commands import Cmd, action
+from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.geo import nearest_place
 from handlers.lifecycle import can_move, record
@@ -41,23 +41,6 @@ GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满�
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})
 YES_REPLIES = frozenset({"1", "是", "是的", "对", "关注", "跟进", "好"})
 NO_REPLIES = frozenset({"2", "不是", "否", "新报", "不一样"})
-# The commands a resident may use; every other command word is staff's and gets "staff only".
-RESIDENT_COMMANDS = frozenset(
-    {
-        Cmd.START,
-        Cmd.HELP,
-        Cmd.CANCEL,
-        Cmd.BIND,
-        Cmd.MY_CASES,
-        Cmd.QUERY,
-        Cmd.RATE_GOOD,
-        Cmd.RATE_BAD,
-        Cmd.FOLLOW,
-        Cmd.NEW_REPORT,
-        Cmd.DONT_KNOW,
-        Cmd.CHOOSE,
-    }
-)
 # Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
 _CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
 # "住址 3号楼", "我住5栋", "我家在A座": where the resident lives (their notices go by its grid).
@@ -79,51 +62,74 @@ async def handle(ctx: ChatContext) -> None:
     if resident.blocked:
         ctx.reply(render("chat.received"))  # stored, not routed, and nothing to argue with
         return
-    kind = command.kind if command else None
-    if kind is not None and kind not in RESIDENT_COMMANDS:
+    spec = COMMANDS.of_kind(command.kind) if command is not None else None
+    if spec is not None and not spec.allows(None):
         ctx.reply(render("chat.staff_only"))  # any pending question stays as it was
         return
-    if kind == Cmd.START and command and command.arg:
-        await bind(ctx, command.arg)
-        return
-    if kind in {Cmd.START, Cmd.HELP}:
-        await ctx.clear_dialog()
-        ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
-        return
-    if kind == Cmd.BIND and command:
-        await bind(ctx, command.arg or "")
-        return
-    if kind == Cmd.CANCEL:
-        await cancel(ctx)
-        return
-    if kind == Cmd.MY_CASES:
-        await list_own_cases(ctx)
-        return
-    if kind == Cmd.QUERY:
-        await show_own_case(ctx, command.number if command else None)
-        return
-    if kind in {Cmd.RATE_GOOD, Cmd.RATE_BAD}:
-        assert command is not None
-        good = kind == Cmd.RATE_GOOD
-        if command.number is None:  # several fixed cases waiting: ask which (handlers/rating_choice.py)
-            hint = dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
-            await rating_choice.bare(ctx, good=good, reason=command.arg, hint=hint)
-            return
-        reason = command.arg or rating_choice.kept_reason(ctx, command.number)
-        await rate(ctx, command.number, good=good, reason=reason)
-        return
-    if kind in {Cmd.FOLLOW, Cmd.NEW_REPORT} and dialog is not None and dialog.state == AWAIT_DUPLICATE:
-        await duplicate_answer(ctx, follow=kind == Cmd.FOLLOW)
+    if spec is not None and spec.resident_handler is not None and await spec.resident_handler(ctx, command):
         return
     if (dialog is None or dialog.state != AWAIT_LOCATION) and (where := home_words(ctx)) is not None:
         await set_home(ctx, where)
         return
     if dialog is not None and await continue_dialog(ctx):
         return
-    if command is not None and kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
+    if command is not None and command.kind not in {Cmd.DONT_KNOW, Cmd.FOLLOW, Cmd.NEW_REPORT}:
         ctx.reply(render("chat.staff_only"))
         return
     await report(ctx)
+
+
+# The resident side of the core's commands (their words and who may use them: handlers/commands.py).
+# Each answers whether it handled the message: 关注 / 新报 with no "same as #N?" question pending, and
+# 不知道, fall through to the dialog and the report flow.
+
+
+async def _start(ctx: ChatContext, command: Command) -> bool:
+    if command.kind == Cmd.START and command.arg:
+        await bind(ctx, command.arg)
+        return True
+    await ctx.clear_dialog()
+    ctx.reply(render("chat.welcome", community=ctx.turn.community.name))
+    return True
+
+
+async def _bind(ctx: ChatContext, command: Command) -> bool:
+    await bind(ctx, command.arg or "")
+    return True
+
+
+async def _cancel(ctx: ChatContext, _command: Command) -> bool:
+    await cancel(ctx)
+    return True
+
+
+async def _my_cases(ctx: ChatContext, _command: Command) -> bool:
+    await list_own_cases(ctx)
+    return True
+
+
+async def _query(ctx: ChatContext, command: Command) -> bool:
+    await show_own_case(ctx, command.number)
+    return True
+
+
+async def _rate(ctx: ChatContext, command: Command) -> bool:
+    dialog = ctx.dialog
+    good = command.kind == Cmd.RATE_GOOD
+    if command.number is None:  # several fixed cases waiting: ask which (handlers/rating_choice.py)
+        hint = dialog.data.get("case") if dialog and dialog.state == AWAIT_RATING else None
+        await rating_choice.bare(ctx, rate, good=good, reason=command.arg, hint=hint)
+        return True
+    reason = command.arg or rating_choice.kept_reason(ctx, command.number)
+    await rate(ctx, command.number, good=good, reason=reason)
+    return True
+
+
+async def _same_or_new(ctx: ChatContext, command: Command) -> bool:
+    if ctx.dialog is None or ctx.dialog.state != AWAIT_DUPLICATE:
+        return False
+    await duplicate_answer(ctx, follow=command.kind == Cmd.FOLLOW)
+    return True
 
 
 def home_words(ctx: ChatContext) -> str | None:
@@ -203,12 +209,12 @@ async def continue_dialog(ctx: ChatContext) -> bool:
     if dialog.state == AWAIT_RATING:
         if text in GOOD_REPLIES or text in BAD_REPLIES:
             await rating_choice.bare(
-                ctx, good=text in GOOD_REPLIES, reason=None, hint=dialog.data.get("case")
+                ctx, rate, good=text in GOOD_REPLIES, reason=None, hint=dialog.data.get("case")
             )
             return True
         return False
     if dialog.state == rating_choice.WHICH:
-        return await rating_choice.answer(ctx)
+        return await rating_choice.answer(ctx, rate)
     if dialog.state == AWAIT_REASON:
         await ctx.clear_dialog()
         reason = (ctx.message.text or "").strip() or render("feedback.no_reason")
@@ -284,7 +290,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
     original = await duplicates.find_open(turn, case.category_code, location, exclude=case.id)
     if original is not None:
         cases.apply_location(case, location)
-        deadlines.wait_for_resident(case, turn.now)
+        time_limits.wait_for_resident(case, turn.now)
         await ctx.set_dialog(AWAIT_DUPLICATE, {"case": case.id, "original": original.id})
         ctx.reply(
             render(
@@ -304,7 +310,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         return
     decision = await cases.route_case(turn, case, location)
     if decision.reason == cases.RouteReason.NO_GRID:
-        deadlines.wait_for_resident(case, turn.now)
+        time_limits.wait_for_resident(case, turn.now)
         await ctx.set_dialog(AWAIT_LOCATION, {"case": case.id, "tries": 0})
         ctx.reply(
             render(
@@ -389,7 +395,7 @@ async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:
     for case, problem in opened:
         decision = await cases.route_case(turn, case, problem.location, ack=False)
         if decision.reason == cases.RouteReason.NO_GRID:
-            deadlines.wait_for_resident(case, turn.now)
+            time_limits.wait_for_resident(case, turn.now)
             unplaced.append(case)
     lines = [await cases.ack_line(turn, case) for case, _ in opened if case not in unplaced]
     text = render("report.ack_several", count=len(ids), numbers=numbers_text(ids))
@@ -466,7 +472,7 @@ async def location_reply(ctx: ChatContext) -> bool:
     if location is None and tries < LOCATION_TRIES:
         dialog.data = {**dialog.data, "tries": tries}
         for each in waiting:
-            deadlines.wait_for_resident(each, turn.now)
+            time_limits.wait_for_resident(each, turn.now)
         ctx.reply(render("report.ask_location_again", examples=place_examples(ctx)))
         return True
     await ctx.clear_dialog()
@@ -593,7 +599,7 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
         text=shown(case.text),
     )
     if case.due_at is not None and case.status in {s.value for s in cases.OPEN_STATUSES}:
-        detail += "\n" + render("case.detail_due", due=deadlines.local_time(turn.community, case.due_at))
+        detail += "\n" + render("case.detail_due", due=time_limits.local_time(turn.community, case.due_at))
     if case.resolution_note:
         detail += "\n" + render("case.detail_note", note=shown(case.resolution_note))
     if case.referral:
@@ -601,3 +607,18 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
     if case.duplicate_of:
         detail += "\n" + render("case.detail_duplicate", original=case.duplicate_of)
     return detail
+
+
+for _kind, _handler in {
+    Cmd.START: _start,
+    Cmd.HELP: _start,
+    Cmd.BIND: _bind,
+    Cmd.CANCEL: _cancel,
+    Cmd.MY_CASES: _my_cases,
+    Cmd.QUERY: _query,
+    Cmd.RATE_GOOD: _rate,
+    Cmd.RATE_BAD: _rate,
+    Cmd.FOLLOW: _same_or_new,
+    Cmd.NEW_REPORT: _same_or_new,
+}.items():
+    COMMANDS.bind(_kind, resident=_handler)

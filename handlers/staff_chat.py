@@ -9,7 +9,9 @@ import logging
 from sqlalchemy import select
 
 from handlers import binding, cases, corrections, duplicates
-from handlers.commands import Cmd, Command, action
+from handlers import stats as stats_module
+from handlers.case_access import case_for_action
+from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
 from handlers.inbound import match_form
 from handlers.lifecycle import can_move
@@ -17,7 +19,7 @@ from handlers.outbox import Button
 from handlers.privacy import mask_text
 from handlers.resident_chat import case_detail, case_line
 from messages import render
-from storage.models import OPEN_STATUSES, Case, CaseStatus, Resident, Role, Staff
+from storage.models import OPEN_STATUSES, Case, CaseStatus, Dialog, Resident, Role, Staff
 
 AWAIT_NOTE = "await_note"
 AWAIT_TRANSFER = "await_transfer"
@@ -33,11 +35,11 @@ def _staff(ctx: ChatContext) -> Staff:
 
 
 def help_text(ctx: ChatContext) -> str:
+    """Each role's help lists what that role may do (an admin's includes 广播; a worker's no 分派),
+    generated from the command registry. Health staff never handle cases: theirs are the follow-ups."""
     staff = _staff(ctx)
-    if staff.role == Role.HEALTH:  # health staff never handle cases; their commands are the follow-ups
-        return render("staff.help_health", name=staff.name, role=cases.role_label(staff.role))
-    # Each role's help lists what that role may do (an admin's includes 广播; a worker's no 分派).
-    return render(f"staff.help_{staff.role}", name=staff.name, role=cases.role_label(staff.role))
+    header = "staff.help_header_health" if staff.role == Role.HEALTH else "staff.help_header"
+    return COMMANDS.help_text(staff.role, header, name=staff.name, role=cases.role_label(staff.role))
 
 
 async def handle(ctx: ChatContext) -> None:
@@ -51,11 +53,14 @@ async def handle(ctx: ChatContext) -> None:
         await ctx.clear_dialog()
         ctx.reply(help_text(ctx))
         return
-    handler = HANDLERS.get(command.kind)
-    if handler is None:
+    spec = COMMANDS.of_kind(command.kind)
+    if spec.handler is None:
         ctx.reply(help_text(ctx))
         return
-    await handler(ctx, command)
+    if not spec.allows(_staff(ctx).role):
+        ctx.reply(render(spec.refusal) if spec.refusal else help_text(ctx))
+        return
+    await spec.handler(ctx, command)
 
 
 async def continue_dialog(ctx: ChatContext) -> bool:
@@ -75,18 +80,6 @@ async def continue_dialog(ctx: ChatContext) -> bool:
         await mark_duplicate(ctx, Command(Cmd.DUPLICATE, number, ctx.text.strip() or None))
         return True
     return False
-
-
-async def case_for_action(ctx: ChatContext, number: int | None) -> Case | None:
-    staff = _staff(ctx)
-    case = await ctx.turn.session.get(Case, number) if number is not None else None
-    if case is None:
-        ctx.reply(render("staff.case_not_found", number=number))
-        return None
-    if not cases.can_act(ctx.turn, staff, case):
-        ctx.reply(render("staff.not_allowed", number=case.id))
-        return None
-    return case
 
 
 def refuse_move(ctx: ChatContext, case: Case, to: CaseStatus) -> bool:
@@ -190,8 +183,6 @@ async def resolve(ctx: ChatContext, command: Command) -> None:
 
 async def _ask_reporter_to_rate(ctx: ChatContext, case: Case) -> None:
     """Let the reporter answer 1 / 2 without the case number, unless they are mid-way in another question."""
-    from storage.models import Dialog
-
     if case.reporter_external is None:
         return
     key = (case.channel, case.reporter_external)
@@ -345,9 +336,6 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
 
 
 async def triage(ctx: ChatContext, _command: Command) -> None:
-    if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.only_admins"))
-        return
     rows = (
         await ctx.turn.session.scalars(
             select(Case)
@@ -365,9 +353,6 @@ async def triage(ctx: ChatContext, _command: Command) -> None:
 
 async def assign(ctx: ChatContext, command: Command) -> None:
     staff = _staff(ctx)
-    if staff.role not in {Role.LEADER, Role.ADMIN}:
-        ctx.reply(render("staff.admin_only"))
-        return
     case = await case_for_action(ctx, command.number)
     if case is None:
         return
@@ -395,9 +380,6 @@ async def _reporter(ctx: ChatContext, number: int | None) -> Resident | None:
 
 
 async def block(ctx: ChatContext, command: Command) -> None:
-    if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.only_admins"))
-        return
     resident = await _reporter(ctx, command.number)
     if resident is not None:
         resident.blocked = command.kind == Cmd.BLOCK
@@ -406,9 +388,6 @@ async def block(ctx: ChatContext, command: Command) -> None:
 
 
 async def invite(ctx: ChatContext, command: Command) -> None:
-    if _staff(ctx).role != Role.ADMIN:
-        ctx.reply(render("staff.only_admins"))
-        return
     try:
         code = await binding.create_invite(ctx.turn.session, command.arg or "", ctx.turn.now)
     except KeyError:
@@ -419,22 +398,14 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 
 
 async def stats(ctx: ChatContext, _command: Command) -> None:
-    from handlers import stats as stats_module
-
     me = _staff(ctx)
-    if me.role not in {Role.LEADER, Role.ADMIN}:
-        ctx.reply(render("staff.admin_only"))
-        return
     community = ctx.turn.community
     grids = stats_module.leader_grids(community, me.id) if me.role == Role.LEADER else None
     ctx.reply(await stats_module.chat_summary(ctx.turn.session, community, ctx.turn.now, grids=grids))
 
 
-async def resident_only(ctx: ChatContext, _command: Command) -> None:
-    ctx.reply(help_text(ctx))
-
-
-HANDLERS = {
+# The staff side of the core's commands (words, roles, refusals and help lines: handlers/commands.py).
+for _kind, _handler in {
     Cmd.CANCEL: cancel,
     Cmd.BIND: bind,
     Cmd.CASES: list_cases,
@@ -456,4 +427,5 @@ HANDLERS = {
     Cmd.INVITE: invite,
     Cmd.STATS: stats,
     Cmd.RECLASSIFY: corrections.reclassify,
-}
+}.items():
+    COMMANDS.bind(_kind, staff=_handler)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.database import create_engine, session_factory
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -28,6 +33,24 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def database(url: str) -> AsyncIterator[Database]:
+    """A command's way into the database: an engine at ``url``, upgraded to the newest schema, and
+    disposed of when the command is done (the CLI's one copy of create → upgrade → dispose)."""
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        yield Database(engine, session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "heads", *, from_models: bool = True) -> None:

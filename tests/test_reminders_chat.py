@@ -358,3 +358,13 @@ async def test_declining_a_follow_up_deletes_the_enrolment(chat: Chat) -> None:
     assert any("未同意" in t for t in chat.to(out, "doc"))
     assert await count(chat, FollowupEnrolment) == 0
     assert await count(chat, Resident) >= 1
+
+
+async def test_health_staff_help_lists_the_follow_up_commands_and_refuses_case_commands(chat: Chat) -> None:
+    # Their help comes from the command registry: the reminders feature's 随访 lines, no case commands.
+    await add_health_staff(chat.services)
+    help_text = chat.to(await chat.send("doc", "帮助"), "doc")[0]
+    assert "刘医生" in help_text and "随访登记" in help_text and "随访待办" in help_text
+    assert not any(word in help_text for word in ("接单", "分派", "广播", "统计"))
+    refused = chat.to(await chat.send("doc", "改类 1 垃圾"), "doc")[0]
+    assert "改类" not in refused and "仅限" in refused

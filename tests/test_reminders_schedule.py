@@ -15,16 +15,13 @@ from handlers.reminders.programmes import load_programmes
 from handlers.reminders.schedule import (
     DoseStatus,
     Given,
-    MentionKind,
     Status,
     add_months,
-    find_mentions,
     load_schedules,
-    parse_date,
     plan_child,
-    resolve,
     schedule_for,
 )
+from handlers.reminders.vaccine_words import MentionKind, find_mentions, parse_date, resolve
 from messages import catalog
 from tests.test_cli import lines, run
 

@@ -32,6 +32,7 @@ from telegram.ext import (
 
 from bot.telegram import keyboards
 from bot.telegram.sender import CHANNEL, is_unreachable, set_unreachable
+from handlers.commands import COMMANDS as COMMAND_REGISTRY
 from handlers.context import Services
 from handlers.conversation import Conversation, Handled
 from handlers.inbound import Inbound
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 TOAST_MAX = 200  # answerCallbackQuery text limit
 REMEMBERED_KEYBOARDS = 20  # per chat: button messages watched until their case moves on
 
-# The command menu (setMyCommands). The core reads these, and every other command ("/accept 12",
-# "绑定 CODE"), as text.
-COMMANDS = ("start", "help", "my", "cases", "triage", "stats", "cancel")
+# The command menu (setMyCommands), from the command registry. The core reads these, and every other
+# command ("/accept 12", "绑定 CODE"), as text.
+COMMANDS = tuple(COMMAND_REGISTRY.menu())
 
 
 @dataclass

@@ -26,19 +26,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from handlers.broadcasts import audience as aud
-from handlers.broadcasts import service
+from handlers.broadcasts import service, wechat_mass
 from handlers.broadcasts.audience import Audience, AudienceError
-from handlers.commands import Cmd
-from handlers.community import Community
+from handlers.broadcasts.audience_words import (
+    describe,
+    grid_names,
+    local_text,
+    parse_when,
+    split_audience,
+)
+from handlers.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
 from handlers.features import ChatContext
-from handlers.inbound import match_form
-from handlers.location import find_buildings
 from messages import render
 from storage.broadcast_models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from storage.models import Role
@@ -57,112 +60,11 @@ _SKIP = re.compile(rf"^跳过{_N}[。.!！]?$")
 _STATUS = re.compile(r"^(?:广播进度|广播列表|/broadcasts)(?:\s*[#＃]?\s*(?P<id>\d{1,9}))?$", re.I)
 _OPT_OUT = re.compile(r"^(?:退订通知|取消通知|不要通知了?|不再接收通知|关闭通知|退订社区通知)[。.!！]?$")
 _OPT_IN = re.compile(r"^(?:订阅通知|接收通知|恢复通知|开通通知|重新订阅通知|订阅社区通知)[。.!！]?$")
-_TIME = re.compile(r"^(?P<date>\d{4}-\d{1,2}-\d{1,2})?[\sT]*(?P<hm>\d{1,2}[:：]\d{2})?$")
-_STAFF_WORDS = (_BROADCAST, _CONFIRM, _SCHEDULE, _CANCEL, _APPROVE, _EDIT, _SKIP, _STATUS)
-# Between the words naming the audience: "广播 G1，明天停水", "广播 第一网格、第二网格 …".
-_SEP = re.compile(r"[\s,，、;；:：]+")
-_EVERYONE = frozenset({"全体", "全体居民", "所有人", "所有居民", "全部", "全部居民", "全社区", "all"})
-# Something meant as a grid that names none: "G9", "第九网格", "9网格".
-_GRID_LIKE = re.compile(r"^(?:[a-z]{1,3}\d{1,3}|.{0,8}网格)$", re.I)
-_ORDINAL = re.compile(r"^第?(?P<n>[一二三四五六七八九十\d]{1,3})网格$")
-_CN_DIGITS = "零一二三四五六七八九"
-
-
-def _cn_number(n: int) -> str:
-    if n < 10:
-        return _CN_DIGITS[n]
-    tens, ones = divmod(n, 10)
-    return ("" if tens == 1 else _CN_DIGITS[tens]) + "十" + (_CN_DIGITS[ones] if ones else "")
-
-
-def _from_cn(value: str) -> int | None:
-    if value.isdigit():
-        return int(value)
-    if value == "十":
-        return 10
-    if "十" in value:
-        tens, _, ones = value.partition("十")
-        t = _CN_DIGITS.index(tens) if tens else 1
-        return t * 10 + (_CN_DIGITS.index(ones) if ones else 0)
-    return _CN_DIGITS.index(value) if len(value) == 1 and value in _CN_DIGITS else None
-
-
-def grid_aliases(community: Community) -> dict[str, str]:
-    """Every way an admin names a grid → its code: the code, the full name, the name without its
-    bracketed part, that part, and the ordinal forms (第一网格, 一网格, 1网格, 第1网格)."""
-    out: dict[str, str] = {}
-    for grid in community.grids.values():
-        names = {grid.code, grid.name}
-        full = match_form(grid.name)
-        base, _, rest = full.partition("(")
-        names |= {full, base.strip()}
-        if rest.rstrip(")").strip():
-            names.add(rest.rstrip(")").strip())
-        if m := _ORDINAL.match(base.strip()):
-            n = _from_cn(m.group("n"))
-            if n is not None:
-                for number in (str(n), _cn_number(n)):
-                    names |= {f"第{number}网格", f"{number}网格"}
-        for name in names:
-            out.setdefault(match_form(name).strip().lower(), grid.code)
-    return out
-
-
-def grid_names(community: Community) -> dict[str, str]:
-    return {code: grid.name for code, grid in community.grids.items()}
-
-
-def known_grids_text(community: Community) -> str:
-    return "、".join(f"{g.code} {g.name}" for g in community.grids.values())
-
-
-def describe(audience: Audience, names: dict[str, str] | None = None) -> str:
-    """The audience in words: grids (by name when ``names`` are given) and tags only, never people."""
-    if audience.everyone:
-        return render("bc.audience.everyone")
-    parts = []
-    if audience.grids:
-        named = [f"{names[g]}（{g}）" if names and g in names else g for g in audience.grids]
-        parts.append(render("bc.audience.grids", grids="、".join(named)))
-    if audience.tags:
-        parts.append(render("bc.audience.tags", tags="、".join(f"#{t}" for t in audience.tags)))
-    return render("bc.audience.join").join(parts)
-
-
-def parse_when(value: str, now: datetime, tz: Any) -> datetime | None:
-    """ "2026-12-01 09:00", "2026-12-01" (09:00), "09:00" (the next one), or ISO with an offset."""
-    value = value.strip().replace("：", ":")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is not None and parsed.tzinfo is not None:
-        return parsed
-    m = _TIME.match(value)
-    if m is None or not (m.group("date") or m.group("hm")):
-        return None
-    try:
-        hour, minute = (int(x) for x in (m.group("hm") or "09:00").split(":"))
-        clock = time(hour, minute)
-        local_now = now.astimezone(tz)
-        if m.group("date"):
-            y, mo, d = (int(x) for x in m.group("date").split("-"))
-            return datetime(y, mo, d, clock.hour, clock.minute, tzinfo=tz)
-    except ValueError:
-        return None
-    candidate = local_now.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
-    return candidate if candidate > local_now else candidate + timedelta(days=1)
-
-
-def local_text(when: datetime, tz: Any) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts) -> str:
     extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
     if broadcast.wechat_mass:
-        from handlers.broadcasts import wechat_mass
-
         extra += await wechat_mass.quota_note(
             ctx.turn.session, Audience.from_json(broadcast.audience), ctx.turn.now
         )
@@ -177,69 +79,13 @@ async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts)
     )
 
 
-def split_audience(rest: str, community: Community) -> tuple[Audience, str]:
-    """The leading words naming the audience, then the text as written: "G1 第二网格 #guardians 周六义诊"
-    → (G1, G2, guardians). Raises ``AudienceError`` for an audience that names nothing we know (a
-    mistyped grid, a building) or for no audience at all: "everyone" is only ever explicit (全体)."""
-    folded = match_form(rest)
-    aliases = grid_aliases(community)
-    grids: list[str] = []
-    tags: list[str] = []
-    everyone = False
-    position = 0
-    while True:
-        sep = _SEP.match(folded, position)
-        start = sep.end() if sep else position
-        end = _SEP.search(folded, start)
-        stop = end.start() if end else len(folded)
-        word = folded[start:stop]
-        if not word:
-            position = start
-            break
-        key = word.lower()
-        if key in _EVERYONE:
-            everyone = True
-        elif key in aliases:
-            grids.append(aliases[key])
-        elif word.startswith("#") and len(word) > 1:
-            tags.append(word[1:])
-        elif (found := find_buildings(word)) and found[0].text == word:
-            grid = community.locator.grid_for_building(found[0].key)
-            if grid is None:
-                raise AudienceError("bc.unknown_building", building=word, known=known_grids_text(community))
-            raise AudienceError(
-                "bc.building_audience", building=word, code=grid, grid=community.grids[grid].name
-            )
-        elif _GRID_LIKE.match(word):
-            raise AudienceError("bc.unknown_grid", code=word, known=known_grids_text(community))
-        else:
-            position = start
-            break
-        position = stop
-    if everyone and (grids or tags):
-        raise AudienceError("bc.everyone_and_more")
-    if not everyone and not grids and not tags:
-        raise AudienceError("bc.no_audience", known=known_grids_text(community))
-    return Audience.of(grids, tags), rest[position:].strip()
-
-
 @dataclass
 class BroadcastFeature:
     name: str = "broadcasts"
 
-    def staff_only(self, ctx: ChatContext) -> bool:
-        """A resident typing a broadcast command ("广播 明天停水", "确认发送 3")."""
-        if ctx.actor.is_staff:
-            return False
-        text = ctx.text.strip()
-        return any(p.match(text) for p in _STAFF_WORDS)
-
     def claims(self, ctx: ChatContext) -> bool:
         """Whether the message is one of this feature's commands (it interrupts a pending question)."""
-        text = ctx.text.strip()
-        if ctx.actor.is_staff:
-            return any(p.match(text) for p in _STAFF_WORDS)
-        return bool(_OPT_OUT.match(text) or _OPT_IN.match(text))
+        return COMMANDS.claims(self.name, ctx.actor.is_staff, ctx.text.strip())
 
     async def handle(self, ctx: ChatContext) -> bool:
         command = ctx.command
@@ -252,7 +98,9 @@ class BroadcastFeature:
             return await self._cancel_latest_draft(ctx)
         if command is not None and command.kind in (Cmd.BROADCAST_OK, Cmd.BROADCAST_CANCEL):
             number = command.number if command.number is not None else _number(command.arg)
-            if not self._admin(ctx):
+            spec = COMMANDS.of_kind(command.kind)
+            if not spec.allows(ctx.actor.role):
+                ctx.reply(render(spec.refusal or "bc.admin_only"))
                 return True
             if number is None:
                 ctx.reply(render("bc.which"))
@@ -264,27 +112,31 @@ class BroadcastFeature:
         text = ctx.text.strip()
         if not text:
             return False
-        if ctx.actor.is_staff:
-            return await self._staff(ctx, text)
-        if ctx.actor.resident is None:
+        if not ctx.actor.is_staff and ctx.actor.resident is None:
             return False
-        if _OPT_OUT.match(text):
-            done = await service.opt_out(ctx.turn.session, ctx.actor.resident.id, ctx.turn.now)
-            ctx.reply(render("bc.optout_done" if done else "bc.optout_already"))
+        spec, found = COMMANDS.first_match(text, COMMANDS.for_audience(self.name, ctx.actor.is_staff))
+        if spec is None or found is None:
+            return False
+        if not spec.allows(ctx.actor.role):
+            ctx.reply(render(spec.refusal or "bc.admin_only"))
             return True
-        if _OPT_IN.match(text):
-            done = await service.opt_in(ctx.turn.session, ctx.actor.resident.id)
-            ctx.reply(render("bc.optin_done" if done else "bc.optin_already"))
-            return True
-        return False
+        assert spec.handler is not None
+        await spec.handler(self, ctx, found)
+        return True
 
-    # -- staff ------------------------------------------------------------------------------------------
+    # -- residents --------------------------------------------------------------------------------------
 
-    def _admin(self, ctx: ChatContext) -> bool:
-        if ctx.actor.role == Role.ADMIN:
-            return True
-        ctx.reply(render("bc.admin_only"))
-        return False
+    async def _on_opt_out(self, ctx: ChatContext, _found: re.Match[str]) -> None:
+        assert ctx.actor.resident is not None
+        done = await service.opt_out(ctx.turn.session, ctx.actor.resident.id, ctx.turn.now)
+        ctx.reply(render("bc.optout_done" if done else "bc.optout_already"))
+
+    async def _on_opt_in(self, ctx: ChatContext, _found: re.Match[str]) -> None:
+        assert ctx.actor.resident is not None
+        done = await service.opt_in(ctx.turn.session, ctx.actor.resident.id)
+        ctx.reply(render("bc.optin_done" if done else "bc.optin_already"))
+
+    # -- staff (admins: the registry refuses everyone else) ---------------------------------------------
 
     async def _cancel_latest_draft(self, ctx: ChatContext) -> bool:
         """取消 with no other step pending: the admin's latest draft is what it means."""
@@ -306,42 +158,33 @@ class BroadcastFeature:
         ctx.reply(text)
         return True
 
-    async def _staff(self, ctx: ChatContext, text: str) -> bool:
-        if m := _BROADCAST.match(text):
-            if self._admin(ctx):
-                rest = (ctx.message.text or "")[m.start("rest") : m.end("rest")] if m.group("rest") else ""
-                await self._draft(ctx, rest.strip())
-            return True
-        if m := _CONFIRM.match(text):
-            if self._admin(ctx) and (number := await self._which(ctx, m.group("id"))) is not None:
-                await self._confirm(ctx, number, None)
-            return True
-        if m := _SCHEDULE.match(text):
-            if self._admin(ctx):
-                await self._confirm(ctx, int(m.group("id")), m.group("when"))
-            return True
-        if m := _CANCEL.match(text):
-            if self._admin(ctx) and (number := await self._which(ctx, m.group("id"))) is not None:
-                await self._cancel(ctx, number)
-            return True
-        if m := _APPROVE.match(text):
-            if self._admin(ctx):
-                await self._confirm(ctx, int(m.group("id")), None)
-            return True
-        if m := _EDIT.match(text):
-            if self._admin(ctx):
-                new = (ctx.message.text or "")[m.start("text") : m.end("text")] if m.group("text") else ""
-                await self._edit(ctx, int(m.group("id")), new.strip())
-            return True
-        if m := _SKIP.match(text):
-            if self._admin(ctx):
-                await self._cancel(ctx, int(m.group("id")))
-            return True
-        if m := _STATUS.match(text):
-            if self._admin(ctx):
-                await self._status(ctx, int(m.group("id")) if m.group("id") else None)
-            return True
-        return False
+    async def _on_draft(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        rest = (ctx.message.text or "")[m.start("rest") : m.end("rest")] if m.group("rest") else ""
+        await self._draft(ctx, rest.strip())
+
+    async def _on_confirm(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        if (number := await self._which(ctx, m.group("id"))) is not None:
+            await self._confirm(ctx, number, None)
+
+    async def _on_schedule(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        await self._confirm(ctx, int(m.group("id")), m.group("when"))
+
+    async def _on_cancel(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        if (number := await self._which(ctx, m.group("id"))) is not None:
+            await self._cancel(ctx, number)
+
+    async def _on_approve(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        await self._confirm(ctx, int(m.group("id")), None)
+
+    async def _on_edit(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        new = (ctx.message.text or "")[m.start("text") : m.end("text")] if m.group("text") else ""
+        await self._edit(ctx, int(m.group("id")), new.strip())
+
+    async def _on_skip(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        await self._cancel(ctx, int(m.group("id")))
+
+    async def _on_status(self, ctx: ChatContext, m: re.Match[str]) -> None:
+        await self._status(ctx, int(m.group("id")) if m.group("id") else None)
 
     async def _which(self, ctx: ChatContext, given: str | None) -> int | None:
         """The broadcast a command means: the number given, else the admin's one open draft (typed
@@ -533,3 +376,40 @@ class BroadcastFeature:
 
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
+
+
+def _register() -> None:
+    """The feature's commands, in the order they are tried. Admins only, but for residents' 退订通知 /
+    订阅通知; a resident typing an admin's words is told "staff only" (no refusal of our own)."""
+    admins = frozenset({Role.ADMIN})
+    residents = frozenset({RESIDENT})
+    f = BroadcastFeature
+    for name, pattern, examples, roles, handler, help_line in (
+        ("draft", _BROADCAST, ("广播 全体 明天停水", "广播"), admins, f._on_draft, ("help.bc.draft", 75)),
+        ("confirm", _CONFIRM, ("确认发送 12", "确认发送"), admins, f._on_confirm, ("help.bc.manage", 76)),
+        ("schedule", _SCHEDULE, ("定时发送 12 2026-12-01 09:00",), admins, f._on_schedule, None),
+        ("cancel", _CANCEL, ("取消广播 12", "取消广播"), admins, f._on_cancel, None),
+        ("approve", _APPROVE, ("批准 12",), admins, f._on_approve, None),
+        ("edit", _EDIT, ("修改 12 新内容",), admins, f._on_edit, None),
+        ("skip", _SKIP, ("跳过 12",), admins, f._on_skip, None),
+        ("status", _STATUS, ("广播进度 12", "广播列表"), admins, f._on_status, None),
+        ("opt_out", _OPT_OUT, ("退订通知",), residents, f._on_opt_out, None),
+        ("opt_in", _OPT_IN, ("订阅通知",), residents, f._on_opt_in, None),
+    ):
+        help_lines = (HelpLine(help_line[0], admins, help_line[1]),) if help_line else ()
+        refusal = "bc.admin_only" if roles == admins else None
+        COMMANDS.add(
+            CommandSpec(
+                f"bc.{name}",
+                pattern,
+                examples,
+                roles,
+                refusal=refusal,
+                feature="broadcasts",
+                handler=handler,
+                help=help_lines,
+            )
+        )
+
+
+_register()

@@ -63,23 +63,22 @@ class _Env:
 
         self.settings = get_settings()
         self.engine: Any = None
+        self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> _Env:
         from bot.app import load_into
         from handlers.community_store import stored_community
-        from storage.database import create_engine, session_factory
-        from storage.migrate import upgrade
+        from storage.migrate import database
 
-        self.engine = create_engine(self.settings.database_url)
-        await upgrade(self.engine)
-        self.sessions = session_factory(self.engine)
+        db = await self._stack.enter_async_context(database(self.settings.database_url))
+        self.engine, self.sessions = db.engine, db.sessions
         async with self.sessions() as session:
             community = await stored_community(session)
         self.community = community or await load_into(self.engine, self.settings.config)
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.engine.dispose()
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.aclose()
 
 
 def _text(args: argparse.Namespace) -> str:
@@ -403,151 +402,173 @@ def _row(b: Any) -> dict[str, Any]:
 
 
 async def _broadcasts(args: argparse.Namespace) -> int:
+    async with _Env() as env:
+        if args.cancel is not None:
+            return await _cancel_broadcast(env, args.cancel)
+        if args.unreached is not None:
+            return await _unreached(env, args)
+        if args.show is not None:
+            return await _show_broadcast(env, args)
+        return await _list_broadcasts(env, args)
+
+
+async def _cancel_broadcast(env: _Env, number: int) -> int:
+    from handlers.broadcasts import service
+    from storage.broadcast_models import Broadcast
+
+    async with env.sessions.begin() as session:
+        broadcast = await session.get(Broadcast, number)
+        if broadcast is None:
+            print(render("bc.not_found", id=number), file=sys.stderr)
+            return 1
+        if broadcast.status not in service.CANCELLABLE:
+            status = render(f"bc.status.{broadcast.status}")
+            print(render("bc.wrong_state", id=broadcast.id, status=status), file=sys.stderr)
+            return 1
+        withdrawn = await service.cancel(session, broadcast, _now())
+    print(render("bc.cli.cancelled", id=number, withdrawn=withdrawn))
+    return 0
+
+
+async def _unreached(env: _Env, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from handlers.broadcasts import service
+    from storage.models import OutboxMessage, OutboxStatus
+
+    async with env.sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    OutboxMessage.dedup_key,
+                    OutboxMessage.channel,
+                    OutboxMessage.recipient,
+                    OutboxMessage.last_error,
+                )
+                .where(
+                    service.rows_of(session, args.unreached),
+                    OutboxMessage.status == OutboxStatus.FAILED,
+                )
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+    out = []
+    for key, channel, recipient, error in rows:
+        reason = service.reason_of(error)
+        if reason not in service.UNREACHABLE and not args.all_failed:
+            continue
+        who = (key or "").rsplit(":", 1)[-1]
+        out.append(
+            {
+                "resident": int(who[1:]) if who.startswith("r") else None,
+                "staff": who[1:] if who.startswith("s") else None,
+                "channel": channel,
+                "recipient": recipient,
+                "reason": reason,
+            }
+        )
+    if args.format == "json":
+        for item in out:
+            _print_json(item)
+        return 0
+    print(render("bc.cli.unreached_header", id=args.unreached, count=len(out)))
+    for item in out:
+        print(_unreached_line(item))
+    return 0
+
+
+def _unreached_line(item: dict[str, Any]) -> str:
+    from messages import has
+
+    label = render(f"bc.reason.{item['reason']}") if has(f"bc.reason.{item['reason']}") else item["reason"]
+    if item["resident"] is not None:
+        return render(
+            "bc.cli.unreached_line",
+            resident=item["resident"],
+            channel=item["channel"],
+            recipient=item["recipient"],
+            reason=label,
+        )
+    return render(
+        "bc.cli.unreached_staff",
+        staff=item["staff"],
+        channel=item["channel"],
+        recipient=item["recipient"],
+        reason=label,
+    )
+
+
+async def _show_broadcast(env: _Env, args: argparse.Namespace) -> int:
+    from handlers.broadcasts import service
+    from storage.broadcast_models import Broadcast, BroadcastStatus
+
+    async with env.sessions() as session:
+        broadcast = await session.get(Broadcast, args.show)
+        if broadcast is None:
+            print(render("bc.not_found", id=args.show), file=sys.stderr)
+            return 1
+        row = _row(broadcast)
+        if broadcast.status == BroadcastStatus.SENDING:
+            row["progress"] = (await service.progress(session, broadcast.id, _now())).to_json()
+        else:
+            row["report"] = broadcast.report
+        if args.format == "json":
+            _print_json(row)
+        elif broadcast.status == BroadcastStatus.DONE:
+            print(service.report_text(broadcast, broadcast.report))
+        elif broadcast.status == BroadcastStatus.SENDING:
+            p = await service.progress(session, broadcast.id, _now())
+            print(service.progress_text(broadcast.id, p))
+        else:
+            print(render(f"bc.status.{broadcast.status}"))
+    return 0
+
+
+async def _list_broadcasts(env: _Env, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from handlers.broadcasts import service
     from handlers.broadcasts.audience import Audience
     from handlers.broadcasts.chat import describe, local_text
     from storage.broadcast_models import Broadcast, BroadcastStatus
-    from storage.models import OutboxMessage, OutboxStatus
 
-    async with _Env() as env:
-        tz = env.community.timezone
-        if args.cancel is not None:
-            async with env.sessions.begin() as session:
-                broadcast = await session.get(Broadcast, args.cancel)
-                if broadcast is None:
-                    print(render("bc.not_found", id=args.cancel), file=sys.stderr)
-                    return 1
-                if broadcast.status not in service.CANCELLABLE:
-                    status = render(f"bc.status.{broadcast.status}")
-                    print(render("bc.wrong_state", id=broadcast.id, status=status), file=sys.stderr)
-                    return 1
-                withdrawn = await service.cancel(session, broadcast, _now())
-            print(render("bc.cli.cancelled", id=args.cancel, withdrawn=withdrawn))
-            return 0
-        if args.unreached is not None:
-            async with env.sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(
-                            OutboxMessage.dedup_key,
-                            OutboxMessage.channel,
-                            OutboxMessage.recipient,
-                            OutboxMessage.last_error,
-                        )
-                        .where(
-                            service.rows_of(session, args.unreached),
-                            OutboxMessage.status == OutboxStatus.FAILED,
-                        )
-                        .order_by(OutboxMessage.id)
-                    )
-                ).all()
-            out = []
-            for key, channel, recipient, error in rows:
-                reason = service.reason_of(error)
-                if reason not in service.UNREACHABLE and not args.all_failed:
-                    continue
-                who = (key or "").rsplit(":", 1)[-1]
-                out.append(
-                    {
-                        "resident": int(who[1:]) if who.startswith("r") else None,
-                        "staff": who[1:] if who.startswith("s") else None,
-                        "channel": channel,
-                        "recipient": recipient,
-                        "reason": reason,
-                    }
-                )
-            if args.format == "json":
-                for item in out:
-                    _print_json(item)
-                return 0
-            print(render("bc.cli.unreached_header", id=args.unreached, count=len(out)))
-            from messages import has
-
-            for item in out:
-                label = (
-                    render(f"bc.reason.{item['reason']}")
-                    if has(f"bc.reason.{item['reason']}")
-                    else item["reason"]
-                )
-                if item["resident"] is not None:
-                    print(
-                        render(
-                            "bc.cli.unreached_line",
-                            resident=item["resident"],
-                            channel=item["channel"],
-                            recipient=item["recipient"],
-                            reason=label,
-                        )
-                    )
-                else:
-                    print(
-                        render(
-                            "bc.cli.unreached_staff",
-                            staff=item["staff"],
-                            channel=item["channel"],
-                            recipient=item["recipient"],
-                            reason=label,
-                        )
-                    )
-            return 0
-        async with env.sessions() as session:
-            if args.show is not None:
-                broadcast = await session.get(Broadcast, args.show)
-                if broadcast is None:
-                    print(render("bc.not_found", id=args.show), file=sys.stderr)
-                    return 1
-                row = _row(broadcast)
-                if broadcast.status == BroadcastStatus.SENDING:
-                    row["progress"] = (await service.progress(session, broadcast.id, _now())).to_json()
-                else:
-                    row["report"] = broadcast.report
-                if args.format == "json":
-                    _print_json(row)
-                elif broadcast.status == BroadcastStatus.DONE:
-                    print(service.report_text(broadcast, broadcast.report))
-                elif broadcast.status == BroadcastStatus.SENDING:
-                    p = await service.progress(session, broadcast.id, _now())
-                    print(service.progress_text(broadcast.id, p))
-                else:
-                    print(render(f"bc.status.{broadcast.status}"))
-                return 0
-            query = select(Broadcast).order_by(Broadcast.id.desc()).limit(args.limit)
-            if args.status:
-                query = query.where(Broadcast.status == args.status)
-            rows = (await session.scalars(query)).all()
-            # A broadcast being sent: its counters are settled only now and then, so the list shows
-            # the outbox's live figures, as --show does.
-            live = {
-                b.id: await service.progress(session, b.id, _now())
-                for b in rows
-                if b.status == BroadcastStatus.SENDING
-            }
-        if args.format == "json":
-            for b in rows:
-                row = _row(b)
-                if b.id in live:
-                    row.update(sent=live[b.id].sent, failed=live[b.id].failed, total=live[b.id].total)
-                _print_json(row)
-            return 0
-        if not rows:
-            print(render("bc.list_empty"))
-            return 0
+    async with env.sessions() as session:
+        query = select(Broadcast).order_by(Broadcast.id.desc()).limit(args.limit)
+        if args.status:
+            query = query.where(Broadcast.status == args.status)
+        rows = (await session.scalars(query)).all()
+        # A broadcast being sent: its counters are settled only now and then, so the list shows
+        # the outbox's live figures, as --show does.
+        live = {
+            b.id: await service.progress(session, b.id, _now())
+            for b in rows
+            if b.status == BroadcastStatus.SENDING
+        }
+    if args.format == "json":
         for b in rows:
-            when = b.finished_at or b.scheduled_at or b.created_at
-            print(
-                render(
-                    "bc.list_line",
-                    id=b.id,
-                    status=render(f"bc.status.{b.status}"),
-                    when=local_text(when, tz),
-                    audience=describe(Audience.from_json(b.audience)),
-                    sent=live[b.id].sent if b.id in live else b.sent,
-                    total=live[b.id].total if b.id in live else (b.total or b.estimate or 0),
-                    text=b.text.replace("\n", " ")[:30],
-                )
+            row = _row(b)
+            if b.id in live:
+                row.update(sent=live[b.id].sent, failed=live[b.id].failed, total=live[b.id].total)
+            _print_json(row)
+        return 0
+    if not rows:
+        print(render("bc.list_empty"))
+        return 0
+    tz = env.community.timezone
+    for b in rows:
+        when = b.finished_at or b.scheduled_at or b.created_at
+        print(
+            render(
+                "bc.list_line",
+                id=b.id,
+                status=render(f"bc.status.{b.status}"),
+                when=local_text(when, tz),
+                audience=describe(Audience.from_json(b.audience)),
+                sent=live[b.id].sent if b.id in live else b.sent,
+                total=live[b.id].total if b.id in live else (b.total or b.estimate or 0),
+                text=b.text.replace("\n", " ")[:30],
             )
+        )
     return 0
 
 

@@ -38,9 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts.audience import Audience, Recipient
 from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.commands import Cmd, action
 from handlers.outbox import UNCERTAIN, Button, Outbound, enqueue
 from handlers.people import Address
-from messages import render
+from messages import has, render
 from storage.broadcast_models import Broadcast, BroadcastStatus, NoticeOptOut
 from storage.models import OutboxMessage, OutboxStatus
 
@@ -556,8 +557,6 @@ def progress_text(broadcast_id: int, p: Progress) -> str:
 
 
 def reasons_text(by_reason: dict[str, int]) -> str:
-    from messages import has
-
     parts = []
     for reason, n in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         label = render(f"bc.reason.{reason}") if has(f"bc.reason.{reason}") else reason
@@ -642,8 +641,6 @@ async def finish_if_done(
 
 
 def decision_buttons(broadcast_id: int, *, calendar: bool = False) -> list[Button]:
-    from handlers.commands import Cmd, action
-
     ok = render("bc.button.approve" if calendar else "bc.button.send")
     return [
         Button(ok, action(Cmd.BROADCAST_OK, None, str(broadcast_id))),

@@ -27,37 +27,30 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from handlers import code_guard
-from handlers.deadlines import local_time
+from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
+from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
+from handlers.reminders.followups_chat import FollowupStaffCommands
 from handlers.reminders.jobs import date_text, dose_text, station
-from handlers.reminders.programmes import ProgrammeDef, load_programmes
-from handlers.reminders.schedule import (
-    DoseRule,
-    DoseStatus,
-    Schedule,
-    Status,
-    add_months,
-    find_mentions,
-    parse_date,
-    resolve,
-)
+from handlers.reminders.programmes import load_programmes
+from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
+from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
+from handlers.time_limits import local_time
 from messages import render
-from storage.models import Resident, Role
+from storage.models import Role
 from storage.reminder_models import (
     Child,
     Consent,
     EnrolmentStatus,
     FollowupEnrolment,
-    FollowupRecord,
     Guardianship,
     Programme,
     Reminder,
@@ -66,7 +59,6 @@ from storage.reminder_models import (
 CONSENT_VERSION = "v1"  # bump when the consent texts (rem.consent.*) change
 MAX_NICKNAME = 12
 MAX_AGE_YEARS = 18
-LIST_LIMIT = 30
 
 S_CONSENT = "rem.consent"
 S_NICKNAME = "rem.nickname"
@@ -92,19 +84,13 @@ _FU_ANSWER = re.compile(r"^(?P<no>不)?同意随访\s*[#＃Ff]?\s*(?P<id>\d+)?$"
 _MY_NUMBER = re.compile(r"^(?:我的编号|居民编号|我的居民编号)$")
 _SKIP = re.compile(r"^(?:跳过|完成|没有|没了|好了|不清楚|不知道|以后再说|稍后)[。.!！]?$")
 _CANCEL = re.compile(r"^(?:取消|/cancel)$", re.I)
-_STAFF = re.compile(r"^随访(?P<verb>登记|记录|结束|待办|列表|帮助)?(?P<rest>.*)$", re.S)
 _DAYS = re.compile(r"(\d{1,3})\s*(?:天|日)")
 _WEEKS = re.compile(r"(\d{1,2}|[一两二三四])\s*(?:周|个?星期|个?礼拜)")
 _CN = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4}
-_FAMILY = re.compile(r"家属\s*(?P<ref>\S+)")
-_EVERY = re.compile(r"每\s*(?P<n>\d{1,3})\s*天")
-_WRITTEN = re.compile(r"书面同意|已签|知情同意")
-_NEXT = re.compile(r"下次\s*(?P<date>\S+)")
-_FU_ID = re.compile(r"^[#＃Ff]?\s*(\d{1,9})$")
 
 
 @dataclass
-class ReminderFeature:
+class ReminderFeature(FollowupStaffCommands):
     """The ChatFeature (handlers/features.py) of the reminders package."""
 
     settings: ReminderSettings | None = None
@@ -120,41 +106,54 @@ class ReminderFeature:
             return await self._staff(ctx, text)
         if ctx.actor.resident is None or not text:
             return False
-        if _STOP.match(text):
+        stop = COMMANDS.get("rem.stop")  # 退订 stops everything, even in the middle of enrolling
+        if stop.match(text):
             return await self._stop(ctx)
         if ctx.dialog is not None and ctx.dialog.state.startswith("rem."):
             return await self._dialog(ctx, text)
-        if _START.match(text):
-            await ctx.set_dialog(S_CONSENT, {})
-            ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
-            return True
-        if m := _JOIN.match(text):
-            return await self._join(ctx, m.group("code") or m.group("follow"))
-        if m := _RENEW_CODE.match(text):
-            return await self._renew_codes(ctx, m.group("rest").strip())
-        if m := _DONE.match(text):
-            return await self._done(ctx, m.group("rest"))
-        if m := _POSTPONE.match(text):
-            return await self._postpone(ctx, m.group("rest"))
-        if _PLAN.match(text):
-            return await self._show_plan(ctx)
-        if m := _FU_ANSWER.match(text):
-            return await self._followup_answer(ctx, m.group("no") is None, m.group("id"))
-        if _MY_NUMBER.match(text):
-            ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
-            return True
-        if (m := _STAFF.match(text)) and m.group("verb"):  # a staff command typed by a resident
-            ctx.reply(render("rem.staff.health_only"))
+        commands = (s for s in COMMANDS.for_audience(self.name, staff=False) if s is not stop)
+        spec, found = COMMANDS.first_match(text, commands)
+        if spec is not None and found is not None:
+            assert spec.handler is not None
+            handled: bool = await spec.handler(self, ctx, found)
+            return handled
+        followup = COMMANDS.get("rem.followup")
+        if (m := followup.match(text)) and m.group("verb"):  # a staff command typed by a resident
+            ctx.reply(render(followup.resident_refusal or "rem.staff.health_only"))
             return True
         return False
 
+    # -- residents' commands (declared at the end of the module) -------------------------------------
+
+    async def _on_start(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        await ctx.set_dialog(S_CONSENT, {})
+        ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
+        return True
+
+    async def _on_join(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._join(ctx, m.group("code") or m.group("follow"))
+
+    async def _on_renew_codes(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._renew_codes(ctx, m.group("rest").strip())
+
+    async def _on_done(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._done(ctx, m.group("rest"))
+
+    async def _on_postpone(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._postpone(ctx, m.group("rest"))
+
+    async def _on_plan(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        return await self._show_plan(ctx)
+
+    async def _on_followup_answer(self, ctx: ChatContext, m: re.Match[str]) -> bool:
+        return await self._followup_answer(ctx, m.group("no") is None, m.group("id"))
+
+    async def _on_my_number(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
+        assert ctx.actor.resident is not None
+        ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
+        return True
+
     # -- helpers ---------------------------------------------------------------------------------------
-
-    def _tz(self, ctx: ChatContext) -> ZoneInfo:
-        return ctx.turn.community.timezone
-
-    def _today(self, ctx: ChatContext) -> date:
-        return planner.local_today(ctx.turn.now, self._tz(ctx))
 
     async def _plan(self, ctx: ChatContext, child: Child) -> list[planner.Planned]:
         return await planner.plan_child_reminders(
@@ -626,240 +625,59 @@ class ReminderFeature:
 
     # -- follow-ups: health staff ----------------------------------------------------------------------
 
-    async def _staff(self, ctx: ChatContext, text: str) -> bool:
-        m = _STAFF.match(text)
-        if m is None:
-            return False
-        if ctx.actor.role not in (Role.HEALTH, Role.ADMIN):
-            ctx.reply(render("rem.staff.health_only"))
-            return True
-        verb, rest = m.group("verb"), m.group("rest").strip()
-        if verb == "登记":
-            await self._enrol(ctx, rest)
-        elif verb == "记录":
-            await self._record_followup(ctx, rest)
-        elif verb == "结束":
-            await self._end_followup(ctx, rest)
-        elif verb in ("待办", "列表"):
-            await self._list_followups(ctx)
-        else:
-            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
-        return True
 
-    def _programme_words(self) -> str:
-        return "、".join(p.words[0] for p in load_programmes().programmes.values())
-
-    async def _enrol(self, ctx: ChatContext, rest: str) -> None:
-        assert ctx.actor.staff is not None
-        session, today = ctx.turn.session, self._today(ctx)
-        parts = rest.split()
-        if not parts:
-            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
-            return
-        patient = await store.find_resident(session, parts[0])
-        if patient is None:
-            ctx.reply(render("rem.staff.unknown_resident", ref=parts[0]))
-            return
-        remainder = " ".join(parts[1:])
-        programme = load_programmes().find(remainder)
-        if programme is None:
-            ctx.reply(render("rem.staff.unknown_programme", programmes=self._programme_words()))
-            return
-        recipient: Resident = patient
-        if fam := _FAMILY.search(remainder):
-            found = await store.find_resident(session, fam.group("ref"))
-            if found is None:
-                ctx.reply(render("rem.staff.unknown_resident", ref=fam.group("ref")))
-                return
-            recipient = found
-            remainder = remainder.replace(fam.group(0), " ")
-        if programme.family_recipient and recipient.id == patient.id:
-            ctx.reply(render("rem.staff.needs_family"))
-            return
-        written = bool(_WRITTEN.search(remainder))
-        if programme.code == Programme.SEVERE_MENTAL and not written:
-            ctx.reply(render("rem.staff.needs_written"))
-            return
-        on = parse_date(remainder, today)
-        if programme.visit_weeks and on is None:
-            ctx.reply(render("rem.staff.needs_anchor"))
-            return
-        interval = programme.routine_interval_days
-        if programme.configurable_interval:
-            interval = self.config.mental_interval_days
-        if every := _EVERY.search(remainder):
-            interval = int(every.group("n"))
-            if not 7 <= interval <= 365:
-                ctx.reply(render("rem.staff.bad_interval"))
-                return
-        existing = await session.scalar(
-            select(FollowupEnrolment).where(
-                FollowupEnrolment.resident_id == patient.id,
-                FollowupEnrolment.programme == programme.code,
-                FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT]),
+def _register() -> None:
+    """The feature's commands, in the order they are tried (after 退订 and the enrolment dialog).
+    The answers the enrolment dialog reads (同意, 跳过, 取消 …) are answers, not commands."""
+    residents = frozenset({RESIDENT})
+    health = frozenset({Role.HEALTH, Role.ADMIN})
+    f = ReminderFeature
+    for name, pattern, examples, handler, before in (
+        ("stop", _STOP, ("退订", "TD", "取消提醒"), None, ()),
+        ("start", _START, ("疫苗提醒", "登记孩子", "/vaccine"), f._on_start, ()),
+        # "关注" and an eight-character code joins a child; "关注 12" follows case 12 (the core's).
+        ("join", _JOIN, ("加入 K7M2QX9A", "关注 12345678", "关注 K7M2QX9A"), f._on_join, ("core.follow",)),
+        ("renew_codes", _RENEW_CODE, ("新邀请码",), f._on_renew_codes, ()),
+        ("done", _DONE, ("已打", "已接种 乙肝疫苗第2剂"), f._on_done, ()),
+        ("postpone", _POSTPONE, ("推迟", "推迟 3天"), f._on_postpone, ()),
+        ("plan", _PLAN, ("我的孩子", "接种计划"), f._on_plan, ()),
+        ("followup_answer", _FU_ANSWER, ("同意随访 3", "不同意随访"), f._on_followup_answer, ()),
+        ("my_number", _MY_NUMBER, ("我的编号",), f._on_my_number, ()),
+    ):
+        COMMANDS.add(
+            CommandSpec(
+                f"rem.{name}",
+                pattern,
+                examples,
+                residents,
+                feature="reminders",
+                handler=handler,
+                before=frozenset(before),
             )
         )
-        if existing is not None:
-            ctx.reply(render("rem.staff.already", number=existing.id))
-            return
-        addresses = await store.resident_addresses(session, [recipient.id], ctx.turn.services.channels)
-        if recipient.id not in addresses:
-            ctx.reply(render("rem.staff.unreachable", ref=f"R{recipient.id}"))
-            return
-        if written:
-            session.add(
-                Consent(
-                    resident_id=patient.id,
-                    programme=programme.code,
-                    text_version="written",
-                    channel="written",
-                    given_at=ctx.turn.now,
-                    recorded_by=ctx.actor.staff.id,
-                )
-            )
-        enrolment = FollowupEnrolment(
-            resident_id=patient.id,
-            recipient_id=recipient.id,
-            programme=programme.code,
-            interval_days=interval,
-            anchor_date=on if programme.visit_weeks else None,
-            next_due=None if programme.visit_weeks else on,
-            status=EnrolmentStatus.AWAITING_CONSENT,
-            enrolled_by=ctx.actor.staff.id,
-            created_at=ctx.turn.now,
-        )
-        session.add(enrolment)
-        await session.flush()
-        family = recipient.id != patient.id
-        ctx.turn.say(
-            addresses[recipient.id],
-            render(
-                "rem.consent.followup",
-                head=render("rem.msg.head", station=station(ctx.turn.services)),
-                staff=ctx.actor.staff.name,
-                whose=render("rem.whose.family" if family else "rem.whose.self"),
-                number=enrolment.id,
-                footer=render("rem.msg.footer"),
+    COMMANDS.add(
+        CommandSpec(
+            "rem.followup",
+            _STAFF,
+            (
+                "随访登记 R12 高血压",
+                "随访记录 F3 电话 血压平稳",
+                "随访结束 F3",
+                "随访待办",
+                "随访帮助",
+                "随访",
             ),
-            kind="notify",
+            health,
+            refusal="rem.staff.health_only",
+            resident_refusal="rem.staff.health_only",
+            feature="reminders",
+            help=(
+                HelpLine("help.rem.enrol", frozenset({Role.HEALTH}), 10),
+                HelpLine("help.rem.record", frozenset({Role.HEALTH}), 20),
+                HelpLine("help.rem.more", frozenset({Role.HEALTH}), 30),
+            ),
         )
-        ctx.reply(
-            render(
-                "rem.staff.enrolled",
-                number=enrolment.id,
-                programme=programme.name_zh,
-                resident=f"R{patient.id}",
-                recipient=render("rem.staff.recipient_family" if family else "rem.staff.recipient_self"),
-                interval=interval,
-            )
-        )
+    )
 
-    async def _enrolment(self, ctx: ChatContext, ref: str) -> FollowupEnrolment | None:
-        m = _FU_ID.match(ref.strip())
-        enrolment = await ctx.turn.session.get(FollowupEnrolment, int(m.group(1))) if m else None
-        if enrolment is None or enrolment.status == EnrolmentStatus.ENDED:
-            ctx.reply(render("rem.staff.unknown_followup", ref=ref))
-            return None
-        return enrolment
 
-    async def _record_followup(self, ctx: ChatContext, rest: str) -> None:
-        assert ctx.actor.staff is not None
-        session, today, programmes = ctx.turn.session, self._today(ctx), load_programmes()
-        parts = rest.split(maxsplit=1)
-        if not parts:
-            ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
-            return
-        enrolment = await self._enrolment(ctx, parts[0])
-        if enrolment is None:
-            return
-        programme: ProgrammeDef = programmes.get(enrolment.programme)
-        remainder = parts[1] if len(parts) > 1 else ""
-        next_given: date | None = None
-        if nxt := _NEXT.search(remainder):
-            next_given = parse_date(nxt.group("date"), date.max)
-            remainder = remainder.replace(nxt.group(0), " ")
-            if next_given is None or next_given < today:
-                ctx.reply(render("rem.staff.bad_next"))
-                return
-        method = programmes.method(remainder)
-        result = programmes.result(remainder)
-        if method is None or result is None or result not in programme.results():
-            words = [w for w, code in programmes.results if code in programme.results()]
-            ctx.reply(render("rem.staff.bad_record", results="、".join(sorted(set(words), key=len))))
-            return
-        done_on = parse_date(remainder, today) or today
-        if done_on > today:
-            ctx.reply(render("rem.staff.bad_next"))
-            return
-        session.add(
-            FollowupRecord(
-                enrolment_id=enrolment.id,
-                done_on=done_on,
-                method=method,
-                result=result,
-                recorded_by=ctx.actor.staff.id,
-                recorded_at=ctx.turn.now,
-            )
-        )
-        due = next_given or programme.next_due(
-            done_on, result, enrolment.interval_days, enrolment.anchor_date
-        )
-        if due is not None and due <= today:
-            due = today + timedelta(days=1)
-        enrolment.next_due = due
-        await session.flush()
-        await planner.plan_followup_reminders(session, enrolment, ctx.turn.now, self.config, self._tz(ctx))
-        ctx.reply(
-            render(
-                "rem.staff.recorded",
-                number=enrolment.id,
-                date=done_on.isoformat(),
-                method=render(f"rem.method.{method}"),
-                result=render(f"rem.result.{result}"),
-                next=due.isoformat() if due else "-",
-                waiting=render("rem.staff.waiting_consent")
-                if enrolment.status != EnrolmentStatus.ACTIVE
-                else "",
-            )
-        )
-
-    async def _end_followup(self, ctx: ChatContext, rest: str) -> None:
-        enrolment = await self._enrolment(ctx, rest)
-        if enrolment is None:
-            return
-        enrolment.status, enrolment.ended_at = EnrolmentStatus.ENDED, ctx.turn.now
-        await planner.plan_followup_reminders(
-            ctx.turn.session, enrolment, ctx.turn.now, self.config, self._tz(ctx)
-        )
-        ctx.reply(render("rem.staff.ended", number=enrolment.id))
-
-    async def _list_followups(self, ctx: ChatContext) -> None:
-        session, programmes = ctx.turn.session, load_programmes()
-        rows = list(
-            await session.scalars(
-                select(FollowupEnrolment)
-                .where(
-                    FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT])
-                )
-                .order_by(
-                    FollowupEnrolment.next_due.is_(None), FollowupEnrolment.next_due, FollowupEnrolment.id
-                )
-                .limit(LIST_LIMIT)
-            )
-        )
-        if not rows:
-            ctx.reply(render("rem.staff.list_empty"))
-            return
-        lines = []
-        for e in rows:
-            lines.append(
-                render(
-                    "rem.staff.list_line",
-                    number=e.id,
-                    resident=f"R{e.resident_id}",
-                    programme=programmes.get(e.programme).name_zh,
-                    next=e.next_due.isoformat() if e.next_due else "-",
-                    status=render(f"rem.enrolment.{e.status}"),
-                )
-            )
-        ctx.reply(render("rem.staff.list", lines="\n".join(lines)))
+_register()

@@ -11,8 +11,10 @@ import asyncio
 import json
 import sys
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from messages import render
 
@@ -97,58 +99,55 @@ def cmd_vaccines(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _due(as_of: date | None) -> list[dict[str, Any]]:
+class CliSettings(Protocol):
+    """What the commands read of the app's settings (the composition root, bot/cli.py, hands them in)."""
+
+    database_url: str
+    config: Path | None
+
+
+async def _due(settings: CliSettings, as_of: date | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from bot.settings import get_settings
     from handlers.community import load_community
     from handlers.community_store import stored_community
     from handlers.context import Services
     from handlers.reminders.jobs import build_messages, due_query
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
+    from storage.migrate import database
     from storage.models import utcnow
     from storage.reminder_models import Reminder
 
-    settings = get_settings()
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        sessions = session_factory(engine)
-        async with sessions() as session:
-            community = await stored_community(session) or load_community(settings.config)
-            tz = community.timezone
-            now = utcnow()
-            cutoff = now if as_of is None else datetime.combine(as_of + timedelta(days=1), time(0), tz)
-            ids = (await session.scalars(due_query(cutoff))).all()
-            rows = list(await session.scalars(select(Reminder).where(Reminder.id.in_(ids))))
-            rows.sort(key=lambda r: (r.due_at, r.id))
-            services = Services(sessions=sessions, community=community, channels=frozenset())
-            plan, dropped = await build_messages(session, services, rows, now)
-            recipients = {r.id: len(msgs) for r, msgs in plan}
-            return [
-                {
-                    "id": r.id,
-                    "kind": r.kind,
-                    "due_at": r.due_at.astimezone(tz).isoformat(),
-                    "for_date": r.for_date.isoformat(),
-                    "offset_days": r.offset_days,
-                    "target": f"child:{r.child_id}"
-                    if r.child_id is not None
-                    else f"followup:{r.followup_id}",
-                    "doses": [[str(c), int(n)] for c, n in r.doses],
-                    "recipients": recipients.get(r.id, 0),
-                    "send": r.id in recipients,
-                    "skip_reason": dropped.get(r.id),
-                }
-                for r in rows
-            ]
-    finally:
-        await engine.dispose()
+    async with database(settings.database_url) as db, db.sessions() as session:
+        sessions = db.sessions
+        community = await stored_community(session) or load_community(settings.config)
+        tz = community.timezone
+        now = utcnow()
+        cutoff = now if as_of is None else datetime.combine(as_of + timedelta(days=1), time(0), tz)
+        ids = (await session.scalars(due_query(cutoff))).all()
+        rows = list(await session.scalars(select(Reminder).where(Reminder.id.in_(ids))))
+        rows.sort(key=lambda r: (r.due_at, r.id))
+        services = Services(sessions=sessions, community=community, channels=frozenset())
+        plan, dropped = await build_messages(session, services, rows, now)
+        recipients = {r.id: len(msgs) for r, msgs in plan}
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "due_at": r.due_at.astimezone(tz).isoformat(),
+                "for_date": r.for_date.isoformat(),
+                "offset_days": r.offset_days,
+                "target": f"child:{r.child_id}" if r.child_id is not None else f"followup:{r.followup_id}",
+                "doses": [[str(c), int(n)] for c, n in r.doses],
+                "recipients": recipients.get(r.id, 0),
+                "send": r.id in recipients,
+                "skip_reason": dropped.get(r.id),
+            }
+            for r in rows
+        ]
 
 
 def cmd_reminders(args: argparse.Namespace) -> int:
-    rows = asyncio.run(_due(args.as_of))
+    rows = asyncio.run(_due(args.settings(), args.as_of))
     if args.format == "json":
         for row in rows:
             _print_json(row)
@@ -162,8 +161,9 @@ def cmd_reminders(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add ``vaccines`` and ``reminders`` to the ``outreach-bot`` sub-commands."""
+def register(sub: Any, settings: Callable[[], CliSettings]) -> None:
+    """Add ``vaccines`` and ``reminders`` to the ``outreach-bot`` sub-commands (``settings`` is read
+    when a command runs, not when the parser is built)."""
     vaccines = sub.add_parser(
         "vaccines",
         help="a child's NIP doses with due date and status (done/overdue/due/upcoming; "
@@ -188,4 +188,4 @@ def register(sub: Any) -> None:
     due = action.add_parser("due", help="what the job would send by the end of a day (default: now)")
     due.add_argument("--as-of", type=_date, help="a date, YYYY-MM-DD: everything due by the end of it")
     due.add_argument("--format", choices=("json", "table"), default="json")
-    due.set_defaults(func=cmd_reminders)
+    due.set_defaults(func=cmd_reminders, settings=settings)

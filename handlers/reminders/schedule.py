@@ -21,7 +21,7 @@ import calendar
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
@@ -308,15 +308,11 @@ def _chosen_options(schedule: Schedule, given: Mapping[tuple[str, int], date]) -
     return {g: latest[g][1] if g in latest else schedule.default_option(g) for g in groups}
 
 
-def plan_child(
-    schedule: Schedule,
-    birth: date,
-    given: Iterable[Given],
-    as_of: date,
-    sex: str | None = None,
-) -> list[DoseStatus]:
-    """Every dose of the schedule for this child, ordered by due date."""
-    given_on = {(g.code, g.dose): g.on for g in given}
+def _rules_for(
+    schedule: Schedule, given_on: dict[tuple[str, int], date], birth: date, sex: str | None
+) -> list[DoseRule]:
+    """The rules that apply to this child (those given, and those of its sex and chosen products), by
+    minimum age, then schedule order."""
     chosen = _chosen_options(schedule, given_on)
     rules = [
         r
@@ -326,6 +322,62 @@ def plan_child(
     ]
     order = {r.key: i for i, r in enumerate(schedule.rules)}
     rules.sort(key=lambda r: (r.min_age_date(birth), order[r.key]))
+    return rules
+
+
+def _due_and_floor(
+    rule: DoseRule, birth: date, as_of: date, prev: tuple[date, date] | None
+) -> tuple[date, date]:
+    """The dose's due date and the earliest it may be given, after the previous dose of its series."""
+    base = rule.min_age_date(birth)
+    due = base
+    earliest_floor = max(base, as_of)
+    if prev is not None and rule.min_interval_days is not None:
+        due = max(due, prev[0] + timedelta(days=rule.min_interval_days))
+        earliest_floor = max(earliest_floor, prev[1] + timedelta(days=rule.min_interval_days))
+    elif prev is not None:
+        earliest_floor = max(earliest_floor, prev[1])
+    return due, earliest_floor
+
+
+def _expires(schedule: Schedule, rule: DoseRule, birth: date) -> date:
+    until = rule.catch_up_until_months or schedule.catch_up_max_months
+    return add_months(birth, min(until, schedule.catch_up_max_months))
+
+
+def _overdue_from(due: date, complete_before: date | None) -> date:
+    window_end = add_months(due, DUE_WINDOW_MONTHS)
+    if complete_before is None:
+        return window_end
+    return max(min(window_end, complete_before), due + timedelta(days=1))
+
+
+def _catch_up(status: Status, due: date, complete_before: date | None) -> bool:
+    """A dose given late: overdue, or due only after the age it should be complete by."""
+    if status in (Status.EXPIRED, Status.DONE):
+        return False
+    return status == Status.OVERDUE or (complete_before is not None and due >= complete_before)
+
+
+def _open_status(as_of: date, due: date, overdue_from: date) -> Status:
+    if as_of < due:
+        return Status.UPCOMING
+    if as_of < overdue_from:
+        return Status.DUE
+    return Status.OVERDUE
+
+
+def plan_child(
+    schedule: Schedule,
+    birth: date,
+    given: Iterable[Given],
+    as_of: date,
+    sex: str | None = None,
+) -> list[DoseStatus]:
+    """Every dose of the schedule for this child, ordered by due date."""
+    given_on = {(g.code, g.dose): g.on for g in given}
+    order = {r.key: i for i, r in enumerate(schedule.rules)}
+    rules = _rules_for(schedule, given_on, birth, sex)
     gap = schedule.live_gap_days
     given_live = sorted(on for r in rules if r.live_injectable and (on := given_on.get(r.key)) is not None)
     planned_due: list[date] = []
@@ -335,43 +387,27 @@ def plan_child(
     out: list[DoseStatus] = []
     for rule in rules:
         cb = rule.complete_before(birth)
-        until = rule.catch_up_until_months or schedule.catch_up_max_months
-        expires = add_months(birth, min(until, schedule.catch_up_max_months))
-        base = rule.min_age_date(birth)
-        prev = previous.get(rule.series)
+        expires = _expires(schedule, rule, birth)
         on = given_on.get(rule.key)
-        due = base
-        earliest_floor = max(base, as_of)
-        if prev is not None and rule.min_interval_days is not None:
-            due = max(due, prev[0] + timedelta(days=rule.min_interval_days))
-            earliest_floor = max(earliest_floor, prev[1] + timedelta(days=rule.min_interval_days))
-        elif prev is not None:
-            earliest_floor = max(earliest_floor, prev[1])
+        due, earliest_floor = _due_and_floor(rule, birth, as_of, previous.get(rule.series))
         if rule.live_injectable and on is None:
             due = _live_adjust(due, given_live, planned_due, gap)
-        window_end = add_months(due, DUE_WINDOW_MONTHS)
-        overdue_from = max(min(window_end, cb), due + timedelta(days=1)) if cb else window_end
+        overdue_from = _overdue_from(due, cb)
+        earliest: date | None = None
         if on is not None:
             status = Status.DONE
-            earliest = None
             previous[rule.series] = (on, on)
         elif as_of >= expires:
+            # earliest stays None, no catch-up: the next dose of the series does not wait for this one
             status = Status.EXPIRED
-            earliest = None  # no catch-up: the next dose of the series does not wait for this one
         else:
             earliest = earliest_floor
             if rule.live_injectable:
                 earliest = _live_adjust(earliest, given_live, planned_earliest, gap)
                 planned_due.append(due)
                 planned_earliest.append(earliest)
-            if as_of < due:
-                status = Status.UPCOMING
-            elif as_of < overdue_from:
-                status = Status.DUE
-            else:
-                status = Status.OVERDUE
+            status = _open_status(as_of, due, overdue_from)
             previous[rule.series] = (due, earliest)
-        late = status == Status.OVERDUE or (cb is not None and due >= cb and status != Status.DONE)
         out.append(
             DoseStatus(
                 rule=rule,
@@ -382,158 +418,8 @@ def plan_child(
                 overdue_from=overdue_from,
                 complete_before=cb,
                 expires=expires,
-                catch_up=bool(late and status != Status.EXPIRED),
+                catch_up=_catch_up(status, due, cb),
             )
         )
     out.sort(key=lambda s: (s.due, order[s.rule.key]))
     return out
-
-
-# -- names residents use --------------------------------------------------------------------------
-
-
-class MentionKind(enum.StrEnum):
-    CODE = "code"  # one product: 乙肝, 百白破, 乙脑减毒 …
-    SERIES = "series"  # a course of several products: 脊灰, 流脑
-    GROUP = "group"  # an option group: 乙脑, 甲肝 (the product the child is on)
-
-
-@dataclass(frozen=True)
-class VaccineNames:
-    aliases: tuple[tuple[str, MentionKind, str], ...]  # longest first
-
-    def find(self, text: str, start: int = 0) -> tuple[int, int, MentionKind, str] | None:
-        """The first name in ``text`` at or after ``start``: (start, end, kind, target)."""
-        folded = text.lower()
-        for i in range(start, len(folded)):
-            for alias, kind, target in self.aliases:
-                if folded.startswith(alias, i):
-                    if alias.isascii() and i > 0 and folded[i - 1].isascii() and folded[i - 1].isalpha():
-                        continue  # "td" inside a latin word is not a vaccine
-                    return i, i + len(alias), kind, target
-        return None
-
-
-@cache
-def vaccine_names() -> VaccineNames:
-    path = resources.files(DATA_PACKAGE).joinpath("data", "vaccine_names.yaml")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    items: list[tuple[str, MentionKind, str]] = []
-    for section, kind in (
-        ("vaccines", MentionKind.CODE),
-        ("series", MentionKind.SERIES),
-        ("groups", MentionKind.GROUP),
-    ):
-        for target, names in (data.get(section) or {}).items():
-            items.extend((str(n).lower(), kind, str(target)) for n in names)
-    items.sort(key=lambda t: -len(t[0]))
-    return VaccineNames(tuple(items))
-
-
-_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_DOSE_AFTER = re.compile(r"^\s*(?:疫苗)?\s*(?:第\s*)?([1-9]|[一二两三四五六七八九])(?:\s*[针剂次])?")
-
-_DATE_PATTERNS = [
-    re.compile(r"(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*[日号]?"),
-    re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<m>\d{2})(?P<d>\d{2})(?!\d)"),
-    re.compile(r"(?<![\d年])(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]?"),
-]
-_RELATIVE_DAYS = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}
-
-
-def parse_date(text: str, today: date) -> date | None:
-    """A date written as 2024-05-01, 2024/5/1, 2024.5.1, 2024年5月1日, 20240501, 5月1日 (this year, or
-    last year if that is still to come), 今天, 昨天 or 前天. None if there is none or it is impossible."""
-    found = find_dates(text, today)
-    return found[0][2] if found else None
-
-
-def find_dates(text: str, today: date) -> list[tuple[int, int, date]]:
-    """Every date in ``text`` as (start, end, date), in order; impossible dates are left out."""
-    taken: list[tuple[int, int, date]] = []
-
-    def free(a: int, b: int) -> bool:
-        return all(b <= s or a >= e for s, e, _ in taken)
-
-    for pattern in _DATE_PATTERNS:
-        for m in pattern.finditer(text):
-            if not free(m.start(), m.end()):
-                continue
-            groups = m.groupdict()
-            year = int(groups["y"]) if groups.get("y") else today.year
-            try:
-                day = date(year, int(groups["m"]), int(groups["d"]))
-            except ValueError:
-                continue
-            if not groups.get("y") and day > today:
-                try:
-                    day = day.replace(year=year - 1)
-                except ValueError:
-                    continue
-            taken.append((m.start(), m.end(), day))
-    for word, back in _RELATIVE_DAYS.items():
-        for m in re.finditer(word, text):
-            if free(m.start(), m.end()):
-                taken.append((m.start(), m.end(), today - timedelta(days=back)))
-    return sorted(taken)
-
-
-@dataclass(frozen=True)
-class Mention:
-    kind: MentionKind
-    target: str
-    number: int | None  # the dose (of the product, or of the course for a series)
-    on: date | None
-    text: str = field(default="", compare=False)
-
-
-def find_mentions(text: str, today: date) -> list[Mention]:
-    """The vaccines named in a reply, each with its dose number and the date written after it (or, if
-    none follows, the last date before it): "乙肝1 2024-05-01 卡介苗 2024-05-01", "麻腮风1 乙脑1 7月16日"."""
-    dates = find_dates(text, today)
-    masked = list(text)
-    for s, e, _ in dates:
-        masked[s:e] = [" "] * (e - s)
-    plain = "".join(masked)
-    names = vaccine_names()
-    found: list[tuple[int, int, Mention]] = []
-    pos = 0
-    while (hit := names.find(plain, pos)) is not None:
-        start, end, kind, target = hit
-        number = None
-        m = _DOSE_AFTER.match(plain[end:])
-        if m:
-            raw = m.group(1)
-            number = int(raw) if raw.isdigit() else _CN_DIGITS[raw]
-            end += m.end()
-        found.append((start, end, Mention(kind, target, number, None, text[start:end].strip())))
-        pos = end
-    out = []
-    for start, end, mention in found:
-        after = [d for s, _, d in dates if s >= end]
-        before = [d for s, _, d in dates if s < start]
-        on = after[0] if after else (before[-1] if before else None)
-        out.append(Mention(mention.kind, mention.target, mention.number, on, mention.text))
-    return out
-
-
-def resolve(mention: Mention, plan: Sequence[DoseStatus], schedule: Schedule) -> DoseRule | None:
-    """The dose a mention means for this child: the numbered dose, or the first one not yet recorded."""
-    if mention.kind == MentionKind.GROUP:
-        codes = {s.rule.code for s in plan if s.rule.option_group == mention.target}
-        pending = [s for s in plan if s.rule.option_group == mention.target and not s.done]
-        code = pending[0].rule.code if pending else (sorted(codes)[0] if codes else None)
-        if code is None:
-            code = schedule.default_option(mention.target)
-        return resolve(Mention(MentionKind.CODE, code, mention.number, mention.on), plan, schedule)
-    if mention.kind == MentionKind.SERIES:
-        rules = sorted((r for r in schedule.rules if r.series == mention.target), key=lambda r: r.series_dose)
-        if mention.number is not None:
-            return next((r for r in rules if r.series_dose == mention.number), None)
-        done = {s.rule.key for s in plan if s.done}
-        return next((r for r in rules if r.key not in done), None)
-    if mention.number is not None:
-        return schedule.rule(mention.target, mention.number)
-    done = {s.rule.key for s in plan if s.done}
-    rules = sorted((r for r in schedule.rules if r.code == mention.target), key=lambda r: r.dose)
-    return next((r for r in rules if r.key not in done), rules[-1] if rules else None)
