@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,25 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import EXE, lines, run
 from tests.test_community import BASE
-
-EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or shutil.which("outreach-bot")
-
-
-def run(
-    args: list[str], stdin: str | bytes = "", env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[bytes]:
-    command = [EXE, *args] if EXE else [sys.executable, "-m", "bot.cli", *args]
-    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-    full_env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **(env or {})}
-    return subprocess.run(
-        command, input=data, capture_output=True, env=full_env, timeout=timeout, check=False
-    )
-
-
-def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
-    assert result.returncode == 0, result.stderr.decode()
-    return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
 
 
 def db_path(env: dict[str, str]) -> Path:
@@ -264,11 +246,10 @@ def test_a_missing_postgresql_database_is_named() -> None:
 
     from sqlalchemy.engine import make_url
 
-    from tests.scratch_db import PG_URL, postgres_problem, skip_or_fail
+    from bench.support.scratch_db import PG_URL
+    from tests.support.db import require_postgres
 
-    problem = asyncio.run(postgres_problem())
-    if problem is not None:
-        skip_or_fail(problem)
+    asyncio.run(require_postgres())
     missing = make_url(PG_URL).set(database="outreach_no_such_db").render_as_string(hide_password=False)
     err = one_line_error(run(["tickets"], env={"OUTREACH_DATABASE_URL": missing}))
     assert "outreach_no_such_db" in err and "不存在" in err and "createdb" in err

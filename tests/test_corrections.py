@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from storage.classify_models import LabelledExample
 from storage.models import Case, CaseEvent
-from tests.conftest import Chat
-from tests.test_cli import run
+from tests.support.chat import Chat
+from tests.support.cli import run
 from tests.test_community import BASE
 
 

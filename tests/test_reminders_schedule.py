@@ -26,7 +26,7 @@ from handlers.reminders.schedule import (
     schedule_for,
 )
 from messages import catalog
-from tests.test_cli import lines, run
+from tests.support.cli import lines, run
 
 ANCHORS = {f"S{n}" for n in range(1, 62)} | {"M", "D"}
 
