@@ -3,7 +3,7 @@
     python bench/broadcast_throughput.py [--residents 100000] [--limited 3000] [--db sqlite|postgres]
                                          [--channel telegram|wechat]
 
-The fake API (tests/fake_telegram.py or tests/fake_wechat.py) runs in a child process, so CPU and
+The fake API (bench/support/fake_telegram.py or fake_wechat.py) runs in a child process, so CPU and
 memory figures are ours. Our side is the production code path: the broadcast is expanded into outbox
 rows (``handlers.broadcasts.service.expand``) and drained by the core outbox (``handlers.outbox.drain``,
 claim 50, send, settle each) through the channel's real sender (``TelegramSender`` with its rate

@@ -1,6 +1,6 @@
 """Reports through the Telegram webhook: throughput and latency from request to stored case.
 
-Starts the fake Bot API (tests/fake_telegram.py) and the real ``outreach-bot serve`` in webhook mode as
+Starts the fake Bot API (bench/support/) and the real ``outreach-bot serve`` in webhook mode as
 a subprocess, then POSTs one report from each of N users (default 1,000) to /telegram/webhook with the
 secret header, ``--concurrency`` at a time. The webhook answers only after the turn has committed, so
 the request's latency is the time from request to stored case; the run ends when the database holds
