@@ -22,6 +22,31 @@ from storage.migrate import upgrade
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.db import BACKENDS, database_of, wipe
 
+# The modules that take longest (real `serve` processes, platform rate limits, many CLI runs), longest
+# first. Each module stays on one xdist worker (--dist loadscope) and modules are handed out in
+# collection order: started last, one of these would leave the other worker idle at the end.
+LONGEST_FIRST = (
+    "test_broadcast_platforms.py",
+    "test_telegram.py",
+    "test_wechat_security.py",
+    "test_cli.py",
+    "test_wecom.py",
+    "test_wechat.py",
+    "test_telegram_resilience.py",
+    "test_broadcasts.py",
+    "test_outbox.py",
+    "test_stats.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
