@@ -3,7 +3,7 @@
     python bench/broadcast_throughput.py [--residents 100000] [--limited 3000] [--db sqlite|postgres]
                                          [--channel telegram|wechat]
 
-The fake API (tests/fake_telegram.py or tests/fake_wechat.py) runs in a child process, so CPU and
+The fake API (bench/support/fake_telegram.py or fake_wechat.py) runs in a child process, so CPU and
 memory figures are ours. Our side is the production code path: the broadcast is expanded into outbox
 rows (``handlers.broadcasts.service.expand``) and drained by the core outbox (``handlers.outbox.drain``,
 claim 50, send, settle each) through the channel's real sender (``TelegramSender`` with its rate
@@ -43,7 +43,7 @@ PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@1
 
 def _fake_main(kind: str, conn: Any) -> None:
     if kind == "telegram":
-        from tests.fake_telegram import SEND_METHODS, FakeTelegram
+        from bench.support.fake_telegram import SEND_METHODS, FakeTelegram
 
         fake: Any = FakeTelegram()
         stamps: list[float] = []
@@ -58,8 +58,8 @@ def _fake_main(kind: str, conn: Any) -> None:
         fake.start()
         conn.send(fake.api_url)
     else:
-        from tests import fake_wechat as fw
-        from tests import wechat_payloads as wx
+        from bench.support import fake_wechat as fw
+        from bench.support import wechat_payloads as wx
 
         fake = fw.FakeWeChat(wx.APP_ID, wx.APP_SECRET)
         stamps = []
@@ -175,9 +175,9 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
     if channel == "telegram":
         from telegram import Bot
 
+        from bench.support.fake_telegram import TOKEN
         from bot.telegram.limiter import RateLimiter
         from bot.telegram.sender import TelegramSender
-        from tests.fake_telegram import TOKEN
 
         bot = Bot(TOKEN, base_url=url)
         await bot.initialize()
@@ -185,9 +185,9 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
         return TelegramSender(bot, sessions, limiter), bot.shutdown
     import httpx
 
+    from bench.support import wechat_payloads as wx
     from bot.wechat.client import DatabaseTokenStore, WeChatClient
     from bot.wechat.sender import WeChatSender
-    from tests import wechat_payloads as wx
 
     http = httpx.AsyncClient(timeout=10)
     client = WeChatClient(wx.APP_ID, wx.APP_SECRET, url, DatabaseTokenStore(sessions), http=http)
@@ -285,9 +285,7 @@ async def main(args: argparse.Namespace) -> None:
 
         sender, close = await make_sender(args.channel, fake.url, sessions, lifted=True)
         try:
-            sent, expand_s, drain_s, rate, claim_ms = await broadcast_once(
-                services, sender, Audience(), "a"
-            )
+            sent, expand_s, drain_s, rate, claim_ms = await broadcast_once(services, sender, Audience(), "a")
         finally:
             await close()
         print(

@@ -43,6 +43,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.support.scratch_db import scratch_postgres
 from handlers import deadlines, stats
 from handlers.community import Community, load_community
 from handlers.community_store import sync_community
@@ -50,7 +51,6 @@ from handlers.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OPEN_STATUSES, Case, CaseStatus
-from tests.scratch_db import scratch_postgres
 
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)  # a Tuesday

@@ -1,6 +1,6 @@
 """Reports through the Telegram webhook: throughput and latency from request to stored case.
 
-Starts the fake Bot API (tests/fake_telegram.py) and the real ``outreach-bot serve`` in webhook mode as
+Starts the fake Bot API (bench/support/) and the real ``outreach-bot serve`` in webhook mode as
 a subprocess, then POSTs one report from each of N users (default 1,000) to /telegram/webhook with the
 secret header, ``--concurrency`` at a time. The webhook answers only after the turn has committed, so
 the request's latency is the time from request to stored case; the run ends when the database holds
@@ -34,9 +34,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.support.fake_telegram import TOKEN, FakeTelegram  # noqa: E402
 from storage.database import create_engine  # noqa: E402
 from storage.models import Case, OutboxMessage  # noqa: E402
-from tests.fake_telegram import TOKEN, FakeTelegram  # noqa: E402
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or "outreach-bot"
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

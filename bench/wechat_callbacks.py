@@ -43,9 +43,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import fake_wechat as fw  # noqa: E402
-from tests import wechat_payloads as wx  # noqa: E402
-from tests.scratch_db import scratch_postgres  # noqa: E402
+from bench.support import fake_wechat as fw  # noqa: E402
+from bench.support import wechat_payloads as wx  # noqa: E402
+from bench.support.scratch_db import scratch_postgres  # noqa: E402
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent))
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -1,39 +1,63 @@
-"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
-
-PostgreSQL is the server at 127.0.0.1:5432 (override with OUTREACH_TEST_PG_URL). Without it the
-PostgreSQL half is skipped with a reason, except in CI (CI=true), where it must run and a missing
-server is a failure.
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (the matrix is
+``tests/support/db.py``; PostgreSQL is the server at 127.0.0.1:5432, override with
+OUTREACH_TEST_PG_URL; without it the PostgreSQL half is skipped with a reason, except in CI (CI=true),
+where it must run and a missing server is a failure).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.community import Community, load_community
 from handlers.community_store import sync_community
 from handlers.context import Services
 from handlers.conversation import Conversation
-from handlers.inbound import Inbound
-from handlers.outbox import drain
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import Base, OutboxMessage
-from tests.scratch_db import database_of
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.db import BACKENDS, database_of, wipe
+
+# The modules that take longest (real `serve` processes, platform rate limits, many CLI runs), longest
+# first. Each module stays on one xdist worker (--dist loadscope) and modules are handed out in
+# collection order: started last, one of these would leave the other worker idle at the end.
+LONGEST_FIRST = (
+    "test_broadcast_platforms.py",
+    "test_telegram.py",
+    "test_wechat_security.py",
+    "test_cli.py",
+    "test_wecom.py",
+    "test_wechat.py",
+    "test_telegram_resilience.py",
+    "test_broadcasts.py",
+    "test_outbox.py",
+    "test_stats.py",
+)
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with database_of(request.param, tmp_path_factory.mktemp("db")) as url:
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by database
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" or "postgres": each test that needs a database, directly or through a server fixture,
+    runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with database_of(backend, tmp_path_factory.mktemp("db")) as url:
         yield url
 
 
@@ -45,17 +69,6 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def wipe(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            # Integer keys without AUTOINCREMENT restart at 1 once the table is empty.
-            for table in reversed(Base.metadata.sorted_tables):
-                await conn.execute(table.delete())
-
-
 @pytest.fixture
 async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     await wipe(engine)
@@ -65,64 +78,6 @@ async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture(scope="session")
 def sample() -> Community:
     return load_community(None)
-
-
-class Clock:
-    """A clock tests can move: starts on a Monday morning in Shanghai."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)  # 09:30 Asia/Shanghai
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-@dataclass
-class Delivered:
-    channel: str
-    recipient: str
-    text: str
-    payload: dict[str, object]
-
-
-@dataclass
-class RecordingSender:
-    """A stand-in for a chat platform: keeps what would have been delivered."""
-
-    channel: str
-    delivered: list[Delivered] = field(default_factory=list)
-
-    async def send(self, message: OutboxMessage) -> None:
-        self.delivered.append(
-            Delivered(message.channel, message.recipient, message.text, dict(message.payload))
-        )
-
-
-@dataclass
-class Chat:
-    """Drive the real conversation core as the console does: send a message, collect what went out."""
-
-    services: Services
-    conversation: Conversation
-    sender: RecordingSender
-    clock: Clock
-
-    async def send(self, who: str, text: str | None = None, **kwargs: object) -> list[Delivered]:
-        await self.conversation.handle(Inbound(channel="console", sender=who, text=text, **kwargs))  # type: ignore[arg-type]
-        return await self.flush()
-
-    async def flush(self) -> list[Delivered]:
-        before = len(self.sender.delivered)
-        while await drain(self.services.sessions, self.sender, self.clock):
-            pass
-        return self.sender.delivered[before:]
-
-    @staticmethod
-    def to(messages: list[Delivered], who: str) -> list[str]:
-        return [m.text for m in messages if m.recipient == who]
 
 
 @pytest.fixture

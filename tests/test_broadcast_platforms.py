@@ -1,8 +1,8 @@
 """Broadcasts end to end: the real ``outreach-bot serve`` process against the fake Telegram Bot API and
-the fake WeChat API on 127.0.0.1, with a few thousand residents, on SQLite and on PostgreSQL.
+the fake WeChat API on 127.0.0.1, with twelve hundred residents, on SQLite and on PostgreSQL.
 
-An admin drafts a broadcast in Telegram ("广播 …"), presses 确认发送, and the server sends it to 900
-Telegram and 1,500 WeChat residents. Half-way through (at a random number of Telegram deliveries) the
+An admin drafts a broadcast in Telegram ("广播 …"), presses 确认发送, and the server sends it to 450
+Telegram and 750 WeChat residents. Half-way through (at a random number of Telegram deliveries) the
 server is killed with SIGKILL at the worst moment: the fake Telegram has just received a message and
 the bot has not heard back. Then it is started again and must finish the broadcast: every resident
 reached exactly once, none skipped. Checked on the fakes' side: Telegram's observed rate (any
@@ -27,7 +27,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +39,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bench.support import fake_wechat as fw
+from bench.support import wechat_payloads as wx
+from bench.support.fake_telegram import SEND_METHODS, TOKEN, Call, FakeTelegram
 from handlers.broadcasts import wechat_mass
 from handlers.community import load_community
 from handlers.community_store import sync_community
@@ -48,15 +50,15 @@ from storage.broadcast_models import Broadcast, ResidentTag, WeChatMassReceipt
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
-from tests import fake_wechat as fw
-from tests import wechat_payloads as wx
-from tests.fake_telegram import SEND_METHODS, TOKEN, Call, FakeTelegram
-from tests.scratch_db import database_of
-from tests.test_telegram import EXE, eventually, free_port
+from tests.support.db import database_of
+from tests.support.live_server import command, free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-TELEGRAM_RESIDENTS = 900
-WECHAT_RESIDENTS = 1500
+# Enough that the broadcast runs at Telegram's limit for many seconds, with progress messages on the
+# way and a kill half-way through; more would only make the test longer.
+TELEGRAM_RESIDENTS = 450
+WECHAT_RESIDENTS = 750
 OUT_OF_WINDOW = 30  # WeChat residents who last wrote 5 days ago: a template message reaches them
 UNSUBSCRIBED = 3  # … of whom these unfollowed the account (the template is refused with 43004)
 BLOCKED = 3  # Telegram residents who blocked the bot (403)
@@ -200,7 +202,7 @@ class Deployment:
                 except httpx.HTTPError:
                     return False
 
-        await eventually(healthy, "the server to start", deadline=90)
+        await wait_until(healthy, "the server to start", timeout=90)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -253,33 +255,12 @@ class Deployment:
         return found
 
 
-async def slowly(check: Callable[[], Any], what: str, deadline: float) -> Any:
-    """``eventually``, polling twice a second: the fake Telegram is a thread of this process and
-    stamps arrivals, so the test keeps its own work light while messages flow."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.5)
-
-
-def command() -> list[str]:
-    return [EXE] if EXE else [sys.executable, "-m", "bot.cli"]
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def deployment(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Deployment]:
+@pytest.fixture(scope="module")
+async def deployment(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
     folder = tmp_path_factory.mktemp("broadcast-e2e")
     config = folder / "community.yaml"
     config.write_text(COMMUNITY, encoding="utf-8")
-    async with database_of(request.param, folder, "outreach_bc") as db_url:
+    async with database_of(backend, folder, "outreach_bc") as db_url:
         async for d in _deploy(folder, config, db_url):
             yield d
 
@@ -349,14 +330,14 @@ async def test_broadcast_survives_kill_9_at_the_platforms_limits(deployment: Dep
     await d.start()
     # The admin drafts in Telegram and confirms with the button.
     tg.push(tg.message(CHEN, f"广播 全体 {NOTICE}"))
-    draft: Call = await eventually(
+    draft: Call = await wait_until(
         lambda: next((c for c in tg.sent(CHEN) if "广播草稿 #1" in c.text), None), "the draft"
     )
     assert f"共 {TELEGRAM_RESIDENTS + WECHAT_RESIDENTS} 人" in draft.text
     assert [b["text"] for b in draft.buttons] == ["确认发送", "取消"]
     assert not delivered_tg(tg, NOTICE)  # nothing before confirmation
     tg.push(tg.button(CHEN, draft.buttons[0]["callback_data"], draft.result))
-    await eventually(lambda: any("正在发送" in c.text for c in tg.sent(CHEN)), "the confirmation")
+    await wait_until(lambda: any("正在发送" in c.text for c in tg.sent(CHEN)), "the confirmation")
 
     # Kill -9 half-way, at the worst moment: Telegram has the message, the bot has not heard back.
     threshold = random.randint(120, TELEGRAM_RESIDENTS // 2)
@@ -369,7 +350,9 @@ async def test_broadcast_survives_kill_9_at_the_platforms_limits(deployment: Dep
         os.kill(process.pid, signal.SIGKILL)
 
     tg.kill_at(threshold, kill)
-    await slowly(lambda: process.poll() is not None, f"the kill at delivery {threshold}", 120)
+    # Polled twice a second: the fake Telegram is a thread of this process and stamps arrivals, so the
+    # test keeps its own work light while messages flow.
+    await wait_until(lambda: process.poll() is not None, f"the kill at delivery {threshold}", 120, 0.5)
     killed_at = time.monotonic()
     at_kill = (sum(delivered_tg(tg, NOTICE).values()), sum(delivered_wx(wxf, NOTICE).values()))
     await d.start()
@@ -378,7 +361,7 @@ async def test_broadcast_survives_kill_9_at_the_platforms_limits(deployment: Dep
         b = await d.broadcast(1)
         return b if b is not None and b.status == "done" else None
 
-    finished = await slowly(done, "the broadcast to finish after the restart", 150)
+    finished = await wait_until(done, "the broadcast to finish after the restart", 150, 0.5)
     uncertain = await d.uncertain(1)
     print(f"\nkill -9 after {at_kill[0]} Telegram / {at_kill[1]} WeChat deliveries; uncertain: {uncertain}")
 
@@ -437,7 +420,7 @@ async def test_broadcast_survives_kill_9_at_the_platforms_limits(deployment: Dep
     assert report["unreachable"] == BLOCKED + UNSUBSCRIBED + n_uncertain
     admin = [c.text for c in tg.sent(CHEN)]
     assert any("发送中" in t for t in admin), admin
-    final = await eventually(
+    final = await wait_until(
         lambda: next((t for t in tg_texts(tg, CHEN) if "发送完毕" in t), None), "the report"
     )
     assert f"未送达 {BLOCKED + UNSUBSCRIBED + n_uncertain} 人" in final

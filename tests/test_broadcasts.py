@@ -22,6 +22,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.support import fake_wechat as fw
+from bench.support import wechat_payloads as wx
 from bot.wechat.client import DatabaseTokenStore, WeChatClient
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts import calendar, jobs, service, wechat_mass
@@ -40,10 +42,8 @@ from storage.broadcast_models import (
 )
 from storage.database import create_engine, session_factory
 from storage.models import Case, OutboxMessage, Resident, ResidentIdentity, utcnow
-from tests import fake_wechat as fw
-from tests import wechat_payloads as wx
-from tests.conftest import Chat, Clock, Delivered, RecordingSender
-from tests.test_cli import run
+from tests.support.chat import Chat, Clock, Delivered, RecordingSender
+from tests.support.cli import run
 
 TZ = ZoneInfo("Asia/Shanghai")
 SMALL = BroadcastSettings(batch_size=7)  # several expansion batches even with a few residents

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from storage.models import Case, CaseStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def cases_count(chat: Chat) -> int:

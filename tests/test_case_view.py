@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from handlers.inbound import Inbound
 from storage.models import Case, CaseEvent, CaseStatus
-from tests.conftest import Chat
-from tests.test_cli import lines, run
+from tests.support.chat import Chat
+from tests.support.cli import lines, run
 
 WRITTEN = "３号楼楼道里贴满了小广告！（很多，还有“办证”的电话）"
 NOTE = "已清理干净，共撕下２０张；谢谢！"

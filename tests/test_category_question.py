@@ -18,7 +18,7 @@ from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from storage.classify_models import LabelledExample
 from storage.models import Case
-from tests.conftest import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, RecordingSender
 
 UNSURE = {
     "3号楼后面那块地方又脏又臭": ("garbage", "sewage"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from storage.models import Case
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def cases(chat: Chat) -> list[Case]:

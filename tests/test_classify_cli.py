@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from tests.test_cli import lines, run
+from tests.support.cli import lines, run
 
 CORPUS = """\
 # a tiny labelled file: labels<TAB>slice<TAB>urgent<TAB>text

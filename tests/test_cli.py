@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,25 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import EXE, lines, run
+from tests.support.live_server import free_port
+from tests.support.waiting import wait_until
 from tests.test_community import BASE
-
-EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or shutil.which("outreach-bot")
-
-
-def run(
-    args: list[str], stdin: str | bytes = "", env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[bytes]:
-    command = [EXE, *args] if EXE else [sys.executable, "-m", "bot.cli", *args]
-    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-    full_env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **(env or {})}
-    return subprocess.run(
-        command, input=data, capture_output=True, env=full_env, timeout=timeout, check=False
-    )
-
-
-def lines(result: subprocess.CompletedProcess[bytes]) -> list[dict[str, object]]:
-    assert result.returncode == 0, result.stderr.decode()
-    return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
 
 
 def db_path(env: dict[str, str]) -> Path:
@@ -174,14 +157,10 @@ def test_staff_invite_prints_a_code_that_binds_once(
     assert "绑定成功" in shown and "目前没有待办案件" in shown and "邀请码无效" in shown
 
 
-def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
-    import socket
-    import time
-    import urllib.request
+async def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
+    import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [EXE or sys.executable, "serve", "--port", str(port), "--workers", "2"]
     env = {**os.environ, "OUTREACH_LOG_LEVEL": "WARNING", **db_env}
     for key in [k for k in env if k.startswith(("OUTREACH_TELEGRAM", "OUTREACH_WECHAT"))]:
@@ -190,15 +169,15 @@ def test_serve_with_two_workers_answers_healthz(db_env: dict[str, str]) -> None:
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            deadline = time.monotonic() + 60
-            status = None
-            while time.monotonic() < deadline and status != 200:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                        status = response.status
-                except OSError:
-                    time.sleep(0.3)
-            assert status == 200
+            async with httpx.AsyncClient(timeout=2) as http:
+
+                async def healthy() -> bool:
+                    try:
+                        return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                await wait_until(healthy, "/healthz to answer 200", timeout=60, interval=0.3)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -219,12 +198,6 @@ def one_line_error(result: subprocess.CompletedProcess[bytes], code: int = 1) ->
     assert result.returncode == code, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     return err
-
-
-def free_port() -> int:
-    with socket.socket() as sock:  # bound, never listening: connecting to it is refused
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_unusable_config_files_are_one_clear_error(tmp_path: Path, db_env: dict[str, str]) -> None:
@@ -264,11 +237,10 @@ def test_a_missing_postgresql_database_is_named() -> None:
 
     from sqlalchemy.engine import make_url
 
-    from tests.scratch_db import PG_URL, postgres_problem, skip_or_fail
+    from bench.support.scratch_db import PG_URL
+    from tests.support.db import require_postgres
 
-    problem = asyncio.run(postgres_problem())
-    if problem is not None:
-        skip_or_fail(problem)
+    asyncio.run(require_postgres())
     missing = make_url(PG_URL).set(database="outreach_no_such_db").render_as_string(hide_password=False)
     err = one_line_error(run(["tickets"], env={"OUTREACH_DATABASE_URL": missing}))
     assert "outreach_no_such_db" in err and "不存在" in err and "createdb" in err

@@ -18,7 +18,7 @@ from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from storage.database import create_engine, session_factory
 from storage.reminder_models import Child
-from tests.conftest import Chat, Clock
+from tests.support.chat import Chat, Clock
 from tests.test_reminders_chat import enrol
 
 WRONG = ["ABCD2345", "ZZZZ9999", "QWER7777", "HJKL3456", "MNPQ8888", "RSTU2222"]

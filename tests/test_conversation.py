@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from storage.models import Case, CaseEvent, CaseStatus, InboundMessage, OutboxMessage, OutboxStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def case(chat: Chat, number: int) -> Case:

@@ -15,8 +15,8 @@ from handlers.context import Services
 from handlers.conversation import Conversation
 from storage.classify_models import LabelledExample
 from storage.models import Case, CaseEvent
-from tests.conftest import Chat, Clock, RecordingSender
-from tests.test_cli import run
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import run
 from tests.test_community import BASE
 
 

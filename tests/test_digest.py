@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from handlers.digest import send_digests
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -14,7 +14,7 @@ from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from handlers.outbox import DeliveryError, drain
 from storage.models import OutboxMessage, OutboxStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 from tests.test_outbox import cli
 
 CODE = re.compile(r"[A-HJ-NP-Z2-9]{8}")

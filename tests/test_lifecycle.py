@@ -20,7 +20,7 @@ from handlers.conversation import Conversation
 from handlers.inbound import Inbound
 from handlers.people import Address
 from storage.models import Case, CaseEvent, CaseStatus, Resident, ResidentIdentity
-from tests.conftest import Chat, Clock, Delivered, RecordingSender
+from tests.support.chat import Chat, Clock, Delivered, RecordingSender
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -12,7 +12,7 @@ from handlers.context import Services
 from handlers.conversation import Conversation
 from handlers.location import GridArea, Locator, find_buildings
 from storage.models import Case
-from tests.conftest import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, RecordingSender
 
 LOCATOR = Locator(
     [

@@ -16,8 +16,8 @@ from handlers.context import Services
 from handlers.conversation import Conversation
 from handlers.location import GridArea, Locator, cn_number, find_buildings
 from storage.models import Case
-from tests.conftest import Chat, Clock, RecordingSender
-from tests.test_cli import lines, run
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import lines, run
 
 OWN = Path(__file__).parent / "data" / "route_community.yaml"
 LOCATOR = load_community(OWN).locator

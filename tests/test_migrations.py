@@ -15,10 +15,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import storage
+from bench.support.scratch_db import scratch_postgres
 from storage.database import create_engine
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import Base
-from tests.scratch_db import database_of, postgres_problem, scratch_postgres, skip_or_fail
+from tests.support.db import database_of, require_postgres
 
 
 def all_models() -> None:
@@ -68,9 +69,7 @@ async def test_downgrade_to_base_and_upgrade_again(tmp_path: Any) -> None:
 @pytest.mark.postgres
 async def test_processes_starting_together_migrate_once() -> None:
     # `serve --workers N`, or several hosts started at once, on a new PostgreSQL database.
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
+    await require_postgres()
     async with scratch_postgres("outreach_migrate") as url:
         engines = [create_engine(url) for _ in range(3)]
         try:

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
+from bench.support.fake_telegram import TOKEN, FakeTelegram
 from bot.telegram.limiter import RateLimiter
 from bot.telegram.sender import TelegramSender
 from handlers.outbox import (
@@ -36,9 +37,8 @@ from handlers.outbox import (
 )
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, utcnow
-from tests.conftest import Clock
-from tests.fake_telegram import TOKEN, FakeTelegram
-from tests.live_server import command
+from tests.support.chat import Clock
+from tests.support.live_server import command
 
 
 class PlatformSender:

@@ -15,7 +15,7 @@ from handlers import deadlines
 from storage.broadcast_models import Broadcast, BroadcastStatus
 from storage.models import Case, CaseEvent, CaseStatus, Dialog
 from storage.reminder_models import Child, Consent
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def case(chat: Chat, number: int) -> Case:

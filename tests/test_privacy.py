@@ -34,7 +34,7 @@ def test_health_words_are_masked_longest_first() -> None:
 
 def test_secrets_are_masked() -> None:
     line = (
-        'POST /wechat?signature=abc123&timestamp=1700000000&nonce=42&openid=oXYZ&encrypt_type=aes '
+        "POST /wechat?signature=abc123&timestamp=1700000000&nonce=42&openid=oXYZ&encrypt_type=aes "
         "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage"
     )
     masked = mask_secrets(line)

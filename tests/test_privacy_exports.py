@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.wechat.client import DatabaseTokenStore
-from tests.conftest import Chat
-from tests.test_cli import run
+from tests.support.chat import Chat
+from tests.support.cli import run
 from tests.test_community import BASE
 
 PHONE = "13812345678"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from handlers.inbound import Inbound
 from storage.models import Case, CaseStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def status(chat: Chat, number: int) -> str:

@@ -23,7 +23,7 @@ from storage.reminder_models import (
     Guardianship,
     Reminder,
 )
-from tests.conftest import Chat, Clock
+from tests.support.chat import Chat, Clock
 
 HEAD = "【幸福社区卫生服务站】您有一条健康服务提醒"
 DISEASE_WORDS = ("高血压", "糖尿病", "精神", "孕", "结核", "艾滋", "体检", "慢性")

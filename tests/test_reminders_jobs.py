@@ -21,8 +21,8 @@ from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OutboxMessage, Resident, ResidentIdentity
 from storage.reminder_models import Child, Consent, Guardianship, Reminder
-from tests.conftest import Chat, Clock, RecordingSender
-from tests.test_cli import lines, run
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import lines, run
 from tests.test_reminders_chat import HEAD, enrol
 
 TZ = ZoneInfo("Asia/Shanghai")

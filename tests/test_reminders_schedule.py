@@ -23,7 +23,7 @@ from handlers.reminders.schedule import (
 )
 from handlers.reminders.vaccine_words import MentionKind, find_mentions, parse_date, resolve
 from messages import catalog
-from tests.test_cli import lines, run
+from tests.support.cli import lines, run
 
 ANCHORS = {f"S{n}" for n in range(1, 62)} | {"M", "D"}
 

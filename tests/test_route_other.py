@@ -15,8 +15,8 @@ from handlers.community_store import sync_community
 from handlers.context import Services
 from handlers.conversation import Conversation
 from storage.models import Case, CaseStatus
-from tests.conftest import Chat, Clock, RecordingSender
-from tests.test_cli import lines, run
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import lines, run
 
 OWN = Path(__file__).parent / "data" / "route_community.yaml"
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from handlers import deadlines
 from storage.models import Case, CaseEvent, CaseStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 TWO = "楼道到处都是小广告，而且楼下下水道也堵了好几天了"
 

@@ -5,7 +5,7 @@ through the real ``Conversation`` on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from storage.models import Case, CaseStatus
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def case(chat: Chat, number: int) -> Case:

@@ -22,8 +22,8 @@ from handlers.conversation import Conversation
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Case, CaseStatus
-from tests.conftest import Chat, Clock, RecordingSender
-from tests.test_cli import run
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import run
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -13,15 +13,12 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,17 +26,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from bench.support.fake_telegram import TOKEN, Call, FakeTelegram
+from bench.support.scratch_db import scratch_postgres
 from bot.telegram import keyboards
 from bot.telegram.handlers import inbound_from
 from bot.telegram.limiter import RateLimiter
 from messages import render
 from storage.database import create_engine, session_factory
 from storage.models import Case, InboundMessage, OutboxMessage, ResidentIdentity
-from tests.fake_telegram import TOKEN, Call, FakeTelegram
-from tests.scratch_db import postgres_problem, scratch_postgres, skip_or_fail
+from tests.support.db import require_postgres
+from tests.support.live_server import command, free_port
+from tests.support.waiting import wait_until
 
-EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or shutil.which("outreach-bot")
-DEADLINE = 30.0  # seconds any awaited condition may take before the test fails
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 ZHANG, LI, ZHAO, WU, CHEN = 100001, 100002, 100003, 100004, 100009  # workers G1, G2, G3; leader; admin
@@ -78,29 +76,6 @@ staff:
   - {id: chen, name: 陈静, role: admin, telegram: 100009}
 categories: []
 """
-
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T] | T], what: str, deadline: float = DEADLINE) -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``deadline``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if loop.time() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def case_number(text: str) -> int:
@@ -157,7 +132,7 @@ class BotServer:
         def find() -> Call | None:
             return next((c for c in self.fake.sent(chat)[after:] if re.search(pattern, c.text)), None)
 
-        return await eventually(find, f"a message to {chat} matching {pattern!r}")
+        return await wait_until(find, f"a message to {chat} matching {pattern!r}")
 
     async def confirmed(self, update: dict[str, Any]) -> None:
         """Polling: wait until getUpdates has moved past the update (it is confirmed to Telegram, and
@@ -169,7 +144,7 @@ class BotServer:
         def passed() -> bool:
             return any(int(c.params.get("offset") or 0) > last for c in self.fake.all_calls("getUpdates"))
 
-        await eventually(passed, f"getUpdates to confirm update {last}")
+        await wait_until(passed, f"getUpdates to confirm update {last}")
 
     async def answered(self, update: dict[str, Any]) -> Call:
         query_id = update["callback_query"]["id"]
@@ -178,7 +153,7 @@ class BotServer:
             calls = self.fake.all_calls("answerCallbackQuery")
             return next((c for c in calls if c.params.get("callback_query_id") == query_id), None)
 
-        return await eventually(find, f"answerCallbackQuery for {query_id}")
+        return await wait_until(find, f"answerCallbackQuery for {query_id}")
 
     def cleared(self, message: Call) -> bool:
         """Whether the bot took the buttons off a message it sent."""
@@ -207,9 +182,7 @@ class BotServer:
 async def _database(backend: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp / 'telegram.db'}", _nothing
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
+    await require_postgres()
     database = scratch_postgres("outreach_tg")
     url = await database.__aenter__()
 
@@ -242,10 +215,9 @@ async def start_server(
     if mode == "webhook":
         env["OUTREACH_TELEGRAM_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/telegram/webhook"
         env["OUTREACH_TELEGRAM_WEBHOOK_SECRET"] = uuid.uuid4().hex
-    command = [EXE] if EXE else [sys.executable, "-m", "bot.cli"]
     log = tmp / "server.log"
     process = subprocess.Popen(
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=tmp,  # no stray .env file
         stdout=subprocess.DEVNULL,
@@ -261,7 +233,7 @@ async def start_server(
         return False
 
     try:
-        await eventually(healthy, "the server's /healthz", deadline=90)
+        await wait_until(healthy, "the server's /healthz", timeout=90)
     except BaseException:
         await server.stop()
         await drop()
@@ -353,7 +325,7 @@ async def test_resident_reports_worker_acts_resident_is_told(servers: Servers, n
             if int(c.params["message_id"]) == card.result["message_id"]
         ]
 
-    edited = await eventually(keyboard_edits, "the accepted card's keyboard to change")
+    edited = await wait_until(keyboard_edits, "the accepted card's keyboard to change")
     assert f"v1|accept:{number}" not in str(edited[-1].params.get("reply_markup"))
 
     # 已处理 asks for a note; the note resolves the case and clears the card's buttons.
@@ -363,7 +335,7 @@ async def test_resident_reports_worker_acts_resident_is_told(servers: Servers, n
     await bot.say(ZHANG, "已清理干净")
     resolved = await bot.received(resident, rf"#{number} 已处理完毕")
     assert "已清理干净" in resolved.text
-    await eventually(lambda: bot.cleared(card), "the card's buttons to go")
+    await wait_until(lambda: bot.cleared(card), "the card's buttons to go")
     assert await bot.scalar(select(Case.status).where(Case.id == number)) == "resolved"
 
     # Satisfied / unsatisfied come as buttons; 满意 closes the case and takes the buttons away.
@@ -372,7 +344,7 @@ async def test_resident_reports_worker_acts_resident_is_told(servers: Servers, n
     assert f"#{number}" in (await bot.answered(press)).params["text"]
     await bot.received(ZHANG, re.escape(render("staff.rated_good", number=number)))
     assert await bot.scalar(select(Case.status).where(Case.id == number)) == "confirmed"
-    await eventually(lambda: bot.cleared(resolved), "the rating buttons to go")
+    await wait_until(lambda: bot.cleared(resolved), "the rating buttons to go")
 
     before = len(bot.fake.sent(resident))
     await bot.say(resident, "/my")
@@ -434,7 +406,7 @@ async def test_retry_after_is_honoured_not_dropped(servers: Servers) -> None:
     sent = select(OutboxMessage).where(
         OutboxMessage.recipient == str(resident), OutboxMessage.status == "sent"
     )
-    row = await eventually(lambda: bot.scalar(sent), "the acknowledgement to be marked sent")
+    row = await wait_until(lambda: bot.scalar(sent), "the acknowledgement to be marked sent")
     assert row.attempts == 2
 
 
@@ -448,7 +420,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(servers: Servers
     identity = select(ResidentIdentity.unreachable_since).where(
         ResidentIdentity.channel == "telegram", ResidentIdentity.external_id == str(resident)
     )
-    await eventually(lambda: bot.scalar(identity), "the resident to be marked unreachable")
+    await wait_until(lambda: bot.scalar(identity), "the resident to be marked unreachable")
     assert [c.status for c in bot.fake.attempts(resident)] == [403]
 
     # The worker accepts: the resident's status message is given up without a request.
@@ -461,7 +433,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_skipped(servers: Servers
     async def settled() -> bool:  # the row is written pending first: wait for it to be given up
         return await bot.scalar(told) == "failed"
 
-    await eventually(settled, "the status message to be given up")
+    await wait_until(settled, "the status message to be given up")
     assert len(bot.fake.attempts(resident)) == 1
 
 
@@ -517,7 +489,7 @@ async def test_worker_transfers_with_buttons(servers: Servers) -> None:
     await bot.received(ZHANG, re.escape(render("staff.transferred_ok", number=number, name="李娜")))
     assert await bot.scalar(select(Case.assignee_id).where(Case.id == number)) == "li"
     # Both the choice and the card lose their buttons: the case is someone else's now.
-    await eventually(lambda: bot.cleared(card) and bot.cleared(choice), "the spent keyboards to go")
+    await wait_until(lambda: bot.cleared(card) and bot.cleared(choice), "the spent keyboards to go")
 
     # 已处理 then a photo with the note as its caption: the resident gets the photo and the note.
     li_card = await bot.received(LI, rf"【新案件】#{number}\b")
@@ -528,7 +500,7 @@ async def test_worker_transfers_with_buttons(servers: Servers) -> None:
     told = await bot.received(resident, rf"#{number} 已处理完毕")
     assert told.method == "sendPhoto" and told.params["photo"] == "after-large"
     assert "已撕掉并清洗墙面" in told.text and told.buttons
-    await eventually(lambda: bot.cleared(li_card), "the resolved card's buttons to go")
+    await wait_until(lambda: bot.cleared(li_card), "the resolved card's buttons to go")
 
 
 async def test_admin_triages_and_assigns(servers: Servers) -> None:

@@ -20,17 +20,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
+from bench.support import wechat_payloads
+from bench.support.fake_telegram import FakeTelegram
 from bot.telegram.limiter import RateLimiter
 from bot.telegram.sender import TelegramSender
 from handlers.outbox import Outbound, drain, enqueue
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, OutboxStatus
-from tests import wechat_payloads
-from tests.conftest import Clock
-from tests.fake_telegram import FakeTelegram
-from tests.live_server import ServerProcess, serve_process
-from tests.own_postgres import OwnPostgres, own_postgres
-from tests.test_telegram import COMMUNITY, SECRET_HEADER, eventually
+from tests.support.chat import Clock
+from tests.support.live_server import ServerProcess, serve_process
+from tests.support.own_postgres import OwnPostgres, own_postgres
+from tests.support.waiting import wait_until
+from tests.test_telegram import COMMUNITY, SECRET_HEADER
 
 WEBHOOK = "/telegram/webhook"
 
@@ -63,7 +64,7 @@ async def bot_server(
     env.update(extra or {})
     async with serve_process(folder, env) as server:
         if wait_ready:
-            await eventually(lambda: ready(server), "/readyz to answer 200", deadline=60)
+            await wait_until(lambda: ready(server), "/readyz to answer 200", timeout=60)
         yield server
 
 
@@ -147,27 +148,27 @@ async def burst_across_a_restart(
 
     try:
         await send(20)
-        await eventually(lambda: _all_stored(sessions, sent), "the first updates to be stored")
+        await wait_until(lambda: _all_stored(sessions, sent), "the first updates to be stored")
         await engine.dispose()
 
         pg.stop()
-        status, body = await eventually(_not_ready(server), "/readyz to report the database down")
+        status, body = await wait_until(_not_ready(server), "/readyz to report the database down")
         assert status == 503 and body["database"].startswith("unreachable")
         during = await send(25)
         if mode == "webhook":
             # Each is refused (not one answered 200 while nothing could be stored): Telegram keeps it.
-            await eventually(lambda: all(refused.get(u["update_id"]) for u in during), "refusals")
+            await wait_until(lambda: all(refused.get(u["update_id"]) for u in during), "refusals")
             assert not any(t.done() for t in deliveries[20:])
         else:
-            await eventually(lambda: fetched(during), "the bot to fetch the updates sent during the outage")
+            await wait_until(lambda: fetched(during), "the bot to fetch the updates sent during the outage")
 
         pg.start()
-        await eventually(lambda: ready(server), "/readyz to recover", deadline=60)
+        await wait_until(lambda: ready(server), "/readyz to recover", timeout=60)
         await send(20)
         if deliveries:
             tries = await asyncio.wait_for(asyncio.gather(*deliveries), 90)
             assert all(t > 1 for t in tries[20:45])
-        assert await eventually(lambda: _all_stored(sessions, sent), "every update to be stored", deadline=90)
+        assert await wait_until(lambda: _all_stored(sessions, sent), "every update to be stored", timeout=90)
         assert await stored_updates(sessions) == set(sent)
     finally:
         for task in deliveries:
@@ -214,7 +215,7 @@ async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_
             wait_ready=False,
             extra=WECHAT,
         ) as server:
-            status, body = await eventually(_telegram_retrying(server), "/readyz to report Telegram")
+            status, body = await wait_until(_telegram_retrying(server), "/readyz to report Telegram")
             assert status == 503 and body["database"] == "ok"
             assert body["telegram"].startswith("starting: retrying in ")
             refused = await server.http.post(
@@ -230,14 +231,14 @@ async def test_the_server_starts_while_telegram_is_down_and_connects_when_it_is_
             assert (echo.status_code, echo.text) == (200, "8172635")
 
             fake.come_back()
-            await eventually(lambda: ready(server), "/readyz once Telegram is back", deadline=60)
+            await wait_until(lambda: ready(server), "/readyz once Telegram is back", timeout=60)
             assert fake.webhook.get("secret_token")
             update = fake.message(424242, "/start")
             response = await server.http.post(
                 server.url + WEBHOOK, json=update, headers={SECRET_HEADER: fake.webhook["secret_token"]}
             )
             assert response.status_code == 200
-            await eventually(lambda: fake.sent(424242), "the bot's answer")
+            await wait_until(lambda: fake.sent(424242), "the bot's answer")
         log = server.log.read_text(errors="replace")
         assert "could not start" in log
         assert REAL_LOOKING_TOKEN not in log and REAL_LOOKING_TOKEN.split(":")[1] not in log
@@ -258,12 +259,12 @@ async def test_polling_survives_telegram_going_away_and_reports_it(tmp_path: Pat
                 status, body = await readiness(server)
                 return body if status == 503 and body["telegram"].startswith("degraded: getUpdates") else None
 
-            await eventually(degraded, "/readyz to report getUpdates failing")
+            await wait_until(degraded, "/readyz to report getUpdates failing")
             update = fake.message(515151, "/start")
             fake.push(update)
             fake.come_back()
-            await eventually(lambda: fake.sent(515151), "the answer once Telegram is back")
-            await eventually(lambda: ready(server), "/readyz to recover")
+            await wait_until(lambda: fake.sent(515151), "the answer once Telegram is back")
+            await wait_until(lambda: ready(server), "/readyz to recover")
         assert "Traceback" not in server.log.read_text(errors="replace")
     finally:
         fake.stop()
@@ -315,7 +316,7 @@ async def test_the_webhook_refuses_huge_and_deeply_nested_bodies_cheaply(tmp_pat
 
             fine = fake.message(31338, "/start")
             assert (await server.http.post(url, json=fine, headers=headers)).status_code == 200
-            await eventually(lambda: fake.sent(31338), "the server to go on answering")
+            await wait_until(lambda: fake.sent(31338), "the server to go on answering")
             engine = create_engine(db_url)
             try:
                 assert await stored_updates(session_factory(engine)) == {fine["update_id"]}

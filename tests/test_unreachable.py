@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from handlers import deadlines
 from handlers.digest import send_digests
 from storage.models import Case, CaseEvent, StaffIdentity
-from tests.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def get_case(chat: Chat, number: int) -> Case:

@@ -11,7 +11,7 @@ from handlers.community import CommunityConfigError, load_community, parse_commu
 from handlers.context import Services
 from handlers.conversation import Conversation
 from storage.models import Case, CaseEvent
-from tests.conftest import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, RecordingSender
 
 
 async def case(chat: Chat, number: int) -> Case:

@@ -26,6 +26,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.support import fake_wechat as fw
+from bench.support import wechat_payloads as wx
+from bench.support.scratch_db import IN_CI
 from bot.wechat.callback import Refused, safe_parse, signature
 from bot.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
@@ -34,10 +37,9 @@ from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Case, InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
-from tests import fake_wechat as fw
-from tests import wechat_payloads as wx
-from tests.live_server import command, serve_process
-from tests.scratch_db import IN_CI, database_of
+from tests.support.db import database_of
+from tests.support.live_server import command, serve_process
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,18 +72,6 @@ SUBSCRIBE_TEMPLATE = "SUB_CASE_UPDATE"
 
 def new_openid() -> str:
     return "oRes" + uuid.uuid4().hex[:20]
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 40.0) -> Any:
-    """Poll ``check`` until it returns something truthy (generous deadline; no timing is asserted)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # -- pure parts ---------------------------------------------------------------------------------------
@@ -184,7 +174,7 @@ class Live:
             calls = self.fake.sent(fw.CUSTOM, to=openid.group(1), ok=False)[seen:]
             return calls[0].text if calls else None
 
-        return str(await until(delivered, f"the reply to {openid.group(1)}"))
+        return str(await wait_until(delivered, f"the reply to {openid.group(1)}"))
 
     async def count(self, model: Any) -> int:
         async with session_factory(self.engine)() as session:
@@ -206,18 +196,16 @@ class Live:
             return next((t for t in await self.sent_to(openid, path) if needle in t), None)
 
         try:
-            return await until(check, f"{path} to {openid} containing {needle!r}")
+            return await wait_until(check, f"{path} to {openid} containing {needle!r}")
         except AssertionError as exc:
             recent = [(c.path, c.touser, c.answer.get("errcode"), c.text) for c in self.fake.calls[-12:]]
             tail = self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
             raise AssertionError(f"{exc}; recent API calls: {recent}\nserver log:\n{tail}") from None
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def live_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with database_of(request.param, tmp_path_factory.mktemp("wechat"), "outreach_wechat") as url:
+@pytest.fixture(scope="module")
+async def live_db(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with database_of(backend, tmp_path_factory.mktemp("wechat"), "outreach_wechat") as url:
         yield url
 
 
@@ -409,7 +397,7 @@ async def test_out_of_window_falls_back_to_template_or_is_recorded(live: Live) -
             rows = await session.scalars(select(WeChatUnreached).where(WeChatUnreached.case_id == pests))
             return list(rows.all())
 
-    rows = await until(unreached, "the unreached record")
+    rows = await wait_until(unreached, "the unreached record")
     assert rows[0].openid == WANG and rows[0].reason == "window_closed" and rows[0].kind == "notify"
     listing = subprocess.run(
         [*command(), "wechat", "unreached"],
@@ -425,7 +413,7 @@ async def test_out_of_window_falls_back_to_template_or_is_recorded(live: Live) -
     # Until the worker writes again, the bot knows the window is closed and does not try.
     customs = live.fake.count(fw.CUSTOM)
     await live.say(wx.text(resident, "1号楼楼下有很多蟑螂"))
-    await until(unreached_count_above(live, len(rows)), "a second record")
+    await wait_until(unreached_count_above(live, len(rows)), "a second record")
     assert not [c for c in live.fake.sent(fw.CUSTOM, ok=False)[customs:] if c.touser == WANG]
 
 
@@ -463,7 +451,7 @@ async def test_quota_errors(live: Live) -> None:
             )
 
     try:
-        row = await until(postponed, "the postponed notification")
+        row = await wait_until(postponed, "the postponed notification")
     except AssertionError:
         async with session_factory(live.engine)() as session:
             rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.case_id == later))).all()
@@ -520,7 +508,7 @@ async def test_a_burst_is_stored_at_once_and_handled_after(live: Live) -> None:
     async def all_stored() -> bool:
         return await live.count(Case) >= before + 30
 
-    await until(all_stored, "every case of the burst")
+    await wait_until(all_stored, "every case of the burst")
     await asyncio.sleep(0.5)
     assert await live.count(Case) == before + 30
 

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
+from bench.support import fake_wechat as fw
+from bench.support import wechat_payloads as wx
 from bot.wechat.guards import Refused, SenderLimiter, check_xml_bytes
 from bot.wechat.inbox import Inbox, Item
 from messages import render
@@ -33,11 +35,10 @@ from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import InboundMessage, StaffInvite
 from storage.wechat_models import WeChatCallbackSeal, WeChatInbox
-from tests import fake_wechat as fw
-from tests import wechat_payloads as wx
-from tests.live_server import ServerProcess, serve_process
-from tests.scratch_db import database_of
-from tests.test_wechat import COMMUNITY, server_env, until
+from tests.support.db import database_of
+from tests.support.live_server import ServerProcess, serve_process
+from tests.support.waiting import wait_until
+from tests.test_wechat import COMMUNITY, server_env
 
 CHEN = "oChen0001"  # the admin
 SLOW_TURN = "handled too slowly for a passive reply"  # the server's log line
@@ -109,11 +110,9 @@ def reply_text(response: httpx.Response) -> str | None:
     return SafeET.fromstring(wx.decrypt_reply(response.text)).findtext("Content") or ""
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def live_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with database_of(request.param, tmp_path_factory.mktemp("wechat-sec"), "outreach_wsec") as url:
+@pytest.fixture(scope="module")
+async def live_db(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with database_of(backend, tmp_path_factory.mktemp("wechat-sec"), "outreach_wsec") as url:
         yield url
 
 
@@ -194,7 +193,7 @@ async def test_an_invite_code_is_never_a_passive_reply(live: Live) -> None:
         texts = [c.text or "" for c in live.fake.sent(fw.CUSTOM, to=CHEN)]
         return next((t for t in texts if "邀请码" in t), None)
 
-    message = await until(pushed, "the invite code pushed to the admin")
+    message = await wait_until(pushed, "the invite code pushed to the admin")
     code = re.search(r"绑定 (\S+?)”", message)
     assert code is not None and code.group(1) not in answer.text and code.group(1) not in passive
 
@@ -208,7 +207,7 @@ async def test_the_access_log_shows_no_query_string(live: Live) -> None:
     def logged() -> bool:
         return live.log().count('"POST /wechat HTTP/1.1" 403') >= 1
 
-    await until(_sync(logged), "the access log line")
+    await wait_until(_sync(logged), "the access log line")
     text = live.log()
     assert '"POST /wechat HTTP/1.1" 200' in text  # the access log is on, without the query
     for signed_request in (signed, refused):

@@ -23,6 +23,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bench.support import fake_wechat as fw
+from bench.support import fake_wecom as fc
+from bench.support import wechat_payloads as wx
 from bot.wechat.client import DatabaseTokenStore
 from bot.wecom import cards
 from bot.wecom.client import WeComClient
@@ -41,12 +44,9 @@ from storage.models import (
     utcnow,
 )
 from storage.wechat_models import WeChatInbox
-from tests import fake_wechat as fw
-from tests import fake_wecom as fc
-from tests import wechat_payloads as wx
-from tests.live_server import serve_process
-from tests.scratch_db import database_of
-from tests.test_telegram import eventually
+from tests.support.db import database_of
+from tests.support.live_server import serve_process
+from tests.support.waiting import wait_until
 from tests.test_wechat import server_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ class Live:
 
     async def wait(self, check: Any, what: str) -> Any:
         try:
-            return await eventually(check, what)
+            return await wait_until(check, what)
         except AssertionError as exc:
             recent = [(c.path, c.touser, c.answer.get("errcode"), c.text[:40]) for c in self.wecom.calls[-8:]]
             tail = self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
@@ -176,11 +176,9 @@ class Live:
             return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def live_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async with database_of(request.param, tmp_path_factory.mktemp("wecom"), "outreach_wecom") as url:
+@pytest.fixture(scope="module")
+async def live_db(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with database_of(backend, tmp_path_factory.mktemp("wecom"), "outreach_wecom") as url:
         yield url
 
 

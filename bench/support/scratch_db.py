@@ -8,7 +8,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -36,15 +35,6 @@ async def postgres_problem(url: str = PG_URL) -> str | None:
     return None
 
 
-def skip_or_fail(problem: str) -> None:
-    """Without PostgreSQL, its tests skip with the reason locally and fail in CI (CI=true)."""
-    import pytest
-
-    if IN_CI:
-        pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
-    pytest.skip(f"PostgreSQL not reachable at {PG_URL} ({problem})")
-
-
 @asynccontextmanager
 async def scratch_postgres(
     prefix: str = "outreach", url: str = PG_URL, keep: bool = False
@@ -61,17 +51,3 @@ async def scratch_postgres(
         else:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         await admin.close()  # type: ignore[attr-defined]
-
-
-@asynccontextmanager
-async def database_of(kind: str, folder: Path, prefix: str = "outreach_test") -> AsyncIterator[str]:
-    """The URL of a fresh database of ``kind`` ("sqlite": a file in ``folder``; "postgres": a scratch
-    database, or a skip with the reason, a failure in CI, when the server is unreachable)."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{folder / 'test.db'}"
-        return
-    problem = await postgres_problem()
-    if problem is not None:
-        skip_or_fail(problem)
-    async with scratch_postgres(prefix) as url:
-        yield url

@@ -42,7 +42,7 @@ from typing import Any
 from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
-from tests.fake_wechat import serve_json
+from bench.support.fake_wechat import serve_json
 
 CORP_ID = "ww0123456789abcdef"
 AGENT_ID = 1000002

@@ -3,7 +3,6 @@ until ``/healthz`` answers (and says what the test needs), stopped at the end.""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.waiting import wait_until
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent))
 
@@ -58,20 +59,18 @@ async def serve_process(
         )
     url = f"http://127.0.0.1:{port}"
     http = httpx.AsyncClient(timeout=30)
+
+    async def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            response = await http.get(url + "/healthz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and ready(response.json())
+
     try:
-        end = asyncio.get_running_loop().time() + deadline
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                response = await http.get(url + "/healthz")
-                if response.status_code == 200 and ready(response.json()):
-                    break
-            except httpx.HTTPError:
-                pass
-            if asyncio.get_running_loop().time() > end:
-                raise AssertionError("gave up waiting for the server to start")
-            await asyncio.sleep(0.1)
+        await wait_until(healthy, "the server to start", deadline, interval=0.1)
         yield ServerProcess(process, url, log, http)
     finally:
         process.terminate()

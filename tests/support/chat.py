@@ -1,0 +1,71 @@
+"""Drive the real conversation core as the console does, with a clock the test moves and a sender that
+keeps what would have been delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from handlers.context import Services
+from handlers.conversation import Conversation
+from handlers.inbound import Inbound
+from handlers.outbox import drain
+from storage.models import OutboxMessage
+
+
+class Clock:
+    """A clock tests can move: starts on a Monday morning in Shanghai."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)  # 09:30 Asia/Shanghai
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Delivered:
+    channel: str
+    recipient: str
+    text: str
+    payload: dict[str, object]
+
+
+@dataclass
+class RecordingSender:
+    """A stand-in for a chat platform: keeps what would have been delivered."""
+
+    channel: str
+    delivered: list[Delivered] = field(default_factory=list)
+
+    async def send(self, message: OutboxMessage) -> None:
+        self.delivered.append(
+            Delivered(message.channel, message.recipient, message.text, dict(message.payload))
+        )
+
+
+@dataclass
+class Chat:
+    """Drive the real conversation core as the console does: send a message, collect what went out."""
+
+    services: Services
+    conversation: Conversation
+    sender: RecordingSender
+    clock: Clock
+
+    async def send(self, who: str, text: str | None = None, **kwargs: object) -> list[Delivered]:
+        await self.conversation.handle(Inbound(channel="console", sender=who, text=text, **kwargs))  # type: ignore[arg-type]
+        return await self.flush()
+
+    async def flush(self) -> list[Delivered]:
+        before = len(self.sender.delivered)
+        while await drain(self.services.sessions, self.sender, self.clock):
+            pass
+        return self.sender.delivered[before:]
+
+    @staticmethod
+    def to(messages: list[Delivered], who: str) -> list[str]:
+        return [m.text for m in messages if m.recipient == who]
