@@ -175,8 +175,8 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
     if channel == "telegram":
         from telegram import Bot
 
-        from bot.telegram.limiter import RateLimiter
-        from bot.telegram.sender import TelegramSender
+        from bot.channels.telegram.limiter import RateLimiter
+        from bot.channels.telegram.sender import TelegramSender
         from tests.fake_telegram import TOKEN
 
         bot = Bot(TOKEN, base_url=url)
@@ -185,8 +185,8 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
         return TelegramSender(bot, sessions, limiter), bot.shutdown
     import httpx
 
-    from bot.wechat.client import DatabaseTokenStore, WeChatClient
-    from bot.wechat.sender import WeChatSender
+    from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+    from bot.channels.wechat.sender import WeChatSender
     from tests import wechat_payloads as wx
 
     http = httpx.AsyncClient(timeout=10)

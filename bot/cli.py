@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bot import cli_errors, logfilter, outbox_cli, stats_cli
+from bot.channels.wechat import cli as wechat_cli
 from bot.settings import Settings, get_settings
-from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
@@ -369,7 +369,7 @@ def _community_timezone() -> Any:
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
     from bot.app import build_app
-    from bot.console import CHANNEL, run_console
+    from bot.channels.console import CHANNEL, run_console
     from storage.database import is_sqlite
 
     if reset and is_sqlite(settings.database_url):

@@ -238,16 +238,16 @@ def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
     """The channels whose credentials are configured."""
     adapters: list[ChannelAdapter] = []
     if settings.telegram_token is not None:
-        from bot.telegram import TelegramAdapter
+        from bot.channels.telegram import TelegramAdapter
 
         adapters.append(TelegramAdapter(settings))
     if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
-        from bot.wechat.adapter import WeChatAdapter
+        from bot.channels.wechat.adapter import WeChatAdapter
 
         adapters.append(WeChatAdapter(settings))
     wecom = (settings.wecom_corp_id, settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key)
     if all(wecom) and settings.wecom_agent_id is not None:
-        from bot.wecom.adapter import WeComAdapter
+        from bot.channels.wecom.adapter import WeComAdapter
 
         adapters.append(WeComAdapter(settings))
     return adapters

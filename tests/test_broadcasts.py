@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts import calendar, jobs, service, wechat_mass
 from handlers.broadcasts.audience import Audience

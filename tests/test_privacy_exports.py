@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.wechat.client import DatabaseTokenStore
+from bot.channels.wechat.client import DatabaseTokenStore
 from tests.conftest import Chat
 from tests.test_cli import run
 from tests.test_community import BASE

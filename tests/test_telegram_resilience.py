@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
-from bot.telegram.limiter import RateLimiter
-from bot.telegram.sender import TelegramSender
+from bot.channels.telegram.limiter import RateLimiter
+from bot.channels.telegram.sender import TelegramSender
 from handlers.outbox import Outbound, drain, enqueue
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, OutboxStatus

@@ -26,9 +26,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.wechat.callback import Refused, safe_parse, signature
-from bot.wechat.client import DatabaseTokenStore, WeChatClient
-from bot.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
+from bot.channels.wechat.callback import Refused, safe_parse, signature
+from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
 from messages import catalog, render
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -589,7 +589,7 @@ async def test_token_shared_through_redis(fake_api: fw.FakeWeChat) -> None:
             pytest.fail(f"Redis is expected in CI at {url}: {exc}")
         pytest.skip(f"Redis not reachable at {url}: {exc}")
     prefix = f"outreach-test-{uuid.uuid4().hex[:8]}:"
-    from bot.wechat.client import RedisTokenStore
+    from bot.channels.wechat.client import RedisTokenStore
 
     fake_api.delay = 0.3
     stores = [RedisTokenStore(url, prefix=prefix) for _ in range(2)]

@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
-from bot.wechat.guards import Refused, SenderLimiter, check_xml_bytes
-from bot.wechat.inbox import Inbox, Item
+from bot.channels.wechat.guards import Refused, SenderLimiter, check_xml_bytes
+from bot.channels.wechat.inbox import Inbox, Item
 from messages import render
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade

@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.wechat.client import DatabaseTokenStore
-from bot.wecom import cards
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
-from bot.wecom.sender import WeComSender, message_body
+from bot.channels.wechat.client import DatabaseTokenStore
+from bot.channels.wecom import cards
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
+from bot.channels.wecom.sender import WeComSender, message_body
 from handlers.outbox import DeliveryError, Outbound, claim, enqueue
 from messages import catalog, render
 from storage.database import create_engine, session_factory

@@ -97,7 +97,7 @@ async def _senders(env: _Env) -> tuple[list[Any], list[Callable[[], Awaitable[An
     if settings.telegram_token is not None:
         from telegram import Bot
 
-        from bot.telegram.sender import TelegramSender
+        from bot.channels.telegram.sender import TelegramSender
 
         bot = Bot(settings.telegram_token.get_secret_value(), base_url=settings.telegram_api_url)
         await bot.initialize()
@@ -106,8 +106,8 @@ async def _senders(env: _Env) -> tuple[list[Any], list[Callable[[], Awaitable[An
     if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
         import httpx
 
-        from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
-        from bot.wechat.sender import WeChatSender
+        from bot.channels.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
+        from bot.channels.wechat.sender import WeChatSender
         from handlers.broadcasts.config import get_broadcast_settings
 
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))

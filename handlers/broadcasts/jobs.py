@@ -66,8 +66,8 @@ def _mass_client(app: App) -> Any:
         return None
     if id(app.services) in _mass_clients:
         return _mass_clients[id(app.services)][1]
+    from bot.channels.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
     from bot.settings import get_settings
-    from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
 
     s = get_settings()
     client = None

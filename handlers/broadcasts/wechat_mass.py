@@ -154,7 +154,7 @@ async def _send_group(
     members: list[OutboxMessage],
     month: str,
 ) -> int:
-    from bot.wechat.client import WeChatAPIError, WeChatTransportError
+    from bot.channels.wechat.client import WeChatAPIError, WeChatTransportError
 
     ids = [r.id for r in members]
     if len(members) < 2:  # the API needs two openids at least: the ordinary WeChat path takes it

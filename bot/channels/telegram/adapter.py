@@ -37,11 +37,11 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
 
+from bot.channels.telegram.flood import FloodGuard
+from bot.channels.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
+from bot.channels.telegram.limiter import RateLimiter
+from bot.channels.telegram.sender import CHANNEL, TelegramSender
 from bot.settings import Settings
-from bot.telegram.flood import FloodGuard
-from bot.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
-from bot.telegram.limiter import RateLimiter
-from bot.telegram.sender import CHANNEL, TelegramSender
 from handlers.outbox import Sender
 from storage.database import is_sqlite
 

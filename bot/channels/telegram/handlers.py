@@ -30,8 +30,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.telegram import keyboards
-from bot.telegram.sender import CHANNEL, is_unreachable, set_unreachable
+from bot.channels.telegram import keyboards
+from bot.channels.telegram.sender import CHANNEL, is_unreachable, set_unreachable
 from handlers.context import Services
 from handlers.conversation import Conversation, Handled
 from handlers.inbound import Inbound

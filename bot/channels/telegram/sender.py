@@ -22,8 +22,8 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.telegram.keyboards import keyboard
-from bot.telegram.limiter import ChatId, RateLimiter
+from bot.channels.telegram.keyboards import keyboard
+from bot.channels.telegram.limiter import ChatId, RateLimiter
 from handlers.outbox import DeliveryError, mark_dispatched
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import httpx
 from starlette.routing import BaseRoute, Route
 
+from bot.channels.wechat.callback import CHANNEL, WeChatCallback
+from bot.channels.wechat.client import DatabaseTokenStore, RedisTokenStore, TokenStore, WeChatClient
+from bot.channels.wechat.inbox import Inbox
+from bot.channels.wechat.sender import WeChatSender
 from bot.settings import Settings
-from bot.wechat.callback import CHANNEL, WeChatCallback
-from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, TokenStore, WeChatClient
-from bot.wechat.inbox import Inbox
-from bot.wechat.sender import WeChatSender
 from handlers.outbox import Sender
 
 if TYPE_CHECKING:

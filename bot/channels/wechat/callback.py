@@ -12,9 +12,9 @@ nonce are bound to the body's SHA-256 across processes (``wechat_callback_seals`
 message): a retry of the same body is answered as usual, another body under them is refused. The route
 is a bare ASGI app: this is the hot path, and WeChat wants its answer within 5 seconds.
 
-Then the message is stored in the inbox (``bot/wechat/inbox.py``, group-committed) before anything else;
-a retry of a message already stored (same MsgId; FromUserName+CreateTime+Event for events) answers
-``success`` and does nothing. When the server is quiet the message is handled at once: it becomes an
+Then the message is stored in the inbox (``bot/channels/wechat/inbox.py``, group-committed) before
+anything else; a retry of a message already stored (same MsgId; FromUserName+CreateTime+Event for events)
+answers ``success`` and does nothing. When the server is quiet the message is handled at once: it becomes an
 ``Inbound`` for the conversation core (one transaction: the message, its case, every reply), and when
 the core produced a reply for the sender within ``PASSIVE_DEADLINE`` it goes back as the passive reply
 (its outbox row marked sent). Under a burst, or when handling is slow, the answer is ``success`` at
@@ -42,8 +42,8 @@ from sqlalchemy import select, update
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.wechat.db import insert_ignore
-from bot.wechat.guards import (
+from bot.channels.wechat.db import insert_ignore
+from bot.channels.wechat.guards import (
     MAX_ELEMENTS,
     Refused,
     SenderLimiter,
@@ -53,8 +53,8 @@ from bot.wechat.guards import (
     check_xml_bytes,
     read_body,
 )
-from bot.wechat.inbox import Inbox, Item, Replayed, Seal
-from bot.wechat.sender import record_subscription
+from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wechat.sender import record_subscription
 from handlers.inbound import Inbound
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, ResidentIdentity, StaffIdentity, utcnow

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.client import (
+from bot.channels.wechat.client import (
     API_QUOTA,
     CS_QUOTA,
     INVALID_OPENID,
@@ -39,7 +39,7 @@ from bot.wechat.client import (
     WeChatClient,
     WeChatTransportError,
 )
-from bot.wechat.db import insert_ignore
+from bot.channels.wechat.db import insert_ignore
 from handlers.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, utcnow
@@ -312,7 +312,7 @@ class WeChatSender:
 async def record_subscription(
     sessions: async_sessionmaker[AsyncSession], openid: str, template_id: str, status: str, now: datetime
 ) -> None:
-    from bot.wechat.db import upsert
+    from bot.channels.wechat.db import upsert
 
     async with sessions.begin() as session:
         await session.execute(

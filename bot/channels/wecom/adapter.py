@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import httpx
 from starlette.routing import BaseRoute, Route
 
+from bot.channels.wechat.adapter import quiet_http_logs, token_store
+from bot.channels.wechat.inbox import Inbox
+from bot.channels.wecom.callback import WeComCallback
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
+from bot.channels.wecom.sender import CHANNEL, WeComSender
 from bot.settings import Settings
-from bot.wechat.adapter import quiet_http_logs, token_store
-from bot.wechat.inbox import Inbox
-from bot.wecom.callback import WeComCallback
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
-from bot.wecom.sender import CHANNEL, WeComSender
 from handlers.outbox import Sender
 
 if TYPE_CHECKING:

@@ -7,14 +7,14 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/wechat/callback.py``, ``bot/wechat/guards.py``): the signature (constant-time), a timestamp
-within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT`` seconds,
-UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside and
+(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature
+(constant-time), a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes
+received within ``BODY_TIMEOUT`` seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside and
 outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and agent,
 its fields must fit their columns, and a member flooding the app is refused in memory. The signature,
 timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message (a retry
 of the same body is answered as usual, another body under them is refused). Then it is stored in the inbox
-(``bot/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
+(``bot/channels/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
 MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the door. The inbox
 worker hands each message to the conversation core afterwards, so WeCom's 5 seconds never depend on
 how busy the core is, and everything the core answers goes out through the outbox.
@@ -47,12 +47,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
-from bot.wechat.db import insert_ignore
-from bot.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
-from bot.wechat.inbox import Inbox, Item, Replayed, Seal
-from bot.wecom import cards
-from bot.wecom.sender import CARD_UPDATE, CHANNEL
+from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
+from bot.channels.wechat.db import insert_ignore
+from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
+from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wecom import cards
+from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
 from handlers.commands import Cmd, parse_action, parse_command
 from handlers.inbound import Inbound
 from handlers.outbox import Outbound, enqueue

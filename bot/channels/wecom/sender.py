@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.client import WeChatAPIError, WeChatTransportError
-from bot.wechat.sender import photo_url
-from bot.wecom import cards
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
+from bot.channels.wechat.client import WeChatAPIError, WeChatTransportError
+from bot.channels.wechat.sender import photo_url
+from bot.channels.wecom import cards
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
 from handlers.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
