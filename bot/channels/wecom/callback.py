@@ -7,17 +7,17 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature
-(constant-time), a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes
-received within ``BODY_TIMEOUT`` seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside and
-outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and agent,
-its fields must fit their columns, and a member flooding the app is refused in memory. The signature,
-timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message (a retry
-of the same body is answered as usual, another body under them is refused). Then it is stored in the inbox
-(``bot/channels/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
-MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the door. The inbox
-worker hands each message to the conversation core afterwards, so WeCom's 5 seconds never depend on
-how busy the core is, and everything the core answers goes out through the outbox.
+(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature (constant-time),
+a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT``
+seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside
+and outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and
+agent, its fields must fit their columns, and a member flooding the app is refused in memory. The
+signature, timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message
+(a retry of the same body is answered as usual, another body under them is refused). Then it is stored
+in the inbox (``bot/channels/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at
+once; a retry (same MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the
+door. The inbox worker hands each message to the conversation core afterwards, so WeCom's 5 seconds
+never depend on how busy the core is, and everything the core answers goes out through the outbox.
 
 Card clicks (``template_card_event``; wechatpy 1.8.18 does not know it, so its fields are read from
 the XML) become ``Conversation.act`` with the button's key as the action. The card is then updated with
