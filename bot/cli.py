@@ -369,7 +369,7 @@ def _community_timezone() -> Any:
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
     from bot.app import build_app
-    from bot.channels.console import CHANNEL, run_console
+    from bot.channels.console.repl import CHANNEL, run_console
     from storage.database import is_sqlite
 
     if reset and is_sqlite(settings.database_url):

@@ -61,7 +61,7 @@ from storage.models import OutboxMessage, OutboxStatus, ResidentIdentity, StaffI
 from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from handlers.ports import AdapterContext
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class _Turn:
 
 
 class WeChatCallback:
-    """The routes' handlers; ``server`` is set when the adapter starts."""
+    """The routes' handlers; ``context`` is set when the adapter starts."""
 
     def __init__(
         self,
@@ -173,7 +173,6 @@ class WeChatCallback:
         compat: bool = False,
         account_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
-        wake_channels: tuple[str, ...] = (CHANNEL,),
     ) -> None:
         self._token = token
         self.app_id = app_id
@@ -183,11 +182,16 @@ class WeChatCallback:
         self.account_id = account_id
         self.limiter = SenderLimiter()
         self.clock = clock
-        self.wake_channels = wake_channels
-        self.server: Server | None = None
+        self.context: AdapterContext | None = None  # set by the adapter at start
         self.inbox: Inbox | None = None
         self._serial: Any = None
         self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
+
+    @property
+    def _context(self) -> AdapterContext:
+        if self.context is None:
+            raise RuntimeError("the WeChat callback was used before its adapter started")
+        return self.context
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -438,12 +442,11 @@ class WeChatCallback:
             key = _child(root, "EventKey") if event == "click" else ""
             return Inbound(CHANNEL, openid, text=key, message_id=message_id) if key else None
         if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
-            assert self.server is not None and self.server.app is not None
             for entry in root.iter("List"):
                 template_id, status = _child(entry, "TemplateId"), _child(entry, "SubscribeStatusString")
                 if template_id and len(template_id) <= 128 and status in ("accept", "reject"):
                     await record_subscription(
-                        self.server.app.services.sessions, openid, template_id, status, now
+                        self._context.services.sessions, openid, template_id, status, now
                     )
             return None
         return None  # view, templatesendjobfinish, subscribe_msg_sent_event …: nothing to do
@@ -453,8 +456,7 @@ class WeChatCallback:
         event, or a location message whose label names a place the community knows)."""
         if user is None or user.located_at is None or now - user.located_at > POSITION_TTL:
             return inbound
-        assert self.server is not None and self.server.app is not None
-        community = self.server.app.services.community
+        community = self._context.services.community
         text = (inbound.text or "").strip()
         if not text or community.classifier.classify(text).is_report is False:
             return inbound
@@ -475,20 +477,18 @@ class WeChatCallback:
     # -- the core ----------------------------------------------------------------------------------------
 
     async def _handle(self, inbound: Inbound, turn: _Turn | None) -> str | None:
-        assert self.server is not None and self.server.app is not None
         if self._serial is None:
-            engine = self.server.app.engine
+            engine = self._context.services.sessions.kw["bind"]
             self._serial = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         async with self._serial:  # SQLite has one writer: queue here rather than in its busy loop
-            handled = await self.server.app.conversation.handle(inbound)
+            handled = await self._context.conversation.handle(inbound)
         if turn is None or handled.duplicate or not handled.outbox_ids:
             return None
         return await self._take_passive(handled.outbox_ids, inbound.sender, turn)
 
     async def _take_passive(self, ids: list[int], openid: str, turn: _Turn) -> str | None:
         """The first reply to the sender produced by this turn, marked sent so the outbox skips it."""
-        assert self.server is not None and self.server.app is not None
-        sessions = self.server.app.services.sessions
+        sessions = self._context.services.sessions
         async with sessions.begin() as session:
             row = await session.scalar(
                 select(OutboxMessage)
@@ -525,9 +525,9 @@ class WeChatCallback:
         return text
 
     def _wake(self) -> None:
-        if self.server is not None:
-            for channel in self.wake_channels:
-                self.server.wake(channel)
+        # Every channel: a staff action here (a worker on WeChat) notifies people on their own channels.
+        if self.context is not None:
+            self.context.wake_all()
 
     async def _touch(
         self,
@@ -539,8 +539,7 @@ class WeChatCallback:
         subscribed: bool | None = None,
     ) -> WeChatUser | None:
         """Record what this inbound tells us about the user (window, position, following)."""
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions.begin() as session:
+        async with self._context.services.sessions.begin() as session:
             await session.execute(
                 insert_ignore(session, WeChatUser, {"channel": CHANNEL, "openid": openid, "cs_sent": 0})
             )

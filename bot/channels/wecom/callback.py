@@ -60,7 +60,7 @@ from messages import render
 from storage.models import Case, InboundMessage, OutboxMessage, OutboxStatus, Staff, StaffIdentity, utcnow
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from handlers.ports import AdapterContext
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def inbox_key(root: Element) -> str | None:
 
 
 class WeComCallback:
-    """The routes' handlers and the inbox worker's entry; ``server`` and ``inbox`` are set at start."""
+    """The routes' handlers and the inbox worker's entry; ``context`` and ``inbox`` are set at start."""
 
     def __init__(
         self,
@@ -110,10 +110,16 @@ class WeComCallback:
         self.agent_id = agent_id
         self.crypto = WeChatCrypto(token, aes_key, corp_id)
         self.clock = clock
-        self.server: Server | None = None
+        self.context: AdapterContext | None = None  # set by the adapter at start
         self.inbox: Inbox | None = None
         self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
         self.limiter = SenderLimiter()
+
+    @property
+    def _context(self) -> AdapterContext:
+        if self.context is None:
+            raise RuntimeError("the WeCom callback was used before its adapter started")
+        return self.context
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -233,16 +239,14 @@ class WeComCallback:
     # -- handling (the inbox worker) -------------------------------------------------------------------
 
     async def handle_stored(self, item: Item) -> None:
-        assert self.server is not None
         root = safe_parse(item.xml.encode("utf-8"))
         try:
             await self._process(item, root)
         finally:
-            self.server.wake_all()  # a staff action notifies residents on their own channels
+            self._context.wake_all()  # a staff action notifies residents on their own channels
 
     async def _process(self, item: Item, root: Element) -> None:
-        assert self.server is not None and self.server.app is not None
-        conversation = self.server.app.conversation
+        conversation = self._context.conversation
         userid = item.openid
         staff_id = await self._staff_of(userid)
         msg_type = _child(root, "MsgType").lower()
@@ -266,12 +270,11 @@ class WeComCallback:
         await conversation.handle(Inbound(CHANNEL, userid, text=text, message_id=item.key))
 
     async def _click(self, item: Item, root: Element, staff_id: str) -> None:
-        assert self.server is not None and self.server.app is not None
         action, task_id = _child(root, "EventKey"), _child(root, "TaskId")
         command = parse_action(action)
         number = command.number if command is not None else None
         before = await self._case_state(number)
-        handled = await self.server.app.conversation.act(
+        handled = await self._context.conversation.act(
             Inbound(CHANNEL, item.openid, message_id=item.key), action
         )
         code = _child(root, "ResponseCode")
@@ -293,8 +296,7 @@ class WeComCallback:
     # -- database helpers ------------------------------------------------------------------------------
 
     async def _staff_of(self, userid: str) -> str | None:
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
+        async with self._context.services.sessions() as session:
             found = await session.scalar(
                 select(StaffIdentity.staff_id)
                 .join(Staff, Staff.id == StaffIdentity.staff_id)
@@ -309,8 +311,7 @@ class WeComCallback:
     async def _case_state(self, number: int | None) -> cards.CaseState:
         if number is None:
             return None
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
+        async with self._context.services.sessions() as session:
             row = (
                 await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))
             ).first()
@@ -321,8 +322,7 @@ class WeComCallback:
         row_id = cards.row_of_task(task_id)
         if row_id is None:
             return None
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
+        async with self._context.services.sessions() as session:
             row = await session.get(OutboxMessage, row_id)
             if row is None or row.channel != CHANNEL or row.recipient != userid:
                 return None
@@ -332,7 +332,6 @@ class WeComCallback:
     async def _queue_card_update(
         self, userid: str, code: str, update: dict[str, object], number: int
     ) -> None:
-        assert self.server is not None and self.server.app is not None
         now = self.clock()
         values = {
             "channel": CHANNEL,
@@ -346,15 +345,14 @@ class WeComCallback:
             "attempts": 0,
             "not_before": now,
         }
-        async with self.server.app.services.sessions.begin() as session:
+        async with self._context.services.sessions.begin() as session:
             await session.execute(insert_ignore(session, OutboxMessage, values))
 
     async def _not_bound(self, item: Item, text: str) -> None:
         """Log the message (so a retry is answered once) and explain how to bind, through the outbox."""
-        assert self.server is not None and self.server.app is not None
         now = self.clock()
         try:
-            async with self.server.app.services.sessions.begin() as session:
+            async with self._context.services.sessions.begin() as session:
                 seen = await session.scalar(
                     select(InboundMessage.id).where(
                         InboundMessage.channel == CHANNEL, InboundMessage.external_id == item.key
