@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import cli_errors, logfilter, outbox_cli, stats_cli
+from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
 from bot.settings import Settings, get_settings
 from handlers.broadcasts import cli as broadcasts_cli
@@ -465,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     wechat_cli.register(sub)
     stats_cli.register(sub)
     reminders_cli.register(sub)
-    broadcasts_cli.register(sub)
+    broadcasts_cli.register(sub, registry.Directory)
     outbox_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")

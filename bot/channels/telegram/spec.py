@@ -33,5 +33,5 @@ SPEC = ChannelSpec(
     identity_key="telegram",
     configured=configured,
     adapter="bot.channels.telegram.adapter:TelegramAdapter",
-    delivery="bot.channels.telegram.sender:open_delivery",
+    delivery="bot.channels.telegram.delivery:open_delivery",
 )

@@ -35,5 +35,5 @@ SPEC = ChannelSpec(
     identity_key="wechat",
     configured=configured,
     adapter="bot.channels.wechat.adapter:WeChatAdapter",
-    delivery="bot.channels.wechat.sender:open_delivery",
+    delivery="bot.channels.wechat.delivery:open_delivery",
 )

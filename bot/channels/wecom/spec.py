@@ -33,5 +33,5 @@ SPEC = ChannelSpec(
     identity_key="wecom",
     configured=configured,
     adapter="bot.channels.wecom.adapter:WeComAdapter",
-    delivery="bot.channels.wecom.sender:open_delivery",
+    delivery="bot.channels.wecom.delivery:open_delivery",
 )
