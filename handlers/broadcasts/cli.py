@@ -7,9 +7,9 @@
   platform's limits; this command polls the outbox and draws a progress bar until the report is in
   (``--no-wait`` returns at once);
 * with ``--send`` this process also delivers, through the channels configured in the environment
-  (Telegram, WeChat), for deployments where no server runs. Both may run at once without duplicates
-  (rows are claimed), but two processes sending to one Telegram bot share its rate limit only if each
-  is lowered; prefer one sender.
+  (the registry's: Telegram, WeChat, WeCom), for deployments where no server runs. Both may run at
+  once without duplicates (rows are claimed), but two processes sending to one Telegram bot share its
+  rate limit only if each is lowered; prefer one sender.
 
 ``--at TIME`` schedules it (community time zone, "2026-12-01 09:00"); the server sends it then.
 ``broadcasts`` lists the broadcasts (``--format json``: one object per line, stable field names), shows
