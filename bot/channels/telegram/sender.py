@@ -25,6 +25,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.channels.telegram.keyboards import keyboard
 from bot.channels.telegram.limiter import ChatId, RateLimiter
 from handlers.outbox import DeliveryError, mark_dispatched
+from handlers.ports import DeliveryOutcome
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ class TelegramSender:
     async def send(self, message: OutboxMessage) -> None:
         async with self.sessions() as session:
             if await is_unreachable(session, message.recipient):
-                raise DeliveryError("recipient unreachable (blocked the bot)", permanent=True)
+                raise DeliveryError(
+                    "recipient unreachable (blocked the bot)", outcome=DeliveryOutcome.BLOCKED
+                )
         chat_id = chat_id_of(message.recipient)
         booked = self._slot(message.id, chat_id)
         # Marked before the wait for the limiter, so the request follows the limiter's timing exactly
@@ -110,9 +113,9 @@ class TelegramSender:
             async with self.sessions.begin() as session:
                 await set_unreachable(session, message.recipient, self.clock())
             log.info("telegram chat of outbox message %s is unreachable; marked", message.id)
-            raise DeliveryError(f"403 {exc.message}"[:200], permanent=True) from None
+            raise DeliveryError(f"403 {exc.message}"[:200], outcome=DeliveryOutcome.BLOCKED) from None
         except BadRequest as exc:
-            raise DeliveryError(f"400 {exc.message}"[:200], permanent=True) from None
+            raise DeliveryError(f"400 {exc.message}"[:200], permanent=True, cause="bad_request") from None
         except TelegramError as exc:  # network trouble, timeouts, 5xx, a 429 without retry_after …
             raise DeliveryError(f"{type(exc).__name__}: {exc.message}"[:200]) from None
         except (KeyError, TypeError, ValueError) as exc:

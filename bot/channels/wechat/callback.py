@@ -56,6 +56,7 @@ from bot.channels.wechat.guards import (
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wechat.sender import record_subscription
 from handlers.inbound import Inbound
+from handlers.ports import OutboxKind
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, ResidentIdentity, StaffIdentity, utcnow
 from storage.wechat_models import WeChatUser
@@ -80,7 +81,7 @@ INLINE_MAX = 4  # messages handled inline at once; beyond that (or with a queue)
 # Outbox kinds that may go back as a passive reply. A passive reply goes to whoever made the HTTP
 # request, so anything only the verified identity may read (an invite code: kind "push_only") is left
 # to the outbox, which sends it to the openid as a customer-service message.
-PASSIVE_KINDS = ("reply", "ack")
+PASSIVE_KINDS = (OutboxKind.REPLY.value, OutboxKind.ACK.value)
 
 SUCCESS = "success"
 PLAIN = b"text/plain; charset=utf-8"

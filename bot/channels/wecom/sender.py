@@ -28,6 +28,7 @@ from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
 from handlers.outbox import DeliveryError, mark_dispatched
+from handlers.ports import OutboxKind
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "wecom"
 TEXT_MAX_BYTES = 2048
-CARD_UPDATE = "card_update"  # outbox kind of a card update after a click
+CARD_UPDATE = OutboxKind.CARD_UPDATE.value  # outbox kind of a card update after a click
 
 # Error codes (WeCom's global error code list).
 API_FREQUENCY = frozenset({45009, 45033, 45035, 45047})  # api/interface frequency, concurrency, quota
@@ -112,10 +113,12 @@ class WeComSender:
         if exc.errcode in INVALID_USER:
             await self._mark_unreachable(row.recipient)
             log.info("wecom member of outbox message %s cannot be reached; marked", row.id)
-            raise DeliveryError(f"errcode {exc.errcode}", permanent=True)
+            raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
         if exc.errcode == SYSTEM_BUSY:
             raise DeliveryError("errcode -1 (system busy)")
-        raise DeliveryError(f"errcode {exc.errcode}", permanent=exc.errcode not in (40001, 42001))
+        if exc.errcode in (40001, 42001):  # the access token: fetched again on the next try
+            raise DeliveryError(f"errcode {exc.errcode}")
+        raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
 
     async def _update_card(self, row: OutboxMessage) -> None:
         payload = row.payload or {}
