@@ -55,10 +55,11 @@ from bot.channels.wechat.guards import (
 )
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wechat.sender import record_subscription
+from handlers.channel_services import set_unreachable
 from handlers.inbound import Inbound
 from handlers.ports import OutboxKind
 from messages import render
-from storage.models import OutboxMessage, OutboxStatus, ResidentIdentity, StaffIdentity, utcnow
+from storage.models import OutboxMessage, OutboxStatus, utcnow
 from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
@@ -561,23 +562,13 @@ class WeChatCallback:
                 user.located_at = now
             if subscribed is True:
                 user.unsubscribed_at = None
-                await self._reachable(session, openid, None)
+                await set_unreachable(session, CHANNEL, openid, None)
             elif subscribed is False:
                 user.unsubscribed_at = now
-                await self._reachable(session, openid, now)
+                await set_unreachable(session, CHANNEL, openid, now)
             await session.flush()
             session.expunge(user)
             return user
-
-    @staticmethod
-    async def _reachable(session: Any, openid: str, since: datetime | None) -> None:
-        for model in (ResidentIdentity, StaffIdentity):
-            await session.execute(
-                update(model)
-                .where(model.channel == CHANNEL, model.external_id == openid)
-                .values(unreachable_since=since)
-                .execution_options(synchronize_session=False)
-            )
 
 
 def _query(raw: bytes) -> dict[str, str]:

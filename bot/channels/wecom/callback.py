@@ -41,26 +41,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
-from bot.channels.wechat.db import insert_ignore
 from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
+from handlers.channel_services import active_staff_of, case_state, queue_once, reply_unhandled, sent_row
 from handlers.commands import Cmd, parse_action, parse_command
 from handlers.inbound import Inbound
-from handlers.outbox import Outbound, enqueue
+from handlers.outbox import Outbound
 from messages import render
-from storage.models import Case, InboundMessage, OutboxMessage, OutboxStatus, Staff, StaffIdentity, utcnow
+from storage.models import utcnow
 
 if TYPE_CHECKING:
     from handlers.ports import AdapterContext
+    from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -296,79 +295,45 @@ class WeComCallback:
     # -- database helpers ------------------------------------------------------------------------------
 
     async def _staff_of(self, userid: str) -> str | None:
-        async with self._context.services.sessions() as session:
-            found = await session.scalar(
-                select(StaffIdentity.staff_id)
-                .join(Staff, Staff.id == StaffIdentity.staff_id)
-                .where(
-                    StaffIdentity.channel == CHANNEL,
-                    StaffIdentity.external_id == userid,
-                    Staff.active.is_(True),
-                )
-            )
-        return str(found) if found is not None else None
+        return await active_staff_of(self._context.services.sessions, CHANNEL, userid)
 
     async def _case_state(self, number: int | None) -> cards.CaseState:
-        if number is None:
-            return None
-        async with self._context.services.sessions() as session:
-            row = (
-                await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))
-            ).first()
-        return (str(row[0]), row[1]) if row is not None else None
+        return await case_state(self._context.services.sessions, number)
 
     async def _card_row(self, task_id: str, userid: str) -> OutboxMessage | None:
         """The outbox row a card was built from (only a card this member was sent)."""
         row_id = cards.row_of_task(task_id)
         if row_id is None:
             return None
-        async with self._context.services.sessions() as session:
-            row = await session.get(OutboxMessage, row_id)
-            if row is None or row.channel != CHANNEL or row.recipient != userid:
-                return None
-            session.expunge(row)
-            return row
+        return await sent_row(self._context.services.sessions, row_id, CHANNEL, userid)
 
     async def _queue_card_update(
         self, userid: str, code: str, update: dict[str, object], number: int
     ) -> None:
-        now = self.clock()
-        values = {
-            "channel": CHANNEL,
-            "recipient": userid,
-            "kind": CARD_UPDATE,
-            "text": str((update.get("button") or {}).get("replace_name", "")),  # type: ignore[union-attr]
-            "payload": {"response_code": code, "update": update},
-            "case_id": number,
-            "dedup_key": f"wecom:card:{_digest(code)}",  # a ResponseCode works once
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "not_before": now,
-        }
-        async with self._context.services.sessions.begin() as session:
-            await session.execute(insert_ignore(session, OutboxMessage, values))
+        text = str((update.get("button") or {}).get("replace_name", ""))  # type: ignore[union-attr]
+        out = Outbound(
+            CHANNEL,
+            userid,
+            text,
+            kind=CARD_UPDATE,
+            case_id=number,
+            dedup_key=f"wecom:card:{_digest(code)}",  # a ResponseCode works once
+        )
+        await queue_once(
+            self._context.services.sessions, out, {"response_code": code, "update": update}, self.clock()
+        )
 
     async def _not_bound(self, item: Item, text: str) -> None:
         """Log the message (so a retry is answered once) and explain how to bind, through the outbox."""
-        now = self.clock()
-        try:
-            async with self._context.services.sessions.begin() as session:
-                seen = await session.scalar(
-                    select(InboundMessage.id).where(
-                        InboundMessage.channel == CHANNEL, InboundMessage.external_id == item.key
-                    )
-                )
-                if seen is not None:
-                    return
-                session.add(
-                    InboundMessage(
-                        channel=CHANNEL, external_id=item.key, sender=item.openid, received_at=now, text=text
-                    )
-                )
-                await session.flush()
-                enqueue(session, Outbound(CHANNEL, item.openid, render("wecom.not_bound")), now)
-        except IntegrityError:
-            return  # the same message, taken by another process
+        await reply_unhandled(
+            self._context.services.sessions,
+            CHANNEL,
+            item.key,
+            item.openid,
+            text,
+            render("wecom.not_bound"),
+            self.clock(),
+        )
 
 
 def _binds(text: str) -> bool:

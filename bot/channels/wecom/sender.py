@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.wechat.client import WeChatAPIError, WeChatTransportError
@@ -27,10 +26,11 @@ from bot.channels.wechat.sender import photo_url
 from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
+from handlers.channel_services import is_unreachable, set_unreachable
 from handlers.outbox import DeliveryError, mark_dispatched
 from handlers.ports import OutboxKind
 from messages import render
-from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
+from storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -137,22 +137,8 @@ class WeComSender:
 
     async def _unreachable(self, userid: str) -> bool:
         async with self.sessions() as session:
-            for model in (StaffIdentity, ResidentIdentity):
-                since = await session.scalar(
-                    select(model.unreachable_since).where(
-                        model.channel == CHANNEL, model.external_id == userid
-                    )
-                )
-                if since is not None:
-                    return True
-        return False
+            return await is_unreachable(session, CHANNEL, userid)
 
     async def _mark_unreachable(self, userid: str) -> None:
         async with self.sessions.begin() as session:
-            for model in (StaffIdentity, ResidentIdentity):
-                await session.execute(
-                    update(model)
-                    .where(model.channel == CHANNEL, model.external_id == userid)
-                    .values(unreachable_since=self.clock())
-                    .execution_options(synchronize_session=False)
-                )
+            await set_unreachable(session, CHANNEL, userid, self.clock())
