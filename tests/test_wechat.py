@@ -611,7 +611,7 @@ def test_messages_used_by_the_wechat_package_exist() -> None:
     import re
 
     used: set[str] = set()
-    for path in (ROOT / "bot" / "wechat").glob("*.py"):
+    for path in (ROOT / "bot" / "channels" / "wechat").glob("*.py"):
         used |= set(re.findall(r'render\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8")))
     assert used and not sorted(k for k in used if k not in catalog())
     assert render("wechat.photo_link", url="http://x").endswith("http://x")

@@ -610,7 +610,7 @@ def test_what_a_click_does_to_the_card() -> None:
 
 def test_messages_used_by_the_wecom_package_exist() -> None:
     used: set[str] = set()
-    for path in (ROOT / "bot" / "wecom").glob("*.py"):
+    for path in (ROOT / "bot" / "channels" / "wecom").glob("*.py"):
         used |= set(re.findall(r'render\(\s*f?"([a-z_.]+)', path.read_text(encoding="utf-8")))
     assert used and not sorted(k for k in used if k not in catalog() and not k.endswith("."))
     for status in ("resolved", "closed", "confirmed"):
