@@ -16,7 +16,7 @@ import gc
 import importlib.util
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.app import App, build_app
 from bot.channels.registry import enabled_adapters
 from bot.http_guard import uvicorn_options
+from bot.jobs import PeriodicJob, default_jobs
 from bot.settings import Settings
 from handlers.context import Services
 from handlers.conversation import Conversation
@@ -41,13 +42,6 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL = 0.5  # seconds between outbox polls when nothing woke the loop
 READY_TIMEOUT = 3.0  # seconds /readyz waits for the database
-
-
-@dataclass(frozen=True)
-class PeriodicJob:
-    name: str
-    seconds: float
-    run: Callable[[App], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -238,8 +232,6 @@ class HotPaths:
 
 
 def make_server(settings: Settings) -> Server:
-    from bot.jobs import default_jobs
-
     return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs()))
 
 
