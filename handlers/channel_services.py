@@ -2,7 +2,7 @@
 or read (the inbound log of a message the core does not handle, an outbox row, whether an account can
 be reached, a case's state for a button) are written and read here, once for every channel.
 
-An adapter reaches them with the ``sessions`` of its ``AdapterContext`` (``handlers.ports``)."""
+An adapter reaches them with the ``sessions`` of its ``AdapterContext`` (``handlers.channel_ports``)."""
 
 from __future__ import annotations
 

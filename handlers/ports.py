@@ -1,10 +1,11 @@
-"""The kernel's ports: what a channel must offer the kernel, and what the kernel offers a channel.
+"""The kernel's ports for delivery: what a channel's sender reports and what outbox rows are.
 
 A channel (``bot/channels/*``) translates platform updates into ``Inbound`` and outbox rows into platform
-calls. The server starts its ``ChannelAdapter`` with an ``AdapterContext`` (the shared services, the
-conversation, and a way to wake the outbox) instead of itself, so channels never import the server, and
-its ``Sender`` reports each delivery's ``DeliveryOutcome`` instead of an error text to be parsed back.
-The kernel never imports ``bot/``: these protocols are the whole contract.
+calls. Its ``Sender`` reports each delivery's ``DeliveryOutcome`` instead of an error text to be parsed
+back; a ``MassSender`` is a channel's delivery of one text to many. ``handlers/channel_ports.py`` holds
+the adapter's side (``ChannelAdapter``, the ``AdapterContext`` the server hands it). The kernel never
+imports ``bot/``: these protocols are the whole contract. Kept free of kernel imports (the outbox
+imports it).
 """
 
 from __future__ import annotations
@@ -15,12 +16,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-    from starlette.routing import BaseRoute
-
-    from handlers.community import Community
-    from handlers.context import Services
-    from handlers.conversation import Conversation
     from storage.models import OutboxMessage
 
 
@@ -55,36 +50,6 @@ class Sender(Protocol):
     channel: str
 
     async def send(self, message: OutboxMessage) -> None: ...
-
-
-class AdapterContext(Protocol):
-    """What a running channel adapter gets from the server: the shared services and conversation, and
-    a way to ask the outbox drain loops to look now (after a turn queued messages)."""
-
-    @property
-    def services(self) -> Services: ...
-
-    @property
-    def conversation(self) -> Conversation: ...
-
-    def wake(self, channel: str) -> None: ...
-
-    def wake_all(self) -> None: ...
-
-
-class ChannelAdapter(Protocol):
-    """A chat platform served by ``outreach-bot serve``: its HTTP routes, its outbox senders, and what
-    it must do at start (given the context) and stop."""
-
-    name: str
-
-    def routes(self) -> Sequence[BaseRoute]: ...
-
-    def senders(self) -> Sequence[Sender]: ...
-
-    async def start(self, context: AdapterContext) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -122,14 +87,3 @@ class Delivery:
     async def close(self) -> None:
         for close in reversed(self.closers):
             await close()
-
-
-class ChannelDirectory(Protocol):
-    """The channels this deployment runs, as the composition root gives them to features (a CLI that
-    broadcasts): which are configured, and their senders for delivering in this process."""
-
-    def configured(self) -> frozenset[str]: ...
-
-    async def open_delivery(
-        self, sessions: async_sessionmaker[AsyncSession], community: Community
-    ) -> Delivery: ...

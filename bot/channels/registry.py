@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from bot.channels.console.spec import SPEC as CONSOLE
 from bot.channels.spec import ChannelSpec
 from bot.channels.telegram.spec import SPEC as TELEGRAM
@@ -18,11 +20,12 @@ from handlers.ports import Delivery
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bot.settings import Settings
+    from handlers.channel_ports import ChannelAdapter
     from handlers.community import Community
-    from handlers.ports import ChannelAdapter
 
 CHANNELS: tuple[ChannelSpec, ...] = (TELEGRAM, WECHAT, WECOM, CONSOLE)
+# The functions below take ``bot.settings.Settings``, typed as its base here: Settings is built from
+# this list, so the registry does not import it back.
 
 _keys = {spec.identity_key for spec in CHANNELS if spec.identity_key is not None}
 if _keys != set(IDENTITY_KEYS):  # the kernel's list of community-file keys must be this one
@@ -33,23 +36,23 @@ def spec(name: str) -> ChannelSpec:
     return next(s for s in CHANNELS if s.name == name)
 
 
-def configured(settings: Settings) -> list[ChannelSpec]:
+def configured(settings: BaseModel) -> list[ChannelSpec]:
     """The channels these settings turn on, in the registry's order."""
     return [s for s in CHANNELS if s.configured(settings)]
 
 
-def configured_channels(settings: Settings) -> frozenset[str]:
+def configured_channels(settings: BaseModel) -> frozenset[str]:
     """The names of the channels a server with these settings runs."""
     return frozenset(s.name for s in configured(settings))
 
 
-def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
+def enabled_adapters(settings: BaseModel) -> list[ChannelAdapter]:
     """The server adapters of the configured channels."""
     return [s.build_adapter(settings) for s in configured(settings) if s.adapter is not None]
 
 
 async def open_delivery(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], community: Community
+    settings: BaseModel, sessions: async_sessionmaker[AsyncSession], community: Community
 ) -> Delivery:
     """Every configured channel's outbox senders, for a process that delivers without serving."""
     delivery = Delivery()
@@ -63,9 +66,9 @@ async def open_delivery(
 
 
 class Directory:
-    """The registry as features see it (``handlers.ports.ChannelDirectory``), for these settings."""
+    """The registry as features see it (``handlers.channel_ports.ChannelDirectory``), for these settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BaseModel) -> None:
         self.settings = settings
 
     def configured(self) -> frozenset[str]:

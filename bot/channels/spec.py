@@ -16,9 +16,8 @@ from handlers.ports import Delivery
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bot.settings import Settings
+    from handlers.channel_ports import ChannelAdapter
     from handlers.community import Community
-    from handlers.ports import ChannelAdapter
 
 
 def _load(target: str) -> Any:
@@ -35,13 +34,13 @@ class ChannelSpec:
     adapter: str | None = None  # "module:Class", built with the settings by the server
     delivery: str | None = None  # "module:function(settings, sessions, community) -> Delivery"
 
-    def build_adapter(self, settings: Settings) -> ChannelAdapter:
+    def build_adapter(self, settings: BaseModel) -> ChannelAdapter:
         assert self.adapter is not None, f"{self.name} has no server adapter"
         adapter: ChannelAdapter = _load(self.adapter)(settings)
         return adapter
 
     async def open_delivery(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], community: Community
+        self, settings: BaseModel, sessions: async_sessionmaker[AsyncSession], community: Community
     ) -> Delivery:
         if self.delivery is None:
             return Delivery()

@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.ports import ChannelDirectory, Delivery
+from handlers.channel_ports import ChannelDirectory
+from handlers.ports import Delivery
 from messages import render
 
 POLL = 0.5  # seconds between progress polls

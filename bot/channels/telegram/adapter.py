@@ -46,7 +46,7 @@ from handlers.ports import Sender
 from storage.database import is_sqlite
 
 if TYPE_CHECKING:
-    from handlers.ports import AdapterContext
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from bot.settings import Settings
 from handlers.ports import Sender
 
 if TYPE_CHECKING:
-    from handlers.ports import AdapterContext
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ from storage.models import OutboxMessage, OutboxStatus, utcnow
 from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
-    from handlers.ports import AdapterContext
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

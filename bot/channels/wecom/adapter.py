@@ -21,7 +21,7 @@ from bot.settings import Settings
 from handlers.ports import Sender
 
 if TYPE_CHECKING:
-    from handlers.ports import AdapterContext
+    from handlers.channel_ports import AdapterContext
 
 
 class WeComAdapter:

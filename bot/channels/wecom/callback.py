@@ -58,7 +58,7 @@ from messages import render
 from storage.models import utcnow
 
 if TYPE_CHECKING:
-    from handlers.ports import AdapterContext
+    from handlers.channel_ports import AdapterContext
     from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
