@@ -176,8 +176,8 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
         from telegram import Bot
 
         from bench.support.fake_telegram import TOKEN
-        from bot.telegram.limiter import RateLimiter
-        from bot.telegram.sender import TelegramSender
+        from bot.channels.telegram.limiter import RateLimiter
+        from bot.channels.telegram.sender import TelegramSender
 
         bot = Bot(TOKEN, base_url=url)
         await bot.initialize()
@@ -186,8 +186,8 @@ async def make_sender(channel: str, url: str, sessions: Any, lifted: bool) -> tu
     import httpx
 
     from bench.support import wechat_payloads as wx
-    from bot.wechat.client import DatabaseTokenStore, WeChatClient
-    from bot.wechat.sender import WeChatSender
+    from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+    from bot.channels.wechat.sender import WeChatSender
 
     http = httpx.AsyncClient(timeout=10)
     client = WeChatClient(wx.APP_ID, wx.APP_SECRET, url, DatabaseTokenStore(sessions), http=http)

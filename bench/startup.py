@@ -72,7 +72,7 @@ PHASES = r"""
 import asyncio, json, sys, time
 marks = {}
 t = time.perf_counter()
-import bot.app, bot.console, handlers.conversation
+import bot.app, bot.channels.console.repl, handlers.conversation
 marks["imports (bot.app, console, conversation)"] = time.perf_counter() - t
 from handlers.classify import base_tokenizer
 t = time.perf_counter(); base_tokenizer(); marks["jieba dictionary (cached)"] = time.perf_counter() - t

@@ -13,6 +13,7 @@ from handlers.community import Community, load_community
 from handlers.community_store import stored_community, sync_community
 from handlers.context import Services
 from handlers.conversation import Conversation
+from handlers.ports import MassSender
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 
@@ -22,6 +23,7 @@ class App:
     engine: AsyncEngine
     services: Services
     conversation: Conversation
+    mass: MassSender | None = None  # a channel's mass delivery (WeChat 群发), set by the server at start
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import cli_errors, logfilter, outbox_cli, stats_cli
+from bot.channels import registry
+from bot.channels.wechat import cli as wechat_cli
 from bot.settings import Settings, get_settings
-from bot.wechat import cli as wechat_cli
 from handlers.broadcasts import cli as broadcasts_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
@@ -348,7 +349,7 @@ def _community_timezone() -> Any:
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
     from bot.app import build_app
-    from bot.console import CHANNEL, run_console
+    from bot.channels.console.repl import CHANNEL, run_console
     from storage.database import is_sqlite
 
     if reset and is_sqlite(settings.database_url):
@@ -432,10 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    wechat_cli.register(sub)
+    wechat_cli.register(sub, get_settings)
     stats_cli.register(sub)
     reminders_cli.register(sub, get_settings)
-    broadcasts_cli.register(sub)
+    broadcasts_cli.register(sub, registry.Directory)
     outbox_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")

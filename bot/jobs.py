@@ -3,14 +3,21 @@ in several processes at once: it claims its work in the database, never in memor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bot.app import App
-from bot.server import PeriodicJob
 from handlers import deadlines, digest
 
 ESCALATION_SECONDS = 60
 DIGEST_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    seconds: float
+    run: Callable[[App], Awaitable[object]]
 
 
 async def escalate(app: App) -> None:

@@ -16,9 +16,8 @@ import gc
 import importlib.util
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
@@ -29,9 +28,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.app import App, build_app
+from bot.channels.registry import enabled_adapters
 from bot.http_guard import guard_app, limits_from, uvicorn_options
+from bot.jobs import PeriodicJob, default_jobs
 from bot.settings import Settings
-from handlers.outbox import Sender, drain
+from handlers.channel_ports import ChannelAdapter
+from handlers.context import Services
+from handlers.conversation import Conversation
+from handlers.outbox import drain
+from handlers.ports import Sender
 from handlers.privacy import mask_log
 
 log = logging.getLogger(__name__)
@@ -40,25 +45,14 @@ IDLE_POLL = 0.5  # seconds between outbox polls when nothing woke the loop
 READY_TIMEOUT = 3.0  # seconds /readyz waits for the database
 
 
-class ChannelAdapter(Protocol):
-    """A chat platform: its HTTP routes, its outbox senders, and what it must do at start and stop."""
-
-    name: str
-
-    def routes(self) -> Sequence[BaseRoute]: ...
-
-    def senders(self) -> Sequence[Sender]: ...
-
-    async def start(self, server: Server) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
 @dataclass(frozen=True)
-class PeriodicJob:
-    name: str
-    seconds: float
-    run: Callable[[App], Awaitable[object]]
+class AdapterContext:
+    """What the server hands a channel adapter at start (``handlers.channel_ports.AdapterContext``)."""
+
+    services: Services
+    conversation: Conversation
+    wake: Callable[[str], None]
+    wake_all: Callable[[], None]
 
 
 @dataclass
@@ -113,10 +107,11 @@ class Server:
     async def lifespan(self, _starlette: Starlette) -> AsyncIterator[None]:
         channels = frozenset(a.name for a in self.adapters)
         self.app = await build_app(self.settings, channels)
+        context = AdapterContext(self.app.services, self.app.conversation, self.wake, self.wake_all)
         try:
             for adapter in self.adapters:
                 try:
-                    await adapter.start(self)
+                    await adapter.start(context)
                 except Exception as exc:
                     reason = _one_line(exc)
                     self._not_started[adapter.name] = f"failed: {reason}"
@@ -124,6 +119,9 @@ class Server:
             for adapter in self.adapters:
                 if adapter.name in self._not_started:
                     continue
+                mass = getattr(adapter, "mass_sender", None)  # a channel with a mass delivery method
+                if mass is not None and self.app.mass is None:
+                    self.app.mass = mass()
                 for sender in adapter.senders():
                     self._wake.setdefault(sender.channel, asyncio.Event())
                     self._tasks.append(
@@ -234,28 +232,7 @@ class HotPaths:
         await self.app(scope, receive, send)
 
 
-def enabled_adapters(settings: Settings) -> list[ChannelAdapter]:
-    """The channels whose credentials are configured."""
-    adapters: list[ChannelAdapter] = []
-    if settings.telegram_token is not None:
-        from bot.telegram import TelegramAdapter
-
-        adapters.append(TelegramAdapter(settings))
-    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
-        from bot.wechat.adapter import WeChatAdapter
-
-        adapters.append(WeChatAdapter(settings))
-    wecom = (settings.wecom_corp_id, settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key)
-    if all(wecom) and settings.wecom_agent_id is not None:
-        from bot.wecom.adapter import WeComAdapter
-
-        adapters.append(WeComAdapter(settings))
-    return adapters
-
-
 def make_server(settings: Settings) -> Server:
-    from bot.jobs import default_jobs
-
     return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs()))
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from handlers.channel_keys import IDENTITY_KEYS
 from handlers.classify import (
     OTHER,
     CategoryConfigError,
@@ -87,20 +88,31 @@ class GridConfig(_Strict):
     place_aliases: dict[str, str] = Field(default_factory=dict)  # added: everyday name → one of places
 
 
-class StaffConfig(_Strict):
+class _StaffBase(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1)
     role: Role
-    telegram: int | None = None
-    wechat: str | None = None
-    wecom: str | None = None
-    phone: str | None = None  # kept for staff use only; never logged
 
-    @field_validator("phone", mode="before")
+    @field_validator("phone", mode="before", check_fields=False)
     @classmethod
     def _phone_as_written(cls, value: Any) -> Any:
         # `phone: 13800000000` unquoted is a YAML integer: it is still the number the file means.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def identities(self) -> list[tuple[str, str]]:
+        """(channel, account) for every channel account the file names for this staff member."""
+        accounts = ((key, getattr(self, key)) for key in IDENTITY_KEYS)
+        return [(key, str(value)) for key, value in accounts if value is not None and value != ""]
+
+
+# One optional account field per channel (`telegram: 123456789`), from the kernel's list of identity keys,
+# so that a new channel's key needs no edit here; then `phone`, kept for staff use only and never logged.
+StaffConfig = create_model(
+    "StaffConfig",
+    __base__=_StaffBase,
+    **{key: (kind | None, None) for key, kind in IDENTITY_KEYS.items()},  # type: ignore[call-overload]
+    phone=(str | None, None),
+)
 
 
 class WorkingTimeConfig(_Strict):

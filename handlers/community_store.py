@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.channel_keys import CONSOLE
 from handlers.community import Community, parse_community
 from storage.models import Category, Grid, GridWorker, Staff, StaffIdentity, utcnow
 from storage.models import Community as CommunityRow
 
-CONSOLE = "console"
 COMMUNITY_ROW = 1
 
 
@@ -34,12 +34,7 @@ def _config_identities(community: Community) -> list[tuple[str, str, str]]:
     rows = []
     for s in community.config.staff:
         rows.append((CONSOLE, s.id, s.id))
-        if s.telegram is not None:
-            rows.append(("telegram", str(s.telegram), s.id))
-        if s.wechat:
-            rows.append(("wechat", s.wechat, s.id))
-        if s.wecom:
-            rows.append(("wecom", s.wecom, s.id))
+        rows.extend((channel, external, s.id) for channel, external in s.identities())
     return rows
 
 

@@ -36,13 +36,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.ports import DeliveryOutcome, OutboxKind, Sender
 from handlers.privacy import mask_codes
 from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
@@ -50,11 +51,11 @@ log = logging.getLogger(__name__)
 
 # Kinds never sent twice: when a crash leaves it unknown whether the platform got one, it is given up
 # as UNCERTAIN (and reported) rather than sent again.
-AT_MOST_ONCE = frozenset({"broadcast"})
+AT_MOST_ONCE = frozenset({OutboxKind.BROADCAST.value})
 # Kinds whose text holds a secret for its recipient only (a staff invite code): once the row is sent or
 # given up, the stored text keeps the code masked (a new invite is issued if it never arrived).
-SECRET_KINDS = frozenset({"push_only"})
-UNCERTAIN = "uncertain"
+SECRET_KINDS = frozenset({OutboxKind.PUSH_ONLY.value})
+UNCERTAIN = DeliveryOutcome.UNCERTAIN.value
 
 
 class OutboxSettings(BaseSettings):
@@ -67,7 +68,7 @@ class OutboxSettings(BaseSettings):
 
 
 # Kinds whose message still matters days later: a platform outage must not cost them after a day.
-LONG_RETRY_KINDS = frozenset({"reminder", "broadcast"})
+LONG_RETRY_KINDS = frozenset({OutboxKind.REMINDER.value, OutboxKind.BROADCAST.value})
 UNREACHED = "unreached"  # the start of last_error of a row given up after its retry budget
 
 
@@ -105,7 +106,7 @@ class Outbound:
     channel: str
     recipient: str
     text: str
-    kind: str = "reply"
+    kind: str = OutboxKind.REPLY.value  # an OutboxKind's value: the column holds a plain string
     case_id: int | None = None
     buttons: Sequence[Button] = field(default_factory=tuple)
     photo: str | None = None
@@ -113,23 +114,40 @@ class Outbound:
 
 
 class DeliveryError(Exception):
-    """A send that failed. ``retry_after`` (seconds) reschedules; ``permanent`` gives up at once."""
+    """A send that did not go out, and what that means: ``outcome`` RETRY_AT (again later: after
+    ``retry_after`` seconds when the platform or a limiter named the time, else with back-off), or
+    BLOCKED / UNREACHABLE (given up at once; ``permanent=True`` is UNREACHABLE). ``cause`` is the
+    report's word for it (``blocked``, ``invalid_user``, ``unsubscribed`` …) when the channel knows it:
+    it is stored in front of the row's error, so reports never read platform codes out of the text."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        outcome: DeliveryOutcome | None = None,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        cause: str | None = None,
+    ) -> None:
         super().__init__(reason)
+        if outcome is None:
+            outcome = DeliveryOutcome.UNREACHABLE if permanent else DeliveryOutcome.RETRY_AT
         self.reason = reason
+        self.outcome = outcome
         self.retry_after = retry_after
-        self.permanent = permanent
+        self.permanent = outcome in (DeliveryOutcome.BLOCKED, DeliveryOutcome.UNREACHABLE)
+        self.cause = cause or ("blocked" if outcome == DeliveryOutcome.BLOCKED else None)
+
+    @property
+    def stored(self) -> str:
+        """The row's ``last_error``: ``cause: reason`` (just the reason when they are the same word)."""
+        if self.cause is None or self.reason == self.cause:
+            return self.reason[:500]
+        return f"{self.cause}: {self.reason}"[:500]
 
 
 class Reclaimed(Exception):
     """The row's lease lapsed and another claim took it: this process must not send it."""
-
-
-class Sender(Protocol):
-    channel: str
-
-    async def send(self, message: OutboxMessage) -> None: ...
 
 
 def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -> OutboxMessage:
@@ -141,7 +159,7 @@ def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -
     row = OutboxMessage(
         channel=out.channel,
         recipient=out.recipient,
-        kind=out.kind,
+        kind=str(out.kind),  # the value: the column is a plain string (no migration)
         text=out.text,
         payload=payload,
         case_id=out.case_id,
@@ -259,7 +277,7 @@ async def settle(
     if error is None:
         values = {"status": OutboxStatus.SENT, "sent_at": now, "claimed_until": None, "last_error": None}
     elif error.permanent:
-        values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error.reason[:500]}
+        values = {"status": OutboxStatus.FAILED, "claimed_until": None, "last_error": error.stored}
     elif error.retry_after is not None:
         # The platform (a 429) or our own limiter named the time: the platform is up, and a row
         # waiting its turn is not failing, so this costs nothing of the retry budget.

@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
-from bot.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat import mass as mass_api_call
+from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat.mass import WeChatMassSender
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts import calendar, jobs, service, wechat_mass
 from handlers.broadcasts.audience import Audience
@@ -717,7 +719,7 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     )
     by_channel = Counter(r.channel for r in await rows(services, bid))
     assert by_channel == {"wechat_mass": 4, "wechat": 2}  # the window still open: customer service
-    assert await wechat_mass.drain(services.sessions, client, clock) == 3
+    assert await wechat_mass.drain(services.sessions, WeChatMassSender(client), clock) == 3
     (call,) = fake.sent(fw.MASS)
     assert sorted(call.body["touser"]) == ["o0", "o1", "o2"]
     assert "垃圾分类新规" in call.body["text"]["content"]
@@ -757,10 +759,10 @@ async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
         "send_ignore_reprint": 0,
         "clientmsgid": f"bc{claimed[0].id}-{claimed[-1].id}-3",
     }
-    await client.call(wechat_mass.PATH, first)
+    await client.call(mass_api_call.PATH, first)
     clock.advance(seconds=120)
-    assert await wechat_mass.drain(services.sessions, client, clock) == 3
-    assert [c.answer["errcode"] for c in fake.calls if c.path == fw.MASS] == [0, wechat_mass.DUPLICATE]
+    assert await wechat_mass.drain(services.sessions, WeChatMassSender(client), clock) == 3
+    assert [c.answer["errcode"] for c in fake.calls if c.path == fw.MASS] == [0, mass_api_call.DUPLICATE]
     assert fake.mass_received == {"o0": 1, "o1": 1, "o2": 1}  # each resident got it once
     async with services.sessions() as session:
         counts = dict(

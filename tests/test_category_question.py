@@ -176,7 +176,7 @@ async def test_chinese_numeral_answers_and_a_day_old_question_is_forgotten(unsur
 
 
 async def test_choices_are_telegram_inline_buttons_that_decode_to_the_answer(unsure_chat: Chat) -> None:
-    from bot.telegram import keyboards
+    from bot.channels.telegram import keyboards
     from handlers.commands import Cmd, parse_action
 
     chat = unsure_chat

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
 from bench.support.fake_telegram import TOKEN, FakeTelegram
-from bot.telegram.limiter import RateLimiter
-from bot.telegram.sender import TelegramSender
+from bot.channels.telegram.limiter import RateLimiter
+from bot.channels.telegram.sender import TelegramSender
 from handlers.outbox import (
     UNCERTAIN,
     DeliveryError,

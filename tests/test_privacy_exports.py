@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.wechat.client import DatabaseTokenStore
+from bot.channels.wechat.client import DatabaseTokenStore
 from tests.support.chat import Chat
 from tests.support.cli import run
 from tests.test_community import BASE

@@ -28,9 +28,9 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bench.support.fake_telegram import TOKEN, Call, FakeTelegram
 from bench.support.scratch_db import scratch_postgres
-from bot.telegram import keyboards
-from bot.telegram.handlers import inbound_from
-from bot.telegram.limiter import RateLimiter
+from bot.channels.telegram import keyboards
+from bot.channels.telegram.handlers import inbound_from
+from bot.channels.telegram.limiter import RateLimiter
 from messages import render
 from storage.database import create_engine, session_factory
 from storage.models import Case, InboundMessage, OutboxMessage, ResidentIdentity
@@ -762,7 +762,7 @@ class StubBot:
 async def test_sender_maps_telegram_answers(sessions: async_sessionmaker[AsyncSession]) -> None:
     from telegram.error import BadRequest, NetworkError, RetryAfter
 
-    from bot.telegram.sender import TelegramSender
+    from bot.channels.telegram.sender import TelegramSender
     from handlers.outbox import Button, DeliveryError, Outbound, claim, enqueue
     from storage.models import utcnow
 
@@ -809,7 +809,7 @@ async def test_sender_maps_telegram_answers(sessions: async_sessionmaker[AsyncSe
 
 
 def test_worker_processes_split_the_rate_limits() -> None:
-    from bot.telegram.limiter import RateLimiter
+    from bot.channels.telegram.limiter import RateLimiter
 
     alone, shared = RateLimiter.shared_by(1), RateLimiter.shared_by(2)
     assert (alone.per_second, alone.chat_interval, alone.group_per_minute) == (30, 1.0, 20)

@@ -22,8 +22,8 @@ from telegram import Bot
 
 from bench.support import wechat_payloads
 from bench.support.fake_telegram import FakeTelegram
-from bot.telegram.limiter import RateLimiter
-from bot.telegram.sender import TelegramSender
+from bot.channels.telegram.limiter import RateLimiter
+from bot.channels.telegram.sender import TelegramSender
 from handlers.outbox import Outbound, drain, enqueue
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, OutboxStatus

@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
 from bench.support.scratch_db import IN_CI
-from bot.wechat.callback import Refused, safe_parse, signature
-from bot.wechat.client import DatabaseTokenStore, WeChatClient
-from bot.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
+from bot.channels.wechat.callback import Refused, safe_parse, signature
+from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
 from messages import catalog, render
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -577,7 +577,7 @@ async def test_token_shared_through_redis(fake_api: fw.FakeWeChat) -> None:
             pytest.fail(f"Redis is expected in CI at {url}: {exc}")
         pytest.skip(f"Redis not reachable at {url}: {exc}")
     prefix = f"outreach-test-{uuid.uuid4().hex[:8]}:"
-    from bot.wechat.client import RedisTokenStore
+    from bot.channels.wechat.client import RedisTokenStore
 
     fake_api.delay = 0.3
     stores = [RedisTokenStore(url, prefix=prefix) for _ in range(2)]
@@ -599,7 +599,7 @@ def test_messages_used_by_the_wechat_package_exist() -> None:
     import re
 
     used: set[str] = set()
-    for path in (ROOT / "bot" / "wechat").glob("*.py"):
+    for path in (ROOT / "bot" / "channels" / "wechat").glob("*.py"):
         used |= set(re.findall(r'render\(\s*"([a-z_.]+)"', path.read_text(encoding="utf-8")))
     assert used and not sorted(k for k in used if k not in catalog())
     assert render("wechat.photo_link", url="http://x").endswith("http://x")

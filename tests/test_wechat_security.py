@@ -28,8 +28,8 @@ from wechatpy.utils import to_text
 
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
-from bot.wechat.guards import Refused, SenderLimiter, check_xml_bytes
-from bot.wechat.inbox import Inbox, Item
+from bot.channels.wechat.guards import Refused, SenderLimiter, check_xml_bytes
+from bot.channels.wechat.inbox import Inbox, Item
 from messages import render
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade

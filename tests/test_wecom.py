@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bench.support import fake_wechat as fw
 from bench.support import fake_wecom as fc
 from bench.support import wechat_payloads as wx
-from bot.wechat.client import DatabaseTokenStore
-from bot.wecom import cards
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
-from bot.wecom.sender import WeComSender, message_body
+from bot.channels.wechat.client import DatabaseTokenStore
+from bot.channels.wecom import cards
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
+from bot.channels.wecom.sender import WeComSender, message_body
 from handlers.outbox import DeliveryError, Outbound, claim, enqueue
 from messages import catalog, render
 from storage.database import create_engine, session_factory
@@ -608,7 +608,7 @@ def test_what_a_click_does_to_the_card() -> None:
 
 def test_messages_used_by_the_wecom_package_exist() -> None:
     used: set[str] = set()
-    for path in (ROOT / "bot" / "wecom").glob("*.py"):
+    for path in (ROOT / "bot" / "channels" / "wecom").glob("*.py"):
         used |= set(re.findall(r'render\(\s*f?"([a-z_.]+)', path.read_text(encoding="utf-8")))
     assert used and not sorted(k for k in used if k not in catalog() and not k.endswith("."))
     for status in ("resolved", "closed", "confirmed"):

@@ -7,9 +7,9 @@
   platform's limits; this command polls the outbox and draws a progress bar until the report is in
   (``--no-wait`` returns at once);
 * with ``--send`` this process also delivers, through the channels configured in the environment
-  (Telegram, WeChat), for deployments where no server runs. Both may run at once without duplicates
-  (rows are claimed), but two processes sending to one Telegram bot share its rate limit only if each
-  is lowered; prefer one sender.
+  (the registry's: Telegram, WeChat, WeCom), for deployments where no server runs. Both may run at
+  once without duplicates (rows are claimed), but two processes sending to one Telegram bot share its
+  rate limit only if each is lowered; prefer one sender.
 
 ``--at TIME`` schedules it (community time zone, "2026-12-01 09:00"); the server sends it then.
 ``broadcasts`` lists the broadcasts (``--format json``: one object per line, stable field names), shows
@@ -26,11 +26,13 @@ import contextlib
 import json
 import sys
 import time as monotime
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from handlers.channel_ports import ChannelDirectory
+from handlers.ports import Delivery
 from messages import render
 
 POLL = 0.5  # seconds between progress polls
@@ -45,25 +47,19 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def configured_channels(settings: Any) -> frozenset[str] | None:
-    """The channels a server with these settings runs (None: none configured, any channel counts)."""
-    channels = set()
-    if settings.telegram_token is not None:
-        channels.add("telegram")
-    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
-        channels.add("wechat")
-    return frozenset(channels) or None
-
-
 class _Env:
     """Engine, sessions and community for one command."""
 
     def __init__(self) -> None:
-        from bot.settings import get_settings
-
-        self.settings = get_settings()
+        self.settings = self.settings_now()
         self.engine: Any = None
         self._stack = contextlib.AsyncExitStack()
+
+    @staticmethod
+    def settings_now() -> Any:
+        from bot.settings import get_settings
+
+        return get_settings()
 
     async def __aenter__(self) -> _Env:
         from bot.app import load_into
@@ -85,54 +81,6 @@ def _text(args: argparse.Namespace) -> str:
     if args.file is not None:
         return Path(args.file).read_text(encoding="utf-8").strip()
     return (args.text or "").strip()
-
-
-async def _senders(env: _Env) -> tuple[list[Any], list[Callable[[], Awaitable[Any]]], Any]:
-    """Outbox senders (and a WeChat mass-send client) for the configured channels, for ``--send``."""
-    settings = env.settings
-    senders: list[Any] = []
-    closers: list[Callable[[], Awaitable[Any]]] = []
-    mass = None
-    if settings.telegram_token is not None:
-        from telegram import Bot
-
-        from bot.telegram.sender import TelegramSender
-
-        bot = Bot(settings.telegram_token.get_secret_value(), base_url=settings.telegram_api_url)
-        await bot.initialize()
-        closers.append(bot.shutdown)
-        senders.append(TelegramSender(bot, env.sessions))
-    if settings.wechat_token is not None and settings.wechat_app_id and settings.wechat_app_secret:
-        import httpx
-
-        from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
-        from bot.wechat.sender import WeChatSender
-        from handlers.broadcasts.config import get_broadcast_settings
-
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
-        closers.append(http.aclose)
-        store: Any = (
-            RedisTokenStore(settings.redis_url) if settings.redis_url else DatabaseTokenStore(env.sessions)
-        )
-        client = WeChatClient(
-            settings.wechat_app_id,
-            settings.wechat_app_secret.get_secret_value(),
-            settings.wechat_api_url,
-            store,
-            http=http,
-        )
-        senders.append(
-            WeChatSender(
-                client,
-                env.sessions,
-                templates=settings.wechat_templates,
-                subscribe_templates=settings.wechat_subscribe_templates,
-                timezone=env.community.timezone,
-            )
-        )
-        if get_broadcast_settings().wechat_mass:
-            mass = client
-    return senders, closers, mass
 
 
 async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) -> None:
@@ -194,22 +142,26 @@ class _Bar:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any] | None:
-    """Wait for the broadcast to finish (delivering too with ``send``), drawing progress; None when
-    ``send`` was asked but no channel is configured here (waiting would never end)."""
+async def _follow(
+    env: _Env, broadcast_id: int, channels: ChannelDirectory | None
+) -> dict[str, Any] | None:
+    """Wait for the broadcast to finish (delivering too through ``channels`` when given, for
+    ``--send``), drawing progress; None when no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service
+    from handlers.broadcasts.config import get_broadcast_settings
     from storage.broadcast_models import Broadcast, BroadcastStatus
 
     stop = asyncio.Event()
     driver: asyncio.Task[None] | None = None
-    closers: list[Callable[[], Awaitable[Any]]] = []
-    if send:
-        senders, closers, mass = await _senders(env)
-        if not senders:
+    send = channels is not None
+    delivery = Delivery()
+    if channels is not None:
+        delivery = await channels.open_delivery(env.sessions, env.community)
+        if not delivery.senders:
             print(render("bc.cli.no_senders"), file=sys.stderr)
             return None
-        else:
-            driver = asyncio.create_task(_drive(env, senders, mass, stop))
+        mass = delivery.mass if get_broadcast_settings().wechat_mass else None
+        driver = asyncio.create_task(_drive(env, delivery.senders, mass, stop))
     bar = _Bar()
     samples: list[tuple[float, int]] = []
     idle_since = monotime.monotonic()
@@ -250,7 +202,7 @@ async def _follow(env: _Env, broadcast_id: int, send: bool) -> dict[str, Any] | 
         if driver is not None:
             with contextlib.suppress(Exception):
                 await driver
-        for close in closers:
+        for close in delivery.closers:
             with contextlib.suppress(Exception):
                 await close()
 
@@ -344,14 +296,14 @@ async def _broadcast(args: argparse.Namespace) -> int:
         await service.expand(
             env.sessions,
             broadcast_id,
-            channels=configured_channels(env.settings),
+            channels=_directory(args).configured() or None,  # none configured: any channel counts
             community=env.community.name,
             clock=_now,
         )
         if args.no_wait:
             print(render("bc.cli.detached", id=broadcast_id))
             return 0
-        report = await _follow(env, broadcast_id, args.send)
+        report = await _follow(env, broadcast_id, _directory(args) if args.send else None)
         if report is None:
             print(render("bc.cli.queued_no_channel", id=broadcast_id), file=sys.stderr)
             return 1
@@ -647,7 +599,14 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return asyncio.run(_tags(args))
 
 
-def register(subparsers: Any) -> None:
+def _directory(args: argparse.Namespace) -> ChannelDirectory:
+    directory: Callable[[Any], ChannelDirectory] = args.channels
+    return directory(_Env.settings_now())
+
+
+def register(subparsers: Any, channels: Callable[[Any], ChannelDirectory]) -> None:
+    """Add the commands; ``channels`` gives the channel registry for the settings (the composition
+    root passes it, so this feature never builds a channel itself)."""
     b = subparsers.add_parser(
         "broadcast",
         help="send a notice to every resident, some grids or a tag (asks to confirm; --yes for scripts)",
@@ -679,7 +638,7 @@ def register(subparsers: Any) -> None:
     )
     b.add_argument("--no-wait", action="store_true", help="return once the messages are queued")
     b.add_argument("--format", choices=("text", "json"), default="text", help="the final report")
-    b.set_defaults(func=cmd_broadcast)
+    b.set_defaults(func=cmd_broadcast, channels=channels)
 
     bs = subparsers.add_parser("broadcasts", help="list broadcasts, show a report, list who was not reached")
     bs.add_argument("--status", help="only broadcasts in this status (scheduled, sending, done, …)")

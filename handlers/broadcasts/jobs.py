@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from handlers.broadcasts import calendar, service, wechat_mass
 from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
 from handlers.context import Services
-
-if TYPE_CHECKING:
-    from bot.app import App
+from handlers.ports import MassSender
 
 log = logging.getLogger(__name__)
 
 CALENDAR_EVERY = timedelta(seconds=60)
 # Per Services (by identity: Services holds unhashable parts); the entry keeps the key object alive.
 _last_calendar: dict[int, tuple[Services, datetime]] = {}
-_mass_clients: dict[int, tuple[Services, Any]] = {}
+
+
+class JobApp(Protocol):
+    """What the job needs of the composition root's app (``bot.app.App``)."""
+
+    services: Services
+    mass: MassSender | None
 
 
 async def run(
-    services: Services, *, settings: BroadcastSettings | None = None, mass_client: Any = None
+    services: Services, *, settings: BroadcastSettings | None = None, mass_client: MassSender | None = None
 ) -> None:
     settings = settings or get_broadcast_settings()
     now = services.clock()
@@ -59,28 +63,8 @@ async def run(
         await service.finish_if_done(services.sessions, broadcast_id, services.clock())
 
 
-def _mass_client(app: App) -> Any:
-    """The WeChat client for mass sends, when enabled and the Official Account is configured."""
-    settings = get_broadcast_settings()
-    if not settings.wechat_mass:
-        return None
-    if id(app.services) in _mass_clients:
-        return _mass_clients[id(app.services)][1]
-    from bot.settings import get_settings
-    from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, WeChatClient
-
-    s = get_settings()
-    client = None
-    if s.wechat_app_id and s.wechat_app_secret and "wechat" in app.services.channels:
-        store: Any = (
-            RedisTokenStore(s.redis_url) if s.redis_url else DatabaseTokenStore(app.services.sessions)
-        )
-        client = WeChatClient(
-            s.wechat_app_id, s.wechat_app_secret.get_secret_value(), s.wechat_api_url, store
-        )
-    _mass_clients[id(app.services)] = (app.services, client)
-    return client
-
-
-async def run_job(app: App) -> None:
-    await run(app.services, mass_client=_mass_client(app))
+async def run_job(app: JobApp) -> None:
+    """The server's periodic job: mass sends go through the WeChat channel's mass sender when the
+    channel runs here and they are enabled (``OUTREACH_BROADCAST_WECHAT_MASS``)."""
+    mass = app.mass if get_broadcast_settings().wechat_mass else None
+    await run(app.services, mass_client=mass)

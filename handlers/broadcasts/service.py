@@ -41,14 +41,18 @@ from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
 from handlers.commands import Cmd, action
 from handlers.outbox import UNCERTAIN, Button, Outbound, enqueue
 from handlers.people import Address
+from handlers.ports import OutboxKind
 from messages import has, render
 from storage.broadcast_models import Broadcast, BroadcastStatus, NoticeOptOut
 from storage.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
-KIND = "broadcast"  # outbox kind (WeChat may deliver it as a template message configured for this kind)
-MASS_CHANNEL = "wechat_mass"  # outbox rows for WeChat 群发 (sent by handlers.broadcasts.wechat_mass)
+# The outbox kind (WeChat may deliver it as a template message configured for this kind).
+KIND = OutboxKind.BROADCAST.value
+# The outbox rows the WeChat channel delivers by mass send (群发, its delivery method for broadcasts;
+# the stored channel value is kept, so existing rows need no migration).
+MASS_CHANNEL = "wechat_mass"
 WECHAT = "wechat"
 WECHAT_WINDOW = timedelta(hours=47)  # customer-service window (48 h), with an hour's margin
 EXPAND_LEASE = timedelta(seconds=120)
@@ -88,15 +92,35 @@ def rows_of(session: AsyncSession, broadcast_id: int) -> ColumnElement[bool]:
     return and_(OutboxMessage.dedup_key >= f"bc:{bid}:", OutboxMessage.dedup_key < f"bc:{bid};")
 
 
+# The words a failed row's error starts with ("blocked: 403 Forbidden …", "unreachable:no_channel"):
+# the channels' causes (``DeliveryError.cause``) and this feature's own.
+REASONS = frozenset(
+    {
+        *UNREACHABLE,
+        OPTED_OUT,
+        CANCELLED,
+        "bad_request",
+        "platform_error",
+    }
+)
+
+
 def reason_of(error: str | None) -> str:
-    """A failed row's reason, as one of a few words (the channels write their own error texts)."""
+    """A failed row's reason, as one of a few words: the cause stored in front of its error."""
     e = (error or "").strip().lower()
     if e.startswith("unreachable:"):
         return e.split(":", 1)[1] or "other"
-    if e in (OPTED_OUT, CANCELLED, UNCERTAIN, "window_closed", "unsubscribed", "mass_quota"):
-        return e
+    head = e.split(":", 1)[0].strip()
+    if head in REASONS:
+        return head
     if e == "quota":
         return "cs_quota"
+    return _reason_in_text(e)
+
+
+def _reason_in_text(e: str) -> str:
+    """Rows failed before the channels stored a cause (and errors of rows given up after their retry
+    budget) say it only in the platform's text."""
     if e.startswith("403") or "blocked" in e:
         return aud.BLOCKED
     if e.startswith("400"):

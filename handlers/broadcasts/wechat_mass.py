@@ -17,7 +17,6 @@ ordinary WeChat path (template or subscription message, else the unreached recor
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -32,15 +31,11 @@ from handlers.broadcasts.audience import Audience, resident_filter
 from handlers.broadcasts.config import get_broadcast_settings
 from handlers.broadcasts.service import MASS_CHANNEL, WECHAT, WECHAT_WINDOW
 from handlers.outbox import claim
+from handlers.ports import DeliveryOutcome, MassSender
 from messages import render
 from storage.broadcast_models import WeChatMassReceipt
 from storage.models import OutboxMessage, OutboxStatus, Resident, ResidentIdentity
 
-log = logging.getLogger(__name__)
-
-PATH = "/cgi-bin/message/mass/send"
-DUPLICATE = 45065  # clientmsgid already used: this batch was sent before
-RETRY_CODES = frozenset({45009, -1})  # daily API quota, system busy
 BEIJING = ZoneInfo("Asia/Shanghai")
 RETRY = timedelta(minutes=10)
 
@@ -117,7 +112,7 @@ async def _settle(sessions: async_sessionmaker[AsyncSession], ids: Sequence[int]
 
 async def drain(
     sessions: async_sessionmaker[AsyncSession],
-    client: Any,
+    sender: MassSender,
     clock: Callable[[], datetime],
     *,
     quota: int | None = None,
@@ -142,49 +137,30 @@ async def drain(
             groups[(r.text, str((r.payload or {}).get("photo") or ""))].append(r)
     sent = 0
     for (text, _photo), members in groups.items():
-        sent += await _send_group(sessions, client, clock, text, members, month)
+        sent += await _send_group(sessions, sender, clock, text, members, month)
     return sent
 
 
 async def _send_group(
     sessions: async_sessionmaker[AsyncSession],
-    client: Any,
+    sender: MassSender,
     clock: Callable[[], datetime],
     text: str,
     members: list[OutboxMessage],
     month: str,
 ) -> int:
-    from bot.wechat.client import WeChatAPIError, WeChatTransportError
-
     ids = [r.id for r in members]
     if len(members) < 2:  # the API needs two openids at least: the ordinary WeChat path takes it
         await _settle(sessions, ids, channel=WECHAT, status=OutboxStatus.PENDING, not_before=clock())
         return 0
-    body = {
-        "touser": [r.recipient for r in members],
-        "msgtype": "text",
-        "text": {"content": text},
-        "send_ignore_reprint": 0,
-        "clientmsgid": f"bc{ids[0]}-{ids[-1]}-{len(ids)}",
-    }
-    try:
-        await client.call(PATH, body)
-    except WeChatAPIError as exc:
-        if exc.errcode == DUPLICATE:
-            log.info("mass send %s was accepted before; marking sent", body["clientmsgid"])
-        elif exc.errcode in RETRY_CODES:
-            await _settle(
-                sessions, ids, status=OutboxStatus.PENDING, not_before=clock() + RETRY, last_error=str(exc)
-            )
-            return 0
-        else:
-            log.warning("mass send refused (errcode %s); %d rows go the ordinary way", exc.errcode, len(ids))
-            await _settle(sessions, ids, channel=WECHAT, status=OutboxStatus.PENDING, not_before=clock())
-            return 0
-    except WeChatTransportError as exc:
+    result = await sender.send_mass([r.recipient for r in members], text, f"bc{ids[0]}-{ids[-1]}-{len(ids)}")
+    if result.outcome == DeliveryOutcome.RETRY_AT:
         await _settle(
-            sessions, ids, status=OutboxStatus.PENDING, not_before=clock() + RETRY, last_error=str(exc)
+            sessions, ids, status=OutboxStatus.PENDING, not_before=clock() + RETRY, last_error=result.detail
         )
+        return 0
+    if result.outcome != DeliveryOutcome.SENT:
+        await _settle(sessions, ids, channel=WECHAT, status=OutboxStatus.PENDING, not_before=clock())
         return 0
     now = clock()
     async with sessions.begin() as session:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.client import (
+from bot.channels.wechat.client import (
     API_QUOTA,
     CS_QUOTA,
     INVALID_OPENID,
@@ -39,7 +39,7 @@ from bot.wechat.client import (
     WeChatClient,
     WeChatTransportError,
 )
-from bot.wechat.db import insert_ignore
+from bot.channels.wechat.db import insert_ignore
 from handlers.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, utcnow
@@ -235,9 +235,9 @@ class WeChatSender:
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
 
-    async def _give_up(self, row: OutboxMessage, reason: str) -> None:
+    async def _give_up(self, row: OutboxMessage, reason: str, cause: str | None = None) -> None:
         await self._record_unreached(row, reason)
-        raise DeliveryError(reason, permanent=True)
+        raise DeliveryError(reason, permanent=True, cause=cause or reason)
 
     async def _api_failure(self, row: OutboxMessage, exc: WeChatAPIError) -> None:
         """Raise the DeliveryError an API error means (never returns)."""
@@ -247,7 +247,7 @@ class WeChatSender:
             await self._mark(row.recipient, unsubscribed_at=self.clock())
             await self._give_up(row, Window.UNSUBSCRIBED)
         if exc.errcode == INVALID_OPENID:
-            await self._give_up(row, f"errcode_{exc.errcode}")
+            await self._give_up(row, f"errcode_{exc.errcode}", "invalid_user")
         raise DeliveryError(f"errcode {exc.errcode}")
 
     async def _try_template(self, row: OutboxMessage) -> bool:
@@ -312,7 +312,7 @@ class WeChatSender:
 async def record_subscription(
     sessions: async_sessionmaker[AsyncSession], openid: str, template_id: str, status: str, now: datetime
 ) -> None:
-    from bot.wechat.db import upsert
+    from bot.channels.wechat.db import upsert
 
     async with sessions.begin() as session:
         await session.execute(

@@ -6,7 +6,7 @@ within WeCom's charset (``[A-Za-z0-9_-@]``, ≤128 bytes), and it leads a click 
 was built from, so the card can be rebuilt without storing it anywhere else. Each button's ``key`` is
 the core's action string (``accept:12``), which is all a click needs.
 
-After a click the card is updated the way the Telegram keyboard is (``bot/telegram/handlers.py``): a
+After a click the card is updated the way the Telegram keyboard is (``bot/channels/telegram/handlers.py``): a
 click that finished the case, or gave it to someone else, greys the whole card out with the outcome
 (``button.replace_name``: "已处理", "已转派" …); one that moved it on but left it with the clicker
 (接单) redraws the card without that button and with the new status; one that only asked something

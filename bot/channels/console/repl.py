@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
-from bot.app import App
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
 from handlers.inbound import Inbound
 from handlers.outbox import drain
 from messages import render
 from storage.models import OutboxMessage, Staff, utcnow
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 CHANNEL = "console"
 DEFAULT_RESIDENT = "小王"

@@ -10,34 +10,25 @@ from typing import TYPE_CHECKING
 import httpx
 from starlette.routing import BaseRoute, Route
 
-from bot.settings import Settings
-from bot.wechat.adapter import quiet_http_logs, token_store
-from bot.wechat.inbox import Inbox
-from bot.wecom.callback import WeComCallback
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
-from bot.wecom.sender import CHANNEL, WeComSender
-from handlers.outbox import Sender
+from bot.channels.wechat.adapter import quiet_http_logs, token_store
+from bot.channels.wechat.inbox import Inbox
+from bot.channels.wecom.callback import WeComCallback
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
+from bot.channels.wecom.sender import CHANNEL, WeComSender
+from bot.channels.wecom.spec import configured
+from handlers.ports import Sender
 
 if TYPE_CHECKING:
-    from bot.server import Server
-
-
-def wecom_configured(settings: Settings) -> bool:
-    return bool(
-        settings.wecom_corp_id
-        and settings.wecom_agent_id is not None
-        and settings.wecom_secret
-        and settings.wecom_token
-        and settings.wecom_aes_key
-    )
+    from bot.settings import Settings
+    from handlers.channel_ports import AdapterContext
 
 
 class WeComAdapter:
     name = CHANNEL
 
     def __init__(self, settings: Settings) -> None:
-        assert wecom_configured(settings)
+        assert configured(settings)
         assert settings.wecom_corp_id and settings.wecom_agent_id is not None
         assert settings.wecom_token and settings.wecom_aes_key
         self.settings = settings
@@ -61,13 +52,12 @@ class WeComAdapter:
     def senders(self) -> Sequence[Sender]:
         return [self.sender] if self.sender is not None else []
 
-    async def start(self, server: Server) -> None:
-        assert server.app is not None
+    async def start(self, context: AdapterContext) -> None:
         quiet_http_logs()
         settings = self.settings
         assert settings.wecom_corp_id and settings.wecom_agent_id is not None and settings.wecom_secret
-        services = server.app.services
-        self.callback.server = server
+        services = context.services
+        self.callback.context = context
         self.callback.clock = services.clock
         self.inbox = Inbox(services.sessions, CHANNEL, services.clock)
         self.callback.inbox = self.inbox
@@ -80,7 +70,7 @@ class WeComAdapter:
             settings.wecom_agent_id,
             settings.wecom_secret.get_secret_value(),
             settings.wecom_api_url,
-            token_store(settings, server),
+            token_store(settings, services.sessions),
             http=self.http,
             clock=services.clock,
         )

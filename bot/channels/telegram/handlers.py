@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,16 +29,23 @@ from telegram.ext import (
     filters,
 )
 
-from bot.telegram import keyboards
-from bot.telegram.sender import CHANNEL, is_unreachable, set_unreachable
+from bot.channels.telegram import keyboards
+from bot.channels.telegram.sender import CHANNEL
+from handlers.channel_services import (
+    OPEN_STATUSES,
+    CaseState,
+    first_reply,
+    inbound_seen,
+    reachable_again,
+    reply_unhandled,
+)
+from handlers.channel_services import case_state as kernel_case_state
 from handlers.commands import COMMANDS as COMMAND_REGISTRY
 from handlers.context import Services
-from handlers.conversation import Conversation, Handled
+from handlers.conversation import Conversation
 from handlers.inbound import Inbound
-from handlers.outbox import Outbound, enqueue
 from handlers.privacy import mask_log
 from messages import render
-from storage.models import OPEN_STATUSES, Case, InboundMessage, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -135,82 +141,34 @@ class TurnFailed(Exception):
 async def stored(deps: TelegramDeps, update_id: int) -> bool:
     """Whether the update's inbound row is committed (False also when the database cannot say)."""
     try:
-        async with deps.sessions() as session:
-            found = await session.scalar(
-                select(InboundMessage.id).where(
-                    InboundMessage.channel == CHANNEL, InboundMessage.external_id == str(update_id)
-                )
-            )
+        return await inbound_seen(deps.sessions, CHANNEL, str(update_id))
     except Exception:
         return False
-    return found is not None
-
-
-
-async def reachable_again(deps: TelegramDeps, sender: str) -> None:
-    """A user who writes to the bot can be written to again (they had blocked it before)."""
-    async with deps.sessions() as session:
-        flagged = await is_unreachable(session, sender)
-    if flagged:
-        async with deps.sessions.begin() as session:
-            await set_unreachable(session, sender, None)
-
-
-async def first_reply(deps: TelegramDeps, handled: Handled, recipient: str) -> str | None:
-    """What the core answered the user in this turn (shown as the button's toast)."""
-    if not handled.outbox_ids:
-        return None
-    async with deps.sessions() as session:
-        return await session.scalar(
-            select(OutboxMessage.text)
-            .where(OutboxMessage.id.in_(handled.outbox_ids), OutboxMessage.recipient == recipient)
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        )
 
 
 async def reply_directly(deps: TelegramDeps, update: Update, text: str) -> None:
-    """Answer an update the core cannot read (a sticker, a voice message) through the outbox, logging it
-    in the inbound table first so a redelivered update is answered once."""
+    """Answer an update the core cannot read (a sticker, a voice message) through the outbox, once
+    even when Telegram delivers the update again."""
     user, message = update.effective_user, update.effective_message
     assert user is not None
-    sender, now = str(user.id), deps.services.clock()
-    try:
-        async with deps.writes, deps.sessions.begin() as session:
-            seen = await session.scalar(
-                select(InboundMessage.id).where(
-                    InboundMessage.channel == CHANNEL, InboundMessage.external_id == str(update.update_id)
-                )
-            )
-            if seen is not None:
-                return
-            session.add(
-                InboundMessage(
-                    channel=CHANNEL,
-                    external_id=str(update.update_id),
-                    sender=sender,
-                    received_at=now,
-                    text=message.text if message is not None else None,
-                )
-            )
-            await session.flush()
-            enqueue(session, Outbound(CHANNEL, sender, text), now)
-    except IntegrityError:
-        return  # the same update, taken by a concurrent delivery
-    deps.wake()
+    async with deps.writes:
+        answered = await reply_unhandled(
+            deps.sessions,
+            CHANNEL,
+            str(update.update_id),
+            str(user.id),
+            message.text if message is not None else None,
+            text,
+            deps.services.clock(),
+        )
+    if answered:
+        deps.wake()
 
 
 # -- keyboards of messages whose case moved on ---------------------------------------------------------
 
-CaseState = tuple[str, str | None] | None  # (status, assignee) of a case; None when there is none
-
-
 async def case_state(deps: TelegramDeps, number: int | None) -> CaseState:
-    if number is None:
-        return None
-    async with deps.sessions() as session:
-        row = (await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))).first()
-    return (row[0], row[1]) if row is not None else None
+    return await kernel_case_state(deps.sessions, number)
 
 
 def _remembered(context: BotContext) -> dict[tuple[int, int], tuple[int, CaseState]]:
@@ -282,7 +240,7 @@ async def on_message(update: Update, context: BotContext) -> None:
     deps = context.deps
     inbound = inbound_from(update, context.bot.username)
     async with deps.writes:
-        await reachable_again(deps, inbound.sender)
+        await reachable_again(deps.sessions, CHANNEL, inbound.sender)
         handled = await deps.conversation.handle(inbound)
     deps.wake()
     if handled.failed:
@@ -314,7 +272,7 @@ async def on_button(update: Update, context: BotContext) -> None:
             sender_name=query.from_user.full_name,
         )
         async with deps.writes:
-            await reachable_again(deps, sender)
+            await reachable_again(deps.sessions, CHANNEL, sender)
             handled = await deps.conversation.act(inbound, action)
         deps.wake()
         if handled.failed:
@@ -322,7 +280,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         if handled.duplicate:
             toast = render("telegram.button_seen")
             return
-        toast = await first_reply(deps, handled, sender) or render("telegram.button_ok")
+        toast = await first_reply(deps.sessions, handled.outbox_ids, sender) or render("telegram.button_ok")
         if number is not None and not handled.failed:
             await after_press(context, query, number, before)
         await clear_stale_keyboards(context)

@@ -1,5 +1,5 @@
 """The per-sender limit on Telegram updates, before anything is stored: the same in-memory token
-bucket as the WeChat and WeCom callbacks (``bot.wechat.guards.SenderLimiter``). A sender over it gets
+bucket as the WeChat and WeCom callbacks (``bot.channels.wechat.guards.SenderLimiter``). A sender over it gets
 one short reply (at most one a minute, sent directly: nothing is written to the database), a button
 press the same words as its toast; the update itself is confirmed to Telegram and dropped."""
 
@@ -16,7 +16,7 @@ from typing import Any
 from telegram import Bot, Update
 from telegram.error import TelegramError
 
-from bot.wechat.guards import SenderLimiter
+from bot.channels.wechat.guards import SenderLimiter
 from messages import render
 
 log = logging.getLogger(__name__)

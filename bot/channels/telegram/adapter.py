@@ -37,16 +37,16 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
 
-from bot.settings import Settings
-from bot.telegram.flood import FloodGuard
-from bot.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
-from bot.telegram.limiter import RateLimiter
-from bot.telegram.sender import CHANNEL, TelegramSender
-from handlers.outbox import Sender
+from bot.channels.telegram.flood import FloodGuard
+from bot.channels.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
+from bot.channels.telegram.limiter import RateLimiter
+from bot.channels.telegram.sender import CHANNEL, TelegramSender
+from handlers.ports import Sender
 from storage.database import is_sqlite
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from bot.settings import Settings
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +187,12 @@ class TelegramAdapter:
         deps: TelegramDeps = self.application.bot_data["deps"]
         return deps
 
-    async def start(self, server: Server) -> None:
-        assert server.app is not None
-        app = server.app
+    async def start(self, context: AdapterContext) -> None:
+        app = context
         self.application.bot_data["deps"] = TelegramDeps(
             conversation=app.conversation,
             services=app.services,
-            wake=lambda: server.wake(CHANNEL),
+            wake=lambda: context.wake(CHANNEL),
             writes=asyncio.Lock() if is_sqlite(self.settings.database_url) else contextlib.nullcontext(),
         )
         self._sender = TelegramSender(self.application.bot, app.services.sessions, self.limiter)

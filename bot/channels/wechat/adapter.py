@@ -8,23 +8,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute, Route
 
-from bot.settings import Settings
-from bot.wechat.callback import CHANNEL, WeChatCallback
-from bot.wechat.client import DatabaseTokenStore, RedisTokenStore, TokenStore, WeChatClient
-from bot.wechat.inbox import Inbox
-from bot.wechat.sender import WeChatSender
-from handlers.outbox import Sender
+from bot.channels.wechat.callback import CHANNEL, WeChatCallback
+from bot.channels.wechat.client import DatabaseTokenStore, RedisTokenStore, TokenStore, WeChatClient
+from bot.channels.wechat.inbox import Inbox
+from bot.channels.wechat.mass import WeChatMassSender
+from bot.channels.wechat.sender import WeChatSender
+from handlers.ports import Sender
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from bot.settings import Settings
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
-
-
-def wechat_configured(settings: Settings) -> bool:
-    return bool(settings.wechat_token and settings.wechat_app_id and settings.wechat_app_secret)
 
 
 def quiet_http_logs() -> None:
@@ -35,11 +33,10 @@ def quiet_http_logs() -> None:
             logger.setLevel(logging.WARNING)
 
 
-def token_store(settings: Settings, server: Server) -> TokenStore:
+def token_store(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> TokenStore:
     if settings.redis_url:
         return RedisTokenStore(settings.redis_url)
-    assert server.app is not None
-    return DatabaseTokenStore(server.app.services.sessions)
+    return DatabaseTokenStore(sessions)
 
 
 class WeChatAdapter:
@@ -55,7 +52,6 @@ class WeChatAdapter:
             aes,
             compat=settings.wechat_compat_mode,
             account_id=settings.wechat_account_id,
-            wake_channels=(CHANNEL, "wecom"),
         )
 
         self.client: WeChatClient | None = None
@@ -74,8 +70,11 @@ class WeChatAdapter:
     def senders(self) -> Sequence[Sender]:
         return [self.sender] if self.sender is not None else []
 
-    async def start(self, server: Server) -> None:
-        assert server.app is not None
+    def mass_sender(self) -> WeChatMassSender | None:
+        """The channel's mass delivery (群发) for broadcasts, over the same client and access token."""
+        return WeChatMassSender(self.client) if self.client is not None else None
+
+    async def start(self, context: AdapterContext) -> None:
         quiet_http_logs()
         settings = self.settings
         if settings.wechat_aes_key and settings.wechat_compat_mode:
@@ -86,9 +85,10 @@ class WeChatAdapter:
         elif not settings.wechat_aes_key:
             log.warning("wechat: plaintext mode (no OUTREACH_WECHAT_AES_KEY): callbacks are not encrypted")
         assert settings.wechat_app_id and settings.wechat_app_secret
-        self.callback.server = server
-        self.callback.clock = server.app.services.clock
-        self.inbox = Inbox(server.app.services.sessions, CHANNEL, server.app.services.clock)
+        services = context.services
+        self.callback.context = context
+        self.callback.clock = services.clock
+        self.inbox = Inbox(services.sessions, CHANNEL, services.clock)
         self.callback.inbox = self.inbox
         self.inbox.start(self.callback.handle_stored, busy=lambda: self.callback.active > 0)
         self.http = httpx.AsyncClient(
@@ -98,17 +98,17 @@ class WeChatAdapter:
             settings.wechat_app_id,
             settings.wechat_app_secret.get_secret_value(),
             settings.wechat_api_url,
-            token_store(settings, server),
+            token_store(settings, services.sessions),
             http=self.http,
-            clock=server.app.services.clock,
+            clock=services.clock,
         )
         self.sender = WeChatSender(
             self.client,
-            server.app.services.sessions,
+            services.sessions,
             templates=settings.wechat_templates,
             subscribe_templates=settings.wechat_subscribe_templates,
-            timezone=server.app.services.community.timezone,
-            clock=server.app.services.clock,
+            timezone=services.community.timezone,
+            clock=services.clock,
         )
 
     async def stop(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot.wechat.client import TencentClient, TokenSource, TokenStore, WeChatTransportError
+from bot.channels.wechat.client import TencentClient, TokenSource, TokenStore, WeChatTransportError
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)

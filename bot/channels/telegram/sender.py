@@ -16,16 +16,17 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.telegram.keyboards import keyboard
-from bot.telegram.limiter import ChatId, RateLimiter
+from bot.channels.telegram.keyboards import keyboard
+from bot.channels.telegram.limiter import ChatId, RateLimiter
+from handlers.channel_services import is_unreachable, set_unreachable
 from handlers.outbox import DeliveryError, mark_dispatched
-from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
+from handlers.ports import DeliveryOutcome
+from storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +53,6 @@ def retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-async def is_unreachable(session: AsyncSession, recipient: str) -> bool:
-    for model in (ResidentIdentity, StaffIdentity):
-        since = await session.scalar(
-            select(model.unreachable_since).where(model.channel == CHANNEL, model.external_id == recipient)
-        )
-        if since is not None:
-            return True
-    return False
-
-
-async def set_unreachable(session: AsyncSession, recipient: str, since: datetime | None) -> None:
-    for model in (ResidentIdentity, StaffIdentity):
-        await session.execute(
-            update(model)
-            .where(model.channel == CHANNEL, model.external_id == recipient)
-            .values(unreachable_since=since)
-        )
-
-
 class TelegramSender:
     """The outbox ``Sender`` of the Telegram channel (called by the server's drain loop)."""
 
@@ -92,8 +74,10 @@ class TelegramSender:
 
     async def send(self, message: OutboxMessage) -> None:
         async with self.sessions() as session:
-            if await is_unreachable(session, message.recipient):
-                raise DeliveryError("recipient unreachable (blocked the bot)", permanent=True)
+            if await is_unreachable(session, CHANNEL, message.recipient):
+                raise DeliveryError(
+                    "recipient unreachable (blocked the bot)", outcome=DeliveryOutcome.BLOCKED
+                )
         chat_id = chat_id_of(message.recipient)
         booked = self._slot(message.id, chat_id)
         # Marked before the wait for the limiter, so the request follows the limiter's timing exactly
@@ -108,11 +92,11 @@ class TelegramSender:
             raise DeliveryError(f"429 retry after {seconds:g}s", retry_after=seconds) from None
         except Forbidden as exc:
             async with self.sessions.begin() as session:
-                await set_unreachable(session, message.recipient, self.clock())
+                await set_unreachable(session, CHANNEL, message.recipient, self.clock())
             log.info("telegram chat of outbox message %s is unreachable; marked", message.id)
-            raise DeliveryError(f"403 {exc.message}"[:200], permanent=True) from None
+            raise DeliveryError(f"403 {exc.message}"[:200], outcome=DeliveryOutcome.BLOCKED) from None
         except BadRequest as exc:
-            raise DeliveryError(f"400 {exc.message}"[:200], permanent=True) from None
+            raise DeliveryError(f"400 {exc.message}"[:200], permanent=True, cause="bad_request") from None
         except TelegramError as exc:  # network trouble, timeouts, 5xx, a 429 without retry_after …
             raise DeliveryError(f"{type(exc).__name__}: {exc.message}"[:200]) from None
         except (KeyError, TypeError, ValueError) as exc:

@@ -19,23 +19,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.client import WeChatAPIError, WeChatTransportError
-from bot.wechat.sender import photo_url
-from bot.wecom import cards
-from bot.wecom.client import WeComClient
-from bot.wecom.limits import MemberLimiter
+from bot.channels.wechat.client import WeChatAPIError, WeChatTransportError
+from bot.channels.wechat.sender import photo_url
+from bot.channels.wecom import cards
+from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.limits import MemberLimiter
+from handlers.channel_services import is_unreachable, set_unreachable
 from handlers.outbox import DeliveryError, mark_dispatched
+from handlers.ports import OutboxKind
 from messages import render
-from storage.models import OutboxMessage, ResidentIdentity, StaffIdentity, utcnow
+from storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "wecom"
 TEXT_MAX_BYTES = 2048
-CARD_UPDATE = "card_update"  # outbox kind of a card update after a click
+CARD_UPDATE = OutboxKind.CARD_UPDATE.value  # outbox kind of a card update after a click
 
 # Error codes (WeCom's global error code list).
 API_FREQUENCY = frozenset({45009, 45033, 45035, 45047})  # api/interface frequency, concurrency, quota
@@ -112,10 +113,12 @@ class WeComSender:
         if exc.errcode in INVALID_USER:
             await self._mark_unreachable(row.recipient)
             log.info("wecom member of outbox message %s cannot be reached; marked", row.id)
-            raise DeliveryError(f"errcode {exc.errcode}", permanent=True)
+            raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
         if exc.errcode == SYSTEM_BUSY:
             raise DeliveryError("errcode -1 (system busy)")
-        raise DeliveryError(f"errcode {exc.errcode}", permanent=exc.errcode not in (40001, 42001))
+        if exc.errcode in (40001, 42001):  # the access token: fetched again on the next try
+            raise DeliveryError(f"errcode {exc.errcode}")
+        raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
 
     async def _update_card(self, row: OutboxMessage) -> None:
         payload = row.payload or {}
@@ -134,22 +137,8 @@ class WeComSender:
 
     async def _unreachable(self, userid: str) -> bool:
         async with self.sessions() as session:
-            for model in (StaffIdentity, ResidentIdentity):
-                since = await session.scalar(
-                    select(model.unreachable_since).where(
-                        model.channel == CHANNEL, model.external_id == userid
-                    )
-                )
-                if since is not None:
-                    return True
-        return False
+            return await is_unreachable(session, CHANNEL, userid)
 
     async def _mark_unreachable(self, userid: str) -> None:
         async with self.sessions.begin() as session:
-            for model in (StaffIdentity, ResidentIdentity):
-                await session.execute(
-                    update(model)
-                    .where(model.channel == CHANNEL, model.external_id == userid)
-                    .values(unreachable_since=self.clock())
-                    .execution_options(synchronize_session=False)
-                )
+            await set_unreachable(session, CHANNEL, userid, self.clock())

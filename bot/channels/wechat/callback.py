@@ -12,9 +12,9 @@ nonce are bound to the body's SHA-256 across processes (``wechat_callback_seals`
 message): a retry of the same body is answered as usual, another body under them is refused. The route
 is a bare ASGI app: this is the hot path, and WeChat wants its answer within 5 seconds.
 
-Then the message is stored in the inbox (``bot/wechat/inbox.py``, group-committed) before anything else;
-a retry of a message already stored (same MsgId; FromUserName+CreateTime+Event for events) answers
-``success`` and does nothing. When the server is quiet the message is handled at once: it becomes an
+Then the message is stored in the inbox (``bot/channels/wechat/inbox.py``, group-committed) before
+anything else; a retry of a message already stored (same MsgId; FromUserName+CreateTime+Event for events)
+answers ``success`` and does nothing. When the server is quiet the message is handled at once: it becomes an
 ``Inbound`` for the conversation core (one transaction: the message, its case, every reply), and when
 the core produced a reply for the sender within ``PASSIVE_DEADLINE`` it goes back as the passive reply
 (its outbox row marked sent). Under a burst, or when handling is slow, the answer is ``success`` at
@@ -42,8 +42,8 @@ from sqlalchemy import select, update
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.wechat.db import insert_ignore
-from bot.wechat.guards import (
+from bot.channels.wechat.db import insert_ignore
+from bot.channels.wechat.guards import (
     MAX_ELEMENTS,
     Refused,
     SenderLimiter,
@@ -53,15 +53,17 @@ from bot.wechat.guards import (
     check_xml_bytes,
     read_body,
 )
-from bot.wechat.inbox import Inbox, Item, Replayed, Seal
-from bot.wechat.sender import record_subscription
+from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wechat.sender import record_subscription
+from handlers.channel_services import set_unreachable
 from handlers.inbound import Inbound
+from handlers.ports import OutboxKind
 from messages import render
-from storage.models import OutboxMessage, OutboxStatus, ResidentIdentity, StaffIdentity, utcnow
+from storage.models import OutboxMessage, OutboxStatus, utcnow
 from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from handlers.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ INLINE_MAX = 4  # messages handled inline at once; beyond that (or with a queue)
 # Outbox kinds that may go back as a passive reply. A passive reply goes to whoever made the HTTP
 # request, so anything only the verified identity may read (an invite code: kind "push_only") is left
 # to the outbox, which sends it to the openid as a customer-service message.
-PASSIVE_KINDS = ("reply", "ack")
+PASSIVE_KINDS = (OutboxKind.REPLY.value, OutboxKind.ACK.value)
 
 SUCCESS = "success"
 PLAIN = b"text/plain; charset=utf-8"
@@ -162,7 +164,7 @@ class _Turn:
 
 
 class WeChatCallback:
-    """The routes' handlers; ``server`` is set when the adapter starts."""
+    """The routes' handlers; ``context`` is set when the adapter starts."""
 
     def __init__(
         self,
@@ -173,7 +175,6 @@ class WeChatCallback:
         compat: bool = False,
         account_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
-        wake_channels: tuple[str, ...] = (CHANNEL,),
     ) -> None:
         self._token = token
         self.app_id = app_id
@@ -183,11 +184,16 @@ class WeChatCallback:
         self.account_id = account_id
         self.limiter = SenderLimiter()
         self.clock = clock
-        self.wake_channels = wake_channels
-        self.server: Server | None = None
+        self.context: AdapterContext | None = None  # set by the adapter at start
         self.inbox: Inbox | None = None
         self._serial: Any = None
         self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
+
+    @property
+    def _context(self) -> AdapterContext:
+        if self.context is None:
+            raise RuntimeError("the WeChat callback was used before its adapter started")
+        return self.context
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -438,12 +444,11 @@ class WeChatCallback:
             key = _child(root, "EventKey") if event == "click" else ""
             return Inbound(CHANNEL, openid, text=key, message_id=message_id) if key else None
         if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
-            assert self.server is not None and self.server.app is not None
             for entry in root.iter("List"):
                 template_id, status = _child(entry, "TemplateId"), _child(entry, "SubscribeStatusString")
                 if template_id and len(template_id) <= 128 and status in ("accept", "reject"):
                     await record_subscription(
-                        self.server.app.services.sessions, openid, template_id, status, now
+                        self._context.services.sessions, openid, template_id, status, now
                     )
             return None
         return None  # view, templatesendjobfinish, subscribe_msg_sent_event …: nothing to do
@@ -453,8 +458,7 @@ class WeChatCallback:
         event, or a location message whose label names a place the community knows)."""
         if user is None or user.located_at is None or now - user.located_at > POSITION_TTL:
             return inbound
-        assert self.server is not None and self.server.app is not None
-        community = self.server.app.services.community
+        community = self._context.services.community
         text = (inbound.text or "").strip()
         if not text or community.classifier.classify(text).is_report is False:
             return inbound
@@ -475,20 +479,18 @@ class WeChatCallback:
     # -- the core ----------------------------------------------------------------------------------------
 
     async def _handle(self, inbound: Inbound, turn: _Turn | None) -> str | None:
-        assert self.server is not None and self.server.app is not None
         if self._serial is None:
-            engine = self.server.app.engine
+            engine = self._context.services.sessions.kw["bind"]
             self._serial = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         async with self._serial:  # SQLite has one writer: queue here rather than in its busy loop
-            handled = await self.server.app.conversation.handle(inbound)
+            handled = await self._context.conversation.handle(inbound)
         if turn is None or handled.duplicate or not handled.outbox_ids:
             return None
         return await self._take_passive(handled.outbox_ids, inbound.sender, turn)
 
     async def _take_passive(self, ids: list[int], openid: str, turn: _Turn) -> str | None:
         """The first reply to the sender produced by this turn, marked sent so the outbox skips it."""
-        assert self.server is not None and self.server.app is not None
-        sessions = self.server.app.services.sessions
+        sessions = self._context.services.sessions
         async with sessions.begin() as session:
             row = await session.scalar(
                 select(OutboxMessage)
@@ -525,9 +527,9 @@ class WeChatCallback:
         return text
 
     def _wake(self) -> None:
-        if self.server is not None:
-            for channel in self.wake_channels:
-                self.server.wake(channel)
+        # Every channel: a staff action here (a worker on WeChat) notifies people on their own channels.
+        if self.context is not None:
+            self.context.wake_all()
 
     async def _touch(
         self,
@@ -539,8 +541,7 @@ class WeChatCallback:
         subscribed: bool | None = None,
     ) -> WeChatUser | None:
         """Record what this inbound tells us about the user (window, position, following)."""
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions.begin() as session:
+        async with self._context.services.sessions.begin() as session:
             await session.execute(
                 insert_ignore(session, WeChatUser, {"channel": CHANNEL, "openid": openid, "cs_sent": 0})
             )
@@ -561,23 +562,13 @@ class WeChatCallback:
                 user.located_at = now
             if subscribed is True:
                 user.unsubscribed_at = None
-                await self._reachable(session, openid, None)
+                await set_unreachable(session, CHANNEL, openid, None)
             elif subscribed is False:
                 user.unsubscribed_at = now
-                await self._reachable(session, openid, now)
+                await set_unreachable(session, CHANNEL, openid, now)
             await session.flush()
             session.expunge(user)
             return user
-
-    @staticmethod
-    async def _reachable(session: Any, openid: str, since: datetime | None) -> None:
-        for model in (ResidentIdentity, StaffIdentity):
-            await session.execute(
-                update(model)
-                .where(model.channel == CHANNEL, model.external_id == openid)
-                .values(unreachable_since=since)
-                .execution_options(synchronize_session=False)
-            )
 
 
 def _query(raw: bytes) -> dict[str, str]:

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wechat.db import insert_ignore
+from bot.channels.wechat.db import insert_ignore
 from storage.models import utcnow
 from storage.wechat_models import WeChatToken
 

@@ -7,17 +7,17 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/wechat/callback.py``, ``bot/wechat/guards.py``): the signature (constant-time), a timestamp
-within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT`` seconds,
-UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside and
-outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and agent,
-its fields must fit their columns, and a member flooding the app is refused in memory. The signature,
-timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message (a retry
-of the same body is answered as usual, another body under them is refused). Then it is stored in the inbox
-(``bot/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at once; a retry (same
-MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the door. The inbox
-worker hands each message to the conversation core afterwards, so WeCom's 5 seconds never depend on
-how busy the core is, and everything the core answers goes out through the outbox.
+(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature (constant-time),
+a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT``
+seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside
+and outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and
+agent, its fields must fit their columns, and a member flooding the app is refused in memory. The
+signature, timestamp and nonce are bound to the body's SHA-256 across processes, with the stored message
+(a retry of the same body is answered as usual, another body under them is refused). Then it is stored
+in the inbox (``bot/channels/wechat/inbox.py``, channel ``wecom``) and WeCom gets its empty answer at
+once; a retry (same MsgId; events: FromUserName + CreateTime + EventKey/TaskId) is turned away at the
+door. The inbox worker hands each message to the conversation core afterwards, so WeCom's 5 seconds
+never depend on how busy the core is, and everything the core answers goes out through the outbox.
 
 Card clicks (``template_card_event``; wechatpy 1.8.18 does not know it, so its fields are read from
 the XML) become ``Conversation.act`` with the button's key as the action. The card is then updated with
@@ -41,26 +41,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
-from bot.wechat.db import insert_ignore
-from bot.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
-from bot.wechat.inbox import Inbox, Item, Replayed, Seal
-from bot.wecom import cards
-from bot.wecom.sender import CARD_UPDATE, CHANNEL
+from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
+from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
+from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wecom import cards
+from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
+from handlers.channel_services import active_staff_of, case_state, queue_once, reply_unhandled, sent_row
 from handlers.commands import Cmd, parse_action, parse_command
 from handlers.inbound import Inbound
-from handlers.outbox import Outbound, enqueue
+from handlers.outbox import Outbound
 from messages import render
-from storage.models import Case, InboundMessage, OutboxMessage, OutboxStatus, Staff, StaffIdentity, utcnow
+from storage.models import utcnow
 
 if TYPE_CHECKING:
-    from bot.server import Server
+    from handlers.channel_ports import AdapterContext
+    from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def inbox_key(root: Element) -> str | None:
 
 
 class WeComCallback:
-    """The routes' handlers and the inbox worker's entry; ``server`` and ``inbox`` are set at start."""
+    """The routes' handlers and the inbox worker's entry; ``context`` and ``inbox`` are set at start."""
 
     def __init__(
         self,
@@ -110,10 +109,16 @@ class WeComCallback:
         self.agent_id = agent_id
         self.crypto = WeChatCrypto(token, aes_key, corp_id)
         self.clock = clock
-        self.server: Server | None = None
+        self.context: AdapterContext | None = None  # set by the adapter at start
         self.inbox: Inbox | None = None
         self.active = 0  # callbacks being answered right now (the inbox worker lets them go first)
         self.limiter = SenderLimiter()
+
+    @property
+    def _context(self) -> AdapterContext:
+        if self.context is None:
+            raise RuntimeError("the WeCom callback was used before its adapter started")
+        return self.context
 
     # -- checks ----------------------------------------------------------------------------------------
 
@@ -233,16 +238,14 @@ class WeComCallback:
     # -- handling (the inbox worker) -------------------------------------------------------------------
 
     async def handle_stored(self, item: Item) -> None:
-        assert self.server is not None
         root = safe_parse(item.xml.encode("utf-8"))
         try:
             await self._process(item, root)
         finally:
-            self.server.wake_all()  # a staff action notifies residents on their own channels
+            self._context.wake_all()  # a staff action notifies residents on their own channels
 
     async def _process(self, item: Item, root: Element) -> None:
-        assert self.server is not None and self.server.app is not None
-        conversation = self.server.app.conversation
+        conversation = self._context.conversation
         userid = item.openid
         staff_id = await self._staff_of(userid)
         msg_type = _child(root, "MsgType").lower()
@@ -266,12 +269,11 @@ class WeComCallback:
         await conversation.handle(Inbound(CHANNEL, userid, text=text, message_id=item.key))
 
     async def _click(self, item: Item, root: Element, staff_id: str) -> None:
-        assert self.server is not None and self.server.app is not None
         action, task_id = _child(root, "EventKey"), _child(root, "TaskId")
         command = parse_action(action)
         number = command.number if command is not None else None
         before = await self._case_state(number)
-        handled = await self.server.app.conversation.act(
+        handled = await self._context.conversation.act(
             Inbound(CHANNEL, item.openid, message_id=item.key), action
         )
         code = _child(root, "ResponseCode")
@@ -293,84 +295,45 @@ class WeComCallback:
     # -- database helpers ------------------------------------------------------------------------------
 
     async def _staff_of(self, userid: str) -> str | None:
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
-            found = await session.scalar(
-                select(StaffIdentity.staff_id)
-                .join(Staff, Staff.id == StaffIdentity.staff_id)
-                .where(
-                    StaffIdentity.channel == CHANNEL,
-                    StaffIdentity.external_id == userid,
-                    Staff.active.is_(True),
-                )
-            )
-        return str(found) if found is not None else None
+        return await active_staff_of(self._context.services.sessions, CHANNEL, userid)
 
     async def _case_state(self, number: int | None) -> cards.CaseState:
-        if number is None:
-            return None
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
-            row = (
-                await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))
-            ).first()
-        return (str(row[0]), row[1]) if row is not None else None
+        return await case_state(self._context.services.sessions, number)
 
     async def _card_row(self, task_id: str, userid: str) -> OutboxMessage | None:
         """The outbox row a card was built from (only a card this member was sent)."""
         row_id = cards.row_of_task(task_id)
         if row_id is None:
             return None
-        assert self.server is not None and self.server.app is not None
-        async with self.server.app.services.sessions() as session:
-            row = await session.get(OutboxMessage, row_id)
-            if row is None or row.channel != CHANNEL or row.recipient != userid:
-                return None
-            session.expunge(row)
-            return row
+        return await sent_row(self._context.services.sessions, row_id, CHANNEL, userid)
 
     async def _queue_card_update(
         self, userid: str, code: str, update: dict[str, object], number: int
     ) -> None:
-        assert self.server is not None and self.server.app is not None
-        now = self.clock()
-        values = {
-            "channel": CHANNEL,
-            "recipient": userid,
-            "kind": CARD_UPDATE,
-            "text": str((update.get("button") or {}).get("replace_name", "")),  # type: ignore[union-attr]
-            "payload": {"response_code": code, "update": update},
-            "case_id": number,
-            "dedup_key": f"wecom:card:{_digest(code)}",  # a ResponseCode works once
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "not_before": now,
-        }
-        async with self.server.app.services.sessions.begin() as session:
-            await session.execute(insert_ignore(session, OutboxMessage, values))
+        text = str((update.get("button") or {}).get("replace_name", ""))  # type: ignore[union-attr]
+        out = Outbound(
+            CHANNEL,
+            userid,
+            text,
+            kind=CARD_UPDATE,
+            case_id=number,
+            dedup_key=f"wecom:card:{_digest(code)}",  # a ResponseCode works once
+        )
+        await queue_once(
+            self._context.services.sessions, out, {"response_code": code, "update": update}, self.clock()
+        )
 
     async def _not_bound(self, item: Item, text: str) -> None:
         """Log the message (so a retry is answered once) and explain how to bind, through the outbox."""
-        assert self.server is not None and self.server.app is not None
-        now = self.clock()
-        try:
-            async with self.server.app.services.sessions.begin() as session:
-                seen = await session.scalar(
-                    select(InboundMessage.id).where(
-                        InboundMessage.channel == CHANNEL, InboundMessage.external_id == item.key
-                    )
-                )
-                if seen is not None:
-                    return
-                session.add(
-                    InboundMessage(
-                        channel=CHANNEL, external_id=item.key, sender=item.openid, received_at=now, text=text
-                    )
-                )
-                await session.flush()
-                enqueue(session, Outbound(CHANNEL, item.openid, render("wecom.not_bound")), now)
-        except IntegrityError:
-            return  # the same message, taken by another process
+        await reply_unhandled(
+            self._context.services.sessions,
+            CHANNEL,
+            item.key,
+            item.openid,
+            text,
+            render("wecom.not_bound"),
+            self.clock(),
+        )
 
 
 def _binds(text: str) -> bool:

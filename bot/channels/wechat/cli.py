@@ -6,21 +6,21 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from handlers.privacy import mask_text
 from messages import render
 
 
-async def _unreached(limit: int) -> list[dict[str, Any]]:
+async def _unreached(database_url: str, limit: int) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from bot.settings import get_settings
     from storage.database import create_engine, session_factory
     from storage.migrate import upgrade
     from storage.wechat_models import WeChatUnreached
 
-    engine = create_engine(get_settings().database_url)
+    engine = create_engine(database_url)
     try:
         await upgrade(engine)
         async with session_factory(engine)() as session:
@@ -53,7 +53,7 @@ def _reason(code: str) -> str:
 
 
 def cmd_unreached(args: argparse.Namespace) -> int:
-    rows = asyncio.run(_unreached(args.limit))
+    rows = asyncio.run(_unreached(args.get_settings().database_url, args.limit))
     if args.format == "json":
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -78,10 +78,10 @@ def cmd_unreached(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any, get_settings: Callable[[], Any]) -> None:
     wechat = subparsers.add_parser("wechat", help="WeChat channel tools (messages that reached nobody)")
     actions = wechat.add_subparsers(dest="wechat_command", required=True, metavar="ACTION")
     unreached = actions.add_parser("unreached", help="list WeChat messages no allowed path could deliver")
     unreached.add_argument("--limit", type=int, default=50)
     unreached.add_argument("--format", choices=("text", "json"), default="text")
-    unreached.set_defaults(func=cmd_unreached)
+    unreached.set_defaults(func=cmd_unreached, get_settings=get_settings)

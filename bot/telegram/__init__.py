@@ -1,5 +1,0 @@
-"""The Telegram channel (python-telegram-bot): residents, grid workers and admins."""
-
-from bot.telegram.adapter import TelegramAdapter
-
-__all__ = ["TelegramAdapter"]
