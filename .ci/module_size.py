@@ -10,15 +10,14 @@ from pathlib import Path
 LIMIT = 500
 ROOTS = ("bot", "handlers", "storage", "messages", "bench")
 OVERSIZE = {
-    "handlers/broadcasts/cli.py": 701,
+    "handlers/broadcasts/cli.py": 660,
     "handlers/reminders/chat.py": 683,
     "handlers/location.py": 655,
-    "handlers/broadcasts/service.py": 648,
+    "handlers/broadcasts/service.py": 622,
     "handlers/resident_chat.py": 624,
-    "bot/wechat/callback.py": 615,
+    "bot/channels/wechat/callback.py": 606,
     "handlers/cases.py": 615,
     "handlers/classify.py": 559,
-    "bot/cli.py": 525,
     "handlers/stats.py": 512,
 }
 

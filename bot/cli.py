@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -14,162 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import cli_errors, logfilter, outbox_cli, stats_cli
+from bot import classify_cli, cli_errors, logfilter, outbox_cli, stats_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
+from bot.cli_io import community_of, fail_config, print_json
 from bot.settings import Settings, get_settings
 from handlers.broadcasts import cli as broadcasts_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-
-def _community(path: Path | None) -> Any:
-    from handlers.community import load_community
-
-    return load_community(path or get_settings().config)
-
-
-def _fail_config(error: Exception, path: Path | None) -> int:
-    from handlers.community import CommunityConfigError
-
-    assert isinstance(error, CommunityConfigError)
-    print(render("cli.config_invalid", file=path or "(sample)", count=len(error.problems)), file=sys.stderr)
-    for problem in error.problems:
-        print(f"  {problem}", file=sys.stderr)
-    return 1
-
-
-def _stdin_lines() -> Any:
-    # Binary junk on stdin must not kill a batch: undecodable bytes become U+FFFD.
-    with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as stream:
-        for line in stream:
-            yield line.rstrip("\r\n")
-
-
-async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
-    from handlers.corrections import export_rows, load_corrections
-    from storage.migrate import database
-
-    async with database(settings.database_url) as db, db.sessions() as session:
-        return export_rows(await load_corrections(session, include_residents=include_residents))
-
-
-def _classify_corrections(args: argparse.Namespace) -> int:
-    lines = asyncio.run(_corrections(get_settings(), args.with_answers))
-    if not lines:
-        print(render("cli.no_corrections"), file=sys.stderr)
-    for line in lines:
-        sys.stdout.write(line + "\n")
-    return 0
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    from handlers.community import CommunityConfigError
-    from handlers.inbound import clean_text
-
-    if args.action == "corrections":
-        return _classify_corrections(args)
-    if args.action == "train":
-        return _classify_train(args)
-    try:
-        community = _community(args.config)
-    except CommunityConfigError as exc:
-        return _fail_config(exc, args.config)
-    classifier = community.classifier
-    if args.action == "eval":
-        return _classify_eval(classifier, args.files)
-    for line in _stdin_lines():
-        result = classifier.classify(clean_text(line))
-        _print_json(
-            {
-                "text": line,
-                "category": result.category,
-                "categories": list(result.categories),
-                "confidence": round(result.confidence, 3),
-                "keywords": list(result.keywords),
-                "urgent": result.urgent,
-                "ask": result.ask,
-                "candidates": list(result.candidates),
-            }
-        )
-    return 0
-
-
-def _classify_train(args: argparse.Namespace) -> int:
-    try:
-        from handlers.classify_train import train
-    except ImportError as exc:  # scikit-learn and pypinyin are the optional "classify" extra
-        print(render("cli.classify_train_needs_extra", module=exc.name or "sklearn"), file=sys.stderr)
-        return 1
-    try:
-        lines = train(args.data, args.out, tuple(args.cv or ()))
-    except (OSError, ValueError) as exc:
-        print(render("cli.classify_train_failed", error=str(exc)), file=sys.stderr)
-        return 1
-    for line in lines:
-        print(line)
-    return 0
-
-
-def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
-    from handlers.classify_corpus import CorpusError, Prediction, evaluate, read_rows
-
-    if not files:
-        print(render("cli.classify_eval_needs_file"), file=sys.stderr)
-        return 2
-
-    def predict(text: str) -> Prediction:
-        result = classifier.classify(text)
-        return Prediction(result.category or "none", result.urgent is not None)
-
-    for path in files:
-        try:
-            rows = read_rows(path)
-        except (OSError, UnicodeDecodeError, CorpusError) as exc:
-            print(render("cli.classify_eval_bad_file", file=str(path), error=str(exc)), file=sys.stderr)
-            return 1
-        figures = evaluate(rows, predict)
-        print(f"== {path.name}: {len(rows)} messages")
-        print(f"all   {figures.summary()}")
-        for split in ("train", "test"):
-            part = [r for r in rows if r.split == split]
-            if part:
-                print(f"{split:<5} {evaluate(part, predict).summary()}")
-        for line in figures.table():
-            print(line)
-    return 0
-
-
-def cmd_route(args: argparse.Namespace) -> int:
-    from handlers.community import CommunityConfigError
-    from handlers.inbound import clean_text
-    from handlers.routing import route_message
-
-    try:
-        community = _community(args.config)
-    except CommunityConfigError as exc:
-        return _fail_config(exc, args.config)
-    for line in _stdin_lines():
-        result, location, decision = route_message(community, clean_text(line))
-        _print_json(
-            {
-                "text": line,
-                "category": result.category,
-                "categories": list(result.categories),
-                "confidence": round(result.confidence, 3),
-                "keywords": list(result.keywords),
-                "urgent": result.urgent,
-                "ask": result.ask,
-                "grid": decision.grid,
-                "assignee": decision.assignee,
-                "location": location.matched if location is not None else None,
-            }
-        )
-    return 0
 
 
 async def _config_load(settings: Settings, path: Path) -> int:
@@ -178,9 +29,9 @@ async def _config_load(settings: Settings, path: Path) -> int:
     from storage.migrate import database
 
     try:
-        community = _community(path)
+        community = community_of(path)
     except CommunityConfigError as exc:
-        return _fail_config(exc, path)
+        return fail_config(exc, path)
     async with database(settings.database_url) as db, db.sessions.begin() as session:
         summary = await sync_community(session, community)
     print(
@@ -203,9 +54,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     if args.action == "check":
         try:
-            community = _community(args.file)
+            community = community_of(args.file)
         except CommunityConfigError as exc:
-            return _fail_config(exc, args.file)
+            return fail_config(exc, args.file)
         cfg = community.config
         print(
             render(
@@ -295,7 +146,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     rows = asyncio.run(_tickets(get_settings(), args.status, args.full_text))
     if args.format == "json":
         for row in rows:
-            _print_json(row)
+            print_json(row)
         return 0
     return _tickets_sheet(args, rows)
 
@@ -342,7 +193,7 @@ def _community_timezone() -> Any:
     from zoneinfo import ZoneInfo
 
     try:
-        return _community(None).timezone
+        return community_of(None).timezone
     except Exception:  # the sample's zone: every community in China keeps Beijing time
         return ZoneInfo("Asia/Shanghai")
 
@@ -438,43 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     reminders_cli.register(sub, get_settings)
     broadcasts_cli.register(sub, registry.Directory)
     outbox_cli.register(sub)
+    classify_cli.register(sub)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
     demo.add_argument("--reset", action="store_true", help="start from an empty SQLite database")
     demo.set_defaults(func=cmd_demo)
-
-    classify = sub.add_parser(
-        "classify",
-        help="classify one message per stdin line (JSON lines out); `classify eval FILE…` measures on "
-        "labelled files; `classify train` rebuilds the learned layer; `classify corrections` prints staff "
-        "corrections as training corpus lines",
-    )
-    classify.add_argument(
-        "action", nargs="?", choices=("eval", "train", "corrections"), help="eval, train or corrections"
-    )
-    classify.add_argument("files", nargs="*", type=Path, help="eval: labelled TSV files")
-    classify.add_argument("--config", type=Path, help="community YAML (for category overrides)")
-    classify.add_argument(
-        "--data", type=Path, default=Path("bench/data"), help="train: folder of labelled TSV files"
-    )
-    classify.add_argument("--out", type=Path, help="train: model file (default: the shipped one)")
-    classify.add_argument(
-        "--cv", type=float, action="append", help="train: report 5-fold accuracy for this C"
-    )
-    classify.add_argument(
-        "--format", choices=("tsv",), default="tsv", help="corrections: labels, slice, urgent, masked text"
-    )
-    classify.add_argument(
-        "--with-answers", action="store_true", help="corrections: also residents' answers to 'which kind?'"
-    )
-    classify.set_defaults(func=cmd_classify)
-
-    route = sub.add_parser(
-        "route", help="classify, locate and route one message per stdin line (no database)"
-    )
-    route.add_argument("--config", type=Path, help="community YAML (default: OUTREACH_CONFIG or the sample)")
-    route.set_defaults(func=cmd_route)
 
     tickets = sub.add_parser("tickets", help="list the cases in the database")
     tickets.add_argument(

@@ -28,7 +28,7 @@ from bot.channels.wechat import mass as mass_api_call
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.channels.wechat.mass import WeChatMassSender
 from handlers.broadcasts import audience as aud
-from handlers.broadcasts import calendar, jobs, service, wechat_mass
+from handlers.broadcasts import calendar, jobs, report_text, service, wechat_mass
 from handlers.broadcasts.audience import Audience
 from handlers.broadcasts.chat import parse_when, split_audience
 from handlers.broadcasts.config import BroadcastSettings
@@ -569,7 +569,7 @@ async def test_progress_report_blocked_unreachable_and_429(
     # u0-u4 tried (u3 blocked the bot: 403); u9 (marked earlier), w0, w1 (no channel) failed at once.
     assert (p.total, p.sent, p.failed, p.pending) == (12, 4, 4, 4)
     assert p.by_reason == {"blocked": 2, "no_channel": 2} and p.unreachable == 4
-    assert "66%" in service.progress_text(1, p)  # 8 of 12 settled
+    assert "66%" in report_text.progress_text(1, p)  # 8 of 12 settled
     # Progress goes to the admin (counts only), a minute after the start, then at most every minute.
     await job(both, BroadcastSettings(progress_seconds=60))
     assert not chat.to(await chat.flush(), "chen")

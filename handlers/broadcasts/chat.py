@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from handlers.broadcasts import audience as aud
-from handlers.broadcasts import service, wechat_mass
+from handlers.broadcasts import report_text, service, wechat_mass
 from handlers.broadcasts.audience import Audience, AudienceError
 from handlers.broadcasts.audience_words import (
     describe,
@@ -340,13 +340,13 @@ class BroadcastFeature:
             if broadcast is None:
                 return
             if broadcast.status == BroadcastStatus.DONE:
-                ctx.reply(service.report_text(broadcast, broadcast.report))
+                ctx.reply(report_text.report_text(broadcast, broadcast.report))
             elif broadcast.status == BroadcastStatus.SENDING:
                 if broadcast.expanded_at is None:
                     ctx.reply(render("bc.progress_waiting", id=number))
                 else:
                     p = await service.progress(session, number, ctx.turn.now)
-                    ctx.reply(service.progress_text(number, p))
+                    ctx.reply(report_text.progress_text(number, p))
             else:
                 self._wrong(ctx, broadcast)
             return

@@ -119,7 +119,7 @@ class _Bar:
         self.last_line = 0.0
 
     def show(self, broadcast_id: int, p: Any, rate: float, final: bool = False) -> None:
-        from handlers.broadcasts.service import bar, duration
+        from handlers.broadcasts.report_text import bar, duration
 
         left = p.pending / rate if rate > 0 else None
         line = render(
@@ -310,7 +310,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json({"id": broadcast_id, **report})
     else:
-        from handlers.broadcasts.service import reasons_text
+        from handlers.broadcasts.report_text import reasons_text
 
         print(
             render(
@@ -451,7 +451,7 @@ def _unreached_line(item: dict[str, Any]) -> str:
 
 
 async def _show_broadcast(env: _Env, args: argparse.Namespace) -> int:
-    from handlers.broadcasts import service
+    from handlers.broadcasts import report_text, service
     from storage.broadcast_models import Broadcast, BroadcastStatus
 
     async with env.sessions() as session:
@@ -467,10 +467,10 @@ async def _show_broadcast(env: _Env, args: argparse.Namespace) -> int:
         if args.format == "json":
             _print_json(row)
         elif broadcast.status == BroadcastStatus.DONE:
-            print(service.report_text(broadcast, broadcast.report))
+            print(report_text.report_text(broadcast, broadcast.report))
         elif broadcast.status == BroadcastStatus.SENDING:
             p = await service.progress(session, broadcast.id, _now())
-            print(service.progress_text(broadcast.id, p))
+            print(report_text.progress_text(broadcast.id, p))
         else:
             print(render(f"bc.status.{broadcast.status}"))
     return 0

@@ -1,0 +1,39 @@
+"""What the command-line modules share: JSON lines out, stdin lines in, the community file and its
+one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.settings import get_settings
+from messages import render
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def community_of(path: Path | None) -> Any:
+    from handlers.community import load_community
+
+    return load_community(path or get_settings().config)
+
+
+def fail_config(error: Exception, path: Path | None) -> int:
+    from handlers.community import CommunityConfigError
+
+    assert isinstance(error, CommunityConfigError)
+    print(render("cli.config_invalid", file=path or "(sample)", count=len(error.problems)), file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def stdin_lines() -> Any:
+    # Binary junk on stdin must not kill a batch: undecodable bytes become U+FFFD.
+    with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as stream:
+        for line in stream:
+            yield line.rstrip("\r\n")
