@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     wechat_cli.register(sub, get_settings)
     stats_cli.register(sub)
     reminders_cli.register(sub, get_settings)
-    broadcasts_cli.register(sub, registry.Directory)
+    broadcasts_cli.register(sub, registry.Directory, get_settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
 

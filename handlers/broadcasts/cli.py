@@ -50,27 +50,24 @@ def _iso(value: datetime | None) -> str | None:
 class _Env:
     """Engine, sessions and community for one command."""
 
-    def __init__(self) -> None:
-        self.settings = self.settings_now()
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.settings = args.get_settings()  # handed in by the composition root (bot/cli.py)
         self.engine: Any = None
         self._stack = contextlib.AsyncExitStack()
 
-    @staticmethod
-    def settings_now() -> Any:
-        from bot.settings import get_settings
-
-        return get_settings()
-
     async def __aenter__(self) -> _Env:
-        from bot.app import load_into
-        from handlers.community_store import stored_community
+        from handlers.community import load_community
+        from handlers.community_store import stored_community, sync_community
         from storage.migrate import database
 
         db = await self._stack.enter_async_context(database(self.settings.database_url))
         self.engine, self.sessions = db.engine, db.sessions
-        async with self.sessions() as session:
+        async with self.sessions.begin() as session:
             community = await stored_community(session)
-        self.community = community or await load_into(self.engine, self.settings.config)
+            if community is None:  # a new database: the configured (or sample) community file
+                community = load_community(self.settings.config)
+                await sync_community(session, community)
+        self.community = community
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -226,7 +223,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
     if not text:
         print(render("bc.cli.empty_text"), file=sys.stderr)
         return 2
-    async with _Env() as env:
+    async with _Env(args) as env:
         tz = env.community.timezone
         now = _now()
         at = None
@@ -354,7 +351,7 @@ def _row(b: Any) -> dict[str, Any]:
 
 
 async def _broadcasts(args: argparse.Namespace) -> int:
-    async with _Env() as env:
+    async with _Env(args) as env:
         if args.cancel is not None:
             return await _cancel_broadcast(env, args.cancel)
         if args.unreached is not None:
@@ -537,7 +534,7 @@ async def _tags(args: argparse.Namespace) -> int:
     from storage.broadcast_models import ResidentTag
     from storage.models import Resident
 
-    async with _Env() as env:
+    async with _Env(args) as env:
         if args.action == "list":
             async with env.sessions() as session:
                 rows = (
@@ -601,12 +598,15 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 def _directory(args: argparse.Namespace) -> ChannelDirectory:
     directory: Callable[[Any], ChannelDirectory] = args.channels
-    return directory(_Env.settings_now())
+    return directory(args.get_settings())
 
 
-def register(subparsers: Any, channels: Callable[[Any], ChannelDirectory]) -> None:
-    """Add the commands; ``channels`` gives the channel registry for the settings (the composition
-    root passes it, so this feature never builds a channel itself)."""
+def register(
+    subparsers: Any, channels: Callable[[Any], ChannelDirectory], get_settings: Callable[[], Any]
+) -> None:
+    """Add the commands; ``channels`` gives the channel registry for the settings and ``get_settings``
+    the process settings (the composition root passes both, so this feature never imports the app or
+    builds a channel itself)."""
     b = subparsers.add_parser(
         "broadcast",
         help="send a notice to every resident, some grids or a tag (asks to confirm; --yes for scripts)",
@@ -638,7 +638,7 @@ def register(subparsers: Any, channels: Callable[[Any], ChannelDirectory]) -> No
     )
     b.add_argument("--no-wait", action="store_true", help="return once the messages are queued")
     b.add_argument("--format", choices=("text", "json"), default="text", help="the final report")
-    b.set_defaults(func=cmd_broadcast, channels=channels)
+    b.set_defaults(func=cmd_broadcast, channels=channels, get_settings=get_settings)
 
     bs = subparsers.add_parser("broadcasts", help="list broadcasts, show a report, list who was not reached")
     bs.add_argument("--status", help="only broadcasts in this status (scheduled, sending, done, …)")
@@ -648,7 +648,7 @@ def register(subparsers: Any, channels: Callable[[Any], ChannelDirectory]) -> No
     bs.add_argument("--unreached", type=int, metavar="ID", help="who a broadcast could not reach (no names)")
     bs.add_argument("--all-failed", action="store_true", help="with --unreached: every failed message")
     bs.add_argument("--cancel", type=int, metavar="ID", help="cancel a broadcast (or stop one being sent)")
-    bs.set_defaults(func=cmd_broadcasts)
+    bs.set_defaults(func=cmd_broadcasts, get_settings=get_settings)
 
     tags = subparsers.add_parser("tags", help="free resident tags that broadcasts can target (--tag T)")
     tags.add_argument("action", choices=("add", "remove", "list"))
@@ -657,4 +657,4 @@ def register(subparsers: Any, channels: Callable[[Any], ChannelDirectory]) -> No
     )
     tags.add_argument("residents", nargs="*", metavar="R12", help="resident numbers (R12 or 12)")
     tags.add_argument("--format", choices=("text", "json"), default="text")
-    tags.set_defaults(func=cmd_tags)
+    tags.set_defaults(func=cmd_tags, get_settings=get_settings)
