@@ -13,8 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.channels.registry import CHANNELS
-
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///outreach.db"
+from storage import DEFAULT_DATABASE_URL
 
 
 class CoreSettings(BaseSettings):

@@ -29,10 +29,14 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_from_settings() -> None:
-    from bot.settings import get_settings
+    # Alembic's own command line (developers): the URL from the environment, as the app reads it. The
+    # storage layer reads no app settings (import contract), so a .env file is not consulted here.
+    import os
+
+    from storage import DEFAULT_DATABASE_URL
     from storage.database import create_engine
 
-    engine = create_engine(get_settings().database_url)
+    engine = create_engine(os.environ.get("OUTREACH_DATABASE_URL", DEFAULT_DATABASE_URL))
     async with engine.begin() as connection:
         await connection.run_sync(run_on)
     await engine.dispose()
