@@ -59,6 +59,7 @@ NONE_MIN_FOR_REQUESTS = 0.9
 ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
 CANDIDATE_MIN = 0.08
 _LATIN = re.compile("[a-z]")
+_INSECTS = re.compile("蚊|孑|跟头虫|虫|mosquito|larva")
 _OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a typo of a keyword
 
 
@@ -215,6 +216,7 @@ class Intents:
     greeting: PatternSearch
     complaint: PatternSearch
     status: PatternSearch
+    turn: PatternSearch
 
 
 @cache
@@ -424,7 +426,18 @@ class Classifier:
             )
             if on
         )
-        if praise or (not persists and not request and closure):
+        # "卫生还行，就是单元门坏了": praise or "fine" before a turn does not close a problem after it.
+        turned = False
+        if praise or closure:
+            turn = intents.turn.search(folded)
+            if turn is not None:
+                tail = folded[turn.end() :]
+                turned = intents.complaint.search(tail) is not None or any(
+                    s.first >= turn.end() for s in scores.values()
+                )
+        if turned:
+            flags = (*flags, "i:turn")
+        elif praise or (not persists and not request and closure):
             return Classification(text, None, confidence=0.9, intent="closure"), flags
         # "我上次报的下水道处理到哪一步了": the resident's earlier case, not a new one (unless it is back)
         if status and not persists:
@@ -475,6 +488,12 @@ class Classifier:
             best, unsure_none = problems[0], True
         if best == NONE:
             return Classification(rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat")
+        if analysis.urgent is not None and best == "mosquito" and not _INSECTS.search(analysis.normalized):
+            # "电线掉在积水里": a live wire lying in water is an electrical danger, not a breeding site
+            p[OTHER], p[best] = p[best], p[OTHER]
+            problems = sorted((k for k in p if k != NONE), key=lambda k: -p[k])
+            best = OTHER
+            named = [c for c in named if c != "mosquito"]
         confidence = p[best]
         candidates = [k for k in problems if p[k] >= CANDIDATE_MIN][:3]
         if best in candidates:

@@ -155,6 +155,9 @@ class Lexicon:
         repairable = [*keywords, *(fold(w) for w in data.get("pinyin_words") or ())]
         chinese = (w for w in repairable if _CJK.search(w) and len(w) >= 2)
         for word in sorted(chinese, key=lambda w: (len(w), w)):
+            # "画了", "贴了": one syllable of substance is as ambiguous as a one-character keyword (滑了)
+            if sum(c not in _FUNCTION_CHARS for c in word) < 2:
+                continue
             if len(word) <= 4 and all(_CJK.match(c) for c in word):
                 for reading in word_syllables(word, per_char=1):
                     self.homophones.setdefault(reading, word)

@@ -61,6 +61,19 @@ def _exclusions() -> re.Pattern[str] | None:
 
 
 @cache
+def _pinyin_exclusions() -> tuple[str, ...]:
+    return tuple(f" {p.strip()} " for p in urgent_data().get("pinyin_exclusions") or ())
+
+
+def _without_objects(syllables: str) -> str:
+    """The syllables with everyday objects' names blanked (dian xian gan is a pole, not dian xian)."""
+    for name in _pinyin_exclusions():
+        if name in syllables:
+            syllables = syllables.replace(name, " | ")
+    return syllables
+
+
+@cache
 def plain_words() -> frozenset[str]:
     """The danger words that are plain words (not patterns), for homophone repair (着或了 → 着火了)."""
     return frozenset(
@@ -117,6 +130,8 @@ def detect(text: str, original: str = "", syllables: str = "") -> str | None:
         return [m.span() for m in excluded.finditer(of)] if excluded is not None else []
 
     chinese, english = spans(text), spans(original)
+    if syllables:
+        syllables = _without_objects(syllables)
 
     def found(pattern: re.Pattern[str] | None, of: str, skip: list[tuple[int, int]]) -> bool:
         if pattern is None:
