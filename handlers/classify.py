@@ -452,7 +452,7 @@ class Classifier:
             confidence = min(0.99, (0.5 + 0.1 * primary.score) * (0.6 + 0.4 * primary.score / total))
             words = tuple(w for i in found for w in scores[i].words)
             return Classification(text, codes[0], codes, round(confidence, 3), words, candidates=codes), flags
-        if complaint and (persists or not question):
+        if complaint and (persists or request or not question):
             return Classification(text, OTHER, (), 0.5, ask=True, candidates=(OTHER,)), flags
         if question:
             return Classification(text, None, confidence=0.9, intent="question"), flags

@@ -141,7 +141,9 @@ class Lexicon:
         self.english_pattern = re.compile(
             r"(?<![a-z])(" + "|".join(re.escape(p) for p in phrases) + r")(?:s|es|ed|d|ing)?(?![a-z])"
         )
-        words = {w for w in keywords if _CJK.search(w)}
+        # A keyword of one syllable of substance ("画了") is not read back from pinyin: "hua le" is as
+        # often 滑了 or 花了. The pinyin words (坏了, 堵了) are listed because they are meant.
+        words = {w for w in keywords if _CJK.search(w) and sum(c not in _FUNCTION_CHARS for c in w) >= 2}
         words.update(fold(w) for w in data.get("pinyin_words") or ())
         words.update(self.english.values())
         self.pinyin_index: dict[tuple[str, ...], str] = {}
