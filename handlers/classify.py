@@ -230,6 +230,11 @@ def locatives() -> frozenset[str]:
 
 
 @cache
+def owners() -> frozenset[str]:
+    return frozenset(_intents_data().get("owners", ()))
+
+
+@cache
 def urgent_words() -> tuple[str, ...]:
     return tuple(_intents_data().get("urgent", ()))
 
@@ -303,6 +308,7 @@ class Classifier:
         self.intents = load_intents()
         self.replacements = _replacements()
         self.locatives = locatives()
+        self.owners = owners()
         # word → [(category index, weight, is keyword)]
         self.index: dict[str, list[tuple[int, float, bool]]] = {}
         for ci, category in enumerate(self.categories):
@@ -527,6 +533,11 @@ class Classifier:
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
 
+    def _owned(self, tokens: list[str], n: int) -> bool:
+        """ "垃圾站的保安", "灭鼠公司": the word only says whose person, firm or vehicle it is."""
+        after = n + 2 if n + 2 < len(tokens) and tokens[n + 1] == "的" else n + 1
+        return after < len(tokens) and tokens[after] in self.owners
+
     def _negated(self, folded: str) -> list[tuple[int, int]]:
         """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
@@ -556,6 +567,8 @@ class Classifier:
             token, start = tokens[n], starts[n]
             hits = index[token]
             if not hits or any(a <= start < b for a, b in negated):
+                continue
+            if self._owned(tokens, n):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.
             is_keyword = any(strong for _, _, strong in hits)
