@@ -379,14 +379,15 @@ class Classifier:
             if wrong in folded:
                 folded = folded.replace(wrong, right)
         normalized = self.lexicon.normalize(folded, _is_own_word)
-        scores, tokens = self._score(normalized)
+        negated = self._negated(normalized)  # once: the scores and the flags both need it
+        scores, tokens = self._score(normalized, negated)
         found = self._ranked(scores)
         # Spelled-out syllables only matter for pinyin typed as letters; characters' homophones of the
         # danger words were already repaired by the lexicon.
         syllables = self.lexicon.syllable_text(folded) if _LATIN.search(folded) else ""
         urgent = danger.detect(normalized, folded, syllables)
         result, flags = self._rules(text, normalized, scores, found)
-        if self._negated(normalized):
+        if negated:
             flags = (*flags, "i:contrast")
         if urgent is not None:
             category = result.category or OTHER
@@ -542,7 +543,9 @@ class Classifier:
         """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
 
-    def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
+    def _score(
+        self, folded: str, negated: list[tuple[int, int]] | None = None
+    ) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.segment(folded)
         scores: dict[int, _Score] = {}
         index = self.index
@@ -550,7 +553,8 @@ class Classifier:
         if not hit:  # most words are no category's: nothing below needs their offsets
             return scores, tokens
         starts = list(itertools.accumulate(map(len, tokens), initial=0))
-        negated = self._negated(folded)
+        if negated is None:
+            negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
 
         def excluded(ci: int, start: int) -> bool:
