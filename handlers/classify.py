@@ -59,6 +59,7 @@ NONE_MIN_FOR_REQUESTS = 0.9
 ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
 CANDIDATE_MIN = 0.08
 _LATIN = re.compile("[a-z]")
+_INSECTS = re.compile("蚊|孑|跟头虫|虫|mosquito|larva")
 _OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a typo of a keyword
 
 
@@ -215,6 +216,7 @@ class Intents:
     greeting: PatternSearch
     complaint: PatternSearch
     status: PatternSearch
+    turn: PatternSearch
 
 
 @cache
@@ -225,6 +227,11 @@ def _intents_data() -> dict[str, Any]:
 @cache
 def locatives() -> frozenset[str]:
     return frozenset(_intents_data().get("locatives", ()))
+
+
+@cache
+def owners() -> frozenset[str]:
+    return frozenset(_intents_data().get("owners", ()))
 
 
 @cache
@@ -301,6 +308,7 @@ class Classifier:
         self.intents = load_intents()
         self.replacements = _replacements()
         self.locatives = locatives()
+        self.owners = owners()
         # word → [(category index, weight, is keyword)]
         self.index: dict[str, list[tuple[int, float, bool]]] = {}
         for ci, category in enumerate(self.categories):
@@ -371,14 +379,15 @@ class Classifier:
             if wrong in folded:
                 folded = folded.replace(wrong, right)
         normalized = self.lexicon.normalize(folded, _is_own_word)
-        scores, tokens = self._score(normalized)
+        negated = self._negated(normalized)  # once: the scores and the flags both need it
+        scores, tokens = self._score(normalized, negated)
         found = self._ranked(scores)
         # Spelled-out syllables only matter for pinyin typed as letters; characters' homophones of the
         # danger words were already repaired by the lexicon.
         syllables = self.lexicon.syllable_text(folded) if _LATIN.search(folded) else ""
         urgent = danger.detect(normalized, folded, syllables)
         result, flags = self._rules(text, normalized, scores, found)
-        if self._negated(normalized):
+        if negated:
             flags = (*flags, "i:contrast")
         if urgent is not None:
             category = result.category or OTHER
@@ -424,7 +433,18 @@ class Classifier:
             )
             if on
         )
-        if praise or (not persists and not request and closure):
+        # "卫生还行，就是单元门坏了": praise or "fine" before a turn does not close a problem after it.
+        turned = False
+        if praise or closure:
+            turn = intents.turn.search(folded)
+            if turn is not None:
+                tail = folded[turn.end() :]
+                turned = intents.complaint.search(tail) is not None or any(
+                    s.first >= turn.end() for s in scores.values()
+                )
+        if turned:
+            flags = (*flags, "i:turn")
+        elif praise or (not persists and not request and closure):
             return Classification(text, None, confidence=0.9, intent="closure"), flags
         # "我上次报的下水道处理到哪一步了": the resident's earlier case, not a new one (unless it is back)
         if status and not persists:
@@ -439,7 +459,7 @@ class Classifier:
             confidence = min(0.99, (0.5 + 0.1 * primary.score) * (0.6 + 0.4 * primary.score / total))
             words = tuple(w for i in found for w in scores[i].words)
             return Classification(text, codes[0], codes, round(confidence, 3), words, candidates=codes), flags
-        if complaint and (persists or not question):
+        if complaint and (persists or request or not question):
             return Classification(text, OTHER, (), 0.5, ask=True, candidates=(OTHER,)), flags
         if question:
             return Classification(text, None, confidence=0.9, intent="question"), flags
@@ -475,6 +495,12 @@ class Classifier:
             best, unsure_none = problems[0], True
         if best == NONE:
             return Classification(rule.text, None, confidence=round(p[NONE], 3), intent=rule.intent or "chat")
+        if analysis.urgent is not None and best == "mosquito" and not _INSECTS.search(analysis.normalized):
+            # "电线掉在积水里": a live wire lying in water is an electrical danger, not a breeding site
+            p[OTHER], p[best] = p[best], p[OTHER]
+            problems = sorted((k for k in p if k != NONE), key=lambda k: -p[k])
+            best = OTHER
+            named = [c for c in named if c != "mosquito"]
         confidence = p[best]
         candidates = [k for k in problems if p[k] >= CANDIDATE_MIN][:3]
         if best in candidates:
@@ -508,11 +534,18 @@ class Classifier:
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
 
+    def _owned(self, tokens: list[str], n: int) -> bool:
+        """ "垃圾站的保安", "灭鼠公司": the word only says whose person, firm or vehicle it is."""
+        after = n + 2 if n + 2 < len(tokens) and tokens[n + 1] == "的" else n + 1
+        return after < len(tokens) and tokens[after] in self.owners
+
     def _negated(self, folded: str) -> list[tuple[int, int]]:
         """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
 
-    def _score(self, folded: str) -> tuple[dict[int, _Score], list[str]]:
+    def _score(
+        self, folded: str, negated: list[tuple[int, int]] | None = None
+    ) -> tuple[dict[int, _Score], list[str]]:
         tokens = self.segment(folded)
         scores: dict[int, _Score] = {}
         index = self.index
@@ -520,7 +553,8 @@ class Classifier:
         if not hit:  # most words are no category's: nothing below needs their offsets
             return scores, tokens
         starts = list(itertools.accumulate(map(len, tokens), initial=0))
-        negated = self._negated(folded)
+        if negated is None:
+            negated = self._negated(folded)
         spans: dict[int, list[tuple[int, int]]] = {}  # a category's exclusions, found when it is hit
 
         def excluded(ci: int, start: int) -> bool:
@@ -537,6 +571,8 @@ class Classifier:
             token, start = tokens[n], starts[n]
             hits = index[token]
             if not hits or any(a <= start < b for a, b in negated):
+                continue
+            if self._owned(tokens, n):
                 continue
             # A word that names some category's problem ("苍蝇") is not mere support for another.
             is_keyword = any(strong for _, _, strong in hits)

@@ -141,7 +141,9 @@ class Lexicon:
         self.english_pattern = re.compile(
             r"(?<![a-z])(" + "|".join(re.escape(p) for p in phrases) + r")(?:s|es|ed|d|ing)?(?![a-z])"
         )
-        words = {w for w in keywords if _CJK.search(w)}
+        # A keyword of one syllable of substance ("画了") is not read back from pinyin: "hua le" is as
+        # often 滑了 or 花了. The pinyin words (坏了, 堵了) are listed because they are meant.
+        words = {w for w in keywords if _CJK.search(w) and sum(c not in _FUNCTION_CHARS for c in w) >= 2}
         words.update(fold(w) for w in data.get("pinyin_words") or ())
         words.update(self.english.values())
         self.pinyin_index: dict[tuple[str, ...], str] = {}
@@ -155,6 +157,9 @@ class Lexicon:
         repairable = [*keywords, *(fold(w) for w in data.get("pinyin_words") or ())]
         chinese = (w for w in repairable if _CJK.search(w) and len(w) >= 2)
         for word in sorted(chinese, key=lambda w: (len(w), w)):
+            # "画了", "贴了": one syllable of substance is as ambiguous as a one-character keyword (滑了)
+            if sum(c not in _FUNCTION_CHARS for c in word) < 2:
+                continue
             if len(word) <= 4 and all(_CJK.match(c) for c in word):
                 for reading in word_syllables(word, per_char=1):
                     self.homophones.setdefault(reading, word)
