@@ -29,23 +29,28 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import jieba
-import yaml
 
 from handlers import urgent as danger
+from handlers.category_defs import (
+    OTHER,
+    CategoryConfigError,
+    CategoryDef,
+    _data,
+    load_default_categories,
+    merge_categories,
+)
 from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.lexicon import Lexicon
 from handlers.pattern_search import PatternSearch
 from handlers.segment import Segmenter
 from handlers.textnorm import fold
 
-OTHER = "other"
 KEYWORD_WEIGHT = 2.0
 SUPPORT_WEIGHT = 1.0
 LOCATIVE_FACTOR = 0.4  # "垃圾桶旁边有老鼠": the bin is where, the rats are what
@@ -64,18 +69,6 @@ _OWN_WORD_FREQ = 5  # a typed word this frequent in jieba's dictionary is not a 
 
 
 @dataclass(frozen=True)
-class CategoryDef:
-    code: str
-    name: str
-    keywords: tuple[str, ...]
-    exclusions: tuple[str, ...] = ()
-    time_limit_hours: float = 8.0
-    photo_wanted: bool = False
-    enabled: bool = True
-    support: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Classification:
     text: str
     category: str | None
@@ -90,117 +83,6 @@ class Classification:
     @property
     def is_report(self) -> bool:
         return self.category is not None
-
-
-class CategoryConfigError(ValueError):
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.reason = reason
-
-
-def _data(name: str) -> Any:
-    return yaml.safe_load(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
-
-
-def _words(value: Any, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
-        raise CategoryConfigError(key, "not_a_list_of_words")
-    return tuple(fold(w.strip()).lower() for w in value)
-
-
-def _category(raw: Mapping[str, Any], key: str) -> CategoryDef:
-    known = {
-        "code",
-        "name",
-        "keywords",
-        "support",
-        "exclusions",
-        "time_limit_hours",
-        "photo_wanted",
-        "enabled",
-    }
-    for name in raw:
-        if name not in known | {"extra_keywords", "extra_exclusions", "extra_support"}:
-            raise CategoryConfigError(f"{key}.{name}", "unknown_key")
-    for name in ("code", "name"):
-        if not isinstance(raw.get(name), str) or not raw[name].strip():
-            raise CategoryConfigError(f"{key}.{name}", f"missing_{name}")
-    keywords = _words(raw.get("keywords"), f"{key}.keywords")
-    if not keywords:
-        raise CategoryConfigError(f"{key}.keywords", "missing_keywords")
-    limit = raw.get("time_limit_hours", 8.0)
-    if not isinstance(limit, int | float) or limit <= 0:
-        raise CategoryConfigError(f"{key}.time_limit_hours", "not_a_positive_number")
-    exclusions = tuple(str(e) for e in raw.get("exclusions") or ())
-    _check_patterns(exclusions, f"{key}.exclusions")
-    return CategoryDef(
-        code=raw["code"].strip(),
-        name=raw["name"].strip(),
-        keywords=keywords,
-        exclusions=exclusions,
-        time_limit_hours=float(limit),
-        photo_wanted=bool(raw.get("photo_wanted", False)),
-        enabled=bool(raw.get("enabled", True)),
-        support=_words(raw.get("support"), f"{key}.support"),
-    )
-
-
-def _check_patterns(patterns: Sequence[str], key: str) -> None:
-    for i, pattern in enumerate(patterns):
-        try:
-            re.compile(pattern)
-        except re.error:
-            raise CategoryConfigError(f"{key}[{i}]", "bad_pattern") from None
-
-
-@cache
-def load_default_categories() -> list[CategoryDef]:
-    return [
-        _category(raw, f"categories[{i}]") for i, raw in enumerate(_data("categories.yaml")["categories"])
-    ]
-
-
-def merge_categories(
-    defaults: Sequence[CategoryDef], overrides: Sequence[Mapping[str, Any]]
-) -> list[CategoryDef]:
-    """Apply a community's ``categories:`` list: same code → given fields replace (``extra_*`` extend,
-    ``enabled: false`` switches off); new code → a new category (needs name and keywords)."""
-    merged = {c.code: c for c in defaults}
-    for i, raw in enumerate(overrides):
-        key = f"categories[{i}]"
-        if not isinstance(raw, Mapping):
-            raise CategoryConfigError(key, "not_a_mapping")
-        code = raw.get("code")
-        if not isinstance(code, str) or not code.strip():
-            raise CategoryConfigError(f"{key}.code", "missing_code")
-        if code == OTHER:
-            raise CategoryConfigError(f"{key}.code", "reserved_code")
-        base = merged.get(code.strip())
-        if base is None:
-            merged[code.strip()] = _category(raw, key)
-            continue
-        fields = {
-            "code": base.code,
-            "name": base.name,
-            "keywords": list(base.keywords),
-            "support": list(base.support),
-            "exclusions": list(base.exclusions),
-            "time_limit_hours": base.time_limit_hours,
-            "photo_wanted": base.photo_wanted,
-            "enabled": base.enabled,
-        }
-        fields.update({k: v for k, v in raw.items() if not k.startswith("extra_")})
-        for extra in ("keywords", "support", "exclusions"):
-            added = raw.get(f"extra_{extra}")
-            if added is not None:
-                if not isinstance(added, list):
-                    raise CategoryConfigError(f"{key}.extra_{extra}", "not_a_list_of_words")
-                fields[extra] = [*fields[extra], *added]
-        merged[base.code] = _category(fields, key)
-    return list(merged.values())
 
 
 @dataclass(frozen=True)
@@ -543,6 +425,14 @@ class Classifier:
         """Spans that say what the problem is not ("不是垃圾的问题，是…")."""
         return [m.span("neg") for pattern in self.contrast for m in pattern.finditer(folded)]
 
+    def _add_keyword(self, score: _Score, tokens: list[str], n: int, start: int, weight: float) -> None:
+        if n + 1 < len(tokens) and tokens[n + 1] in self.locatives:
+            weight *= LOCATIVE_FACTOR  # "垃圾桶旁边有老鼠": the bin is where, not what
+        score.score += weight
+        score.strong += 1
+        score.first = min(score.first, start)
+        score.words.append(tokens[n])
+
     def _score(
         self, folded: str, negated: list[tuple[int, int]] | None = None
     ) -> tuple[dict[int, _Score], list[str]]:
@@ -584,13 +474,7 @@ class Classifier:
                 if not strong:
                     supports.append((ci, weight, token, start))
                     continue
-                score = scores.setdefault(ci, _Score())
-                if n + 1 < len(tokens) and tokens[n + 1] in self.locatives:
-                    weight *= LOCATIVE_FACTOR
-                score.score += weight
-                score.strong += 1
-                score.first = min(score.first, start)
-                score.words.append(token)
+                self._add_keyword(scores.setdefault(ci, _Score()), tokens, n, start, weight)
         for ci, weight, token, _start in supports:
             if ci in scores:
                 scores[ci].score += weight
