@@ -59,10 +59,17 @@ def test_dangers_are_recognised(text: str, kind: str) -> None:
         "燃气费在哪里交",
         "有人在楼道里抽烟，烟味很大",
         "垃圾桶满了好几天没人清",
+        "楼下那只流浪猫被困在树上好久了",
+        "小狗卡在小区铁栏杆中间出不来",
     ],
 )
 def test_everyday_problems_are_not_dangers(text: str) -> None:
     assert default_classifier().classify(text).urgent is None
+
+
+@pytest.mark.parametrize("text", ["猫被困在树上，电梯里还有人出不来", "我家孩子被困在电梯里了", "有人被困住了快来"])
+def test_a_person_trapped_is_a_danger_even_beside_an_animal(text: str) -> None:
+    assert default_classifier().classify(text).urgent == "lift"
 
 
 async def test_gas_smell_opens_an_urgent_case_and_alerts_leader_and_admins_at_once(chat: Chat) -> None:
