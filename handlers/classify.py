@@ -36,7 +36,6 @@ from importlib import resources
 from typing import Any
 
 import jieba
-import yaml
 
 from handlers import urgent as danger
 from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
@@ -44,6 +43,7 @@ from handlers.lexicon import Lexicon
 from handlers.pattern_search import PatternSearch
 from handlers.segment import Segmenter
 from handlers.textnorm import fold
+from handlers.yaml_text import load_yaml
 
 OTHER = "other"
 KEYWORD_WEIGHT = 2.0
@@ -99,7 +99,7 @@ class CategoryConfigError(ValueError):
 
 
 def _data(name: str) -> Any:
-    return yaml.safe_load(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
+    return load_yaml(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
 
 
 def _words(value: Any, key: str) -> tuple[str, ...]:
