@@ -16,13 +16,13 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 
-import yaml
 from sqlalchemy import or_, select
 
 from handlers import cases, category_question, rating_choice, time_limits
 from handlers import resident_chat as R
 from handlers.features import ChatContext
 from handlers.textnorm import fold
+from handlers.yaml_text import load_yaml
 from messages import render
 from storage.models import OPEN_STATUSES, Case, CaseFollower, CaseStatus, Staff
 
@@ -34,7 +34,7 @@ _OPEN = frozenset(s.value for s in OPEN_STATUSES)
 
 @cache
 def _patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
-    raw = yaml.safe_load(
+    raw = load_yaml(
         resources.files("handlers").joinpath("data", "status_questions.yaml").read_text(encoding="utf-8")
     )
     asks = re.compile("|".join(f"(?:{p})" for p in raw["asks"]), re.I)

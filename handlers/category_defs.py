@@ -10,9 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from handlers.textnorm import fold
+from handlers.yaml_text import load_yaml
 
 OTHER = "other"  # the category of a problem no configured category names (reserved)
 
@@ -37,7 +36,7 @@ class CategoryConfigError(ValueError):
 
 
 def _data(name: str) -> Any:
-    return yaml.safe_load(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
+    return load_yaml(resources.files("handlers").joinpath("data", name).read_text(encoding="utf-8"))
 
 
 def _words(value: Any, key: str) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from handlers.classify import (
 from handlers.emergency import emergency_keys
 from handlers.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
 from handlers.worktime import DEFAULT_HOURS, WorkCalendar, WorkTimeError, parse_period
+from handlers.yaml_text import load_yaml
 from messages import render
 from storage.models import Role
 
@@ -480,7 +481,7 @@ def load_community(path: str | Path | None = None) -> Community:
         except UnicodeDecodeError:
             raise CommunityConfigError([Problem(str(path), render("config.not_text"))]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"

@@ -22,9 +22,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from handlers.textnorm import fold
+from handlers.yaml_text import load_yaml
 
 MAX_WORD_SYLLABLES = 6
 _LATIN_RUN = re.compile(r"[a-z][a-z'’\- ]*[a-z]|[a-z]")
@@ -42,7 +41,7 @@ def _data_text(name: str) -> str:
 
 @cache
 def lexicon_data() -> dict[str, Any]:
-    return yaml.safe_load(_data_text("lexicon.yaml"))  # type: ignore[no-any-return]
+    return load_yaml(_data_text("lexicon.yaml"))  # type: ignore[no-any-return]
 
 
 @cache

@@ -20,7 +20,7 @@ import re
 from functools import cache
 from importlib import resources
 
-import yaml
+from handlers.yaml_text import load_yaml
 
 HEALTH_MASK = "【健康信息】"
 
@@ -58,7 +58,7 @@ def mask_identifiers(text: str) -> str:
 
 @cache
 def health_words() -> tuple[str, ...]:
-    raw = yaml.safe_load(
+    raw = load_yaml(
         resources.files("handlers").joinpath("data", "health_words.yaml").read_text(encoding="utf-8")
     )
     words = {str(word) for group in raw.values() for word in group}

@@ -9,19 +9,77 @@ on that. Phrase-level conversions (which may change length) are deliberately not
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
 import os
+import tempfile
 from functools import cache
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 # OpenCC's own tables listing single traditional or variant characters (key<TAB>value …).
 _OPENCC_TABLES = ("TSCharacters.txt", "HKVariantsRev.txt", "TWVariantsRev.txt")
 _OPENCC_CONFIGS = ("t2s", "hk2s", "tw2s")
 
 
+# Bump when _build_pairs changes what it computes, so cached tables are rebuilt.
+_PAIRS_VERSION = 1
+
+
+def _opencc_module(folder: str) -> str:
+    return os.path.join(os.path.dirname(folder), "opencc.py")
+
+
 @cache
 def _opencc_pairs() -> dict[int, str]:
-    import opencc  # only here: ~15 ms, and only the first fold pays it
+    """The pairs from a JSON cache in the user's cache directory (building them from OpenCC takes
+    ~0.2 s of start-up), keyed by OpenCC's version and tables; built and cached when missing."""
+    spec = importlib.util.find_spec("opencc")  # located, not imported: a cache hit needs no OpenCC
+    assert spec is not None and spec.origin is not None, "opencc is a dependency"
+    folder = os.path.join(os.path.dirname(spec.origin), "dictionary")
+    path = _pairs_cache_path(folder)
+    if path is not None and path.is_file():
+        try:
+            with path.open(encoding="utf-8") as stream:
+                return {int(code): target for code, target in json.load(stream).items()}
+        except (OSError, ValueError, AttributeError) as exc:  # damaged: rebuild it
+            log.warning("OpenCC fold cache unreadable (%s); rebuilding it", type(exc).__name__)
+    import opencc  # only here: ~15 ms, and only a cache miss pays it
 
-    folder = os.path.join(os.path.dirname(opencc.__file__), "dictionary")
+    pairs = _build_pairs(opencc, folder)
+    if path is not None:
+        _write_pairs(path, pairs)
+    return pairs
+
+
+def _pairs_cache_path(folder: str) -> Path | None:
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    parts = [str(_PAIRS_VERSION)]
+    try:
+        # The tables, and OpenCC's module standing in for its version (an upgrade rewrites it).
+        for file in (*(os.path.join(folder, name) for name in _OPENCC_TABLES), _opencc_module(folder)):
+            stat = os.stat(file)
+            parts.append(f"{stat.st_size}.{int(stat.st_mtime)}")
+    except OSError:
+        return None
+    return Path(base) / "shequtong" / f"opencc-fold-{'-'.join(parts)}.json"
+
+
+def _write_pairs(path: Path, pairs: dict[int, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(pairs, stream, ensure_ascii=False)
+        os.replace(temp, path)  # readers see the old file or the whole new one
+    except OSError as exc:  # no cache is only slower
+        log.info("OpenCC fold cache not written (%s)", exc.strerror)
+
+
+def _build_pairs(opencc: Any, folder: str) -> dict[int, str]:
     chars: set[str] = set()
     for name in _OPENCC_TABLES:
         with open(os.path.join(folder, name), encoding="utf-8") as table:

@@ -12,10 +12,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from handlers.pattern_search import PatternSearch, sre, sre_parse
 from handlers.textnorm import fold
+from handlers.yaml_text import load_yaml
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
 @cache
 def urgent_data() -> dict[str, Any]:
     text = resources.files("handlers").joinpath("data", "urgent.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)  # type: ignore[no-any-return]
+    return load_yaml(text)  # type: ignore[no-any-return]
 
 
 @cache

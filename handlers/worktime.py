@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-import yaml
+from handlers.yaml_text import load_yaml
 
 DEFAULT_HOURS = ("08:30-12:00", "13:30-17:30")
 MAX_DAYS = 3660  # a limit that never ends is a configuration error, not a reason to loop forever
@@ -32,7 +32,7 @@ def parse_period(text: str) -> tuple[time, time]:
 
 @cache
 def national_days() -> tuple[frozenset[date], frozenset[date]]:
-    data = yaml.safe_load(resources.files("handlers").joinpath("data", "holidays_cn.yaml").read_text("utf-8"))
+    data = load_yaml(resources.files("handlers").joinpath("data", "holidays_cn.yaml").read_text("utf-8"))
     holidays: set[date] = set()
     workdays: set[date] = set()
     for year in data.values():

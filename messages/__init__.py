@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 LOCALE = "zh_CN"
+# libyaml's C parser when PyYAML has it: the catalog is read at every start, ~4x faster than pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class MessageCatalogError(RuntimeError):
@@ -27,7 +29,7 @@ def catalog() -> dict[str, str]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
-        data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+        data = yaml.load(entry.read_text(encoding="utf-8"), Loader=_LOADER) or {}
         for key, text in data.items():
             if key in merged:
                 raise MessageCatalogError(f"duplicate message key {key!r} in {entry.name}")

@@ -67,7 +67,9 @@ def test_everyday_problems_are_not_dangers(text: str) -> None:
     assert default_classifier().classify(text).urgent is None
 
 
-@pytest.mark.parametrize("text", ["猫被困在树上，电梯里还有人出不来", "我家孩子被困在电梯里了", "有人被困住了快来"])
+@pytest.mark.parametrize(
+    "text", ["猫被困在树上，电梯里还有人出不来", "我家孩子被困在电梯里了", "有人被困住了快来"]
+)
 def test_a_person_trapped_is_a_danger_even_beside_an_animal(text: str) -> None:
     assert default_classifier().classify(text).urgent == "lift"
 

@@ -19,7 +19,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +27,7 @@ from handlers.broadcasts import service
 from handlers.broadcasts.audience import Audience
 from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
 from handlers.context import Services, Turn
+from handlers.yaml_text import load_yaml
 from messages import render
 from storage.broadcast_models import BroadcastStatus, CalendarDraft, CalendarDraftStatus
 
@@ -129,7 +129,7 @@ def parse(data: Any) -> list[Entry]:
 @cache
 def load() -> tuple[Entry, ...]:
     text = resources.files("handlers").joinpath("data/outreach_calendar.yaml").read_text(encoding="utf-8")
-    return tuple(parse(yaml.safe_load(text)))
+    return tuple(parse(load_yaml(text)))
 
 
 def upcoming(entries: tuple[Entry, ...], today: date, days_ahead: int) -> list[tuple[Entry, date]]:

@@ -10,8 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from handlers.yaml_text import load_yaml
 from storage.reminder_models import Programme
 
 ROUTINE = "routine"
@@ -109,7 +108,7 @@ def _programme(code: str, raw: Mapping[str, Any]) -> ProgrammeDef:
 @cache
 def load_programmes() -> Programmes:
     path = resources.files("handlers").joinpath("data", "followup_programmes.yaml")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     programmes = {str(c): _programme(str(c), raw) for c, raw in (data.get("programmes") or {}).items()}
     results = [(str(w), str(code)) for code, words in (data.get("results") or {}).items() for w in words]
     results.sort(key=lambda r: -len(r[0]))

@@ -27,7 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from handlers.yaml_text import load_yaml
 
 DATA_PACKAGE = "handlers"
 SCHEDULE_GLOB = re.compile(r"^nip_schedule_.+\.yaml$")
@@ -210,7 +210,7 @@ def load_schedules() -> dict[str, Schedule]:
     found: list[Schedule] = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if SCHEDULE_GLOB.match(entry.name):
-            found.append(parse_schedule(yaml.safe_load(entry.read_text(encoding="utf-8")), entry.name))
+            found.append(parse_schedule(load_yaml(entry.read_text(encoding="utf-8")), entry.name))
     found.sort(key=lambda s: s.effective_from)
     return {s.id: s for s in found}
 

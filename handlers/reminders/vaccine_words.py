@@ -12,9 +12,8 @@ from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 
-import yaml
-
 from handlers.reminders.schedule import DATA_PACKAGE, DoseRule, DoseStatus, Schedule
+from handlers.yaml_text import load_yaml
 
 
 class MentionKind(enum.StrEnum):
@@ -42,7 +41,7 @@ class VaccineNames:
 @cache
 def vaccine_names() -> VaccineNames:
     path = resources.files(DATA_PACKAGE).joinpath("data", "vaccine_names.yaml")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     items: list[tuple[str, MentionKind, str]] = []
     for section, kind in (
         ("vaccines", MentionKind.CODE),
