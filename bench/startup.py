@@ -5,7 +5,7 @@ measures the wall time until the bot's first reply is printed, then the process'
 Then a breakdown: where the time goes (imports by package, from ``python -X importtime`` of the same
 demo run; and the start-up phases timed one by one in a fresh process: imports, jieba's dictionary,
 the database upgrade on a new and on an existing database, the community sync).
-Run from the repository root: python bench/startup.py [--runs 5] [--no-breakdown]
+Run from the repository root: python bench/startup.py [--runs 5] [--no-breakdown] [--no-bytecode]
 """
 
 from __future__ import annotations
@@ -55,12 +55,22 @@ def one_run(database: Path) -> float:
     return first_answer
 
 
+BYTECODE = True  # --no-bytecode: compile every module from source on each start (no .pyc written)
+
+
 def demo_env(database: Path) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,
         "OUTREACH_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "OUTREACH_LOG_LEVEL": "WARNING",
     }
+    # An installed bot runs from compiled bytecode (pip writes .pyc files; the first start writes the
+    # rest). Some shells set PYTHONDONTWRITEBYTECODE, which makes every start compile ~130 modules.
+    if BYTECODE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
 
 
 def imports_by_package(database: Path, top: int = 12) -> list[tuple[str, float]]:
@@ -129,8 +139,15 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="compile from source on every start (no .pyc cache)"
+    )
     args = parser.parse_args()
+    global BYTECODE
+    BYTECODE = not args.no_bytecode
     with tempfile.TemporaryDirectory() as tmp:
+        one_run(Path(tmp) / "warm-up.db")  # writes the bytecode cache, as the first start after install does
+        CPU.clear()
         fresh = [one_run(Path(tmp) / f"fresh{i}.db") for i in range(args.runs)]
         fresh_cpu = CPU[-args.runs :]
         warm_db = Path(tmp) / "warm.db"
