@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classify_speed import messages as glued_messages
 
+from bot.classify_cli import classification_fields
 from handlers.classify import default_classifier
 from handlers.inbound import clean_text
 
@@ -47,13 +48,7 @@ def answers(batch: list[str]) -> list[str]:
         lines.append(
             json.dumps(
                 {
-                    "text": text,
-                    "category": result.category,
-                    "categories": list(result.categories),
-                    "confidence": round(result.confidence, 3),
-                    "keywords": list(result.keywords),
-                    "urgent": result.urgent,
-                    "ask": result.ask,
+                    **classification_fields(text, result),
                     "candidates": list(result.candidates),
                     "intent": result.intent,
                 },

@@ -8,11 +8,14 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli_io import community_of, fail_config, print_json, stdin_lines
 from bot.settings import Settings, get_settings
 from messages import render
+
+if TYPE_CHECKING:
+    from handlers.classify import Classification
 
 
 async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
@@ -49,18 +52,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return _classify_eval(classifier, args.files)
     for line in stdin_lines():
         result = classifier.classify(clean_text(line))
-        print_json(
-            {
-                "text": line,
-                "category": result.category,
-                "categories": list(result.categories),
-                "confidence": round(result.confidence, 3),
-                "keywords": list(result.keywords),
-                "urgent": result.urgent,
-                "ask": result.ask,
-                "candidates": list(result.candidates),
-            }
-        )
+        print_json({**classification_fields(line, result), "candidates": list(result.candidates)})
     return 0
 
 
@@ -122,19 +114,26 @@ def cmd_route(args: argparse.Namespace) -> int:
         result, location, decision = route_message(community, clean_text(line))
         print_json(
             {
-                "text": line,
-                "category": result.category,
-                "categories": list(result.categories),
-                "confidence": round(result.confidence, 3),
-                "keywords": list(result.keywords),
-                "urgent": result.urgent,
-                "ask": result.ask,
+                **classification_fields(line, result),
                 "grid": decision.grid,
                 "assignee": decision.assignee,
                 "location": location.matched if location is not None else None,
             }
         )
     return 0
+
+
+def classification_fields(text: str, result: Classification) -> dict[str, Any]:
+    """The fields every `classify` and `route` line starts with (a contract automation reads)."""
+    return {
+        "text": text,
+        "category": result.category,
+        "categories": list(result.categories),
+        "confidence": round(result.confidence, 3),
+        "keywords": list(result.keywords),
+        "urgent": result.urgent,
+        "ask": result.ask,
+    }
 
 
 def register(sub: Any) -> None:
