@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +31,24 @@ def quiet_http_logs() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.WARNING:
             logger.setLevel(logging.WARNING)
+
+
+def start_inbox(callback: Any, context: AdapterContext, channel: str) -> Inbox:
+    """Wire a WeChat-style callback (WeChat, WeCom) to the turn context and start its inbox: stored
+    callbacks are handled after the 5-second answer, while no callback is being answered."""
+    callback.context = context
+    callback.clock = context.services.clock
+    inbox = Inbox(context.services.sessions, channel, context.services.clock)
+    callback.inbox = inbox
+    inbox.start(callback.handle_stored, busy=lambda: callback.active > 0)
+    return inbox
+
+
+def platform_http() -> httpx.AsyncClient:
+    """The HTTP client a channel's API calls share (bounded, with timeouts)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0), limits=httpx.Limits(max_connections=20)
+    )
 
 
 def token_store(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> TokenStore:
@@ -86,14 +104,8 @@ class WeChatAdapter:
             log.warning("wechat: plaintext mode (no OUTREACH_WECHAT_AES_KEY): callbacks are not encrypted")
         assert settings.wechat_app_id and settings.wechat_app_secret
         services = context.services
-        self.callback.context = context
-        self.callback.clock = services.clock
-        self.inbox = Inbox(services.sessions, CHANNEL, services.clock)
-        self.callback.inbox = self.inbox
-        self.inbox.start(self.callback.handle_stored, busy=lambda: self.callback.active > 0)
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=5.0), limits=httpx.Limits(max_connections=20)
-        )
+        self.inbox = start_inbox(self.callback, context, CHANNEL)
+        self.http = platform_http()
         self.client = WeChatClient(
             settings.wechat_app_id,
             settings.wechat_app_secret.get_secret_value(),

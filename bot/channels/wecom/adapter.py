@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 from starlette.routing import BaseRoute, Route
 
-from bot.channels.wechat.adapter import quiet_http_logs, token_store
+from bot.channels.wechat.adapter import platform_http, quiet_http_logs, start_inbox, token_store
 from bot.channels.wechat.inbox import Inbox
 from bot.channels.wecom.callback import WeComCallback
 from bot.channels.wecom.client import WeComClient
@@ -57,14 +57,8 @@ class WeComAdapter:
         settings = self.settings
         assert settings.wecom_corp_id and settings.wecom_agent_id is not None and settings.wecom_secret
         services = context.services
-        self.callback.context = context
-        self.callback.clock = services.clock
-        self.inbox = Inbox(services.sessions, CHANNEL, services.clock)
-        self.callback.inbox = self.inbox
-        self.inbox.start(self.callback.handle_stored, busy=lambda: self.callback.active > 0)
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=5.0), limits=httpx.Limits(max_connections=20)
-        )
+        self.inbox = start_inbox(self.callback, context, CHANNEL)
+        self.http = platform_http()
         self.client = WeComClient(
             settings.wecom_corp_id,
             settings.wecom_agent_id,
