@@ -311,6 +311,17 @@ async def test_admin_broadcast_needs_confirmation_then_reaches_everyone_once(cha
     assert chat.to(await chat.send("chen", "确认发送 1"), "chen")[0].startswith("广播 #1 现在是")
 
 
+async def test_the_drafts_scheduling_example_is_tomorrow_and_works_as_typed(chat: Chat) -> None:
+    # The example in the draft is copied as it stands by admins: it must be a time still to come.
+    await chat.send("小李", "你好")
+    out = chat.to(await chat.send("chen", "广播 全体 周六义诊"), "chen")
+    local = chat.clock.now.astimezone(ZoneInfo("Asia/Shanghai"))
+    example = f"定时发送 1 {(local + timedelta(days=1)):%Y-%m-%d} 09:00"
+    assert example in out[0], out
+    out = chat.to(await chat.send("chen", example), "chen")
+    assert any("#1" in t and "09:00" in t for t in out) and not any("已过" in t for t in out), out
+
+
 async def test_confirm_without_a_number_takes_the_admins_one_open_draft(chat: Chat) -> None:
     # On WeChat a draft has no buttons: admins type 确认发送 / 取消广播 and mean the draft just shown.
     await chat.send("小李", "3号楼楼道里贴满了小广告")
