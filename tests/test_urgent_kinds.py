@@ -120,7 +120,13 @@ def test_politeness_around_a_report_keeps_the_report(text: str, category: str) -
 
 @pytest.mark.parametrize(
     "text",
-    ["谢谢", "谢谢 辛苦了", "垃圾已经清走了 谢谢", "谢谢你们把楼道的小广告都撕掉了", "thanks, the drain is fixed now"],
+    [
+        "谢谢",
+        "谢谢 辛苦了",
+        "垃圾已经清走了 谢谢",
+        "谢谢你们把楼道的小广告都撕掉了",
+        "thanks, the drain is fixed now",
+    ],
 )
 def test_real_thanks_still_close(text: str) -> None:
     assert default_classifier().classify(text).category is None
