@@ -15,6 +15,7 @@ from handlers import urgent
 from handlers.classify import default_classifier
 from handlers.classify_corpus import read_rows
 from handlers.emergency import emergency_keys
+from storage.models import Case
 from tests.support.chat import Chat
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "bench" / "data" / "corpus" / "own_examples_urgent3.tsv"
@@ -180,3 +181,18 @@ async def test_people_in_a_flooding_garage_get_119(chat: Chat) -> None:
     safety = chat.to(out, "小王")[0]
     assert "119" in safety and "被困水中" in safety
     assert any("【紧急】" in t for t in chat.to(out, "li"))
+
+
+@pytest.mark.parametrize("text", ["3号楼下水道堵了 谢谢", "谢谢 3号楼下水道堵了", "3号楼下水道堵了 thx"])
+async def test_a_polite_report_opens_a_case(chat: Chat, text: str) -> None:
+    out = await chat.send("小王", text)
+    assert any("#1" in t for t in chat.to(out, "小王"))
+    async with chat.services.sessions() as session:
+        stored = await session.get(Case, 1)
+    assert stored is not None and stored.category_code == "sewage"
+
+
+async def test_only_thanks_opens_no_case(chat: Chat) -> None:
+    await chat.send("小王", "谢谢 辛苦了")
+    async with chat.services.sessions() as session:
+        assert await session.get(Case, 1) is None
