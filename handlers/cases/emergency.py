@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from handlers.cases.lifecycle import record
 from handlers.community.classify import OTHER, Classification
 from handlers.community.location import LocationMatch
-from handlers.community.urgent import kind_info, urgent_kinds
+from handlers.community.urgent import kind_info, kind_keys
 from handlers.kernel.privacy import mask_text
 from messages import has, render
 from storage.models import ActorType, Case
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def emergency_keys() -> frozenset[str]:
     """The kinds of danger a community's ``emergency:`` mapping may give a number for."""
-    return frozenset(kind.key for kind in urgent_kinds())
+    return kind_keys()
 
 
 def flag(classification: Classification | None) -> Classification | None:

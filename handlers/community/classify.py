@@ -12,16 +12,15 @@ How it decides (the words live in ``data/categories.yaml`` and ``data/intents.ya
 3. Primary = the category mentioned first among those scoring at least half the best score (people
    name their main problem first, but "垃圾站旁边苍蝇嗡嗡的" is about flies). Every category with a
    keyword is kept, primary first, the rest by score.
-4. Intents decide what is not a report: thanks and "已经清理了" (unless the problem persists: "又",
-   "还没"), information questions ("垃圾几点收") unless the message also complains, and
-   health-service topics. A problem with no category ("路灯坏了") is "other", for triage.
+4. Intents decide what is not a report: thanks and "已经清理了" (unless it persists: "又", "还没"), questions
+   ("垃圾几点收") unless they also complain, health topics; a problem of no category ("路灯坏了") is "other".
 
-Before step 1 the message is read into known words (``handlers/community/lexicon.py``: dialect, English,
-toneless pinyin, homophone typos of keywords); danger words set ``urgent`` (``handlers/community/urgent.py``).
-After step 4 a learned layer (``handlers/community/classify_model.py``: a linear model over character n-grams,
-words and the rules' findings above) gives calibrated probabilities that decide the answer: a
-problem is never turned away unless "no report" is clearly likelier (else ``other`` and ``ask``),
-and an unsure answer sets ``ask`` with the likely ``candidates``, best first.
+Before step 1 the message is read into known words (``lexicon.py``: dialect, English, pinyin,
+keyword typos) without politeness around it (``courtesy.py``); ``urgent``: danger words (``urgent.py``).
+After step 4 a learned layer (``classify_model.py``: a linear model over character n-grams, words
+and the rules' findings above) gives calibrated probabilities that decide the answer: a problem is never
+turned away unless "no report" is clearly likelier (else ``other`` and ``ask``), and an unsure answer sets
+``ask`` with the likely ``candidates``, best first.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from handlers.community.category_defs import (
     merge_categories,
 )
 from handlers.community.classify_model import LinearModel, load_model, text_feature_set, text_features
+from handlers.community.courtesy import without_courtesy
 from handlers.community.lexicon import Lexicon
 from handlers.community.pattern_search import PatternSearch
 from handlers.community.segment import Segmenter
@@ -256,7 +256,7 @@ class Classifier:
         return [*found, *extra]
 
     def analyse(self, text: str, folded: str | None = None) -> Analysis:
-        folded = fold(text).strip().lower() if folded is None else folded
+        folded = without_courtesy(fold(text).strip().lower() if folded is None else folded)
         for wrong, right in self.replacements:
             if wrong in folded:
                 folded = folded.replace(wrong, right)

@@ -31,16 +31,40 @@ def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
+_LISTS = ("exclusions", "pinyin_exclusions", "over", "still")
+
+
 @cache
 def urgent_data() -> dict[str, Any]:
+    """The data file, with each block of ``additions`` (more words for a kind, more exclusions) merged
+    in: separate blocks keep several people's additions apart in the file and easy to merge."""
     text = resources.files("handlers").joinpath("data", "urgent.yaml").read_text(encoding="utf-8")
-    return load_yaml(text)  # type: ignore[no-any-return]
+    data: dict[str, Any] = load_yaml(text)
+    for block in (data.get("additions") or {}).values():
+        for key, more in (block.get("kinds") or {}).items():
+            kind = data["kinds"][key]
+            for field in ("words", "english", "pinyin"):
+                kind[field] = [*(kind.get(field) or ()), *(more.get(field) or ())]
+        for field in _LISTS:
+            data[field] = [*(data.get(field) or ()), *(block.get(field) or ())]
+    return data
+
+
+def _enabled() -> dict[str, Any]:
+    """The kinds that raise an alarm: a kind with ``enabled: false`` in the data is known (a community
+    may give it a number) but never detected, so whether it is an emergency is a line of data."""
+    return {key: raw for key, raw in urgent_data()["kinds"].items() if raw.get("enabled", True)}
+
+
+def kind_keys() -> frozenset[str]:
+    """Every kind the data names, enabled or not."""
+    return frozenset(urgent_data()["kinds"])
 
 
 @cache
 def urgent_kinds() -> tuple[UrgentKind, ...]:
     kinds = []
-    for key, raw in urgent_data()["kinds"].items():
+    for key, raw in _enabled().items():
         english = [re.escape(w.lower()) for w in raw.get("english") or ()]
         kinds.append(
             UrgentKind(
@@ -78,7 +102,7 @@ def plain_words() -> frozenset[str]:
     """The danger words that are plain words (not patterns), for homophone repair (着或了 → 着火了)."""
     return frozenset(
         fold(str(w)).lower()
-        for raw in urgent_data()["kinds"].values()
+        for raw in _enabled().values()
         for w in raw.get("words") or ()
         if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", str(w))
     )
@@ -92,7 +116,7 @@ _PLAIN = re.compile(r"[^\\.^$*+?{}\[\]|()]+")
 def _prefilter() -> PatternSearch | None:
     """Every kind's Chinese words and patterns in one alternation: most messages name no danger, and
     one search says so without running every kind's pattern."""
-    words = [fold(str(w)).lower() for raw in urgent_data()["kinds"].values() for w in raw.get("words") or ()]
+    words = [fold(str(w)).lower() for raw in _enabled().values() for w in raw.get("words") or ()]
     if not words:
         return None
     alternatives = (re.escape(w) if _PLAIN.fullmatch(w) else f"(?:{w})" for w in words)
@@ -175,7 +199,7 @@ def _leading_text() -> tuple[frozenset[str], frozenset[str]] | None:
     danger, found with a set intersection instead of the long alternation (~25 µs a message)."""
     singles: set[str] = set()
     pairs: set[str] = set()
-    for raw in urgent_data()["kinds"].values():
+    for raw in _enabled().values():
         for word in raw.get("words") or ():
             folded = fold(str(word)).lower()
             leads = {folded[:2]} if _PLAIN.fullmatch(folded) else _leads(folded)
