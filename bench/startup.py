@@ -94,8 +94,9 @@ marks = {}
 t = time.perf_counter()
 import bot.app, bot.channels.console.repl, handlers.conversation
 marks["imports (bot.app, console, conversation)"] = time.perf_counter() - t
-from handlers.classify import base_tokenizer
-t = time.perf_counter(); base_tokenizer(); marks["jieba dictionary (cached)"] = time.perf_counter() - t
+from handlers.classify import default_classifier
+t = time.perf_counter(); default_classifier().classify("3号楼楼道里贴满了小广告")
+marks["classifier built, first message classified (jieba dictionary, patterns)"] = time.perf_counter() - t
 from handlers.community import load_community
 from handlers.community_store import stored_community, sync_community
 from storage.database import create_engine, session_factory
