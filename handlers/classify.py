@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
+from handlers import regex_cache
 from handlers import urgent as danger
 from handlers.category_defs import (
     OTHER,
@@ -44,7 +45,7 @@ from handlers.category_defs import (
 )
 from handlers.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.jieba_cache import WordTable, base_groups, jieba_tokenizer
-from handlers.lexicon import Lexicon
+from handlers.lexicon import Lexicon, cached_lexicon
 from handlers.pattern_search import PatternSearch
 from handlers.segment import Segmenter
 from handlers.textnorm import fold
@@ -124,7 +125,7 @@ def load_intents() -> Intents:
     raw = _intents_data()
     return Intents(
         **{
-            name: PatternSearch(re.compile("|".join(f"(?:{p})" for p in raw[name])))
+            name: PatternSearch(regex_cache.compile("|".join(f"(?:{p})" for p in raw[name])))
             for name in Intents.__annotations__
         }
     )
@@ -185,7 +186,7 @@ class Classifier:
         self.table = word_table(self.words)
         self.segment = Segmenter(self.table).lcut  # jieba's own tokens, faster
         self.exclusions = [
-            re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
+            regex_cache.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
         # Exclusions rarely match: a quick search first, the spans only when there is one.
@@ -202,7 +203,7 @@ class Classifier:
         self.model_codes = frozenset(
             c.code for c in self.categories if c.code in defaults and defaults[c.code] <= set(c.keywords)
         )
-        self.contrast = [re.compile(p) for p in _intents_data().get("contrast", ())]
+        self.contrast = [regex_cache.compile(p) for p in _intents_data().get("contrast", ())]
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
@@ -476,7 +477,7 @@ class Classifier:
 
 @cache
 def _lexicon(keywords: frozenset[str]) -> Lexicon:
-    return Lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
+    return cached_lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
 
 
 @cache

@@ -12,6 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from handlers import regex_cache
 from handlers.pattern_search import PatternSearch, sre, sre_parse
 from handlers.textnorm import fold
 from handlers.yaml_text import load_yaml
@@ -28,7 +29,7 @@ class UrgentKind:
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    return regex_cache.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 @cache
@@ -48,7 +49,7 @@ def urgent_kinds() -> tuple[UrgentKind, ...]:
                 label=str(raw["label"]),
                 number=str(raw["number"]),
                 words=_alternation([fold(str(w)).lower() for w in raw.get("words") or ()]),
-                english=re.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
+                english=regex_cache.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
                 pinyin=tuple(f" {p.strip()} " for p in raw.get("pinyin") or ()),
             )
         )
@@ -96,7 +97,7 @@ def _prefilter() -> PatternSearch | None:
     if not words:
         return None
     alternatives = (re.escape(w) if _PLAIN.fullmatch(w) else f"(?:{w})" for w in words)
-    return PatternSearch(re.compile("|".join(alternatives)))
+    return PatternSearch(regex_cache.compile("|".join(alternatives)))
 
 
 def _leads(pattern: str) -> set[str] | None:
