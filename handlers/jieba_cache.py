@@ -100,6 +100,7 @@ def _build_groups() -> tuple[Groups, int]:
     return groups, int(tokenizer.total)
 
 
+@cache
 def base_groups() -> tuple[Groups, int]:
     """jieba's own table, grouped by first character, and its total frequency (cached)."""
     return disk_cache.load_or_build("jieba-groups", _key(), _build_groups)

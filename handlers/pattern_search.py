@@ -123,7 +123,7 @@ class PatternSearch:
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
-        chars = regex_cache.memo("starts", pattern, lambda: _start_chars(pattern))
+        chars = regex_cache.memo("starts", (pattern.pattern, pattern.flags), lambda: _start_chars(pattern))
         self._starts = (
             regex_cache.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]") if chars else None
         )

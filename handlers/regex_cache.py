@@ -105,11 +105,12 @@ def compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return compiled
 
 
-def memo(kind: str, pattern: re.Pattern[str], build: Callable[[], Any]) -> Any:
-    """``build()``, a fact about ``pattern`` (picklable), remembered with the compiled patterns."""
+def memo(kind: str, of: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()``: a picklable fact worked out from a pattern ``of`` (its text, or text and flags),
+    remembered with the compiled patterns."""
     global _dirty
     table = _loaded()
-    key = (kind, pattern.pattern, pattern.flags)
+    key = (kind, of)
     _used.add(key)
     if key in table:
         return table[key]

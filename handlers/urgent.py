@@ -103,11 +103,16 @@ def _prefilter() -> PatternSearch | None:
 def _leads(pattern: str) -> set[str] | None:
     """Literal strings (one or two characters) one of which every match of ``pattern`` starts with,
     or None when they cannot be worked out (a class, a repeat, a look-around first)."""
-    try:
-        items = list(sre_parse.parse(pattern))
-    except re.error:  # pragma: no cover - the patterns compiled above
-        return None
-    return _needles(items)
+
+    def work_out() -> set[str] | None:
+        try:
+            items = list(sre_parse.parse(pattern))
+        except re.error:  # pragma: no cover - the patterns compiled above
+            return None
+        return _needles(items)
+
+    # Parsing every danger pattern again took ~20 ms of the first message; remembered with the patterns.
+    return regex_cache.memo("leads", pattern, work_out)  # type: ignore[no-any-return]
 
 
 def _needles(items: list[tuple[Any, Any]]) -> set[str] | None:
