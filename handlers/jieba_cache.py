@@ -36,10 +36,9 @@ def _jieba_files() -> list[Path] | None:
     return [init, init.with_name("dict.txt")]
 
 
-def _key() -> str:
-    files = _jieba_files()
+def _key(files: list[Path] | None = None) -> str:
     stamps = []
-    for path in files or ():
+    for path in files if files is not None else _jieba_files() or ():
         try:
             stat = path.stat()
         except OSError:
