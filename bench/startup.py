@@ -34,6 +34,19 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+FIRST_CPU: list[float] = []  # user+sys seconds of the bot process when its first answer arrived
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process has used so far (Linux /proc; NaN elsewhere): on a shared machine
+    the start-up's own work, whatever the wall clock says."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(database: Path) -> float:
     env = demo_env(database)
     cpu_before = children_cpu()
@@ -46,6 +59,7 @@ def one_run(database: Path) -> float:
     for line in proc.stdout:
         if line.startswith("→".encode()):
             first_answer = time.perf_counter() - start
+            FIRST_CPU.append(process_cpu(proc.pid))
             break
     proc.stdin.close()
     proc.stdout.read()
@@ -150,21 +164,23 @@ def main() -> int:
         one_run(Path(tmp) / "warm-up.db")  # writes the bytecode cache, as the first start after install does
         CPU.clear()
         fresh = [one_run(Path(tmp) / f"fresh{i}.db") for i in range(args.runs)]
-        fresh_cpu = CPU[-args.runs :]
+        fresh_cpu, fresh_first = CPU[-args.runs :], FIRST_CPU[-args.runs :]
         warm_db = Path(tmp) / "warm.db"
         one_run(warm_db)
         warm = [one_run(warm_db) for _ in range(args.runs)]
-        warm_cpu = CPU[-args.runs :]
+        warm_cpu, warm_first = CPU[-args.runs :], FIRST_CPU[-args.runs :]
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         f"start-up to first answer, new database (migrate, load sample): "
         f"median {statistics.median(fresh):.2f} s, max {max(fresh):.2f} s, "
-        f"CPU (user+sys, whole run) median {statistics.median(fresh_cpu):.2f} s"
+        f"CPU (user+sys, whole run) median {statistics.median(fresh_cpu):.2f} s, "
+        f"to the first answer {statistics.median(fresh_first):.2f} s"
     )
     print(
         f"start-up to first answer, existing database: "
         f"median {statistics.median(warm):.2f} s, max {max(warm):.2f} s, "
-        f"CPU median {statistics.median(warm_cpu):.2f} s   (target < 1.5 s)"
+        f"CPU median {statistics.median(warm_cpu):.2f} s, to the first answer "
+        f"{statistics.median(warm_first):.2f} s   (target < 1.5 s)"
     )
     print(f"peak RSS of the bot process: {rss_mb:.0f} MB   (target < 200 MB)")
     if args.no_breakdown:
