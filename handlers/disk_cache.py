@@ -47,13 +47,22 @@ def fingerprint(parts: Iterable[bytes | str]) -> str:
 
 
 def source_of(*modules: str) -> list[bytes]:
-    """The source text of our own modules that build a cached structure, so editing the code that
-    builds it rebuilds the cache."""
-    out = []
-    for name in modules:
-        module = sys.modules[name]
-        out.append(Path(module.__file__ or "").read_bytes())
-    return out
+    """The code of our own modules that build a cached structure, so editing the code that builds it
+    rebuilds the cache."""
+    return [_code_of(name) for name in modules]
+
+
+def _code_of(name: str) -> bytes:
+    module = sys.modules[name]
+    spec = module.__spec__
+    # The source, else the bytecode (an install may ship only that), else the name alone.
+    for file in (module.__file__, spec.cached if spec is not None else None):
+        if file:
+            try:
+                return Path(file).read_bytes()
+            except OSError:
+                continue
+    return name.encode()
 
 
 def load_or_build(name: str, key: str, build: Callable[[], T]) -> T:
