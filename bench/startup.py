@@ -114,13 +114,13 @@ def since(t):
     return [wall - t[0], cpu - t[1]]
 
 t = now()
-import bot.app, bot.channels.console.repl, handlers.conversation
+import bot.app, bot.channels.console.repl, handlers.kernel.conversation
 marks["imports (bot.app, console, conversation)"] = since(t)
-from handlers.classify import default_classifier
+from handlers.community.classify import default_classifier
 t = now(); default_classifier().classify("3号楼楼道里贴满了小广告")
 marks["classifier built, first message classified (jieba dictionary, patterns)"] = since(t)
-from handlers.community import load_community
-from handlers.community_store import stored_community, sync_community
+from handlers.community.model import load_community
+from handlers.community.store import stored_community, sync_community
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 

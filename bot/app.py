@@ -8,11 +8,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
-from handlers.community import Community, load_community
-from handlers.community_store import stored_community, sync_community
-from handlers.context import Services
-from handlers.conversation import Conversation
-from handlers.ports import MassSender
+from handlers.community.model import Community, load_community
+from handlers.community.store import stored_community, sync_community
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.ports import MassSender
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 
