@@ -34,6 +34,19 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+FIRST_CPU: list[float] = []  # user+sys seconds of the bot process when its first answer arrived
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process has used so far (Linux /proc; NaN elsewhere): on a shared machine
+    the start-up's own work, whatever the wall clock says."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(database: Path) -> float:
     env = demo_env(database)
     cpu_before = children_cpu()
@@ -46,6 +59,7 @@ def one_run(database: Path) -> float:
     for line in proc.stdout:
         if line.startswith("→".encode()):
             first_answer = time.perf_counter() - start
+            FIRST_CPU.append(process_cpu(proc.pid))
             break
     proc.stdin.close()
     proc.stdout.read()
@@ -91,11 +105,20 @@ def imports_by_package(database: Path, top: int = 12) -> list[tuple[str, float]]
 PHASES = r"""
 import asyncio, json, sys, time
 marks = {}
-t = time.perf_counter()
+
+def now():
+    return time.perf_counter(), time.process_time()
+
+def since(t):
+    wall, cpu = now()
+    return [wall - t[0], cpu - t[1]]
+
+t = now()
 import bot.app, bot.channels.console.repl, handlers.kernel.conversation
-marks["imports (bot.app, console, conversation)"] = time.perf_counter() - t
-from handlers.community.classify import base_tokenizer
-t = time.perf_counter(); base_tokenizer(); marks["jieba dictionary (cached)"] = time.perf_counter() - t
+marks["imports (bot.app, console, conversation)"] = since(t)
+from handlers.community.classify import default_classifier
+t = now(); default_classifier().classify("3号楼楼道里贴满了小广告")
+marks["classifier built, first message classified (jieba dictionary, patterns)"] = since(t)
 from handlers.community.model import load_community
 from handlers.community.store import stored_community, sync_community
 from storage.database import create_engine, session_factory
@@ -103,25 +126,25 @@ from storage.migrate import upgrade
 
 async def main(url):
     engine = create_engine(url)
-    t = time.perf_counter(); await upgrade(engine)
-    marks["database upgrade, new database (from the models)"] = time.perf_counter() - t
-    t = time.perf_counter(); await upgrade(engine)
-    marks["database upgrade, already at head"] = time.perf_counter() - t
-    t = time.perf_counter(); community = load_community(None)
-    marks["community file parsed"] = time.perf_counter() - t
+    t = now(); await upgrade(engine)
+    marks["database upgrade, new database (from the models)"] = since(t)
+    t = now(); await upgrade(engine)
+    marks["database upgrade, already at head"] = since(t)
+    t = now(); community = load_community(None)
+    marks["community file parsed"] = since(t)
     sessions = session_factory(engine)
-    t = time.perf_counter()
+    t = now()
     async with sessions.begin() as session:
         await sync_community(session, community)
-    marks["community sync into a new database"] = time.perf_counter() - t
-    t = time.perf_counter()
+    marks["community sync into a new database"] = since(t)
+    t = now()
     async with sessions() as session:
         await stored_community(session)
-    marks["community read from the database"] = time.perf_counter() - t
+    marks["community read from the database"] = since(t)
     await engine.dispose()
     migrated = create_engine(url.replace(".db", "-migrated.db"))
-    t = time.perf_counter(); await upgrade(migrated, from_models=False)
-    marks["(for comparison: a new database by every migration)"] = time.perf_counter() - t
+    t = now(); await upgrade(migrated, from_models=False)
+    marks["(for comparison: a new database by every migration)"] = since(t)
     await migrated.dispose()
 
 asyncio.run(main(sys.argv[1]))
@@ -129,10 +152,11 @@ print(json.dumps(marks))
 """
 
 
-def phases(database: Path) -> dict[str, float]:
+def phases(database: Path) -> dict[str, tuple[float, float]]:
+    """Each phase's wall and CPU milliseconds."""
     url = f"sqlite+aiosqlite:///{database}"
     result = subprocess.run([sys.executable, "-c", PHASES, url], capture_output=True, check=True)
-    return {name: seconds * 1000 for name, seconds in json.loads(result.stdout).items()}
+    return {name: (wall * 1000, cpu * 1000) for name, (wall, cpu) in json.loads(result.stdout).items()}
 
 
 def main() -> int:
@@ -149,21 +173,23 @@ def main() -> int:
         one_run(Path(tmp) / "warm-up.db")  # writes the bytecode cache, as the first start after install does
         CPU.clear()
         fresh = [one_run(Path(tmp) / f"fresh{i}.db") for i in range(args.runs)]
-        fresh_cpu = CPU[-args.runs :]
+        fresh_cpu, fresh_first = CPU[-args.runs :], FIRST_CPU[-args.runs :]
         warm_db = Path(tmp) / "warm.db"
         one_run(warm_db)
         warm = [one_run(warm_db) for _ in range(args.runs)]
-        warm_cpu = CPU[-args.runs :]
+        warm_cpu, warm_first = CPU[-args.runs :], FIRST_CPU[-args.runs :]
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         f"start-up to first answer, new database (migrate, load sample): "
         f"median {statistics.median(fresh):.2f} s, max {max(fresh):.2f} s, "
-        f"CPU (user+sys, whole run) median {statistics.median(fresh_cpu):.2f} s"
+        f"CPU (user+sys, whole run) median {statistics.median(fresh_cpu):.2f} s, "
+        f"to the first answer {statistics.median(fresh_first):.2f} s"
     )
     print(
         f"start-up to first answer, existing database: "
         f"median {statistics.median(warm):.2f} s, max {max(warm):.2f} s, "
-        f"CPU median {statistics.median(warm_cpu):.2f} s   (target < 1.5 s)"
+        f"CPU median {statistics.median(warm_cpu):.2f} s, to the first answer "
+        f"{statistics.median(warm_first):.2f} s   (target < 1.5 s)"
     )
     print(f"peak RSS of the bot process: {rss_mb:.0f} MB   (target < 200 MB)")
     if args.no_breakdown:
@@ -174,9 +200,9 @@ def main() -> int:
         print("\nimports by package (self time, one demo start on an existing database):")
         for package, ms in imports_by_package(warm_db):
             print(f"  {package:<24} {ms:7.0f} ms")
-        print("\nstart-up phases (one fresh process):")
-        for name, ms in phases(Path(tmp) / "phases.db").items():
-            print(f"  {name:<44} {ms:7.0f} ms")
+        print("\nstart-up phases (one fresh process; wall, then CPU):")
+        for name, (wall, cpu) in phases(Path(tmp) / "phases.db").items():
+            print(f"  {name:<44} {wall:7.0f} ms {cpu:7.0f} ms CPU")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +38,6 @@ async def load_into(engine: AsyncEngine, path: Path | None) -> Community:
 
 async def build_app(settings: Settings, channels: frozenset[str], *, config: Path | None = None) -> App:
     """Migrate the database, make sure a community is loaded, and wire the services."""
-    from handlers.community.classify import base_tokenizer
-
-    warming = asyncio.create_task(asyncio.to_thread(base_tokenizer))  # overlaps the database work
     engine = create_engine(settings.database_url)
     await upgrade(engine)
     sessions = session_factory(engine)
@@ -49,6 +45,5 @@ async def build_app(settings: Settings, channels: frozenset[str], *, config: Pat
         community = await stored_community(session)
     if community is None or config is not None:
         community = await load_into(engine, config or settings.config)
-    await warming
     services = Services(sessions=sessions, community=community, channels=channels)
     return App(engine=engine, services=services, conversation=Conversation(services))

@@ -10,6 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from handlers.kernel import regex_cache
 from handlers.kernel.textnorm import fold
 from handlers.kernel.yaml_text import load_yaml
 
@@ -87,7 +88,7 @@ def _category(raw: Mapping[str, Any], key: str) -> CategoryDef:
 def _check_patterns(patterns: Sequence[str], key: str) -> None:
     for i, pattern in enumerate(patterns):
         try:
-            re.compile(pattern)
+            regex_cache.compile(pattern)
         except re.error:
             raise CategoryConfigError(f"{key}[{i}]", "bad_pattern") from None
 

@@ -26,14 +26,11 @@ turned away unless "no report" is clearly likelier (else ``other`` and ``ask``),
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
-
-import jieba
 
 from handlers.community import urgent as danger
 from handlers.community.category_defs import (
@@ -46,9 +43,11 @@ from handlers.community.category_defs import (
 )
 from handlers.community.classify_model import LinearModel, load_model, text_feature_set, text_features
 from handlers.community.courtesy import without_courtesy
-from handlers.community.lexicon import Lexicon
+from handlers.community.jieba_cache import WordTable, base_groups, jieba_tokenizer
+from handlers.community.lexicon import Lexicon, cached_lexicon
 from handlers.community.pattern_search import PatternSearch
 from handlers.community.segment import Segmenter
+from handlers.kernel import regex_cache
 from handlers.kernel.textnorm import fold
 
 KEYWORD_WEIGHT = 2.0
@@ -126,7 +125,7 @@ def load_intents() -> Intents:
     raw = _intents_data()
     return Intents(
         **{
-            name: PatternSearch(re.compile("|".join(f"(?:{p})" for p in raw[name])))
+            name: PatternSearch(regex_cache.compile("|".join(f"(?:{p})" for p in raw[name])))
             for name in Intents.__annotations__
         }
     )
@@ -138,27 +137,11 @@ def _replacements() -> tuple[tuple[str, str], ...]:
     return tuple((fold(wrong).lower(), fold(right).lower()) for wrong, right in raw.items())
 
 
-@cache
-def base_tokenizer() -> jieba.Tokenizer:
-    """jieba with its own dictionary loaded (the slow part of start-up: ~0.5 s); safe to warm in a
-    thread while the database is being prepared."""
-    from handlers.community.jieba_cache import load_base_tokenizer
-
-    jieba.setLogLevel(logging.WARNING)
-    return load_base_tokenizer()
-
-
-@cache
-def _tokenizer(words: frozenset[str]) -> jieba.Tokenizer:
-    """A jieba tokenizer with these words in its dictionary. One per word set, because added words
-    change how everything around them is cut: one community's keywords must not change another's.
-    Each starts from a copy of the base dictionary rather than loading it again."""
-    base = base_tokenizer()
-    tokenizer = jieba.Tokenizer()
-    tokenizer.FREQ, tokenizer.total, tokenizer.initialized = dict(base.FREQ), base.total, True
-    for word in sorted(words):
-        tokenizer.add_word(word, freq=_WORD_FREQ)
-    return tokenizer
+def word_table(words: frozenset[str]) -> WordTable:
+    """jieba's dictionary with these words in it. One per classifier, because added words change how
+    everything around them is cut: one community's keywords must not change another's."""
+    groups, total = base_groups()
+    return WordTable(groups, total, words, _WORD_FREQ)
 
 
 @dataclass
@@ -199,10 +182,11 @@ class Classifier:
             for word in category.support:
                 self.index.setdefault(word, []).append((ci, SUPPORT_WEIGHT, False))
         words = [*self.index, *_intents_data().get("words", ())]
-        self.tokenizer = _tokenizer(frozenset(w for w in words if len(w) > 1))
-        self.segment = Segmenter(self.tokenizer).lcut  # the tokenizer's own tokens, faster
+        self.words = frozenset(w for w in words if len(w) > 1)
+        self.table = word_table(self.words)
+        self.segment = Segmenter(self.table).lcut  # jieba's own tokens, faster
         self.exclusions = [
-            re.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
+            regex_cache.compile("|".join(f"(?:{p})" for p in c.exclusions)) if c.exclusions else None
             for c in self.categories
         ]
         # Exclusions rarely match: a quick search first, the spans only when there is one.
@@ -219,7 +203,7 @@ class Classifier:
         self.model_codes = frozenset(
             c.code for c in self.categories if c.code in defaults and defaults[c.code] <= set(c.keywords)
         )
-        self.contrast = [re.compile(p) for p in _intents_data().get("contrast", ())]
+        self.contrast = [regex_cache.compile(p) for p in _intents_data().get("contrast", ())]
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
@@ -260,7 +244,7 @@ class Classifier:
         for wrong, right in self.replacements:
             if wrong in folded:
                 folded = folded.replace(wrong, right)
-        normalized = self.lexicon.normalize(folded, _is_own_word)
+        normalized = self.lexicon.normalize(folded, self._is_own_word)
         negated = self._negated(normalized)  # once: the scores and the flags both need it
         scores, tokens = self._score(normalized, negated)
         found = self._ranked(scores)
@@ -405,6 +389,14 @@ class Classifier:
             tuple(candidates),
         )
 
+    @cached_property
+    def tokenizer(self) -> Any:
+        """jieba itself with this classifier's words (tests compare its tokens with ``segment``'s)."""
+        return jieba_tokenizer(self.words, _WORD_FREQ)
+
+    def _is_own_word(self, typed: str) -> bool:
+        return self.table.base_freq(typed) > _OWN_WORD_FREQ
+
     @staticmethod
     def _ranked(scores: dict[int, _Score]) -> list[int]:
         named = [i for i, s in scores.items() if s.strong]
@@ -485,11 +477,7 @@ class Classifier:
 
 @cache
 def _lexicon(keywords: frozenset[str]) -> Lexicon:
-    return Lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
-
-
-def _is_own_word(typed: str) -> bool:
-    return base_tokenizer().FREQ.get(typed, 0) > _OWN_WORD_FREQ
+    return cached_lexicon(sorted(keywords | frozenset(_intents_data().get("words", ()))))
 
 
 @cache

@@ -113,8 +113,13 @@ def load_model() -> LinearModel | None:
     path = resources.files("handlers").joinpath("data", MODEL_FILE)
     if not path.is_file():
         return None
-    raw = json.loads(gzip.decompress(path.read_bytes()))
-    return model_from_json(raw)
+    data = path.read_bytes()
+    # Decompressing and parsing the JSON takes ~40 ms of start-up; a pickle of the same model, keyed by
+    # the file's bytes and this module's code, a few.
+    from handlers.kernel import disk_cache
+
+    key = disk_cache.fingerprint([data, *disk_cache.source_of(__name__)])
+    return disk_cache.load_or_build("model", key, lambda: model_from_json(json.loads(gzip.decompress(data))))
 
 
 def model_from_json(raw: dict[str, Any]) -> LinearModel:

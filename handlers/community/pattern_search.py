@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from handlers.kernel import regex_cache
+
 try:  # Python 3.11 moved the regex parser to re._parser
     from re import _constants as sre  # type: ignore[attr-defined]
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -109,14 +111,22 @@ def _literal_starts(items: list[tuple[object, object]]) -> bool:
     return op in (sre.LITERAL, sre.AT)
 
 
+def _start_chars(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """The characters to find before trying the pattern, or None to search as ``re`` does."""
+    if _literal_starts(list(sre_parse.parse(pattern.pattern, pattern.flags))):
+        return None
+    return first_chars(pattern)
+
+
 class PatternSearch:
     """``search(text)`` gives what ``pattern.search(text)`` gives: the leftmost match, or None."""
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
-        plain = _literal_starts(list(sre_parse.parse(pattern.pattern, pattern.flags)))
-        chars = None if plain else first_chars(pattern)
-        self._starts = re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]") if chars else None
+        chars = regex_cache.memo("starts", (pattern.pattern, pattern.flags), lambda: _start_chars(pattern))
+        self._starts = (
+            regex_cache.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]") if chars else None
+        )
 
     def search(self, text: str) -> re.Match[str] | None:
         starts = self._starts

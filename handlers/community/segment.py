@@ -9,23 +9,25 @@ equal score), so every token is jieba's; ``tests/community/test_segment.py`` com
 
 from __future__ import annotations
 
+import re
 from math import log
 
-import jieba
+from handlers.community.jieba_cache import WordTable
 
-# jieba's own patterns, so blocks are split exactly where jieba splits them.
-_HAN = jieba.re_han_default
-_SKIP = jieba.re_skip_default
-_ENG = jieba.re_eng
+# jieba's own patterns (``re_han_default``, ``re_skip_default``, ``re_eng`` of jieba 0.42), copied so
+# that segmenting needs no jieba import; tests/community/test_segment.py checks they are still jieba's.
+_HAN = re.compile("([\u4e00-\u9fd5a-zA-Z0-9+#&\\._%\\-]+)", re.U)
+_SKIP = re.compile("(\r\n|\\s)", re.U)
+_ENG = re.compile("[a-zA-Z0-9]", re.U)
 
 
 class Segmenter:
-    """Segments with one loaded jieba tokenizer's dictionary (which must not change afterwards)."""
+    """Segments with one jieba dictionary (which must not change afterwards)."""
 
-    def __init__(self, tokenizer: jieba.Tokenizer) -> None:
-        tokenizer.check_initialized()
-        self.freq: dict[str, int] = tokenizer.FREQ
-        self.logtotal = log(tokenizer.total)
+    def __init__(self, table: WordTable) -> None:
+        self.table = table
+        self.freq: dict[str, int] = table.freq  # filled group by group: see ``_cut_block``
+        self.logtotal = log(table.total)
 
     def lcut(self, sentence: str) -> list[str]:
         out: list[str] = []
@@ -43,6 +45,7 @@ class Segmenter:
         return out
 
     def _cut_block(self, block: str, out: list[str]) -> None:
+        self.table.ensure(block)  # every string looked up below begins with one of the block's characters
         freq = self.freq
         get = freq.get
         logtotal = self.logtotal

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from handlers.community.pattern_search import PatternSearch, sre, sre_parse
+from handlers.kernel import regex_cache
 from handlers.kernel.textnorm import fold
 from handlers.kernel.yaml_text import load_yaml
 
@@ -28,7 +29,7 @@ class UrgentKind:
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    return regex_cache.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 _LISTS = ("exclusions", "pinyin_exclusions", "over", "still")
@@ -72,7 +73,7 @@ def urgent_kinds() -> tuple[UrgentKind, ...]:
                 label=str(raw["label"]),
                 number=str(raw["number"]),
                 words=_alternation([fold(str(w)).lower() for w in raw.get("words") or ()]),
-                english=re.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
+                english=regex_cache.compile(r"(?<![a-z])(?:" + "|".join(english) + ")") if english else None,
                 pinyin=tuple(f" {p.strip()} " for p in raw.get("pinyin") or ()),
             )
         )
@@ -120,17 +121,22 @@ def _prefilter() -> PatternSearch | None:
     if not words:
         return None
     alternatives = (re.escape(w) if _PLAIN.fullmatch(w) else f"(?:{w})" for w in words)
-    return PatternSearch(re.compile("|".join(alternatives)))
+    return PatternSearch(regex_cache.compile("|".join(alternatives)))
 
 
 def _leads(pattern: str) -> set[str] | None:
     """Literal strings (one or two characters) one of which every match of ``pattern`` starts with,
     or None when they cannot be worked out (a class, a repeat, a look-around first)."""
-    try:
-        items = list(sre_parse.parse(pattern))
-    except re.error:  # pragma: no cover - the patterns compiled above
-        return None
-    return _needles(items)
+
+    def work_out() -> set[str] | None:
+        try:
+            items = list(sre_parse.parse(pattern))
+        except re.error:  # pragma: no cover - the patterns compiled above
+            return None
+        return _needles(items)
+
+    # Parsing every danger pattern again took ~20 ms of the first message; remembered with the patterns.
+    return regex_cache.memo("leads", pattern, work_out)  # type: ignore[no-any-return]
 
 
 def _needles(items: list[tuple[Any, Any]]) -> set[str] | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from handlers.kernel import regex_cache
 from handlers.kernel.inbound import match_form
 from messages import render
 from storage.models import Role
@@ -228,7 +229,7 @@ _OPT_N = rf"(?:\s*{_N})?"
 
 
 def _p(words: str, tail: str = "") -> re.Pattern[str]:
-    return re.compile(rf"^(?:{words}){tail}$", re.I | re.S)
+    return regex_cache.compile(rf"^(?:{words}){tail}$", re.I | re.S)
 
 
 def _core(
