@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from handlers import binding, cases, corrections, duplicates
 from handlers import stats as stats_module
+from handlers.building_spec import building_label
 from handlers.case_access import case_for_action
 from handlers.commands import COMMANDS, Cmd, Command, action
 from handlers.features import ChatContext
@@ -315,7 +316,8 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
 
 def _place(ctx: ChatContext, case: Case) -> str:
     grid = ctx.turn.community.grids.get(case.grid_code) if case.grid_code else None
-    parts = [grid.name if grid else "", f"{case.building}号楼" if case.building else case.location_text or ""]
+    where = building_label(case.building) if case.building else case.location_text or ""
+    parts = [grid.name if grid else "", where]
     return " ".join(p for p in parts if p) or render("location.unknown")
 
 

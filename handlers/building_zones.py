@@ -1,0 +1,178 @@
+"""Buildings once a community's zones count: which zone (一期/二期, A区, 南区, 紫荆苑) a message names,
+and which building a number then names.
+
+In a community with a 3号楼 in 一期 and another in 二期, "3号楼" alone names no building: the bot asks
+rather than guesses. "二期3号楼", "2期三栋", "3号楼（二期）", "er qi 3 hao lou", or "我住二期，3号楼…"
+name one. A number no zone has ("13号楼" where the highest is 12) names no building either: it is
+never matched to another building by a part of its name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from handlers.building_spec import NUMERAL_CHARS, ZONE, BuildingSet, building_key, cn_number
+
+_ZONE_RE = re.compile(ZONE)
+_PINYIN_DIGIT = {
+    "一": "yi", "二": "er", "三": "san", "四": "si", "五": "wu",
+    "六": "liu", "七": "qi", "八": "ba", "九": "jiu", "十": "shi",
+}  # fmt: skip
+_PINYIN_SIDE = {"东": "dong", "南": "nan", "西": "xi", "北": "bei", "中": "zhong"}
+_ESTATE_WORDS = "苑园里村庄坊府邸湾庭居阁轩城"
+# Between a zone and its building ("二期的3号楼", "二期 3栋"), or a building and its zone ("3号楼(二期)").
+_GAP_BEFORE = re.compile(r"[\s的之(（]{0,3}")
+_GAP_AFTER = re.compile(r"[\s(（]{0,2}")
+
+
+class _Mention(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def unit(self) -> int | None: ...
+
+
+def _syllables(words: Iterable[str]) -> str:
+    """Toneless pinyin syllables, apart or together: "er qi", "erqi"."""
+    return r"\s*".join(words)
+
+
+def _readings(name: str) -> list[str] | None:
+    from handlers.lexicon import char_readings  # the pinyin table, loaded once a locator is built
+
+    table = char_readings()
+    first = [table.get(ch, ())[:1] for ch in name]
+    return [r[0] for r in first] if all(first) else None
+
+
+def zone_patterns(zone: str) -> list[str]:
+    """Regex alternatives for the ways residents write a zone: 二期 → 二期, 2期, 第二期, er qi …"""
+    m = _ZONE_RE.fullmatch(zone)
+    if m is None:
+        return [re.escape(zone)]
+    numeric = rf"(?<![{NUMERAL_CHARS}])"
+    if m["zn"]:
+        n = cn_number(m["zn"])
+        word, py_word = m["zk"], {"期": "qi", "区": "qu"}[m["zk"]]
+        py = _syllables(_PINYIN_DIGIT[ch] for ch in m["zn"])
+        return [
+            rf"{numeric}(?:第\s*)?(?:{m['zn']}|{n})\s*{word}",
+            rf"(?<![a-z])(?:di\s*)?{py}\s*{py_word}(?![a-z])",
+        ]
+    if m["zl"]:
+        return [rf"(?<![a-z0-9]){m['zl']}\s*(?:区|qu(?![a-z]))"]
+    if m["zd"]:
+        return [rf"{m['zd']}\s*区", rf"(?<![a-z]){_PINYIN_SIDE[m['zd']]}\s*qu(?![a-z])"]
+    names = [zone] + ([zone[:-1]] if len(zone) >= 3 and zone[-1] in _ESTATE_WORDS else [])
+    found = [re.escape(name) for name in names]
+    for name in names:
+        if (readings := _readings(name)) is not None:
+            found.append(rf"(?<![a-z]){_syllables(readings)}(?![a-z])")
+    return found
+
+
+@dataclass(frozen=True)
+class ZoneHit:
+    zone: str
+    start: int
+    end: int
+
+
+class ZoneFinder:
+    """The zones of one community, found in folded text."""
+
+    def __init__(self, zones: Iterable[str]) -> None:
+        self._zone_of: list[str] = []
+        parts: list[str] = []
+        for zone in sorted(zones, key=len, reverse=True):
+            for pattern in zone_patterns(zone):
+                parts.append(f"(?P<z{len(self._zone_of)}>{pattern})")
+                self._zone_of.append(zone)
+        self._re = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    def find(self, folded: str) -> list[ZoneHit]:
+        if self._re is None:
+            return []
+        return [
+            ZoneHit(self._zone_of[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]
+            for m in self._re.finditer(folded)
+        ]
+
+
+def mask(folded: str, hits: Sequence[ZoneHit]) -> str:
+    """The text with its zones blanked out, offsets kept: "二期3号楼" is scanned as "  3号楼", so that
+    期 before a number ("星期三号楼道": Wednesday) and "er qi san" as one numeral do not get in the way."""
+    chars = list(folded)
+    for hit in hits:
+        chars[hit.start : hit.end] = " " * (hit.end - hit.start)
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    key: str  # "二期3", "15栋2单元", "3"
+    grid: str | None  # None: a building no grid has
+    start: int  # the words naming it, zone included
+    end: int
+
+
+AMBIGUOUS = "?"  # a grid code never has this value: the building is in several places
+
+
+class BuildingIndex:
+    """Which grid has a (zone, building, unit); cached, the keys are few."""
+
+    def __init__(self, areas: Sequence[tuple[str, BuildingSet]]) -> None:
+        self._areas = tuple(areas)
+        self.zones: tuple[str, ...] = tuple(sorted(set().union(*(b.zone_names() for _, b in areas))))
+        self._cache: dict[tuple[str, str, int | None], tuple[str | None, bool]] = {}
+
+    def grid(self, zone: str, base: str, unit: int | None) -> tuple[str | None, bool]:
+        """(grid, whether the unit decided it); grid AMBIGUOUS when the building's units are in
+        several grids and no unit was said. If two grids claim it, the first listed wins."""
+        key = (zone, base, unit)
+        if key not in self._cache:
+            found: tuple[str | None, bool] = (None, False)
+            whole = next((code for code, b in self._areas if b.covers(zone, base)), None)
+            if whole is not None:
+                found = (whole, False)
+            elif unit is not None:
+                units = (code for code, b in self._areas if (zone, base, unit) in b.units)
+                found = (next(units, None), True)
+            else:
+                partly = {code for code, b in self._areas if b.has_units_of(zone, base)}
+                if partly:
+                    found = (partly.pop() if len(partly) == 1 else AMBIGUOUS, False)
+            self._cache[key] = found
+        return self._cache[key]
+
+    def _in_zone(self, zone: str, m: _Mention, start: int, end: int) -> Resolved | None:
+        grid, by_unit = self.grid(zone, m.key, m.unit)
+        if grid == AMBIGUOUS:
+            return None
+        return Resolved(building_key(zone, m.key, m.unit if by_unit else None), grid, start, end)
+
+    def resolve(self, m: _Mention, hits: Sequence[ZoneHit], folded: str) -> Resolved | None:
+        """The building a mention names, None when it could be several (the resident is asked)."""
+        start, end = m.start, m.start + len(m.text)
+        for hit in hits:  # the zone written with it: "二期3号楼", "3号楼（二期）"
+            if hit.end <= start and _GAP_BEFORE.fullmatch(folded, hit.end, start):
+                return self._in_zone(hit.zone, m, hit.start, end)
+            if hit.start >= end and _GAP_AFTER.fullmatch(folded, end, hit.start):
+                return self._in_zone(hit.zone, m, start, hit.end + folded.startswith(")", hit.end))
+        candidates = [zone for zone in ("", *self.zones) if self.grid(zone, m.key, m.unit)[0] is not None]
+        named = {hit.zone for hit in hits} & set(candidates)
+        if len(named) == 1:  # "我住二期，3号楼下面…"
+            return self._in_zone(named.pop(), m, start, end)
+        if len(candidates) == 1:
+            return self._in_zone(candidates[0], m, start, end)
+        if not candidates:
+            return Resolved(building_key("", m.key), None, start, end)
+        return None
