@@ -14,7 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from handlers.building_spec import NUMERAL_CHARS, ZONE, BuildingSet, building_key, cn_number
+from handlers.building_spec import (
+    MAX_BUILDING,
+    NUM,
+    NUMERAL_CHARS,
+    ZONE,
+    BuildingSet,
+    building_key,
+    cn_number,
+    to_int,
+)
 
 _ZONE_RE = re.compile(ZONE)
 _PINYIN_DIGIT = {
@@ -22,13 +31,18 @@ _PINYIN_DIGIT = {
     "六": "liu", "七": "qi", "八": "ba", "九": "jiu", "十": "shi",
 }  # fmt: skip
 _PINYIN_SIDE = {"东": "dong", "南": "nan", "西": "xi", "北": "bei", "中": "zhong"}
+_ENGLISH_SIDE = {"东": "east", "南": "south", "西": "west", "北": "north", "中": "central"}
+_ENGLISH_DIGIT = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_ENGLISH_ZONE = r"(?:zone|area|district|section)"
 _ESTATE_WORDS = "苑园里村庄坊府邸湾庭居阁轩城"
 # Between a zone and its building ("二期的3号楼", "二期 3栋"), or a building and its zone ("3号楼(二期)").
 _GAP_BEFORE = re.compile(r"[\s的之(（]{0,3}")
 _GAP_AFTER = re.compile(r"[\s(（]{0,2}")
 
 
-class _Mention(Protocol):
+class NamedBuilding(Protocol):
+    """A building number as found in a message (handlers.location.BuildingMention, ZoneNumber)."""
+
     @property
     def key(self) -> str: ...
     @property
@@ -62,14 +76,24 @@ def zone_patterns(zone: str) -> list[str]:
         n = cn_number(m["zn"])
         word, py_word = m["zk"], {"期": "qi", "区": "qu"}[m["zk"]]
         py = _syllables(_PINYIN_DIGIT[ch] for ch in m["zn"])
+        english = f"{n}|{_ENGLISH_DIGIT[n]}" if n is not None and n <= 10 else str(n)
         return [
             rf"{numeric}(?:第\s*)?(?:{m['zn']}|{n})\s*{word}",
             rf"(?<![a-z])(?:di\s*)?{py}\s*{py_word}(?![a-z])",
+            rf"(?<![a-z]){'phase' if word == '期' else _ENGLISH_ZONE}\s*(?:{english})(?![a-z0-9])",
         ]
     if m["zl"]:
-        return [rf"(?<![a-z0-9]){m['zl']}\s*(?:区|qu(?![a-z]))"]
+        return [
+            rf"(?<![a-z0-9]){m['zl']}\s*(?:区|qu(?![a-z]))",
+            rf"(?<![a-z]){_ENGLISH_ZONE}\s*{m['zl']}(?![a-z0-9])",
+        ]
     if m["zd"]:
-        return [rf"{m['zd']}\s*区", rf"(?<![a-z]){_PINYIN_SIDE[m['zd']]}\s*qu(?![a-z])"]
+        side = m["zd"]
+        return [
+            rf"{side}\s*区",
+            rf"(?<![a-z]){_PINYIN_SIDE[side]}\s*qu(?![a-z])",
+            rf"(?<![a-z]){_ENGLISH_SIDE[side]}\s*{_ENGLISH_ZONE}(?![a-z])",
+        ]
     names = [zone] + ([zone[:-1]] if len(zone) >= 3 and zone[-1] in _ESTATE_WORDS else [])
     found = [re.escape(name) for name in names]
     for name in names:
@@ -104,6 +128,30 @@ class ZoneFinder:
             ZoneHit(self._zone_of[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]
             for m in self._re.finditer(folded)
         ]
+
+
+@dataclass(frozen=True)
+class ZoneNumber:
+    """ "二期3号", "紫荆苑8号": after a zone, a bare 号 names a building, as residents say it (上海话
+    "阿拉住二期3号") and as house plates read; without one "3号" is a date."""
+
+    key: str
+    text: str
+    start: int
+    unit: int | None = None
+
+
+# Not "3号门" (gate 3), "3号楼" (the main regex has it), "3号2单元", "13号" read as 1 and 3.
+_AFTER_ZONE = re.compile(rf"\s*(?:的\s*)?(?P<num>{NUM})\s*号(?![0-9楼栋幢座门单号])")
+
+
+def zone_numbers(original: str, folded: str, hits: Sequence[ZoneHit]) -> list[ZoneNumber]:
+    found: list[ZoneNumber] = []
+    for hit in hits:
+        if (m := _AFTER_ZONE.match(folded, hit.end)) is not None and 1 <= to_int(m["num"]) <= MAX_BUILDING:
+            start = m.start("num")
+            found.append(ZoneNumber(str(to_int(m["num"])), original[start : m.end()], start))
+    return found
 
 
 def mask(folded: str, hits: Sequence[ZoneHit]) -> str:
@@ -153,13 +201,13 @@ class BuildingIndex:
             self._cache[key] = found
         return self._cache[key]
 
-    def _in_zone(self, zone: str, m: _Mention, start: int, end: int) -> Resolved | None:
+    def _in_zone(self, zone: str, m: NamedBuilding, start: int, end: int) -> Resolved | None:
         grid, by_unit = self.grid(zone, m.key, m.unit)
         if grid == AMBIGUOUS:
             return None
         return Resolved(building_key(zone, m.key, m.unit if by_unit else None), grid, start, end)
 
-    def resolve(self, m: _Mention, hits: Sequence[ZoneHit], folded: str) -> Resolved | None:
+    def resolve(self, m: NamedBuilding, hits: Sequence[ZoneHit], folded: str) -> Resolved | None:
         """The building a mention names, None when it could be several (the resident is asked)."""
         start, end = m.start, m.start + len(m.text)
         for hit in hits:  # the zone written with it: "二期3号楼", "3号楼（二期）"

@@ -37,7 +37,15 @@ from handlers.building_spec import (
     split_key,
     to_int,
 )
-from handlers.building_zones import AMBIGUOUS, BuildingIndex, Resolved, ZoneFinder, mask
+from handlers.building_zones import (
+    AMBIGUOUS,
+    BuildingIndex,
+    NamedBuilding,
+    Resolved,
+    ZoneFinder,
+    mask,
+    zone_numbers,
+)
 from handlers.textnorm import fold as _fold
 
 __all__ = [
@@ -74,7 +82,8 @@ _MENTION = re.compile(
             号\ ?(?:楼|栋|幢|座)      # 3号楼, 3号栋
           | (?P<measure>栋|幢|座(?!位|桥|山|亭|塔|雕塑|垃圾))  # 3栋, 3幢, 3座 (座位: a seat; 3座桥: a count)
           | \#(?:楼|栋|幢|座)?        # 3#楼, 3#
-          | 号(?=门洞|{_UNIT_NUM}单元)  # bare 3号 only before a building part: 3号门洞, 3号2单元
+          | 号(?=门洞|{_UNIT_NUM}单元|[0-9]{{3,4}}(?:室|房))  # bare 3号 only before a part: 3号门洞,
+                                                           # 3号2单元, 3号401室
         )
       |
         # Letter buildings: A座, b栋, C楼 ("3楼" is a floor, a letter has no floors).
@@ -337,18 +346,23 @@ def _place_pattern(name: str) -> str:
     return pattern
 
 
-def _other_names(place: str) -> set[str]:
-    """What residents may call a place besides its full name: its everyday names (a group it fits)
-    and its trailing parts ("农贸市场" → "市场", "社区卫生服务站" → "卫生服务站", "服务站")."""
+def _other_names(place: str) -> tuple[set[str], set[str]]:
+    """What residents may call a place besides its full name: its trailing parts ("农贸市场" → "市场",
+    "社区卫生服务站" → "卫生服务站", "服务站"), then its everyday names (a group it fits)."""
     names = place_names()
-    found: set[str] = set()
+    # Never a part cut from inside a number: "二期13号楼" is not called "3号楼", nor "二期北门" "期北门".
+    parts = {
+        place[start:] for start in range(1, len(place) - MIN_PART + 1) if not _NUMERAL.match(place, start - 1)
+    }
+    everyday: set[str] = set()
     for group in names.groups:
         if any(place.endswith(word) for word in group):
-            found |= group
-    for start in range(1, len(place) - MIN_PART + 1):
-        if not _NUMERAL.match(place, start - 1):  # "二期13号楼" is not called "3号楼", nor "北门" "期北门"
-            found.add(place[start:])
-    return {n for n in found if n != place and n not in names.not_alone and len(n) >= MIN_PART}
+            everyday |= group
+
+    def usable(found: set[str]) -> set[str]:
+        return {n for n in found if n != place and n not in names.not_alone and len(n) >= MIN_PART}
+
+    return usable(parts), usable(everyday)
 
 
 @dataclass(frozen=True)
@@ -375,11 +389,12 @@ class Locator:
         self._zones = ZoneFinder(self._index.zones) if self._index.zones else None
         self._places: dict[str, tuple[str, str]] = {}  # folded, casefolded name → (canonical, grid)
         self._add_listed_places()
+        self._blocked: set[str] = set()  # everyday names of several places: they locate nothing
         self._add_derived_names()
         self._latin = self._latin_names()
         self._latin_words = max((len(n.split(" ")) for n in self._latin), default=0)
         # Longest first: at a given offset the regex takes the first alternative that matches.
-        names = sorted(self._places, key=len, reverse=True)
+        names = sorted([*self._places, *self._blocked], key=len, reverse=True)
         self._place_re = re.compile("|".join(map(_place_pattern, names)), re.IGNORECASE) if names else None
 
     def _add_listed_places(self) -> None:
@@ -396,19 +411,24 @@ class Locator:
                     self._places.setdefault(folded, (place.strip(), area.code))
 
     def _add_derived_names(self) -> None:
-        """Everyday names and parts of names, kept only where they point at a single place."""
-        derived: dict[str, tuple[str, str] | None] = {}
-        for folded_place, target in list(self._places.items()):
-            if target[0] != folded_place and _fold(target[0]).strip().casefold() != folded_place:
-                continue  # an alias: its target's own names are derived from the target
-            for name in _other_names(folded_place):
-                if name in derived and derived[name] != target:
-                    derived[name] = None
+        """Parts of names, then everyday names, kept only where they point at a single place: "活动室"
+        is 党群活动室 even when 老年活动中心 is an 活动室 by its group too."""
+        for tier in (0, 1):
+            derived: dict[str, tuple[str, str] | None] = {}
+            for folded_place, target in list(self._places.items()):
+                if target[0] != folded_place and _fold(target[0]).strip().casefold() != folded_place:
+                    continue  # an alias: its target's own names are derived from the target
+                for name in _other_names(folded_place)[tier]:
+                    derived[name] = None if derived.get(name, target) != target else target
+            for name, found in derived.items():
+                if name in self._places or name in self._blocked:
+                    continue
+                if found is not None:
+                    self._places[name] = found
                 else:
-                    derived[name] = target
-        for name, found in derived.items():
-            if found is not None:
-                self._places.setdefault(name, found)
+                    # Still matched, so that no part of it is: "老年活动室" fits 老年活动中心 and 党群活动室
+                    # alike, and must not be read as "活动室", the everyday name of the second alone.
+                    self._blocked.add(name)
 
     def _latin_names(self) -> dict[str, tuple[str, str]]:
         """Names in Latin letters, looked up word by word (a regex of them all is slow): English names
@@ -464,11 +484,10 @@ class Locator:
         """The first building named that a grid has, and the first named that none has. A number
         that could be several buildings ("3号楼" with an 一期 and an 二期 one) is neither."""
         hits = self._zones.find(folded) if self._zones is not None else []
-        resolved = [
-            found
-            for mention in _mentions(text, mask(folded, hits) if hits else folded)
-            if (found := self._index.resolve(mention, hits, folded)) is not None
-        ]
+        named: list[NamedBuilding] = [*_mentions(text, mask(folded, hits) if hits else folded)]
+        if hits:
+            named = sorted([*named, *zone_numbers(text, folded, hits)], key=lambda m: m.start)
+        resolved = [found for m in named if (found := self._index.resolve(m, hits, folded)) is not None]
         covered = next((r for r in resolved if r.grid is not None), None)
         return covered, next((r for r in resolved if r.grid is None), None)
 
@@ -479,8 +498,10 @@ class Locator:
         folded = _fold(text)
         building, uncovered = self._building(text, folded)
         place: tuple[int, int, tuple[str, str]] | None = None
-        if found := self._place_re.search(folded) if self._place_re else None:
-            place = found.start(), found.end(), self._places[found.group().casefold()]
+        for found in self._place_re.finditer(folded) if self._place_re else ():
+            if (target := self._places.get(found.group().casefold())) is not None:
+                place = found.start(), found.end(), target
+                break
         if self._latin and _ASCII_LETTER.search(folded):  # Latin place names all have letters
             latin = self._latin_place(folded)
             if latin is not None and (place is None or latin[0] < place[0]):

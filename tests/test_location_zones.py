@@ -152,6 +152,13 @@ def test_a_malformed_compound_name_is_one_line_in_chinese(write_yaml: Callable[[
         ("15栋2单元门口", "15栋2单元", "T5"),
         ("15号楼3单元", "15栋3单元", "T6"),
         ("15-1-302", "15栋1单元", "T5"),
+        ("二期3号垃圾没人收", "二期3", "P2"),  # after a zone a bare 号 names the building (上海话 "二期3号")
+        ("紫荆苑8号旁边", "紫荆苑8", "S4"),
+        ("紫荆苑8号门", None, None),  # 8号门 is gate 8, no building
+        ("二期3号401室门口", "二期3", "P2"),
+        ("Phase 2 building 3 garbage", "二期3", "P2"),
+        ("zone A building 5", "A区5", "Q3"),
+        ("south area building 3", "南区3", "S4"),
         ("11号楼", "一期11", "P1"),  # only 一期 has an 11号楼
         ("31栋", "31", "T6"),
     ],
@@ -268,8 +275,18 @@ def test_chinese_dialect_and_pinyin_numerals(wutong: Locator, text: str, grid: s
         ("垃圾站太脏", "生活垃圾站"),
         ("停车场角落", "地下停车场"),
         ("二期北门", "二期北门"),
+        ("电动车棚", "非机动车棚"),
+        ("丰巢柜那里", "丰巢快递柜"),
+        ("地下车库里", "地下停车场"),
+        ("活动室", "党群活动室"),  # a part of its name beats 老年活动中心 being an 活动室 by its kind
     ],
 )
 def test_places_by_part_of_their_name(wutong: Locator, text: str, place: str) -> None:
     found = wutong.locate(text)
     assert found is not None and found.place == place, found
+
+
+def test_an_everyday_name_of_two_places_locates_neither_nor_a_part_of_it(wutong: Locator) -> None:
+    """ "老年活动室" fits 老年活动中心 and 党群活动室 alike: no guess, and not "活动室" inside it either."""
+    assert wutong.locate("老年活动室门口垃圾") is None
+    assert wutong.locate("3号401室") is None  # 3号 is a date without a zone; several zones have a 3号楼
