@@ -95,8 +95,10 @@ def to_int(num: str) -> int:
 
 
 def cn_numeral(n: int) -> str:
-    """1-99 in Chinese (十二, 二十, 三): how a numbered zone is written in its key."""
+    """1-99 in Chinese (十二, 二十, 三): how a numbered zone is written in its key (larger: digits)."""
     digits = "零一二三四五六七八九"
+    if n >= 100:
+        return str(n)
     if n < 10:
         return digits[n]
     tens, ones = divmod(n, 10)
@@ -107,11 +109,11 @@ def cn_numeral(n: int) -> str:
 # Zones: 一期/2期/第三期, A区/3区, 南区, and named estates (紫荆苑, 阳光花园, 春华里).
 # --------------------------------------------------------------------------------------------
 
-_ZONE_NUM = rf"(?:[0-9]{{1,2}}|{CN_NUM})"
+ZONE_NUM = rf"(?:[0-9]{{1,2}}|{CN_NUM})"
 # A named zone: up to 6 characters that are no numeral or building word, ending in an estate word.
 _NAME_CHAR = rf"[^\s{NUMERAL_CHARS}A-Za-z栋幢座号楼单元期区#\-~至到,，、()（）]"
 ZONE = (
-    rf"(?:第?\s*(?P<zn>{_ZONE_NUM})\s*(?P<zk>期|区)"
+    rf"(?:第?\s*(?P<zn>{ZONE_NUM})\s*(?P<zk>期|区)"
     rf"|(?P<zl>[A-Za-z])\s*区"
     rf"|(?P<zd>[东南西北中])\s*区"
     rf"|(?P<zname>{_NAME_CHAR}{{1,6}}?(?:苑|园|里|村|庄|坊|府|邸|湾|庭|居|阁|轩|城)))"

@@ -19,10 +19,12 @@ from handlers.building_spec import (
     NUM,
     NUMERAL_CHARS,
     ZONE,
+    ZONE_NUM,
     BuildingSet,
     building_key,
     cn_number,
     to_int,
+    zone_key,
 )
 
 _ZONE_RE = re.compile(ZONE)
@@ -35,6 +37,7 @@ _ENGLISH_SIDE = {"东": "east", "南": "south", "西": "west", "北": "north", "
 _ENGLISH_DIGIT = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _ENGLISH_ZONE = r"(?:zone|area|district|section)"
 _ESTATE_WORDS = "苑园里村庄坊府邸湾庭居阁轩城"
+_ASCII_LETTER = re.compile("[A-Za-z]")
 # Between a zone and its building ("二期的3号楼", "二期 3栋"), or a building and its zone ("3号楼(二期)").
 _GAP_BEFORE = re.compile(r"[\s的之(（]{0,3}")
 _GAP_AFTER = re.compile(r"[\s(（]{0,2}")
@@ -66,40 +69,49 @@ def _readings(name: str) -> list[str] | None:
     return [r[0] for r in first] if all(first) else None
 
 
-def zone_patterns(zone: str) -> list[str]:
-    """Regex alternatives for the ways residents write a zone: 二期 → 二期, 2期, 第二期, er qi …"""
+def _named_spellings(zone: str) -> list[str]:
+    """A named zone as written: "紫荆苑", and without its estate word when two characters are left."""
+    return [zone] + ([zone[:-1]] if len(zone) >= 3 and zone[-1] in _ESTATE_WORDS else [])
+
+
+def latin_patterns(zone: str) -> list[str]:
+    """Regex alternatives for a zone in pinyin or English: 二期 → er qi, erqi, di er qi, phase 2 …"""
     m = _ZONE_RE.fullmatch(zone)
     if m is None:
-        return [re.escape(zone)]
-    numeric = rf"(?<![{NUMERAL_CHARS}])"
+        return []
     if m["zn"]:
         n = cn_number(m["zn"])
-        word, py_word = m["zk"], {"期": "qi", "区": "qu"}[m["zk"]]
+        word = m["zk"]
         py = _syllables(_PINYIN_DIGIT[ch] for ch in m["zn"])
         english = f"{n}|{_ENGLISH_DIGIT[n]}" if n is not None and n <= 10 else str(n)
         return [
-            rf"{numeric}(?:第\s*)?(?:{m['zn']}|{n})\s*{word}",
-            rf"(?<![a-z])(?:di\s*)?{py}\s*{py_word}(?![a-z])",
+            rf"(?<![a-z])(?:di\s*)?{py}\s*{'qi' if word == '期' else 'qu'}(?![a-z])",
             rf"(?<![a-z]){'phase' if word == '期' else _ENGLISH_ZONE}\s*(?:{english})(?![a-z0-9])",
         ]
     if m["zl"]:
         return [
-            rf"(?<![a-z0-9]){m['zl']}\s*(?:区|qu(?![a-z]))",
+            rf"(?<![a-z0-9]){m['zl']}\s*qu(?![a-z])",
             rf"(?<![a-z]){_ENGLISH_ZONE}\s*{m['zl']}(?![a-z0-9])",
         ]
     if m["zd"]:
         side = m["zd"]
         return [
-            rf"{side}\s*区",
             rf"(?<![a-z]){_PINYIN_SIDE[side]}\s*qu(?![a-z])",
             rf"(?<![a-z]){_ENGLISH_SIDE[side]}\s*{_ENGLISH_ZONE}(?![a-z])",
         ]
-    names = [zone] + ([zone[:-1]] if len(zone) >= 3 and zone[-1] in _ESTATE_WORDS else [])
-    found = [re.escape(name) for name in names]
-    for name in names:
+    found = []
+    for name in _named_spellings(zone):
         if (readings := _readings(name)) is not None:
             found.append(rf"(?<![a-z]){_syllables(readings)}(?![a-z])")
     return found
+
+
+# Zones in Chinese, of any community: numbered (二期, 2期, 第二期, 3区), lettered (A区), by side (南区);
+# a community's named zones are added to it. Kept to a few alternatives: locate runs it on every message.
+_CN_ZONES = (
+    rf"(?<![{NUMERAL_CHARS}])(?:第\s*)?(?P<zn>{ZONE_NUM})\s*(?P<zk>期|区)"
+    rf"|(?<![A-Za-z0-9])(?P<zl>[A-Za-z])\s*区|(?P<zd>[东南西北中])\s*区"
+)
 
 
 @dataclass(frozen=True)
@@ -113,21 +125,38 @@ class ZoneFinder:
     """The zones of one community, found in folded text."""
 
     def __init__(self, zones: Iterable[str]) -> None:
+        self.zones = frozenset(zones)
+        self._named = {
+            spelling: zone
+            for zone in self.zones
+            if (m := _ZONE_RE.fullmatch(zone)) is not None and m["zname"]
+            for spelling in _named_spellings(zone)
+        }
+        named = "|".join(map(re.escape, sorted(self._named, key=len, reverse=True)))
+        self._chinese = re.compile(_CN_ZONES + (f"|(?P<zname>{named})" if named else ""))
+        # The Chinese regex only where a zone could be: 期, 区 or the first character of a name.
+        self._markers = "期区" + "".join({spelling[0] for spelling in self._named})
         self._zone_of: list[str] = []
         parts: list[str] = []
-        for zone in sorted(zones, key=len, reverse=True):
-            for pattern in zone_patterns(zone):
+        for zone in sorted(self.zones, key=len, reverse=True):
+            for pattern in latin_patterns(zone):
                 parts.append(f"(?P<z{len(self._zone_of)}>{pattern})")
                 self._zone_of.append(zone)
-        self._re = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        self._latin = re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
     def find(self, folded: str) -> list[ZoneHit]:
-        if self._re is None:
-            return []
-        return [
-            ZoneHit(self._zone_of[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]
-            for m in self._re.finditer(folded)
-        ]
+        hits: list[ZoneHit] = []
+        if any(marker in folded for marker in self._markers):
+            for m in self._chinese.finditer(folded):
+                zone = self._named[m["zname"]] if self._named and m["zname"] else zone_key(m)
+                if zone in self.zones:
+                    hits.append(ZoneHit(zone, m.start(), m.end()))
+        if self._latin is not None and _ASCII_LETTER.search(folded):
+            hits += [
+                ZoneHit(self._zone_of[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]
+                for m in self._latin.finditer(folded)
+            ]
+        return sorted(hits, key=lambda hit: hit.start)
 
 
 @dataclass(frozen=True)
