@@ -116,7 +116,8 @@ ZONE = (
     rf"(?:第?\s*(?P<zn>{ZONE_NUM})\s*(?P<zk>期|区)"
     rf"|(?P<zl>[A-Za-z])\s*区"
     rf"|(?P<zd>[东南西北中])\s*区"
-    rf"|(?P<zname>{_NAME_CHAR}{{1,6}}?(?:苑|园|里|村|庄|坊|府|邸|湾|庭|居|阁|轩|城)))"
+    # numerals after its first character: Shanghai's 新村 are 曹杨一村, 控江二村
+    rf"|(?P<zname>{_NAME_CHAR}(?:{_NAME_CHAR}|[一二三四五六七八九十]){{0,5}}?(?:苑|园|里|村|庄|坊|府|邸|湾|庭|居|阁|轩|城)))"
 )
 _ZONE_RE = re.compile(ZONE)
 

@@ -70,8 +70,10 @@ def _readings(name: str) -> list[str] | None:
 
 
 def _named_spellings(zone: str) -> list[str]:
-    """A named zone as written: "紫荆苑", and without its estate word when two characters are left."""
-    return [zone] + ([zone[:-1]] if len(zone) >= 3 and zone[-1] in _ESTATE_WORDS else [])
+    """A named zone as written: "紫荆苑", and without its estate word when two characters are left
+    (but 曹杨一村 is never "曹杨一")."""
+    short = len(zone) >= 3 and zone[-1] in _ESTATE_WORDS and zone[-2] not in NUMERAL_CHARS
+    return [zone] + ([zone[:-1]] if short else [])
 
 
 def latin_patterns(zone: str) -> list[str]:

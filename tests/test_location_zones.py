@@ -290,3 +290,28 @@ def test_an_everyday_name_of_two_places_locates_neither_nor_a_part_of_it(wutong:
     """ "老年活动室" fits 老年活动中心 and 党群活动室 alike: no guess, and not "活动室" inside it either."""
     assert wutong.locate("老年活动室门口垃圾") is None
     assert wutong.locate("3号401室") is None  # 3号 is a date without a zone; several zones have a 3号楼
+
+
+def test_shanghai_new_villages_with_numerals_in_their_names() -> None:
+    """曹杨一村 and 曹杨二村 each have a 12号: said "曹杨一村12号" (上海话), written 12号楼 in the file."""
+    locator = Locator(
+        [GridArea.from_config("G1", ["曹杨一村1-20号楼"]), GridArea.from_config("G2", ["曹杨二村1-20号楼"])]
+    )
+    for text, grid in [("曹杨一村12号楼下垃圾", "G1"), ("曹杨二村12号401室", "G2"), ("曹杨一村12号", "G1")]:
+        found = locator.locate(text)
+        assert found is not None and found.grid == grid, (text, found)
+    assert locator.locate("12号楼垃圾") is None  # both villages have one
+    assert locator.locate("曹杨一村12号楼").building == "曹杨一村12"  # type: ignore[union-attr]
+    assert locator.locate("曹杨一12号楼") is None  # "曹杨一" is no short name of 曹杨一村
+
+
+def test_yao_and_joined_pinyin_read_as_one_number() -> None:
+    locator = Locator([GridArea.from_config("G1", ["1-5"]), GridArea.from_config("G2", ["11-15"])])
+    for text, building in [
+        ("幺栋楼下垃圾", "1"),
+        ("幺幺栋", "11"),
+        ("shiyihao lou", "11"),
+        ("sanhao lou", "3"),
+    ]:
+        found = locator.locate(text)
+        assert found is not None and found.building == building, (text, found)
