@@ -12,7 +12,6 @@ ROOTS = ("bot", "handlers", "storage", "messages", "bench")
 OVERSIZE = {
     "handlers/broadcasts/cli.py": 660,
     "handlers/reminders/chat.py": 683,
-    "handlers/community/location.py": 655,
     "handlers/broadcasts/service.py": 622,
     "handlers/cases/resident_chat.py": 624,
     "bot/channels/wechat/callback.py": 606,

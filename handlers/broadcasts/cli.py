@@ -139,9 +139,7 @@ class _Bar:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _follow(
-    env: _Env, broadcast_id: int, channels: ChannelDirectory | None
-) -> dict[str, Any] | None:
+async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | None) -> dict[str, Any] | None:
     """Wait for the broadcast to finish (delivering too through ``channels`` when given, for
     ``--send``), drawing progress; None when no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service

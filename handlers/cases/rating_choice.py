@@ -103,9 +103,7 @@ async def answer(ctx: ChatContext, rate: Rate) -> bool:
     if number is None:
         return False
     reason = data.get("reason")
-    await rate(
-        ctx, number, good=bool(data.get("good")), reason=reason if isinstance(reason, str) else None
-    )
+    await rate(ctx, number, good=bool(data.get("good")), reason=reason if isinstance(reason, str) else None)
     return True
 
 

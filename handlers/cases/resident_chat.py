@@ -459,7 +459,7 @@ async def location_reply(ctx: ChatContext) -> bool:
     case = waiting[0]
     ctx.row.case_id = case.id
     text = message.text or ""
-    location = turn.community.locator.locate(text) if text else None
+    location = turn.community.locator.locate_answer(text, case.text or "") if text else None
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
         if location is None:

@@ -13,6 +13,7 @@ from handlers.cases import stats as stats_module
 from handlers.cases.case_access import case_for_action
 from handlers.cases.lifecycle import can_move
 from handlers.cases.resident_chat import case_detail, case_line
+from handlers.community.building_spec import building_label
 from handlers.kernel import binding
 from handlers.kernel.commands import COMMANDS, Cmd, Command, action
 from handlers.kernel.features import ChatContext
@@ -316,7 +317,8 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
 
 def _place(ctx: ChatContext, case: Case) -> str:
     grid = ctx.turn.community.grids.get(case.grid_code) if case.grid_code else None
-    parts = [grid.name if grid else "", f"{case.building}号楼" if case.building else case.location_text or ""]
+    where = building_label(case.building) if case.building else case.location_text or ""
+    parts = [grid.name if grid else "", where]
     return " ".join(p for p in parts if p) or render("location.unknown")
 
 
