@@ -10,19 +10,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.outbox import Outbound, enqueue
+from handlers.reachability import is_unreachable as is_unreachable  # re-exported: one way to ask
+from handlers.reachability import reachable_again as reachable_again
+from handlers.reachability import set_unreachable as set_unreachable
 from storage.models import OPEN_STATUSES as OPEN_STATUSES  # re-exported for channels' buttons
 from storage.models import (
     Case,
     InboundMessage,
     OutboxMessage,
     OutboxStatus,
-    ResidentIdentity,
     Staff,
     StaffIdentity,
 )
@@ -142,39 +144,3 @@ async def active_staff_of(sessions: Sessions, channel: str, external_id: str) ->
             )
         )
     return str(found) if found is not None else None
-
-
-# -- reachability: one account that blocked the bot, left or unfollowed -------------------------------
-
-
-async def is_unreachable(session: AsyncSession, channel: str, external_id: str) -> bool:
-    """Whether the account (a resident's or a staff member's) is marked as not reachable."""
-    for model in (ResidentIdentity, StaffIdentity):
-        since = await session.scalar(
-            select(model.unreachable_since).where(model.channel == channel, model.external_id == external_id)
-        )
-        if since is not None:
-            return True
-    return False
-
-
-async def set_unreachable(
-    session: AsyncSession, channel: str, external_id: str, since: datetime | None
-) -> None:
-    """Mark the account as not reachable since ``since`` (None: reachable again)."""
-    for model in (ResidentIdentity, StaffIdentity):
-        await session.execute(
-            update(model)
-            .where(model.channel == channel, model.external_id == external_id)
-            .values(unreachable_since=since)
-            .execution_options(synchronize_session=False)
-        )
-
-
-async def reachable_again(sessions: Sessions, channel: str, external_id: str) -> None:
-    """Someone who writes to the bot can be written to again (they had blocked it before)."""
-    async with sessions() as session:
-        flagged = await is_unreachable(session, channel, external_id)
-    if flagged:
-        async with sessions.begin() as session:
-            await set_unreachable(session, channel, external_id, None)

@@ -146,6 +146,50 @@ class DeliveryError(Exception):
         return f"{self.cause}: {self.reason}"[:500]
 
 
+@dataclass(slots=True)
+class OutboxItem:
+    """One claimed outbox row as a channel's ``Sender`` gets it: plain values, no ORM object (a channel
+    never touches the table). ``dispatched_at`` is set by ``mark_dispatched``; the rest is the row's."""
+
+    id: int
+    channel: str
+    recipient: str
+    kind: str
+    text: str
+    payload: dict[str, Any]
+    case_id: int | None = None
+    dedup_key: str | None = None
+    priority: int = 0
+    attempts: int = 0
+    claimed_by: str | None = None
+    dispatched_at: datetime | None = None
+    created_at: datetime | None = None
+    give_up_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> OutboxItem:
+        return cls(
+            id=row.id,
+            channel=row.channel,
+            recipient=row.recipient,
+            kind=row.kind,
+            text=row.text,
+            payload=dict(row.payload or {}),
+            case_id=row.case_id,
+            dedup_key=row.dedup_key,
+            priority=row.priority,
+            attempts=row.attempts,
+            claimed_by=row.claimed_by,
+            dispatched_at=row.dispatched_at,
+            created_at=row.created_at,
+            give_up_at=row.give_up_at,
+        )
+
+
+# What the claim's bookkeeping reads of a row: the claimed ORM row or the item a sender got.
+OutboxRow = OutboxItem | OutboxMessage
+
+
 class Reclaimed(Exception):
     """The row's lease lapsed and another claim took it: this process must not send it."""
 
@@ -246,7 +290,7 @@ async def _due(
 
 
 async def mark_dispatched(
-    sessions: async_sessionmaker[AsyncSession], message: OutboxMessage, now: datetime
+    sessions: async_sessionmaker[AsyncSession], message: OutboxRow, now: datetime
 ) -> None:
     """Record that the request delivering ``message`` is about to leave (call it just before). Raises
     ``Reclaimed`` when this claim no longer owns the row. The lease restarts, so a slow batch does not
@@ -269,7 +313,7 @@ async def mark_dispatched(
 
 async def settle(
     sessions: async_sessionmaker[AsyncSession],
-    message: OutboxMessage,
+    message: OutboxRow,
     error: DeliveryError | None,
     now: datetime,
 ) -> None:
@@ -322,9 +366,11 @@ async def drain(
     clock: Callable[[], datetime] = utcnow,
     limit: int = 50,
 ) -> int:
-    """Send what is due on the sender's channel once; returns how many were sent."""
+    """Send what is due on the sender's channel once; returns how many were sent. The sender gets
+    each row as an ``OutboxItem``."""
     sent = 0
-    for message in await claim(sessions, sender.channel, clock(), limit):
+    for row in await claim(sessions, sender.channel, clock(), limit):
+        message = OutboxItem.of(row)
         error: DeliveryError | None = None
         try:
             await sender.send(message)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from storage.models import OutboxMessage
+    from handlers.outbox import OutboxItem
 
 
 class DeliveryOutcome(StrEnum):
@@ -49,7 +49,7 @@ class Sender(Protocol):
 
     channel: str
 
-    async def send(self, message: OutboxMessage) -> None: ...
+    async def send(self, message: OutboxItem) -> None: ...
 
 
 @dataclass(frozen=True)

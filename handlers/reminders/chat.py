@@ -35,6 +35,7 @@ from sqlalchemy import select
 from handlers import code_guard
 from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.features import ChatContext
+from handlers.ports import OutboxKind
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
@@ -518,7 +519,7 @@ class ReminderFeature(FollowupStaffCommands):
         ctx.reply(render("rem.joined", child=child.nickname, next=self._next_line(plan, self._today(ctx))))
         addresses = await store.resident_addresses(session, others, ctx.turn.services.channels)
         for address in addresses.values():
-            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind="notify")
+            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind=OutboxKind.NOTIFY)
         return True
 
     # -- opting out ------------------------------------------------------------------------------------

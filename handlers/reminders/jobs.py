@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.context import Services
 from handlers.outbox import Outbound, enqueue
 from handlers.people import Address
+from handlers.ports import OutboxKind
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
 from handlers.reminders.planner import in_quiet_hours
 from handlers.reminders.schedule import load_schedules
@@ -45,7 +46,7 @@ from storage.reminder_models import (
 
 log = logging.getLogger(__name__)
 
-KIND = "reminder"  # the outbox kind (channels may deliver it as a template message)
+KIND = OutboxKind.REMINDER  # the outbox kind (channels may deliver it as a template message)
 
 
 def due_query(now: datetime) -> Select[tuple[int]]:
