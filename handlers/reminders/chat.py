@@ -35,12 +35,11 @@ from sqlalchemy import select
 from handlers import code_guard
 from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.features import ChatContext
-from handlers.ports import OutboxKind
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
-from handlers.reminders.jobs import date_text, dose_text, station
+from handlers.reminders.jobs import NOTIFY, date_text, dose_text, station
 from handlers.reminders.programmes import load_programmes
 from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
 from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
@@ -519,7 +518,7 @@ class ReminderFeature(FollowupStaffCommands):
         ctx.reply(render("rem.joined", child=child.nickname, next=self._next_line(plan, self._today(ctx))))
         addresses = await store.resident_addresses(session, others, ctx.turn.services.channels)
         for address in addresses.values():
-            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind=OutboxKind.NOTIFY)
+            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind=NOTIFY)
         return True
 
     # -- opting out ------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from storage.reminder_models import (
 log = logging.getLogger(__name__)
 
 KIND = OutboxKind.REMINDER  # the outbox kind (channels may deliver it as a template message)
+NOTIFY = OutboxKind.NOTIFY  # the kind of a message to another guardian or to staff
 
 
 def due_query(now: datetime) -> Select[tuple[int]]:

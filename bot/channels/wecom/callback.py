@@ -51,15 +51,15 @@ from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
 from handlers.channel_services import active_staff_of, case_state, queue_once, reply_unhandled, sent_row
+from handlers.clock import utcnow
 from handlers.commands import Cmd, parse_action, parse_command
 from handlers.inbound import Inbound
 from handlers.outbox import Outbound
 from messages import render
-from storage.models import utcnow
 
 if TYPE_CHECKING:
     from handlers.channel_ports import AdapterContext
-    from storage.models import OutboxMessage
+    from handlers.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class WeComCallback:
     async def _case_state(self, number: int | None) -> cards.CaseState:
         return await case_state(self._context.services.sessions, number)
 
-    async def _card_row(self, task_id: str, userid: str) -> OutboxMessage | None:
+    async def _card_row(self, task_id: str, userid: str) -> OutboxItem | None:
         """The outbox row a card was built from (only a card this member was sent)."""
         row_id = cards.row_of_task(task_id)
         if row_id is None:
