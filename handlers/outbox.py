@@ -43,7 +43,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.ports import DeliveryOutcome, OutboxKind, Sender
+from handlers.ports import DeliveryMethod, DeliveryOutcome, OutboxKind, Sender
 from handlers.privacy import mask_codes
 from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
@@ -216,18 +216,23 @@ def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -
 
 
 async def claim(
-    sessions: async_sessionmaker[AsyncSession], channel: str, now: datetime, limit: int = 50
+    sessions: async_sessionmaker[AsyncSession],
+    channel: str,
+    now: datetime,
+    limit: int = 50,
+    method: DeliveryMethod = DeliveryMethod.DIRECT,
 ) -> list[OutboxMessage]:
-    """Take up to ``limit`` due messages of one channel for sending: highest priority first (replies
-    before broadcasts), then oldest first. Rows of a lapsed claim come back, except at-most-once rows
-    whose request was under way: those fail as ``uncertain``."""
+    """Take up to ``limit`` due messages of one channel and delivery method for sending: highest
+    priority first (replies before broadcasts), then oldest first. Rows of a lapsed claim come back,
+    except at-most-once rows whose request was under way: those fail as ``uncertain``."""
     token = uuid.uuid4().hex
+    mine = (OutboxMessage.channel == channel, OutboxMessage.method == method.value)
     async with sessions.begin() as session:
         await session.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.channel == channel,
+                *mine,
                 OutboxMessage.claimed_until < now,
                 OutboxMessage.dispatched_at.is_not(None),
                 OutboxMessage.kind.in_(AT_MOST_ONCE),
@@ -237,12 +242,12 @@ async def claim(
         )
         lapsed = await _due(
             session,
-            channel,
             limit,
+            *mine,
             OutboxMessage.status == OutboxStatus.SENDING,
             OutboxMessage.claimed_until < now,
         )
-        pending = await _due(session, channel, limit, *_pending_due(session, now))
+        pending = await _due(session, limit, *mine, *_pending_due(session, now))
         ids = [row_id for row_id, _ in sorted([*lapsed, *pending], key=lambda r: (-r[1], r[0]))[:limit]]
         if not ids:
             return []
@@ -275,13 +280,13 @@ def _pending_due(session: AsyncSession, now: datetime) -> tuple[ColumnElement[bo
 
 
 async def _due(
-    session: AsyncSession, channel: str, limit: int, *where: ColumnElement[bool]
+    session: AsyncSession, limit: int, *where: ColumnElement[bool]
 ) -> Sequence[Row[tuple[int, int]]]:
-    """(id, priority) of up to ``limit`` rows of the channel, in claim order, locked (skipping rows
-    another claim holds)."""
+    """(id, priority) of up to ``limit`` rows (of one channel and method), in claim order, locked
+    (skipping rows another claim holds)."""
     result = await session.execute(
         select(OutboxMessage.id, OutboxMessage.priority)
-        .where(OutboxMessage.channel == channel, *where)
+        .where(*where)
         .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -43,6 +43,14 @@ class OutboxKind(StrEnum):
     PUSH_ONLY = "push_only"  # to the person's own account, never as a passive reply to whoever asked
 
 
+class DeliveryMethod(StrEnum):
+    """How a channel delivers an outbox row (the stored ``method`` column): one message to one
+    account, or in a channel's mass send (WeChat 群发, ``MassSender``), which its own loop claims."""
+
+    DIRECT = "direct"
+    MASS = "mass"
+
+
 class Sender(Protocol):
     """Delivers one channel's outbox rows (``handlers.outbox.drain`` calls it); raises
     ``handlers.outbox.DeliveryError`` with an outcome when a row did not go out."""

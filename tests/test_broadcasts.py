@@ -34,6 +34,7 @@ from handlers.broadcasts.chat import parse_when, split_audience
 from handlers.broadcasts.config import BroadcastSettings
 from handlers.context import Services
 from handlers.outbox import DeliveryError, claim, drain
+from handlers.ports import DeliveryMethod
 from storage.broadcast_models import (
     Broadcast,
     BroadcastStatus,
@@ -717,8 +718,8 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     await service.expand(
         services.sessions, bid, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
-    by_channel = Counter(r.channel for r in await rows(services, bid))
-    assert by_channel == {"wechat_mass": 4, "wechat": 2}  # the window still open: customer service
+    by_way = Counter((r.channel, r.method) for r in await rows(services, bid))
+    assert by_way == {("wechat", "mass"): 4, ("wechat", "direct"): 2}  # open window: customer service
     assert await wechat_mass.drain(services.sessions, WeChatMassSender(client), clock) == 3
     (call,) = fake.sent(fw.MASS)
     assert sorted(call.body["touser"]) == ["o0", "o1", "o2"]
@@ -737,7 +738,7 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
         services.sessions, bid2, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
     await job(Services(services.sessions, services.community, frozenset({"wechat"}), clock))
-    assert {r.channel for r in await rows(services, bid2)} == {"wechat"}
+    assert {(r.channel, r.method) for r in await rows(services, bid2)} == {("wechat", "direct")}
 
 
 async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
@@ -751,7 +752,7 @@ async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
     )
     # The process dies after WeChat accepted the batch and before the rows were marked: the call it
     # made is repeated here exactly as drain makes it, then its rows are left claimed.
-    claimed = await claim(services.sessions, "wechat_mass", clock(), limit=10)
+    claimed = await claim(services.sessions, "wechat", clock(), limit=10, method=DeliveryMethod.MASS)
     first = {
         "touser": [r.recipient for r in claimed],
         "msgtype": "text",
