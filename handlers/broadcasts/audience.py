@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.broadcast_models import NoticeOptOut, ResidentTag
+from handlers.broadcasts.models import NoticeOptOut, ResidentTag
 from storage.models import (
     Case,
     Grid,
@@ -47,7 +47,7 @@ REPORTERS = "reporters"
 BUILTIN_TAGS = (GUARDIANS, REPORTERS, STAFF)
 TAG_PATTERN = re.compile(r"^[0-9a-z_\-\u4e00-\u9fff]{1,32}$")
 
-BLOCKED = "blocked"  # the account blocked the bot (unreachable_since, set by handlers/reachability.py)
+BLOCKED = "blocked"  # the account blocked the bot (unreachable_since, set by handlers/kernel/reachability.py)
 NO_CHANNEL = "no_channel"  # the resident's accounts are all on channels this deployment does not run
 
 
@@ -121,7 +121,7 @@ class Counts:
 
 def _guardianship() -> Any:
     try:
-        from storage.reminder_models import Guardianship
+        from handlers.reminders.models import Guardianship
     except ImportError:  # the reminders feature is not installed
         return None
     return Guardianship

@@ -9,10 +9,10 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
-from handlers.channel_services import active_staff
-from handlers.clock import utcnow
-from handlers.inbound import Inbound
-from handlers.outbox import OutboxItem, drain
+from handlers.kernel.channel_services import active_staff
+from handlers.kernel.clock import utcnow
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.outbox import OutboxItem, drain
 from messages import render
 
 if TYPE_CHECKING:

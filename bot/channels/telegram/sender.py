@@ -2,7 +2,7 @@
 
 Telegram's limits are kept here (``RateLimiter``), before the request. What Telegram answers decides
 what happens to the row: 429 puts it back for ``retry_after`` seconds (never dropped); 403 (the user
-blocked the bot) is reported as BLOCKED, which the kernel (``handlers/reachability.py``) records:
+blocked the bot) is reported as BLOCKED, which the kernel (``handlers/kernel/reachability.py``) records:
 later rows to that account are given up without a request until the user writes again; a 400 is not
 retried. Any other answer, whatever its body (a 429 without ``retry_after``, a 5xx page, a 200 that
 is not a Bot API answer), is retried with back-off: only Telegram's own "ok" counts as sent.
@@ -23,10 +23,10 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.keyboards import keyboard
 from bot.channels.telegram.limiter import ChatId, RateLimiter
-from handlers.clock import utcnow
-from handlers.outbox import DeliveryError, OutboxItem, mark_dispatched
-from handlers.ports import DeliveryOutcome
-from handlers.reachability import delivering
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
+from handlers.kernel.ports import DeliveryOutcome
+from handlers.kernel.reachability import delivering
 
 log = logging.getLogger(__name__)
 

@@ -52,15 +52,15 @@ from bot.channels.wechat.guards import (
     read_body,
 )
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
-from handlers.channel_services import give_back, take_passive_reply
-from handlers.channel_state import Position, WeChatUserState, record_subscription, touch
-from handlers.clock import utcnow
-from handlers.inbound import Inbound
-from handlers.ports import OutboxKind
+from handlers.kernel.channel_services import give_back, take_passive_reply
+from handlers.kernel.channel_state import Position, WeChatUserState, record_subscription, touch
+from handlers.kernel.clock import utcnow
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.ports import OutboxKind
 from messages import render
 
 if TYPE_CHECKING:
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from handlers.privacy import mask_text
+from handlers.kernel.privacy import mask_text
 from messages import render
 
 
 async def _unreached(database_url: str, limit: int) -> list[dict[str, Any]]:
-    from handlers.channel_state import unreached_in
+    from handlers.kernel.channel_state import unreached_in
 
     rows = await unreached_in(database_url, limit)
     return [

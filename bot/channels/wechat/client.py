@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import httpx
 
-from handlers.clock import utcnow
-from handlers.token_store import LEASE as LEASE
-from handlers.token_store import REFRESH_AHEAD as REFRESH_AHEAD
-from handlers.token_store import CachedToken as CachedToken
-from handlers.token_store import DatabaseTokenStore as DatabaseTokenStore  # where channels find it
+from handlers.kernel.clock import utcnow
+from handlers.kernel.token_store import LEASE as LEASE
+from handlers.kernel.token_store import REFRESH_AHEAD as REFRESH_AHEAD
+from handlers.kernel.token_store import CachedToken as CachedToken
+from handlers.kernel.token_store import DatabaseTokenStore as DatabaseTokenStore  # where channels find it
 
 log = logging.getLogger(__name__)
 

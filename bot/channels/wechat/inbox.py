@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.callback_inbox import Entry, InboxStore, NewMessage
-from handlers.callback_inbox import Item as Item  # re-exported: what the channel's handler gets
-from handlers.callback_inbox import Replayed as Replayed
-from handlers.callback_inbox import Seal as Seal
-from handlers.clock import utcnow
+from handlers.kernel.callback_inbox import Entry, InboxStore, NewMessage
+from handlers.kernel.callback_inbox import Item as Item  # re-exported: what the channel's handler gets
+from handlers.kernel.callback_inbox import Replayed as Replayed
+from handlers.kernel.callback_inbox import Seal as Seal
+from handlers.kernel.clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@
 4. Otherwise a ``wechat_unreached`` row (``outreach-bot wechat unreached``) and the outbox row fails.
 
 What WeChat tells about a user (window closed, quota spent, not following) is kept by the kernel
-(``handlers/channel_state.py``); this module only decides the path and reads the answers.
+(``handlers/kernel/channel_state.py``); this module only decides the path and reads the answers.
 
 ``45009`` (the app's daily API quota) puts the message back until shortly after midnight, Beijing time.
 """
@@ -41,10 +41,10 @@ from bot.channels.wechat.client import (
     WeChatClient,
     WeChatTransportError,
 )
-from handlers import channel_state as kernel_state
-from handlers.channel_state import WeChatUserState, record_subscription
-from handlers.clock import utcnow
-from handlers.outbox import DeliveryError, OutboxItem, mark_dispatched
+from handlers.kernel import channel_state as kernel_state
+from handlers.kernel.channel_state import WeChatUserState, record_subscription
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
 from messages import render
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class WeChatSender:
         await self._give_up(row, reason)
 
     async def _dispatching(self, row: OutboxItem) -> None:
-        """Before the first request that may deliver the row (see handlers/outbox.py)."""
+        """Before the first request that may deliver the row (see handlers/kernel/outbox.py)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
 

@@ -50,16 +50,22 @@ from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields,
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
-from handlers.channel_services import active_staff_of, case_state, queue_once, reply_unhandled, sent_row
-from handlers.clock import utcnow
-from handlers.commands import Cmd, parse_action, parse_command
-from handlers.inbound import Inbound
-from handlers.outbox import Outbound
+from handlers.kernel.channel_services import (
+    active_staff_of,
+    case_state,
+    queue_once,
+    reply_unhandled,
+    sent_row,
+)
+from handlers.kernel.clock import utcnow
+from handlers.kernel.commands import Cmd, parse_action, parse_command
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.outbox import Outbound
 from messages import render
 
 if TYPE_CHECKING:
-    from handlers.channel_ports import AdapterContext
-    from handlers.outbox import OutboxItem
+    from handlers.kernel.channel_ports import AdapterContext
+    from handlers.kernel.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
 

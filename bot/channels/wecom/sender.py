@@ -8,7 +8,7 @@
   needs (``DeliveryError(retry_after=…)``), it is never sent to be dropped.
 * What WeCom answers decides the row's fate: frequency and quota codes reschedule; an unknown or
   departed member (``40031``, ``81013`` …) fails the row as BLOCKED, which the kernel
-  (``handlers/reachability.py``) records: the staff account is unreachable until they write again
+  (``handlers/kernel/reachability.py``) records: the staff account is unreachable until they write again
   (later rows to them fail without a request); transport errors and ``-1`` are
   retried with the outbox's back-off. Token errors were already retried once by the client.
 """
@@ -27,10 +27,10 @@ from bot.channels.wechat.sender import photo_url
 from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
-from handlers.clock import utcnow
-from handlers.outbox import DeliveryError, OutboxItem, mark_dispatched
-from handlers.ports import DeliveryOutcome, OutboxKind
-from handlers.reachability import delivering
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
+from handlers.kernel.ports import DeliveryOutcome, OutboxKind
+from handlers.kernel.reachability import delivering
 from messages import render
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class WeComSender:
             raise DeliveryError(str(exc)) from None
 
     async def _dispatching(self, row: OutboxItem) -> None:
-        """Just before the request that may deliver the row (see handlers/outbox.py): a row another
+        """Just before the request that may deliver the row (see handlers/kernel/outbox.py): a row another
         process has claimed since is not sent here (``Reclaimed``)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
