@@ -30,7 +30,7 @@ async def digests(app: App) -> None:
 
 def default_jobs() -> Sequence[PeriodicJob]:
     from handlers.broadcasts.config import get_broadcast_settings
-    from handlers.broadcasts.jobs import run_job as run_broadcasts
+    from handlers.broadcasts.jobs import BroadcastsJob
     from handlers.reminders.config import get_reminder_settings
     from handlers.reminders.jobs import run_job as send_reminders
 
@@ -38,5 +38,5 @@ def default_jobs() -> Sequence[PeriodicJob]:
         PeriodicJob("escalation", ESCALATION_SECONDS, escalate),
         PeriodicJob("digest", DIGEST_SECONDS, digests),
         PeriodicJob("reminders", get_reminder_settings().job_seconds, send_reminders),
-        PeriodicJob("broadcasts", get_broadcast_settings().job_seconds, run_broadcasts),
+        PeriodicJob("broadcasts", get_broadcast_settings().job_seconds, BroadcastsJob()),
     )

@@ -318,6 +318,8 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32), default="reply")
+    # "direct", or "mass": delivered in the channel's mass send (WeChat 群发), claimed by its own loop.
+    method: Mapped[str] = mapped_column(String(16), default="direct", server_default="direct")
     text: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
@@ -339,11 +341,12 @@ class OutboxMessage(Base):
     give_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-# The claim's order (priority, then age) among pending rows only: a backlog of sent rows or a
-# 100,000-row broadcast does not make each claim sort the whole channel.
+# The claim's order (priority, then age) among pending rows of one channel and delivery method only:
+# a backlog of sent rows or a 100,000-row broadcast does not make each claim sort the whole channel.
 Index(
     "ix_outbox_pending",
     OutboxMessage.channel,
+    OutboxMessage.method,
     OutboxMessage.priority.desc(),
     OutboxMessage.id,
     postgresql_where=text("status = 'pending'"),

@@ -47,7 +47,7 @@ REPORTERS = "reporters"
 BUILTIN_TAGS = (GUARDIANS, REPORTERS, STAFF)
 TAG_PATTERN = re.compile(r"^[0-9a-z_\-\u4e00-\u9fff]{1,32}$")
 
-BLOCKED = "blocked"  # the account blocked the bot (unreachable_since set by the channel)
+BLOCKED = "blocked"  # the account blocked the bot (unreachable_since, set by handlers/kernel/reachability.py)
 NO_CHANNEL = "no_channel"  # the resident's accounts are all on channels this deployment does not run
 
 

@@ -43,7 +43,7 @@ from handlers.broadcasts.report_text import progress_text, report_text
 from handlers.kernel.commands import Cmd, action
 from handlers.kernel.outbox import UNCERTAIN, Button, Outbound, enqueue
 from handlers.kernel.people import Address
-from handlers.kernel.ports import OutboxKind
+from handlers.kernel.ports import DeliveryMethod, OutboxKind
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus
 
@@ -51,10 +51,7 @@ log = logging.getLogger(__name__)
 
 # The outbox kind (WeChat may deliver it as a template message configured for this kind).
 KIND = OutboxKind.BROADCAST.value
-# The outbox rows the WeChat channel delivers by mass send (群发, its delivery method for broadcasts;
-# the stored channel value is kept, so existing rows need no migration).
-MASS_CHANNEL = "wechat_mass"
-WECHAT = "wechat"
+WECHAT = "wechat"  # the channel whose rows may go by mass send (群发: ``DeliveryMethod.MASS``)
 WECHAT_WINDOW = timedelta(hours=47)  # customer-service window (48 h), with an hour's margin
 EXPAND_LEASE = timedelta(seconds=120)
 ANALYZE_AFTER = 10_000  # outbox rows one broadcast adds before the planner's statistics are refreshed
@@ -286,9 +283,10 @@ def _row(
     broadcast: Broadcast, r: Recipient, text: str, now: datetime, priority: int, mass: bool
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"photo": broadcast.photo} if broadcast.photo else {}
-    channel = MASS_CHANNEL if mass and r.reason is None else r.channel
+    method = DeliveryMethod.MASS if mass and r.reason is None else DeliveryMethod.DIRECT
     return {
-        "channel": channel,
+        "channel": r.channel,
+        "method": method.value,
         "recipient": r.recipient,
         "kind": KIND,
         "text": text,
@@ -543,7 +541,7 @@ def _say(session: AsyncSession, broadcast: Broadcast, text: str, now: datetime, 
                 broadcast.notify_channel,
                 broadcast.notify_recipient,
                 text,
-                kind="notify",
+                kind=OutboxKind.NOTIFY,
                 dedup_key=key,
             ),
             now,

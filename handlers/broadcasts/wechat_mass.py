@@ -2,10 +2,11 @@
 
 A verified 服务号 may mass-send; each user receives at most 4 mass messages a calendar month (further
 ones fail for that user). With ``OUTREACH_BROADCAST_WECHAT_MASS=true`` a broadcast's WeChat recipients
-outside the 48-hour customer-service window get outbox rows on the channel ``wechat_mass`` instead of
-``wechat``; this module sends them, up to 10,000 openids a call, and counts each user's mass messages
-of the month in ``wechat_mass_receipts`` (Beijing time). A user whose quota is spent is not sent to:
-the row fails with ``mass_quota`` and is counted and listed in the report.
+outside the 48-hour customer-service window get WeChat outbox rows whose delivery method is
+``DeliveryMethod.MASS`` (the ordinary WeChat drain leaves them alone); this module sends them, up to
+10,000 openids a call, and counts each user's mass messages of the month in ``wechat_mass_receipts``
+(Beijing time). A user whose quota is spent is not sent to: the row fails with ``mass_quota`` and is
+counted and listed in the report.
 
 The bot/wechat client has no mass-send method; this module calls its generic ``call(path, body)``.
 A call carries ``clientmsgid`` derived from the rows it sends (first id, last id, count): if the process
@@ -30,13 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.broadcasts.audience import Audience, resident_filter
 from handlers.broadcasts.config import get_broadcast_settings
 from handlers.broadcasts.models import WeChatMassReceipt
-from handlers.broadcasts.service import MASS_CHANNEL, WECHAT, WECHAT_WINDOW
+from handlers.broadcasts.service import WECHAT, WECHAT_WINDOW
 from handlers.kernel.outbox import claim
-from handlers.kernel.ports import DeliveryOutcome, MassSender
+from handlers.kernel.ports import DeliveryMethod, DeliveryOutcome, MassSender
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, Resident, ResidentIdentity
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+DIRECT = DeliveryMethod.DIRECT.value  # a mass row handed to the ordinary WeChat path
 RETRY = timedelta(minutes=10)
 
 
@@ -118,12 +120,12 @@ async def drain(
     quota: int | None = None,
     batch: int | None = None,
 ) -> int:
-    """Send one claim of ``wechat_mass`` rows; returns how many were sent (accepted by WeChat)."""
+    """Send one claim of mass rows; returns how many were sent (accepted by WeChat)."""
     settings = get_broadcast_settings()
     quota = quota or settings.wechat_mass_quota
     batch = batch or settings.wechat_mass_batch
     now = clock()
-    rows = await claim(sessions, MASS_CHANNEL, now, limit=batch)
+    rows = await claim(sessions, WECHAT, now, limit=batch, method=DeliveryMethod.MASS)
     if not rows:
         return 0
     month = month_of(now)
@@ -151,7 +153,7 @@ async def _send_group(
 ) -> int:
     ids = [r.id for r in members]
     if len(members) < 2:  # the API needs two openids at least: the ordinary WeChat path takes it
-        await _settle(sessions, ids, channel=WECHAT, status=OutboxStatus.PENDING, not_before=clock())
+        await _settle(sessions, ids, method=DIRECT, status=OutboxStatus.PENDING, not_before=clock())
         return 0
     result = await sender.send_mass([r.recipient for r in members], text, f"bc{ids[0]}-{ids[-1]}-{len(ids)}")
     if result.outcome == DeliveryOutcome.RETRY_AT:
@@ -160,7 +162,7 @@ async def _send_group(
         )
         return 0
     if result.outcome != DeliveryOutcome.SENT:
-        await _settle(sessions, ids, channel=WECHAT, status=OutboxStatus.PENDING, not_before=clock())
+        await _settle(sessions, ids, method=DIRECT, status=OutboxStatus.PENDING, not_before=clock())
         return 0
     now = clock()
     async with sessions.begin() as session:
@@ -182,8 +184,12 @@ async def fall_back(sessions: async_sessionmaker[AsyncSession], now: datetime) -
     async with sessions.begin() as session:
         result = await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.channel == MASS_CHANNEL, OutboxMessage.status == OutboxStatus.PENDING)
-            .values(channel=WECHAT, not_before=now)
+            .where(
+                OutboxMessage.channel == WECHAT,
+                OutboxMessage.method == DeliveryMethod.MASS.value,
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
+            .values(method=DIRECT, not_before=now)
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)

@@ -7,7 +7,8 @@ An adapter reaches them with the ``sessions`` of its ``AdapterContext``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.kernel.outbox import Outbound, enqueue
+from handlers.kernel.outbox import Outbound, OutboxItem, enqueue
+from handlers.kernel.reachability import is_unreachable as is_unreachable  # re-exported: one way to ask
+from handlers.kernel.reachability import reachable_again as reachable_again
+from handlers.kernel.reachability import set_unreachable as set_unreachable
+from storage.database import is_sqlite
 from storage.models import OPEN_STATUSES as OPEN_STATUSES  # re-exported for channels' buttons
 from storage.models import (
     Case,
     InboundMessage,
     OutboxMessage,
     OutboxStatus,
-    ResidentIdentity,
     Staff,
     StaffIdentity,
 )
@@ -119,15 +123,14 @@ async def first_reply(sessions: Sessions, outbox_ids: Sequence[int], recipient: 
         )
 
 
-async def sent_row(sessions: Sessions, row_id: int, channel: str, recipient: str) -> OutboxMessage | None:
-    """An outbox row, detached, if it went to ``recipient`` on ``channel`` (the message a card or a
+async def sent_row(sessions: Sessions, row_id: int, channel: str, recipient: str) -> OutboxItem | None:
+    """An outbox row's values if it went to ``recipient`` on ``channel`` (the message a card or a
     button was on)."""
     async with sessions() as session:
         row = await session.get(OutboxMessage, row_id)
         if row is None or row.channel != channel or row.recipient != recipient:
             return None
-        session.expunge(row)
-        return row
+        return OutboxItem.of(row)
 
 
 async def active_staff_of(sessions: Sessions, channel: str, external_id: str) -> str | None:
@@ -145,37 +148,80 @@ async def active_staff_of(sessions: Sessions, channel: str, external_id: str) ->
     return str(found) if found is not None else None
 
 
-# -- reachability: one account that blocked the bot, left or unfollowed -------------------------------
-
-
-async def is_unreachable(session: AsyncSession, channel: str, external_id: str) -> bool:
-    """Whether the account (a resident's or a staff member's) is marked as not reachable."""
-    for model in (ResidentIdentity, StaffIdentity):
-        since = await session.scalar(
-            select(model.unreachable_since).where(model.channel == channel, model.external_id == external_id)
+async def take_passive_reply(
+    sessions: Sessions,
+    outbox_ids: Sequence[int],
+    channel: str,
+    recipient: str,
+    kinds: Collection[str],
+    max_bytes: int,
+    now: datetime,
+    late: Callable[[], bool],
+) -> tuple[int, str] | None:
+    """The first pending row a turn queued for ``recipient`` (of ``kinds``, at most ``max_bytes``),
+    marked sent so the outbox skips it: the channel answers it in the platform's reply to the request
+    (WeChat's passive reply). None when there is none, when ``late()`` says the answer can no longer go,
+    or when the drain loop took the row first."""
+    if not outbox_ids:
+        return None
+    async with sessions.begin() as session:
+        row = await session.scalar(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(list(outbox_ids)),
+                OutboxMessage.channel == channel,
+                OutboxMessage.recipient == recipient,
+                OutboxMessage.kind.in_(list(kinds)),
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(1)
         )
-        if since is not None:
-            return True
-    return False
+        if row is None or len(row.text.encode("utf-8")) > max_bytes or late():
+            return None
+        text, row_id = row.text, row.id
+        taken = await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENT, sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            return None
+    return row_id, text
 
 
-async def set_unreachable(
-    session: AsyncSession, channel: str, external_id: str, since: datetime | None
-) -> None:
-    """Mark the account as not reachable since ``since`` (None: reachable again)."""
-    for model in (ResidentIdentity, StaffIdentity):
+async def give_back(sessions: Sessions, row_id: int) -> None:
+    """A row taken for a passive reply that could not go after all: the outbox sends it."""
+    async with sessions.begin() as session:
         await session.execute(
-            update(model)
-            .where(model.channel == channel, model.external_id == external_id)
-            .values(unreachable_since=since)
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(status=OutboxStatus.PENDING, sent_at=None)
             .execution_options(synchronize_session=False)
         )
 
 
-async def reachable_again(sessions: Sessions, channel: str, external_id: str) -> None:
-    """Someone who writes to the bot can be written to again (they had blocked it before)."""
+@dataclass(frozen=True)
+class StaffCard:
+    """An active staff member as a channel shows them (the console names who gets each message)."""
+
+    id: str
+    name: str
+    role: str
+
+
+async def active_staff(sessions: Sessions, staff_id: str | None = None) -> list[StaffCard]:
+    """The active staff (by role, then id), or the one with ``staff_id`` if active."""
+    query = select(Staff).where(Staff.active.is_(True)).order_by(Staff.role, Staff.id)
+    if staff_id is not None:
+        query = query.where(Staff.id == staff_id)
     async with sessions() as session:
-        flagged = await is_unreachable(session, channel, external_id)
-    if flagged:
-        async with sessions.begin() as session:
-            await set_unreachable(session, channel, external_id, None)
+        rows = (await session.scalars(query)).all()
+    return [StaffCard(s.id, s.name, s.role) for s in rows]
+
+
+def serialises_writes(database_url: str) -> bool:
+    """Whether the database takes one writer at a time (SQLite): a channel then queues its turns in
+    the process rather than in the database's busy loop."""
+    return is_sqlite(database_url)

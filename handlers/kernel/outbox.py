@@ -43,7 +43,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.kernel.ports import DeliveryOutcome, OutboxKind, Sender
+from handlers.kernel.ports import DeliveryMethod, DeliveryOutcome, OutboxKind, Sender
 from handlers.kernel.privacy import mask_codes
 from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
 
@@ -146,6 +146,50 @@ class DeliveryError(Exception):
         return f"{self.cause}: {self.reason}"[:500]
 
 
+@dataclass(slots=True)
+class OutboxItem:
+    """One claimed outbox row as a channel's ``Sender`` gets it: plain values, no ORM object (a channel
+    never touches the table). ``dispatched_at`` is set by ``mark_dispatched``; the rest is the row's."""
+
+    id: int
+    channel: str
+    recipient: str
+    kind: str
+    text: str
+    payload: dict[str, Any]
+    case_id: int | None = None
+    dedup_key: str | None = None
+    priority: int = 0
+    attempts: int = 0
+    claimed_by: str | None = None
+    dispatched_at: datetime | None = None
+    created_at: datetime | None = None
+    give_up_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> OutboxItem:
+        return cls(
+            id=row.id,
+            channel=row.channel,
+            recipient=row.recipient,
+            kind=row.kind,
+            text=row.text,
+            payload=dict(row.payload or {}),
+            case_id=row.case_id,
+            dedup_key=row.dedup_key,
+            priority=row.priority,
+            attempts=row.attempts,
+            claimed_by=row.claimed_by,
+            dispatched_at=row.dispatched_at,
+            created_at=row.created_at,
+            give_up_at=row.give_up_at,
+        )
+
+
+# What the claim's bookkeeping reads of a row: the claimed ORM row or the item a sender got.
+OutboxRow = OutboxItem | OutboxMessage
+
+
 class Reclaimed(Exception):
     """The row's lease lapsed and another claim took it: this process must not send it."""
 
@@ -172,18 +216,23 @@ def enqueue(session: AsyncSession, out: Outbound, now: datetime | None = None) -
 
 
 async def claim(
-    sessions: async_sessionmaker[AsyncSession], channel: str, now: datetime, limit: int = 50
+    sessions: async_sessionmaker[AsyncSession],
+    channel: str,
+    now: datetime,
+    limit: int = 50,
+    method: DeliveryMethod = DeliveryMethod.DIRECT,
 ) -> list[OutboxMessage]:
-    """Take up to ``limit`` due messages of one channel for sending: highest priority first (replies
-    before broadcasts), then oldest first. Rows of a lapsed claim come back, except at-most-once rows
-    whose request was under way: those fail as ``uncertain``."""
+    """Take up to ``limit`` due messages of one channel and delivery method for sending: highest
+    priority first (replies before broadcasts), then oldest first. Rows of a lapsed claim come back,
+    except at-most-once rows whose request was under way: those fail as ``uncertain``."""
     token = uuid.uuid4().hex
+    mine = (OutboxMessage.channel == channel, OutboxMessage.method == method.value)
     async with sessions.begin() as session:
         await session.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.channel == channel,
+                *mine,
                 OutboxMessage.claimed_until < now,
                 OutboxMessage.dispatched_at.is_not(None),
                 OutboxMessage.kind.in_(AT_MOST_ONCE),
@@ -193,12 +242,12 @@ async def claim(
         )
         lapsed = await _due(
             session,
-            channel,
             limit,
+            *mine,
             OutboxMessage.status == OutboxStatus.SENDING,
             OutboxMessage.claimed_until < now,
         )
-        pending = await _due(session, channel, limit, *_pending_due(session, now))
+        pending = await _due(session, limit, *mine, *_pending_due(session, now))
         ids = [row_id for row_id, _ in sorted([*lapsed, *pending], key=lambda r: (-r[1], r[0]))[:limit]]
         if not ids:
             return []
@@ -231,13 +280,13 @@ def _pending_due(session: AsyncSession, now: datetime) -> tuple[ColumnElement[bo
 
 
 async def _due(
-    session: AsyncSession, channel: str, limit: int, *where: ColumnElement[bool]
+    session: AsyncSession, limit: int, *where: ColumnElement[bool]
 ) -> Sequence[Row[tuple[int, int]]]:
-    """(id, priority) of up to ``limit`` rows of the channel, in claim order, locked (skipping rows
-    another claim holds)."""
+    """(id, priority) of up to ``limit`` rows (of one channel and method), in claim order, locked
+    (skipping rows another claim holds)."""
     result = await session.execute(
         select(OutboxMessage.id, OutboxMessage.priority)
-        .where(OutboxMessage.channel == channel, *where)
+        .where(*where)
         .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -246,7 +295,7 @@ async def _due(
 
 
 async def mark_dispatched(
-    sessions: async_sessionmaker[AsyncSession], message: OutboxMessage, now: datetime
+    sessions: async_sessionmaker[AsyncSession], message: OutboxRow, now: datetime
 ) -> None:
     """Record that the request delivering ``message`` is about to leave (call it just before). Raises
     ``Reclaimed`` when this claim no longer owns the row. The lease restarts, so a slow batch does not
@@ -269,7 +318,7 @@ async def mark_dispatched(
 
 async def settle(
     sessions: async_sessionmaker[AsyncSession],
-    message: OutboxMessage,
+    message: OutboxRow,
     error: DeliveryError | None,
     now: datetime,
 ) -> None:
@@ -322,9 +371,11 @@ async def drain(
     clock: Callable[[], datetime] = utcnow,
     limit: int = 50,
 ) -> int:
-    """Send what is due on the sender's channel once; returns how many were sent."""
+    """Send what is due on the sender's channel once; returns how many were sent. The sender gets
+    each row as an ``OutboxItem``."""
     sent = 0
-    for message in await claim(sessions, sender.channel, clock(), limit):
+    for row in await claim(sessions, sender.channel, clock(), limit):
+        message = OutboxItem.of(row)
         error: DeliveryError | None = None
         try:
             await sender.send(message)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from storage.models import OutboxMessage
+    from handlers.kernel.outbox import OutboxItem
 
 
 class DeliveryOutcome(StrEnum):
@@ -43,13 +43,21 @@ class OutboxKind(StrEnum):
     PUSH_ONLY = "push_only"  # to the person's own account, never as a passive reply to whoever asked
 
 
+class DeliveryMethod(StrEnum):
+    """How a channel delivers an outbox row (the stored ``method`` column): one message to one
+    account, or in a channel's mass send (WeChat 群发, ``MassSender``), which its own loop claims."""
+
+    DIRECT = "direct"
+    MASS = "mass"
+
+
 class Sender(Protocol):
     """Delivers one channel's outbox rows (``handlers.kernel.outbox.drain`` calls it); raises
     ``handlers.kernel.outbox.DeliveryError`` with an outcome when a row did not go out."""
 
     channel: str
 
-    async def send(self, message: OutboxMessage) -> None: ...
+    async def send(self, message: OutboxItem) -> None: ...
 
 
 @dataclass(frozen=True)

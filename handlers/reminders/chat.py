@@ -40,7 +40,7 @@ from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
-from handlers.reminders.jobs import date_text, dose_text, station
+from handlers.reminders.jobs import NOTIFY, date_text, dose_text, station
 from handlers.reminders.models import (
     Child,
     Consent,
@@ -518,7 +518,7 @@ class ReminderFeature(FollowupStaffCommands):
         ctx.reply(render("rem.joined", child=child.nickname, next=self._next_line(plan, self._today(ctx))))
         addresses = await store.resident_addresses(session, others, ctx.turn.services.channels)
         for address in addresses.values():
-            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind="notify")
+            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind=NOTIFY)
         return True
 
     # -- opting out ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from handlers.kernel.commands import COMMANDS
 from handlers.kernel.features import ChatContext
+from handlers.kernel.ports import OutboxKind
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.jobs import station
@@ -141,7 +142,7 @@ class FollowupStaffCommands:
                 number=enrolment.id,
                 footer=render("rem.msg.footer"),
             ),
-            kind="notify",
+            kind=OutboxKind.NOTIFY,
         )
         ctx.reply(
             render(

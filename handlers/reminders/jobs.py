@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.kernel.context import Services
 from handlers.kernel.outbox import Outbound, enqueue
 from handlers.kernel.people import Address
+from handlers.kernel.ports import OutboxKind
 from handlers.reminders.config import ReminderSettings, get_reminder_settings
 from handlers.reminders.models import (
     Child,
@@ -45,7 +46,8 @@ from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-KIND = "reminder"  # the outbox kind (channels may deliver it as a template message)
+KIND = OutboxKind.REMINDER  # the outbox kind (channels may deliver it as a template message)
+NOTIFY = OutboxKind.NOTIFY  # the kind of a message to another guardian or to staff
 
 
 def due_query(now: datetime) -> Select[tuple[int]]:

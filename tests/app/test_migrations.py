@@ -157,6 +157,60 @@ async def test_a_new_database_made_from_the_models_is_the_migrated_one(kind: str
             await new.dispose()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_wechat_mass_rows_become_wechat_rows_sent_by_mass_send(kind: str, tmp_path: Any) -> None:
+    """0009: an existing database's rows on the "wechat_mass" pseudo-channel become WeChat rows whose
+    delivery method is "mass" (every other row "direct"), and the mass-send loop claims them; the
+    downgrade puts them back."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from handlers.kernel.outbox import claim
+    from handlers.kernel.ports import DeliveryMethod
+    from storage.database import session_factory
+
+    insert = text(
+        "INSERT INTO outbox (channel, recipient, kind, text, payload, priority, status, attempts,"
+        " not_before, created_at) VALUES (:channel, :recipient, 'broadcast', '停水通知', '{}', 0,"
+        " 'pending', 0, :now, :now)"
+    )
+    rows = text("SELECT channel, recipient FROM outbox ORDER BY id")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    async with database_of(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0008", from_models=False)  # a database from before 0009
+            async with engine.begin() as connection:
+                for channel, recipient in (("wechat_mass", "o1"), ("wechat", "o2"), ("wechat_mass", "o3")):
+                    await connection.execute(insert, {"channel": channel, "recipient": recipient, "now": now})
+            await upgrade(engine, from_models=False)
+            async with engine.connect() as connection:
+                methods = (
+                    await connection.execute(text("SELECT channel, method FROM outbox ORDER BY id"))
+                ).all()
+            assert [tuple(r) for r in methods] == [
+                ("wechat", "mass"),
+                ("wechat", "direct"),
+                ("wechat", "mass"),
+            ]
+            sessions = session_factory(engine)
+            later = datetime(2026, 12, 2, tzinfo=UTC)
+            mass = await claim(sessions, "wechat", later, limit=10, method=DeliveryMethod.MASS)
+            assert [r.recipient for r in mass] == ["o1", "o3"]
+            assert [r.recipient for r in await claim(sessions, "wechat", later, limit=10)] == ["o2"]
+            await downgrade(engine, "0008")
+            async with engine.connect() as connection:
+                back = (await connection.execute(rows)).all()
+            assert [tuple(r) for r in back] == [
+                ("wechat_mass", "o1"),
+                ("wechat", "o2"),
+                ("wechat_mass", "o3"),
+            ]
+        finally:
+            await engine.dispose()
+
+
 LATER = """
 import sqlalchemy as sa
 from alembic import op

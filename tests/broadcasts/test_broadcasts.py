@@ -42,6 +42,7 @@ from handlers.broadcasts.models import (
 )
 from handlers.kernel.context import Services
 from handlers.kernel.outbox import DeliveryError, claim, drain
+from handlers.kernel.ports import DeliveryMethod
 from storage.database import create_engine, session_factory
 from storage.models import Case, OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests.support.chat import Chat, Clock, Delivered, RecordingSender
@@ -728,8 +729,8 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     await service.expand(
         services.sessions, bid, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
-    by_channel = Counter(r.channel for r in await rows(services, bid))
-    assert by_channel == {"wechat_mass": 4, "wechat": 2}  # the window still open: customer service
+    by_way = Counter((r.channel, r.method) for r in await rows(services, bid))
+    assert by_way == {("wechat", "mass"): 4, ("wechat", "direct"): 2}  # open window: customer service
     assert await wechat_mass.drain(services.sessions, WeChatMassSender(client), clock) == 3
     (call,) = fake.sent(fw.MASS)
     assert sorted(call.body["touser"]) == ["o0", "o1", "o2"]
@@ -748,7 +749,7 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
         services.sessions, bid2, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
     await job(Services(services.sessions, services.community, frozenset({"wechat"}), clock))
-    assert {r.channel for r in await rows(services, bid2)} == {"wechat"}
+    assert {(r.channel, r.method) for r in await rows(services, bid2)} == {("wechat", "direct")}
 
 
 async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
@@ -762,7 +763,7 @@ async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
     )
     # The process dies after WeChat accepted the batch and before the rows were marked: the call it
     # made is repeated here exactly as drain makes it, then its rows are left claimed.
-    claimed = await claim(services.sessions, "wechat_mass", clock(), limit=10)
+    claimed = await claim(services.sessions, "wechat", clock(), limit=10, method=DeliveryMethod.MASS)
     first = {
         "touser": [r.recipient for r in claimed],
         "msgtype": "text",

@@ -8,13 +8,12 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from sqlalchemy import select
-
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
+from handlers.kernel.channel_services import active_staff
+from handlers.kernel.clock import utcnow
 from handlers.kernel.inbound import Inbound
-from handlers.kernel.outbox import drain
+from handlers.kernel.outbox import OutboxItem, drain
 from messages import render
-from storage.models import OutboxMessage, Staff, utcnow
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -32,7 +31,7 @@ class ConsoleSender:
         self.app = app
         self.out = out
 
-    async def send(self, message: OutboxMessage) -> None:
+    async def send(self, message: OutboxItem) -> None:
         who = await describe(self.app, message.recipient)
         lines = [render("console.to", who=who), *("  " + line for line in message.text.splitlines())]
         buttons = message.payload.get("buttons") or []
@@ -44,18 +43,13 @@ class ConsoleSender:
 
 
 async def describe(app: App, who: str) -> str:
-    async with app.services.sessions() as session:
-        staff = await session.get(Staff, who)
-    if staff is not None and staff.active:
+    for staff in await active_staff(app.services.sessions, who):
         return render("console.staff", role=render(f"role.{staff.role}"), name=staff.name, id=staff.id)
     return render("console.resident", name=who)
 
 
 async def staff_lines(app: App) -> str:
-    async with app.services.sessions() as session:
-        rows = (
-            await session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.role, Staff.id))
-        ).all()
+    rows = await active_staff(app.services.sessions)
     return "\n".join(
         render("console.staff_line", id=s.id, name=s.name, role=render(f"role.{s.role}")) for s in rows
     )

@@ -41,8 +41,8 @@ from bot.channels.telegram.flood import FloodGuard
 from bot.channels.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
 from bot.channels.telegram.limiter import RateLimiter
 from bot.channels.telegram.sender import CHANNEL, TelegramSender
+from handlers.kernel.channel_services import serialises_writes
 from handlers.kernel.ports import Sender
-from storage.database import is_sqlite
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -193,7 +193,9 @@ class TelegramAdapter:
             conversation=app.conversation,
             services=app.services,
             wake=lambda: context.wake(CHANNEL),
-            writes=asyncio.Lock() if is_sqlite(self.settings.database_url) else contextlib.nullcontext(),
+            writes=(
+                asyncio.Lock() if serialises_writes(self.settings.database_url) else contextlib.nullcontext()
+            ),
         )
         self._sender = TelegramSender(self.application.bot, app.services.sessions, self.limiter)
         self._sender.ready = False  # the drain loop waits until getMe has answered

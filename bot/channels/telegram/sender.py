@@ -2,10 +2,10 @@
 
 Telegram's limits are kept here (``RateLimiter``), before the request. What Telegram answers decides
 what happens to the row: 429 puts it back for ``retry_after`` seconds (never dropped); 403 (the user
-blocked the bot) marks the account unreachable and gives up, and later rows to that account are
-given up without a request until the user writes again; a 400 is not retried. Any other answer,
-whatever its body (a 429 without ``retry_after``, a 5xx page, a 200 that is not a Bot API answer),
-is retried with back-off: only Telegram's own "ok" counts as sent.
+blocked the bot) is reported as BLOCKED, which the kernel (``handlers/kernel/reachability.py``) records:
+later rows to that account are given up without a request until the user writes again; a 400 is not
+retried. Any other answer, whatever its body (a 429 without ``retry_after``, a 5xx page, a 200 that
+is not a Bot API answer), is retried with back-off: only Telegram's own "ok" counts as sent.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.keyboards import keyboard
 from bot.channels.telegram.limiter import ChatId, RateLimiter
-from handlers.kernel.channel_services import is_unreachable, set_unreachable
-from handlers.kernel.outbox import DeliveryError, mark_dispatched
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
 from handlers.kernel.ports import DeliveryOutcome
-from storage.models import OutboxMessage, utcnow
+from handlers.kernel.reachability import delivering
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,11 @@ class TelegramSender:
         self.clock = clock
         self._booked: dict[int, float] = {}  # outbox row id → the limiter slot booked for it
 
-    async def send(self, message: OutboxMessage) -> None:
-        async with self.sessions() as session:
-            if await is_unreachable(session, CHANNEL, message.recipient):
-                raise DeliveryError(
-                    "recipient unreachable (blocked the bot)", outcome=DeliveryOutcome.BLOCKED
-                )
+    async def send(self, message: OutboxItem) -> None:
+        async with delivering(self.sessions, CHANNEL, message, self.clock):
+            await self._send(message)
+
+    async def _send(self, message: OutboxItem) -> None:
         chat_id = chat_id_of(message.recipient)
         booked = self._slot(message.id, chat_id)
         # Marked before the wait for the limiter, so the request follows the limiter's timing exactly
@@ -91,9 +90,7 @@ class TelegramSender:
             self.limiter.pause(chat_id, seconds)
             raise DeliveryError(f"429 retry after {seconds:g}s", retry_after=seconds) from None
         except Forbidden as exc:
-            async with self.sessions.begin() as session:
-                await set_unreachable(session, CHANNEL, message.recipient, self.clock())
-            log.info("telegram chat of outbox message %s is unreachable; marked", message.id)
+            log.info("telegram chat of outbox message %s is unreachable (403)", message.id)
             raise DeliveryError(f"403 {exc.message}"[:200], outcome=DeliveryOutcome.BLOCKED) from None
         except BadRequest as exc:
             raise DeliveryError(f"400 {exc.message}"[:200], permanent=True, cause="bad_request") from None
@@ -133,7 +130,7 @@ class TelegramSender:
             for stale in sorted(self._booked, key=self._booked.__getitem__)[: MAX_BOOKED // 10]:
                 del self._booked[stale]
 
-    async def _deliver(self, chat_id: ChatId, message: OutboxMessage) -> None:
+    async def _deliver(self, chat_id: ChatId, message: OutboxItem) -> None:
         payload = message.payload or {}
         markup = keyboard(payload.get("buttons"))
         text = message.text[:TEXT_MAX]

@@ -38,11 +38,9 @@ from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from sqlalchemy import select, update
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.wechat.db import insert_ignore
 from bot.channels.wechat.guards import (
     MAX_ELEMENTS,
     Refused,
@@ -54,13 +52,12 @@ from bot.channels.wechat.guards import (
     read_body,
 )
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
-from bot.channels.wechat.sender import record_subscription
-from handlers.kernel.channel_services import set_unreachable
+from handlers.kernel.channel_services import give_back, take_passive_reply
+from handlers.kernel.channel_state import Position, WeChatUserState, record_subscription, touch
+from handlers.kernel.clock import utcnow
 from handlers.kernel.inbound import Inbound
 from handlers.kernel.ports import OutboxKind
 from messages import render
-from storage.models import OutboxMessage, OutboxStatus, utcnow
-from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
     from handlers.kernel.channel_ports import AdapterContext
@@ -453,7 +450,7 @@ class WeChatCallback:
             return None
         return None  # view, templatesendjobfinish, subscribe_msg_sent_event …: nothing to do
 
-    def _with_position(self, inbound: Inbound, user: WeChatUser | None, now: datetime) -> Inbound:
+    def _with_position(self, inbound: Inbound, user: WeChatUserState | None, now: datetime) -> Inbound:
         """A report that names no place gets the user's position from the last half hour (a LOCATION
         event, or a location message whose label names a place the community knows)."""
         if user is None or user.located_at is None or now - user.located_at > POSITION_TTL:
@@ -491,40 +488,19 @@ class WeChatCallback:
     async def _take_passive(self, ids: list[int], openid: str, turn: _Turn) -> str | None:
         """The first reply to the sender produced by this turn, marked sent so the outbox skips it."""
         sessions = self._context.services.sessions
-        async with sessions.begin() as session:
-            row = await session.scalar(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_(ids),
-                    OutboxMessage.channel == CHANNEL,
-                    OutboxMessage.recipient == openid,
-                    OutboxMessage.kind.in_(PASSIVE_KINDS),
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                )
-                .order_by(OutboxMessage.id)
-                .limit(1)
-            )
-            if row is None or len(row.text.encode("utf-8")) > PASSIVE_LIMIT or turn.late:
-                return None
-            text, row_id = row.text, row.id
-            taken = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENT, sent_at=self.clock())
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(taken, "rowcount", 0) != 1:
-                return None  # the drain loop took it first
-        if turn.late:  # too late for the passive reply after all: give the row back to the outbox
-            async with sessions.begin() as session:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == row_id)
-                    .values(status=OutboxStatus.PENDING, sent_at=None)
-                    .execution_options(synchronize_session=False)
-                )
+
+        def late() -> bool:  # read when the row is found, not now
+            return turn.late
+
+        taken = await take_passive_reply(
+            sessions, ids, CHANNEL, openid, PASSIVE_KINDS, PASSIVE_LIMIT, self.clock(), late
+        )
+        if taken is None:
             return None
-        return text
+        if turn.late:  # too late for the passive reply after all: give the row back to the outbox
+            await give_back(sessions, taken[0])
+            return None
+        return taken[1]
 
     def _wake(self) -> None:
         # Every channel: a staff action here (a worker on WeChat) notifies people on their own channels.
@@ -539,36 +515,18 @@ class WeChatCallback:
         window: str | None,
         position: tuple[float | None, float | None, str | None] | None = None,
         subscribed: bool | None = None,
-    ) -> WeChatUser | None:
+    ) -> WeChatUserState:
         """Record what this inbound tells us about the user (window, position, following)."""
-        async with self._context.services.sessions.begin() as session:
-            await session.execute(
-                insert_ignore(session, WeChatUser, {"channel": CHANNEL, "openid": openid, "cs_sent": 0})
-            )
-            user = await session.get_one(WeChatUser, (CHANNEL, openid))
-            message_open = (
-                user.last_inbound_at is not None
-                and user.window_kind == "message"
-                and now - user.last_inbound_at < timedelta(hours=48)
-                and (user.window_closed_at is None or user.window_closed_at < user.last_inbound_at)
-            )
-            if window == "message" or (window == "event" and not message_open):
-                user.last_inbound_at = now
-                user.window_kind = window
-                user.cs_sent = 0
-            if position is not None and position[0] is not None and position[1] is not None:
-                user.latitude, user.longitude = position[0], position[1]
-                user.location_label = position[2]
-                user.located_at = now
-            if subscribed is True:
-                user.unsubscribed_at = None
-                await set_unreachable(session, CHANNEL, openid, None)
-            elif subscribed is False:
-                user.unsubscribed_at = now
-                await set_unreachable(session, CHANNEL, openid, now)
-            await session.flush()
-            session.expunge(user)
-            return user
+        where = Position(*position) if position is not None else None
+        return await touch(
+            self._context.services.sessions,
+            CHANNEL,
+            openid,
+            now,
+            window=window,
+            position=where,
+            subscribed=subscribed,
+        )
 
 
 def _query(raw: bytes) -> dict[str, str]:

@@ -14,23 +14,9 @@ from messages import render
 
 
 async def _unreached(database_url: str, limit: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
+    from handlers.kernel.channel_state import unreached_in
 
-    from storage.database import create_engine, session_factory
-    from storage.migrate import upgrade
-    from storage.wechat_models import WeChatUnreached
-
-    engine = create_engine(database_url)
-    try:
-        await upgrade(engine)
-        async with session_factory(engine)() as session:
-            rows = (
-                await session.scalars(
-                    select(WeChatUnreached).order_by(WeChatUnreached.id.desc()).limit(limit)
-                )
-            ).all()
-    finally:
-        await engine.dispose()
+    rows = await unreached_in(database_url, limit)
     return [
         {
             "at": r.at.isoformat(),

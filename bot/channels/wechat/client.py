@@ -16,23 +16,20 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import or_, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.wechat.db import insert_ignore
-from storage.models import utcnow
-from storage.wechat_models import WeChatToken
+from handlers.kernel.clock import utcnow
+from handlers.kernel.token_store import LEASE as LEASE
+from handlers.kernel.token_store import REFRESH_AHEAD as REFRESH_AHEAD
+from handlers.kernel.token_store import CachedToken as CachedToken
+from handlers.kernel.token_store import DatabaseTokenStore as DatabaseTokenStore  # where channels find it
 
 log = logging.getLogger(__name__)
 
-REFRESH_AHEAD = timedelta(minutes=5)  # refresh when less than this is left
 RECHECK = timedelta(seconds=60)  # inside that margin, ask WeChat at most this often
-LEASE = timedelta(seconds=20)  # how long one process may take to refresh
 WAIT = 15.0  # seconds a caller waits for another process's refresh when it has no token at all
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
@@ -58,25 +55,6 @@ class WeChatTransportError(Exception):
     """The API could not be reached or answered garbage (no URL in the message: it holds the token)."""
 
 
-@dataclass(frozen=True)
-class CachedToken:
-    token: str | None
-    expires_at: datetime | None
-    checked_at: datetime | None
-
-    def fresh(self, now: datetime) -> bool:
-        return (
-            self.token is not None and self.expires_at is not None and self.expires_at - now > REFRESH_AHEAD
-        )
-
-    def usable(self, now: datetime) -> bool:
-        return (
-            self.token is not None
-            and self.expires_at is not None
-            and self.expires_at - now > timedelta(seconds=10)
-        )
-
-
 class TokenStore(Protocol):
     async def get(self, key: str) -> CachedToken | None: ...
 
@@ -87,56 +65,6 @@ class TokenStore(Protocol):
     async def release(self, key: str) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class DatabaseTokenStore:
-    """The token row in ``wechat_tokens``; the refresh lease is a conditional UPDATE (one winner on both
-    SQLite and PostgreSQL, where it takes the row lock), so no transaction stays open over HTTP."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    async def get(self, key: str) -> CachedToken | None:
-        async with self.sessions() as session:
-            row = await session.get(WeChatToken, key)
-            if row is None:
-                return None
-            return CachedToken(row.access_token, row.expires_at, row.checked_at)
-
-    async def try_lock(self, key: str, now: datetime) -> bool:
-        async with self.sessions.begin() as session:
-            await session.execute(insert_ignore(session, WeChatToken, {"key": key}))
-            result = await session.execute(
-                update(WeChatToken)
-                .where(
-                    WeChatToken.key == key,
-                    or_(WeChatToken.refreshing_until.is_(None), WeChatToken.refreshing_until < now),
-                )
-                .values(refreshing_until=now + LEASE)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
-
-    async def put(self, key: str, token: str, expires_at: datetime, now: datetime) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(WeChatToken)
-                .where(WeChatToken.key == key)
-                .values(access_token=token, expires_at=expires_at, checked_at=now, refreshing_until=None)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def release(self, key: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(WeChatToken)
-                .where(WeChatToken.key == key)
-                .values(refreshing_until=None)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def close(self) -> None:
-        return None
 
 
 class RedisTokenStore:

@@ -28,60 +28,31 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import utcnow
-from storage.wechat_models import WeChatCallbackSeal, WeChatInbox
+from handlers.kernel.callback_inbox import Entry, InboxStore, NewMessage
+from handlers.kernel.callback_inbox import Item as Item  # re-exported: what the channel's handler gets
+from handlers.kernel.callback_inbox import Replayed as Replayed
+from handlers.kernel.callback_inbox import Seal as Seal
+from handlers.kernel.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 INLINE_LEASE = timedelta(seconds=30)
-MAX_ATTEMPTS = 5
 BATCH = 200  # messages per group commit
 IDLE_POLL = 0.5
-KEEP = timedelta(days=2)  # handled rows kept this long (retries arrive within seconds)
 PRUNE_EVERY = timedelta(minutes=10)
 YIELD_MAX = 1.0  # at most this long the worker gives way to callbacks before each message
 YIELD_STEP = 0.01
 QUIET = 0.05  # callbacks are "arriving" while one was stored less than this long ago
-SEAL_KEEP = 600  # seconds after its timestamp a seal is kept (twice the accepted clock skew)
 SEEN_MAX = 20_000  # seals remembered in this process
-
-
-class Replayed(Exception):
-    """A seal (signature, timestamp, nonce) already used for a different body."""
-
-
-@dataclass(frozen=True)
-class Seal:
-    signature: str
-    timestamp: int
-    nonce: str
-    body_sha256: str
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        return (self.signature, self.timestamp, self.nonce)
-
-
-@dataclass(frozen=True)
-class Item:
-    id: int
-    key: str
-    openid: str
-    xml: str
-    received_at: datetime
 
 
 @dataclass
 class _Pending:
-    values: dict[str, object] | None  # None: only the seal is recorded (a message not stored)
-    seal: Seal | None
+    entry: Entry
     future: asyncio.Future[int | None]
 
 
@@ -94,6 +65,7 @@ class Inbox:
     ) -> None:
         self.sessions = sessions
         self.channel = channel
+        self.store = InboxStore(sessions, channel, clock)
         self.clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -103,7 +75,6 @@ class Inbox:
         self._pruned: datetime | None = None
         self._busy: Callable[[], bool] = lambda: False
         self._last_put = 0.0  # time.monotonic() of the last put
-        self._statement: object = None
         self._seen: OrderedDict[tuple[str, int, str], str] = OrderedDict()  # seal key → body SHA-256
 
     # -- storing -------------------------------------------------------------------------------------
@@ -129,7 +100,7 @@ class Inbox:
         """Record a seal for a callback that stores no message (``Replayed`` if used for another body)."""
         self.check_seen(seal)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(None, seal, future))
+        self._queue.put_nowait(_Pending(Entry(None, seal), future))
         await future
 
     async def put(
@@ -142,18 +113,9 @@ class Inbox:
             self.check_seen(seal)
         now = self.clock()
         self._last_put = time.monotonic()
-        values: dict[str, object] = {
-            "channel": self.channel,
-            "key": key[:200],
-            "openid": openid,
-            "xml": xml,
-            "received_at": now,
-            "status": "pending",
-            "attempts": 0,
-            "claimed_until": now + INLINE_LEASE if inline else None,
-        }
+        message = NewMessage(key, openid, xml, now, now + INLINE_LEASE if inline else None)
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(values, seal, future))
+        self._queue.put_nowait(_Pending(Entry(message, seal), future))
         row_id = await future
         if row_id is None:
             return None
@@ -190,89 +152,14 @@ class Inbox:
                 else:
                     pending.future.set_result(result)
 
-    def _insert_statement(self, session: AsyncSession) -> object:
-        if self._statement is None:
-            table = WeChatInbox.__table__
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            self._statement = (
-                dialect.insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.key)
-            )
-        return self._statement
-
     async def _insert(self, batch: list[_Pending]) -> list[int | BaseException | None]:
-        """One transaction for the batch: the seals first (a seal used for another body refuses its
-        message), then INSERT … ON CONFLICT DO NOTHING RETURNING for the messages (Core, executemany:
-        SQLAlchemy sends it as multi-row VALUES, compiled once); a key that was already stored (or
-        repeats within the batch) gets None."""
-        async with self.sessions.begin() as session:
-            refused = await self._check_seals(session, batch)
-            first: dict[str, int] = {}
-            for index, pending in enumerate(batch):
-                if pending.values is not None and index not in refused:
-                    first.setdefault(str(pending.values["key"]), index)
-            rows = [batch[i].values for i in sorted(first.values())]
-            stored: dict[str, int] = {}
-            if rows:
-                result = await session.execute(self._insert_statement(session), rows)  # type: ignore[arg-type]
-                stored = {key: row_id for row_id, key in result.all()}
-        results: list[int | BaseException | None] = []
-        for i, p in enumerate(batch):
-            if i in refused:
-                results.append(Replayed())
-            elif p.values is None:
-                results.append(None)
-            else:
-                key = str(p.values["key"])
-                results.append(stored.get(key) if first.get(key) == i else None)
-        for i, p in enumerate(batch):
-            if p.seal is not None and i not in refused:
-                self._remember(p.seal, p.seal.body_sha256)
+        """One transaction for the batch (``InboxStore.store``); the seals it took are remembered in
+        this process."""
+        results: list[int | BaseException | None] = list(await self.store.store([p.entry for p in batch]))
+        for p, result in zip(batch, results, strict=True):
+            if p.entry.seal is not None and not isinstance(result, Replayed):
+                self._remember(p.entry.seal, p.entry.seal.body_sha256)
         return results
-
-    async def _check_seals(self, session: AsyncSession, batch: list[_Pending]) -> set[int]:
-        """Record the batch's seals; the indexes of those already bound to another body."""
-        seals = {i: p.seal for i, p in enumerate(batch) if p.seal is not None}
-        if not seals:
-            return set()
-        bound: dict[tuple[str, int, str], str] = {}  # what each seal is bound to: the database, or the
-        for seal in seals.values():  # first of the batch to use it
-            bound.setdefault(seal.key, seal.body_sha256)
-        table = WeChatCallbackSeal.__table__
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        values = [
-            {
-                "channel": self.channel,
-                "signature": key[0],
-                "timestamp": key[1],
-                "nonce": key[2],
-                "body_sha256": digest,
-                "expires_at": datetime.fromtimestamp(key[1] + SEAL_KEEP, UTC),
-            }
-            for key, digest in bound.items()
-        ]
-        result = await session.execute(
-            dialect.insert(table)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(table.c.signature, table.c.timestamp, table.c.nonce)
-        )
-        inserted = {(str(r[0]), int(r[1]), str(r[2])) for r in result.all()}
-        earlier = [key for key in bound if key not in inserted]
-        if earlier:  # seen before, perhaps by another process: what were they bound to?
-            rows = await session.execute(
-                select(table.c.signature, table.c.timestamp, table.c.nonce, table.c.body_sha256).where(
-                    table.c.channel == self.channel,
-                    or_(
-                        *(
-                            and_(table.c.signature == k[0], table.c.timestamp == k[1], table.c.nonce == k[2])
-                            for k in earlier
-                        )
-                    ),
-                )
-            )
-            for sig, ts, nonce, digest in rows.all():
-                bound[(str(sig), int(ts), str(nonce))] = str(digest)
-        return {i for i, seal in seals.items() if bound[seal.key] != seal.body_sha256}
 
     # -- handling ------------------------------------------------------------------------------------
 
@@ -281,43 +168,11 @@ class Inbox:
         return self.queued == 0 and self._queue.qsize() < BATCH
 
     async def done(self, item: Item, status: str = "done") -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(WeChatInbox)
-                .where(WeChatInbox.id == item.id)
-                .values(status=status, claimed_until=None)
-                .execution_options(synchronize_session=False)
-            )
+        await self.store.done(item.id, status)
 
     async def _claim(self, limit: int = 20) -> tuple[list[Item], list[Item]]:
         """Due messages, leased to this process: (to handle, tried too often)."""
-        now = self.clock()
-        due = and_(
-            WeChatInbox.channel == self.channel,
-            WeChatInbox.status == "pending",
-            or_(WeChatInbox.claimed_until.is_(None), WeChatInbox.claimed_until < now),
-        )
-        async with self.sessions.begin() as session:
-            rows = (
-                await session.scalars(
-                    select(WeChatInbox)
-                    .where(due)
-                    .order_by(WeChatInbox.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if rows:
-                await session.execute(
-                    update(WeChatInbox)
-                    .where(WeChatInbox.id.in_([r.id for r in rows]))
-                    .values(claimed_until=now + LEASE, attempts=WeChatInbox.attempts + 1)
-                    .execution_options(synchronize_session=False)
-                )
-        items = [Item(r.id, r.key, r.openid, r.xml, r.received_at) for r in rows]
-        fresh = [i for i, r in zip(items, rows, strict=True) if r.attempts < MAX_ATTEMPTS]
-        spent = [i for i, r in zip(items, rows, strict=True) if r.attempts >= MAX_ATTEMPTS]
-        return fresh, spent
+        return await self.store.claim(limit)
 
     async def _work(self, handle: Callable[[Item], Awaitable[object]]) -> None:
         while True:
@@ -364,19 +219,7 @@ class Inbox:
             return
         self._pruned = now
         try:
-            async with self.sessions.begin() as session:
-                await session.execute(
-                    delete(WeChatInbox).where(
-                        WeChatInbox.channel == self.channel,
-                        WeChatInbox.status == "done",
-                        WeChatInbox.received_at < now - KEEP,
-                    )
-                )
-                await session.execute(
-                    delete(WeChatCallbackSeal).where(
-                        WeChatCallbackSeal.channel == self.channel, WeChatCallbackSeal.expires_at < now
-                    )
-                )
+            await self.store.prune(now)
         except Exception:
             log.exception("wechat inbox: pruning failed")
 

@@ -12,6 +12,9 @@
    ``character_string1`` (case number), ``thing2`` (summary), ``time3`` (time).
 4. Otherwise a ``wechat_unreached`` row (``outreach-bot wechat unreached``) and the outbox row fails.
 
+What WeChat tells about a user (window closed, quota spent, not following) is kept by the kernel
+(``handlers/kernel/channel_state.py``); this module only decides the path and reads the answers.
+
 ``45009`` (the app's daily API quota) puts the message back until shortly after midnight, Beijing time.
 """
 
@@ -25,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.wechat.client import (
@@ -39,11 +41,11 @@ from bot.channels.wechat.client import (
     WeChatClient,
     WeChatTransportError,
 )
-from bot.channels.wechat.db import insert_ignore
-from handlers.kernel.outbox import DeliveryError, mark_dispatched
+from handlers.kernel import channel_state as kernel_state
+from handlers.kernel.channel_state import WeChatUserState, record_subscription
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
 from messages import render
-from storage.models import OutboxMessage, ResidentIdentity, utcnow
-from storage.wechat_models import WeChatSubscription, WeChatUnreached, WeChatUser
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class Window:
     UNSUBSCRIBED = "unsubscribed"
 
 
-def window_state(user: WeChatUser | None, resident_last: datetime | None, now: datetime) -> str:
+def window_state(user: WeChatUserState | None, resident_last: datetime | None, now: datetime) -> str:
     """Whether a customer-service message may go to this user now."""
     if user is None or user.last_inbound_at is None:
         # Nothing of ours: the core's last message time, or what WeChat told us last time.
@@ -87,7 +89,7 @@ def window_state(user: WeChatUser | None, resident_last: datetime | None, now: d
     return Window.OPEN
 
 
-def window_end(user: WeChatUser | None) -> datetime | None:
+def window_end(user: WeChatUserState | None) -> datetime | None:
     if user is None or user.last_inbound_at is None:
         return None
     length = EVENT_WINDOW[0] if user.window_kind == "event" else MESSAGE_WINDOW[0]
@@ -149,54 +151,24 @@ class WeChatSender:
 
     # -- state -----------------------------------------------------------------------------------------
 
-    async def _load(self, openid: str) -> tuple[WeChatUser | None, datetime | None]:
-        async with self.sessions() as session:
-            user = await session.get(WeChatUser, (CHANNEL, openid))
-            resident = await session.get(ResidentIdentity, (CHANNEL, openid))
-            return user, resident.last_inbound_at if resident is not None else None
-
-    async def _mark(self, openid: str, **values: Any) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                insert_ignore(session, WeChatUser, {"channel": CHANNEL, "openid": openid, "cs_sent": 0})
-            )
-            await session.execute(
-                update(WeChatUser)
-                .where(WeChatUser.channel == CHANNEL, WeChatUser.openid == openid)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def _record_unreached(self, row: OutboxMessage, reason: str) -> None:
-        async with self.sessions.begin() as session:
-            session.add(
-                WeChatUnreached(
-                    at=self.clock(),
-                    channel=CHANNEL,
-                    openid=row.recipient,
-                    outbox_id=row.id,
-                    case_id=row.case_id,
-                    kind=row.kind,
-                    reason=reason[:64],
-                    text=row.text,
-                )
-            )
+    async def _record_unreached(self, row: OutboxItem, reason: str) -> None:
+        await kernel_state.record_unreached(self.sessions, CHANNEL, row, reason, self.clock())
         log.warning("outbox %s (%s) not delivered on wechat: %s", row.id, row.kind, reason)
 
     # -- sending ---------------------------------------------------------------------------------------
 
-    def _text(self, row: OutboxMessage) -> str:
+    def _text(self, row: OutboxItem) -> str:
         url = photo_url(row.payload or {})
         return row.text + ("\n" + render("wechat.photo_link", url=url) if url else "")
 
-    def _fields(self, row: OutboxMessage) -> tuple[str, str, str]:
+    def _fields(self, row: OutboxItem) -> tuple[str, str, str]:
         created = row.created_at or self.clock()
         number = f"#{row.case_id}" if row.case_id is not None else "-"
         return number, summary(row.text), created.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")
 
-    async def send(self, row: OutboxMessage) -> None:
+    async def send(self, row: OutboxItem) -> None:
         now = self.clock()
-        user, resident_last = await self._load(row.recipient)
+        user, resident_last = await kernel_state.user_state(self.sessions, CHANNEL, row.recipient)
         state = window_state(user, resident_last, now)
         if state == Window.UNSUBSCRIBED:
             await self._give_up(row, Window.UNSUBSCRIBED)
@@ -207,10 +179,10 @@ class WeChatSender:
                 await self.client.send_text(row.recipient, self._text(row))
             except WeChatAPIError as exc:
                 if exc.errcode == OUT_OF_WINDOW:
-                    await self._mark(row.recipient, window_closed_at=now)
+                    await kernel_state.window_closed(self.sessions, CHANNEL, row.recipient, now)
                     reason = Window.CLOSED
                 elif exc.errcode == CS_QUOTA:
-                    await self._mark(row.recipient, cs_sent=MESSAGE_WINDOW[1])
+                    await kernel_state.quota_spent(self.sessions, CHANNEL, row.recipient, MESSAGE_WINDOW[1])
                     reason = Window.QUOTA
                 else:
                     await self._api_failure(row, exc)
@@ -218,7 +190,7 @@ class WeChatSender:
                 raise DeliveryError(str(exc)) from None
             else:
                 if user is not None:
-                    await self._mark(row.recipient, cs_sent=WeChatUser.cs_sent + 1)
+                    await kernel_state.count_cs_message(self.sessions, CHANNEL, row.recipient)
                 return
         if await self._try_template(row) or await self._try_subscribe(row):
             return
@@ -230,27 +202,27 @@ class WeChatSender:
                 raise DeliveryError(Window.QUOTA, retry_after=wait.total_seconds())
         await self._give_up(row, reason)
 
-    async def _dispatching(self, row: OutboxMessage) -> None:
+    async def _dispatching(self, row: OutboxItem) -> None:
         """Before the first request that may deliver the row (see handlers/kernel/outbox.py)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
 
-    async def _give_up(self, row: OutboxMessage, reason: str, cause: str | None = None) -> None:
+    async def _give_up(self, row: OutboxItem, reason: str, cause: str | None = None) -> None:
         await self._record_unreached(row, reason)
         raise DeliveryError(reason, permanent=True, cause=cause or reason)
 
-    async def _api_failure(self, row: OutboxMessage, exc: WeChatAPIError) -> None:
+    async def _api_failure(self, row: OutboxItem, exc: WeChatAPIError) -> None:
         """Raise the DeliveryError an API error means (never returns)."""
         if exc.errcode == API_QUOTA:
             raise DeliveryError("api daily quota (45009)", retry_after=seconds_to_quota_reset(self.clock()))
         if exc.errcode == NOT_FOLLOWING:
-            await self._mark(row.recipient, unsubscribed_at=self.clock())
+            await kernel_state.unsubscribed(self.sessions, CHANNEL, row.recipient, self.clock())
             await self._give_up(row, Window.UNSUBSCRIBED)
         if exc.errcode == INVALID_OPENID:
             await self._give_up(row, f"errcode_{exc.errcode}", "invalid_user")
         raise DeliveryError(f"errcode {exc.errcode}")
 
-    async def _try_template(self, row: OutboxMessage) -> bool:
+    async def _try_template(self, row: OutboxItem) -> bool:
         template_id = self.templates.get(row.kind) or self.templates.get("default")
         if not template_id:
             return False
@@ -274,18 +246,11 @@ class WeChatSender:
             raise DeliveryError(str(exc)) from None
         return True
 
-    async def _try_subscribe(self, row: OutboxMessage) -> bool:
+    async def _try_subscribe(self, row: OutboxItem) -> bool:
         template_id = self.subscribe_templates.get(row.kind) or self.subscribe_templates.get("default")
         if not template_id:
             return False
-        async with self.sessions() as session:
-            status = await session.scalar(
-                select(WeChatSubscription.status).where(
-                    WeChatSubscription.openid == row.recipient,
-                    WeChatSubscription.template_id == template_id,
-                )
-            )
-        if status != "accept":
+        if await kernel_state.subscription(self.sessions, row.recipient, template_id) != "accept":
             return False
         number, short, when = self._fields(row)
         data = {
@@ -307,19 +272,3 @@ class WeChatSender:
         except WeChatTransportError as exc:
             raise DeliveryError(str(exc)) from None
         return True
-
-
-async def record_subscription(
-    sessions: async_sessionmaker[AsyncSession], openid: str, template_id: str, status: str, now: datetime
-) -> None:
-    from bot.channels.wechat.db import upsert
-
-    async with sessions.begin() as session:
-        await session.execute(
-            upsert(
-                session,
-                WeChatSubscription,
-                {"openid": openid, "template_id": template_id, "status": status, "updated_at": now},
-                {"status": status, "updated_at": now},
-            )
-        )

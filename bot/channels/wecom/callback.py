@@ -57,15 +57,15 @@ from handlers.kernel.channel_services import (
     reply_unhandled,
     sent_row,
 )
+from handlers.kernel.clock import utcnow
 from handlers.kernel.commands import Cmd, parse_action, parse_command
 from handlers.kernel.inbound import Inbound
 from handlers.kernel.outbox import Outbound
 from messages import render
-from storage.models import utcnow
 
 if TYPE_CHECKING:
     from handlers.kernel.channel_ports import AdapterContext
-    from storage.models import OutboxMessage
+    from handlers.kernel.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class WeComCallback:
     async def _case_state(self, number: int | None) -> cards.CaseState:
         return await case_state(self._context.services.sessions, number)
 
-    async def _card_row(self, task_id: str, userid: str) -> OutboxMessage | None:
+    async def _card_row(self, task_id: str, userid: str) -> OutboxItem | None:
         """The outbox row a card was built from (only a card this member was sent)."""
         row_id = cards.row_of_task(task_id)
         if row_id is None:

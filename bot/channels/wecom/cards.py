@@ -21,8 +21,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from handlers.kernel.channel_services import OPEN_STATUSES
 from messages import render
-from storage.models import OPEN_STATUSES
 
 CARD_TYPE = "button_interaction"
 TITLE_MAX = 26  # main_title.title, characters (WeCom's documented limit)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bot.channels.wechat.client import TencentClient, TokenSource, TokenStore, WeChatTransportError
-from storage.models import utcnow
+from handlers.kernel.clock import utcnow
 
 log = logging.getLogger(__name__)
 

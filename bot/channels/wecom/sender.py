@@ -7,8 +7,9 @@
   ``MemberLimiter`` is asked first: a full window puts the row back in the outbox for as long as it
   needs (``DeliveryError(retry_after=…)``), it is never sent to be dropped.
 * What WeCom answers decides the row's fate: frequency and quota codes reschedule; an unknown or
-  departed member (``40031``, ``81013`` …) fails the row and marks the staff account unreachable until
-  they write again (later rows to them fail without a request); transport errors and ``-1`` are
+  departed member (``40031``, ``81013`` …) fails the row as BLOCKED, which the kernel
+  (``handlers/kernel/reachability.py``) records: the staff account is unreachable until they write again
+  (later rows to them fail without a request); transport errors and ``-1`` are
   retried with the outbox's back-off. Token errors were already retried once by the client.
 """
 
@@ -26,11 +27,11 @@ from bot.channels.wechat.sender import photo_url
 from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
-from handlers.kernel.channel_services import is_unreachable, set_unreachable
-from handlers.kernel.outbox import DeliveryError, mark_dispatched
-from handlers.kernel.ports import OutboxKind
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox import DeliveryError, OutboxItem, mark_dispatched
+from handlers.kernel.ports import DeliveryOutcome, OutboxKind
+from handlers.kernel.reachability import delivering
 from messages import render
-from storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def fit_bytes(text: str, limit: int = TEXT_MAX_BYTES) -> str:
     return data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
-def message_body(row: OutboxMessage) -> dict[str, Any]:
+def message_body(row: OutboxItem) -> dict[str, Any]:
     """What ``message/send`` gets for the row (recipient and agent are added by the client)."""
     payload = row.payload or {}
     buttons = cards.usable_buttons(payload.get("buttons"))
@@ -83,12 +84,14 @@ class WeComSender:
         self.limiter = limiter or MemberLimiter()
         self.clock = clock
 
-    async def send(self, row: OutboxMessage) -> None:
-        if row.kind == CARD_UPDATE:
-            await self._update_card(row)
-            return
-        if await self._unreachable(row.recipient):
-            raise DeliveryError("member unreachable (left or unknown)", permanent=True)
+    async def send(self, row: OutboxItem) -> None:
+        async with delivering(self.sessions, CHANNEL, row, self.clock):
+            if row.kind == CARD_UPDATE:
+                await self._update_card(row)
+            else:
+                await self._send(row)
+
+    async def _send(self, row: OutboxItem) -> None:
         wait = self.limiter.take(row.recipient)
         if wait > 0:
             raise DeliveryError("wecom per-member limit", retry_after=wait)
@@ -100,27 +103,28 @@ class WeComSender:
         except WeChatTransportError as exc:
             raise DeliveryError(str(exc)) from None
 
-    async def _dispatching(self, row: OutboxMessage) -> None:
+    async def _dispatching(self, row: OutboxItem) -> None:
         """Just before the request that may deliver the row (see handlers/kernel/outbox.py): a row another
         process has claimed since is not sent here (``Reclaimed``)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
 
-    async def _failed(self, row: OutboxMessage, exc: WeChatAPIError) -> None:
+    async def _failed(self, row: OutboxItem, exc: WeChatAPIError) -> None:
         """Raise the ``DeliveryError`` the API error means."""
         if exc.errcode in API_FREQUENCY:
             raise DeliveryError(f"errcode {exc.errcode}", retry_after=RETRY_FREQUENCY)
-        if exc.errcode in INVALID_USER:
-            await self._mark_unreachable(row.recipient)
-            log.info("wecom member of outbox message %s cannot be reached; marked", row.id)
-            raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
+        if exc.errcode in INVALID_USER:  # left or unknown: as if they had blocked the bot
+            log.info("wecom member of outbox message %s cannot be reached", row.id)
+            raise DeliveryError(
+                f"errcode {exc.errcode}", outcome=DeliveryOutcome.BLOCKED, cause="platform_error"
+            )
         if exc.errcode == SYSTEM_BUSY:
             raise DeliveryError("errcode -1 (system busy)")
         if exc.errcode in (40001, 42001):  # the access token: fetched again on the next try
             raise DeliveryError(f"errcode {exc.errcode}")
         raise DeliveryError(f"errcode {exc.errcode}", permanent=True, cause="platform_error")
 
-    async def _update_card(self, row: OutboxMessage) -> None:
+    async def _update_card(self, row: OutboxItem) -> None:
         payload = row.payload or {}
         code, body = str(payload.get("response_code") or ""), payload.get("update")
         if not code or not isinstance(body, dict):
@@ -134,11 +138,3 @@ class WeComSender:
             await self._failed(row, exc)
         except WeChatTransportError as exc:
             raise DeliveryError(str(exc)) from None
-
-    async def _unreachable(self, userid: str) -> bool:
-        async with self.sessions() as session:
-            return await is_unreachable(session, CHANNEL, userid)
-
-    async def _mark_unreachable(self, userid: str) -> None:
-        async with self.sessions.begin() as session:
-            await set_unreachable(session, CHANNEL, userid, self.clock())

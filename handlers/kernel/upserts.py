@@ -1,4 +1,4 @@
-"""Small SQL helpers that differ between SQLite and PostgreSQL (upserts)."""
+"""Small SQL helpers that differ between SQLite and PostgreSQL (upserts), for the kernel services."""
 
 from __future__ import annotations
 
