@@ -75,7 +75,7 @@ class Classification:
     categories: tuple[str, ...] = ()
     confidence: float = 0.0
     keywords: tuple[str, ...] = ()
-    intent: str | None = None  # why it is not a report: closure, question, greeting, topic, status
+    intent: str | None = None  # why not a report: closure, question, greeting, topic, status, advert
     urgent: str | None = None  # kind of immediate danger (a key of data/urgent.yaml): gas, fire, …
     ask: bool = False  # unsure: the bot should let the resident choose among ``candidates``
     candidates: tuple[str, ...] = ()  # likely categories, best first (``other`` may be among them)
@@ -99,6 +99,7 @@ class Intents:
     complaint: PatternSearch
     status: PatternSearch
     turn: PatternSearch
+    advert: PatternSearch
 
 
 @cache
@@ -299,6 +300,7 @@ class Classifier:
         greeting = intents.greeting.search(folded) is not None
         topic = intents.topics.search(folded) is not None
         status = intents.status.search(folded) is not None
+        advert = intents.advert.search(folded) is not None
         flags = tuple(
             f"i:{name}"
             for name, on in (
@@ -312,6 +314,7 @@ class Classifier:
                 ("greeting", greeting),
                 ("topic", topic),
                 ("status", status),
+                ("advert", advert),
             )
             if on
         )
@@ -331,6 +334,9 @@ class Classifier:
         # "我上次报的下水道处理到哪一步了": the resident's earlier case, not a new one (unless it is back)
         if status and not persists:
             return Classification(text, None, confidence=0.9, intent="status"), flags
+        # "专业灭鼠灭蟑，上门服务": the message is an ad; a report of ads stuck up names a poster.
+        if advert and not persists and not any(self.categories[i].code == "poster" for i in found):
+            return Classification(text, None, confidence=0.8, intent="advert"), flags
         if found:
             primary = scores[found[0]]
             complains = persists or request or primary.supported or severity
