@@ -102,6 +102,10 @@ class Intents:
     advert: PatternSearch
 
 
+# (the model's flag, the Intents field) of each intent checked for every message; i:topic is the topics'
+_FLAGGED_INTENTS = tuple(("topic" if n == "topics" else n, n) for n in Intents.__annotations__ if n != "turn")
+
+
 @cache
 def _intents_data() -> dict[str, Any]:
     return _data("intents.yaml")  # type: ignore[no-any-return]
@@ -290,34 +294,12 @@ class Classifier:
         self, text: str, folded: str, scores: dict[int, _Score], found: list[int]
     ) -> tuple[Classification, tuple[str, ...]]:
         intents = self.intents
-        persists = intents.persists.search(folded) is not None
-        request = intents.request.search(folded) is not None
-        praise = intents.praise.search(folded) is not None
-        closure = intents.closure.search(folded) is not None
-        question = intents.question.search(folded) is not None
-        severity = intents.severity.search(folded) is not None
-        complaint = intents.complaint.search(folded) is not None
-        greeting = intents.greeting.search(folded) is not None
-        topic = intents.topics.search(folded) is not None
-        status = intents.status.search(folded) is not None
-        advert = intents.advert.search(folded) is not None
-        flags = tuple(
-            f"i:{name}"
-            for name, on in (
-                ("persists", persists),
-                ("request", request),
-                ("praise", praise),
-                ("closure", closure),
-                ("question", question),
-                ("severity", severity),
-                ("complaint", complaint),
-                ("greeting", greeting),
-                ("topic", topic),
-                ("status", status),
-                ("advert", advert),
-            )
-            if on
-        )
+        # Each intent's finding, and the model's flag for it (i:topic is the topics patterns').
+        hit = {flag: getattr(intents, name).search(folded) is not None for flag, name in _FLAGGED_INTENTS}
+        flags = tuple(f"i:{flag}" for flag, on in hit.items() if on)
+        persists, request, praise, closure = hit["persists"], hit["request"], hit["praise"], hit["closure"]
+        question, severity, complaint = hit["question"], hit["severity"], hit["complaint"]
+        greeting, topic, status, advert = hit["greeting"], hit["topic"], hit["status"], hit["advert"]
         # "卫生还行，就是单元门坏了": praise or "fine" before a turn does not close a problem after it.
         turned = False
         if praise or closure:
