@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.app import App
-from handlers import deadlines, digest
+from handlers.cases import deadlines, digest
 
 ESCALATION_SECONDS = 60
 DIGEST_SECONDS = 60

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,7 +56,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads", *, from_models: 
     until a merge revision joins them, so "heads", not "head".
 
     A brand-new database (no tables at all) is instead created from the models in one go and stamped
-    at the heads: the same schema (``tests/test_migrations.py`` compares the two ways on SQLite and
+    at the heads: the same schema (``tests/app/test_migrations.py`` compares the two ways on SQLite and
     PostgreSQL, and a later migration applied to both), without running every migration or loading
     Alembic. ``from_models=False`` runs the migrations even then."""
 
@@ -82,15 +80,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads", *, from_models: 
 
 
 def all_models() -> MetaData:
-    """The metadata of every table: each ``storage/*models.py`` module adds its own to the one Base."""
-    import storage
+    """The metadata of every table: each module in ``storage.model_registry`` adds its own to the one Base."""
+    from storage.model_registry import load_models
 
-    for module in pkgutil.iter_modules(storage.__path__):
-        if module.name.endswith("models"):
-            importlib.import_module(f"storage.{module.name}")
-    from storage.models import Base
-
-    return Base.metadata
+    return load_models()
 
 
 def create_from_models(connection: Connection) -> None:

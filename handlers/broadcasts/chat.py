@@ -40,10 +40,10 @@ from handlers.broadcasts.audience_words import (
     parse_when,
     split_audience,
 )
-from handlers.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
-from handlers.features import ChatContext
+from handlers.broadcasts.models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
+from handlers.kernel.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
+from handlers.kernel.features import ChatContext
 from messages import render
-from storage.broadcast_models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from storage.models import Role
 
 MAX_TEXT = 1000
@@ -76,7 +76,14 @@ async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts)
         extra=extra,
         photo=render("bc.photo_note") if broadcast.photo else "",
         text=broadcast.text,
+        example_time=_tomorrow_nine(ctx),
     )
+
+
+def _tomorrow_nine(ctx: ChatContext) -> str:
+    """An example time for 定时发送 that is never in the past: tomorrow 09:00 in the community's zone."""
+    local = ctx.turn.now.astimezone(ctx.turn.community.timezone)
+    return f"{(local + timedelta(days=1)):%Y-%m-%d} 09:00"
 
 
 @dataclass

@@ -7,14 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import storage.attempt_models
-import storage.broadcast_models
-import storage.classify_models
-import storage.reminder_models
-import storage.wechat_models  # noqa: F401
-from storage.models import Base
+from storage.model_registry import load_models
 
-target_metadata = Base.metadata
+target_metadata = load_models()  # every table, the features' too (storage names them, never imports them)
 
 
 def run_on(connection: Connection) -> None:
