@@ -74,7 +74,7 @@ class Classification:
     categories: tuple[str, ...] = ()
     confidence: float = 0.0
     keywords: tuple[str, ...] = ()
-    intent: str | None = None  # why it is not a report: closure, question, greeting, topic, status
+    intent: str | None = None  # why not a report: closure, question, greeting, topic, status, advert
     urgent: str | None = None  # kind of immediate danger (a key of data/urgent.yaml): gas, fire, …
     ask: bool = False  # unsure: the bot should let the resident choose among ``candidates``
     candidates: tuple[str, ...] = ()  # likely categories, best first (``other`` may be among them)
@@ -98,6 +98,11 @@ class Intents:
     complaint: PatternSearch
     status: PatternSearch
     turn: PatternSearch
+    advert: PatternSearch
+
+
+# (the model's flag, the Intents field) of each intent checked for every message; i:topic is the topics'
+_FLAGGED_INTENTS = tuple(("topic" if n == "topics" else n, n) for n in Intents.__annotations__ if n != "turn")
 
 
 @cache
@@ -273,32 +278,12 @@ class Classifier:
         self, text: str, folded: str, scores: dict[int, _Score], found: list[int]
     ) -> tuple[Classification, tuple[str, ...]]:
         intents = self.intents
-        persists = intents.persists.search(folded) is not None
-        request = intents.request.search(folded) is not None
-        praise = intents.praise.search(folded) is not None
-        closure = intents.closure.search(folded) is not None
-        question = intents.question.search(folded) is not None
-        severity = intents.severity.search(folded) is not None
-        complaint = intents.complaint.search(folded) is not None
-        greeting = intents.greeting.search(folded) is not None
-        topic = intents.topics.search(folded) is not None
-        status = intents.status.search(folded) is not None
-        flags = tuple(
-            f"i:{name}"
-            for name, on in (
-                ("persists", persists),
-                ("request", request),
-                ("praise", praise),
-                ("closure", closure),
-                ("question", question),
-                ("severity", severity),
-                ("complaint", complaint),
-                ("greeting", greeting),
-                ("topic", topic),
-                ("status", status),
-            )
-            if on
-        )
+        # Each intent's finding, and the model's flag for it (i:topic is the topics patterns').
+        hit = {flag: getattr(intents, name).search(folded) is not None for flag, name in _FLAGGED_INTENTS}
+        flags = tuple(f"i:{flag}" for flag, on in hit.items() if on)
+        persists, request, praise, closure = hit["persists"], hit["request"], hit["praise"], hit["closure"]
+        question, severity, complaint = hit["question"], hit["severity"], hit["complaint"]
+        greeting, topic, status, advert = hit["greeting"], hit["topic"], hit["status"], hit["advert"]
         # "卫生还行，就是单元门坏了": praise or "fine" before a turn does not close a problem after it.
         turned = False
         if praise or closure:
@@ -315,6 +300,9 @@ class Classifier:
         # "我上次报的下水道处理到哪一步了": the resident's earlier case, not a new one (unless it is back)
         if status and not persists:
             return Classification(text, None, confidence=0.9, intent="status"), flags
+        # "专业灭鼠灭蟑，上门服务": the message is an ad; a report of ads stuck up names a poster.
+        if advert and not persists and not any(self.categories[i].code == "poster" for i in found):
+            return Classification(text, None, confidence=0.8, intent="advert"), flags
         if found:
             primary = scores[found[0]]
             complains = persists or request or primary.supported or severity

@@ -160,7 +160,9 @@ class Lexicon:
         data = lexicon_data()
         keywords = list(keywords)
         own = frozenset(keywords)  # a word that is itself a keyword is matched as typed (耗子, 蚊虫)
-        dialect = ((fold(k).lower(), fold(v).lower()) for k, v in (data.get("dialect") or {}).items())
+        # Emoji stand for the word they picture ("🐀🐀 3号楼", "🗑️满了"), read like dialect words.
+        pictured = {**(data.get("dialect") or {}), **(data.get("emoji") or {})}
+        dialect = ((fold(k).lower(), fold(v).lower()) for k, v in pictured.items())
         kept = ((k, v) for k, v in dialect if k != v and k not in own)
         self.dialect = sorted(kept, key=lambda kv: (-len(kv[0]), kv[0]))
         # Dialect words by first character, longest first: a message only tries the words that can start

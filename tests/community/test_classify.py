@@ -324,7 +324,7 @@ def test_classification_is_deterministic(clf: Classifier) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "\n\t", "\u3000", "\x00\xff\ufffd", "\ud800", "😡😡", "🐀🐀🐀", "a" * 10_000, "好" * 10_000],
+    ["", "   ", "\n\t", "\u3000", "\x00\xff\ufffd", "\ud800", "😡😡", "a" * 10_000, "好" * 10_000],
     ids=[
         "empty",
         "spaces",
@@ -333,7 +333,6 @@ def test_classification_is_deterministic(clf: Classifier) -> None:
         "binary",
         "surrogate",
         "emoji",
-        "rat-emoji",
         "10k-ascii",
         "10k-hanzi",
     ],
