@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.broadcasts import calendar, service, wechat_mass
-from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.broadcasts.config import BroadcastSettings
 from handlers.context import Services
 from handlers.ports import MassSender
 
@@ -34,7 +34,7 @@ class JobApp(Protocol):
 async def run(
     services: Services, *, settings: BroadcastSettings | None = None, mass_client: MassSender | None = None
 ) -> None:
-    settings = settings or get_broadcast_settings()
+    settings = settings or services.section(BroadcastSettings)
     now = services.clock()
     last = _last_calendar.get(id(services), (services, None))[1]
     if last is None or now - last >= CALENDAR_EVERY or now < last:
@@ -53,7 +53,7 @@ async def run(
             settings=settings,
         )
     if mass_client is not None:
-        while await wechat_mass.drain(services.sessions, mass_client, services.clock):
+        while await wechat_mass.drain(services.sessions, mass_client, services.clock, settings=settings):
             pass
     elif "wechat" in services.channels:
         await wechat_mass.fall_back(services.sessions, services.clock())
@@ -66,5 +66,6 @@ async def run(
 async def run_job(app: JobApp) -> None:
     """The server's periodic job: mass sends go through the WeChat channel's mass sender when the
     channel runs here and they are enabled (``OUTREACH_BROADCAST_WECHAT_MASS``)."""
-    mass = app.mass if get_broadcast_settings().wechat_mass else None
-    await run(app.services, mass_client=mass)
+    settings = app.services.section(BroadcastSettings)
+    mass = app.mass if settings.wechat_mass else None
+    await run(app.services, settings=settings, mass_client=mass)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.context import Services
 from handlers.outbox import Outbound, enqueue
 from handlers.people import Address
-from handlers.reminders.config import ReminderSettings, get_reminder_settings
+from handlers.reminders.config import ReminderSettings
 from handlers.reminders.planner import in_quiet_hours
 from handlers.reminders.schedule import load_schedules
 from handlers.reminders.store import guardians_of, resident_addresses
@@ -243,7 +243,7 @@ async def send_due(
     services: Services, settings: ReminderSettings | None = None, now: datetime | None = None
 ) -> int:
     """Send everything due now (batch after batch); returns the number of outbox rows written."""
-    settings = settings or get_reminder_settings()
+    settings = settings or services.section(ReminderSettings)
     now = now or services.clock()
     tz: ZoneInfo = services.community.timezone
     if in_quiet_hours(now, settings, tz):

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
 from handlers.inbound import Inbound
 from handlers.outbox import drain
+from handlers.outbox_settings import OutboxSettings
 from messages import render
 from storage.models import OutboxMessage, Staff, utcnow
 
@@ -62,7 +63,8 @@ async def staff_lines(app: App) -> str:
 
 
 async def flush(app: App, sender: ConsoleSender) -> None:
-    while await drain(app.services.sessions, sender, app.services.clock):
+    settings = app.services.section(OutboxSettings)
+    while await drain(app.services.sessions, sender, app.services.clock, settings=settings):
         pass
 
 
