@@ -9,7 +9,8 @@ from handlers.settings_section import SettingsSection
 
 
 class OutboxSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # validate_default: defaults pass the validators too, as they did when this was a BaseSettings.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     lease_seconds: float = Field(default=60, ge=1, le=3600)
     retry_hours: float = Field(default=24, gt=0, le=24 * 30)  # replies, acknowledgements, notices

@@ -22,7 +22,8 @@ from handlers.settings_section import SettingsSection
 
 
 class BroadcastSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # validate_default: defaults pass the validators too, as they did when this was a BaseSettings.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     job_seconds: float = Field(default=5, gt=0)
     progress_seconds: float = Field(default=300, gt=0)

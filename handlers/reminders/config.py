@@ -17,7 +17,8 @@ from handlers.settings_section import SettingsSection
 
 
 class ReminderSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # validate_default: defaults pass the validators too, as they did when this was a BaseSettings.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     days_before: list[int] = Field(default_factory=lambda: [7, 1])  # vaccinations: days before the due day
     on_due_day: bool = True
