@@ -81,8 +81,10 @@ class Settings(CoreSettings, *(channel.settings for channel in CHANNELS)):  # ty
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The same sources in the same order (arguments, environment, .env, secrets), the environment
-        # and the .env file also read under the sections' flat names.
-        return (init_settings, _FlatNames(env_settings), _FlatNames(dotenv_settings), file_secret_settings)
+        # and the .env file also read under the sections' flat names. Without a .env file its source
+        # is left out: it would find nothing, yet pydantic-settings would still inspect every field.
+        dotenv = (_FlatNames(dotenv_settings),) if _has_env_file(dotenv_settings) else ()
+        return (init_settings, _FlatNames(env_settings), *dotenv, file_secret_settings)
 
     def sections(self) -> dict[type, Any]:
         """The features' sections by model, for ``handlers.context.Services``."""
@@ -125,6 +127,13 @@ class _FlatNames(PydanticBaseSettingsSource):
             if flat and (nested is None or isinstance(nested, dict)):
                 data[section.name] = {**flat, **(nested or {})}  # the nested names win
         return data
+
+
+def _has_env_file(source: PydanticBaseSettingsSource) -> bool:
+    files = getattr(source, "env_file", None)
+    if files is None:
+        return False
+    return any(Path(f).expanduser().is_file() for f in ([files] if isinstance(files, str | Path) else files))
 
 
 def _read_flat(source: EnvSettingsSource, section: SettingsSection) -> dict[str, Any]:
