@@ -12,13 +12,13 @@ ROOTS = ("bot", "handlers", "storage", "messages", "bench")
 OVERSIZE = {
     "handlers/broadcasts/cli.py": 660,
     "handlers/reminders/chat.py": 683,
-    "handlers/location.py": 655,
+    "handlers/community/location.py": 655,
     "handlers/broadcasts/service.py": 622,
-    "handlers/resident_chat.py": 624,
+    "handlers/cases/resident_chat.py": 624,
     "bot/channels/wechat/callback.py": 606,
-    "handlers/cases.py": 615,
-    "handlers/classify.py": 509,
-    "handlers/stats.py": 512,
+    "handlers/cases/cases.py": 615,
+    "handlers/community/classify.py": 509,
+    "handlers/cases/stats.py": 512,
 }
 
 

@@ -5,7 +5,7 @@
 
 The fake API (bench/support/fake_telegram.py or fake_wechat.py) runs in a child process, so CPU and
 memory figures are ours. Our side is the production code path: the broadcast is expanded into outbox
-rows (``handlers.broadcasts.service.expand``) and drained by the core outbox (``handlers.outbox.drain``,
+rows (``handlers.broadcasts.service.expand``) and drained by the core outbox (``handlers.kernel.outbox.drain``,
 claim 50, send, settle each) through the channel's real sender (``TelegramSender`` with its rate
 limiter, or ``WeChatSender``), exactly as ``outreach-bot serve`` does, in one process.
 
@@ -140,7 +140,7 @@ async def database(kind: str) -> tuple[str, Any]:
 async def seed(sessions: Any, n: int, tagged: int, channel: str) -> None:
     from sqlalchemy import insert
 
-    from storage.broadcast_models import ResidentTag
+    from handlers.broadcasts.models import ResidentTag
     from storage.models import Resident, ResidentIdentity, utcnow
 
     now = utcnow()
@@ -200,8 +200,8 @@ async def broadcast_once(
     """Create, expand and drain one broadcast; returns (messages, expand seconds, drain seconds, msg/s,
     claim milliseconds)."""
     from handlers.broadcasts import service
-    from handlers.outbox import drain
-    from storage.broadcast_models import BroadcastStatus
+    from handlers.broadcasts.models import BroadcastStatus
+    from handlers.kernel.outbox import drain
 
     async with services.sessions.begin() as session:
         b = await service.create(
@@ -243,7 +243,7 @@ async def claim_cost(services: Any, channel: str) -> float:
     is handed back before the next."""
     from sqlalchemy import update
 
-    from handlers.outbox import claim
+    from handlers.kernel.outbox import claim
     from storage.models import OutboxMessage, OutboxStatus
 
     times = []
@@ -262,9 +262,9 @@ async def claim_cost(services: Any, channel: str) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     from handlers.broadcasts.audience import Audience
-    from handlers.community import load_community
-    from handlers.community_store import sync_community
-    from handlers.context import Services
+    from handlers.community.model import load_community
+    from handlers.community.store import sync_community
+    from handlers.kernel.context import Services
     from storage.database import create_engine, session_factory
     from storage.migrate import upgrade
 

@@ -1,6 +1,6 @@
 """Accuracy of the report classifier on the labelled messages in bench/data/ and bench/data/corpus/.
 
-Each message is in the `train` or the `test` split by the SHA-1 of its text (handlers/classify_corpus.py).
+Each message is in the `train` or the `test` split by the SHA-1 of its text (handlers/community/classify_corpus.py).
 Rules, word lists and the model are built on `train` only; the `test` figures are the honest ones.
 For each file: accuracy, problems turned away (a labelled problem classified as no report) and urgent
 recall, per split and per slice (dialect, typo, pinyin, …; dev/held/blind in the older files).
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.classify import default_classifier
-from handlers.classify_corpus import Figures, Prediction, Row, corpus_files, read_rows
+from handlers.community.classify import default_classifier
+from handlers.community.classify_corpus import Figures, Prediction, Row, corpus_files, read_rows
 
 DATA = Path(__file__).with_name("data")
 

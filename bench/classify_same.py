@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classify_speed import messages as glued_messages
 
 from bot.classify_cli import classification_fields
-from handlers.classify import default_classifier
-from handlers.inbound import clean_text
+from handlers.community.classify import default_classifier
+from handlers.kernel.inbound import clean_text
 
 DATA = Path(__file__).with_name("data")
 

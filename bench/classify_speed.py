@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jieba
 
-from handlers.classify import default_classifier
+from handlers.community.classify import default_classifier
 
 DATA = Path(__file__).with_name("data") / "labelled_messages.tsv"
 

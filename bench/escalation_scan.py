@@ -7,9 +7,9 @@ dropped here, like tests/conftest.py does) with a realistic mix: 900,000 finishe
 years (confirmed, closed not-ours / duplicate / invalid, some reworked and rated), 100,000 open
 ones (new in triage, assigned, accepted, in progress) whose next alarm is spread over the next three
 weeks, about 200 of them due now, and one terminal event per finished case. Then, with the sample
-community and a fixed clock, it times ``handlers.deadlines.scan``: once with the ~200 due cases and
+community and a fixed clock, it times ``handlers.cases.deadlines.scan``: once with the ~200 due cases and
 once with nothing due, prints the query plan of the scan's query, and, for scale, the time of the
-month's statistics (``handlers.stats.compute``) on the same data.
+month's statistics (``handlers.cases.stats.compute``) on the same data.
 
 Run from the repository root:
     python bench/escalation_scan.py [--cases 1000000] [--open 100000] [--due 200]
@@ -44,10 +44,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.support.scratch_db import scratch_postgres
-from handlers import deadlines, stats
-from handlers.community import Community, load_community
-from handlers.community_store import sync_community
-from handlers.context import Services
+from handlers.cases import deadlines, stats
+from handlers.community.model import Community, load_community
+from handlers.community.store import sync_community
+from handlers.kernel.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OPEN_STATUSES, Case, CaseStatus

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handlers.community import load_community  # noqa: E402
+from handlers.community.model import load_community  # noqa: E402
 
 TEXT = "您好，3号楼2单元楼道里全是小广告，东门那边也有，麻烦处理一下"
 

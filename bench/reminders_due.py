@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from handlers.community import load_community
-from handlers.context import Services
+from handlers.community.model import load_community
+from handlers.kernel.context import Services
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.jobs import due_query, send_due
 from storage.database import create_engine, session_factory

@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handlers.community import load_community  # noqa: E402
-from handlers.inbound import clean_text  # noqa: E402
-from handlers.routing import route_message  # noqa: E402
+from handlers.community.model import load_community  # noqa: E402
+from handlers.community.routing import route_message  # noqa: E402
+from handlers.kernel.inbound import clean_text  # noqa: E402
 
 REPORTS = "oasis_reports.tsv"
 

@@ -92,12 +92,12 @@ PHASES = r"""
 import asyncio, json, sys, time
 marks = {}
 t = time.perf_counter()
-import bot.app, bot.channels.console.repl, handlers.conversation
+import bot.app, bot.channels.console.repl, handlers.kernel.conversation
 marks["imports (bot.app, console, conversation)"] = time.perf_counter() - t
-from handlers.classify import base_tokenizer
+from handlers.community.classify import base_tokenizer
 t = time.perf_counter(); base_tokenizer(); marks["jieba dictionary (cached)"] = time.perf_counter() - t
-from handlers.community import load_community
-from handlers.community_store import stored_community, sync_community
+from handlers.community.model import load_community
+from handlers.community.store import stored_community, sync_community
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 

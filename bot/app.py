@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
-from handlers.community import Community, load_community
-from handlers.community_store import stored_community, sync_community
-from handlers.context import Services
-from handlers.conversation import Conversation
-from handlers.ports import MassSender
+from handlers.community.model import Community, load_community
+from handlers.community.store import stored_community, sync_community
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.ports import MassSender
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 
@@ -39,7 +39,7 @@ async def load_into(engine: AsyncEngine, path: Path | None) -> Community:
 
 async def build_app(settings: Settings, channels: frozenset[str], *, config: Path | None = None) -> App:
     """Migrate the database, make sure a community is loaded, and wire the services."""
-    from handlers.classify import base_tokenizer
+    from handlers.community.classify import base_tokenizer
 
     warming = asyncio.create_task(asyncio.to_thread(base_tokenizer))  # overlaps the database work
     engine = create_engine(settings.database_url)

@@ -15,11 +15,11 @@ from bot.settings import Settings
 from messages import render
 
 if TYPE_CHECKING:
-    from handlers.classify import Classification
+    from handlers.community.classify import Classification
 
 
 async def _corrections(settings: Settings, include_residents: bool) -> list[str]:
-    from handlers.corrections import export_rows, load_corrections
+    from handlers.cases.corrections import export_rows, load_corrections
     from storage.migrate import database
 
     async with database(settings.database_url) as db, db.sessions() as session:
@@ -36,8 +36,8 @@ def _classify_corrections(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from handlers.community import CommunityConfigError
-    from handlers.inbound import clean_text
+    from handlers.community.model import CommunityConfigError
+    from handlers.kernel.inbound import clean_text
 
     if args.action == "corrections":
         return _classify_corrections(args)
@@ -58,7 +58,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def _classify_train(args: argparse.Namespace) -> int:
     try:
-        from handlers.classify_train import train
+        from handlers.community.classify_train import train
     except ImportError as exc:  # scikit-learn and pypinyin are the optional "classify" extra
         print(render("cli.classify_train_needs_extra", module=exc.name or "sklearn"), file=sys.stderr)
         return 1
@@ -73,7 +73,7 @@ def _classify_train(args: argparse.Namespace) -> int:
 
 
 def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
-    from handlers.classify_corpus import CorpusError, Prediction, evaluate, read_rows
+    from handlers.community.classify_corpus import CorpusError, Prediction, evaluate, read_rows
 
     if not files:
         print(render("cli.classify_eval_needs_file"), file=sys.stderr)
@@ -102,9 +102,9 @@ def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from handlers.community import CommunityConfigError
-    from handlers.inbound import clean_text
-    from handlers.routing import route_message
+    from handlers.community.model import CommunityConfigError
+    from handlers.community.routing import route_message
+    from handlers.kernel.inbound import clean_text
 
     try:
         community = community_of(args.config, args.settings().config)

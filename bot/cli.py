@@ -25,8 +25,8 @@ from messages import render
 
 
 async def _config_load(settings: Settings, path: Path) -> int:
-    from handlers.community import CommunityConfigError
-    from handlers.community_store import sync_community
+    from handlers.community.model import CommunityConfigError
+    from handlers.community.store import sync_community
     from storage.migrate import database
 
     try:
@@ -51,7 +51,7 @@ async def _config_load(settings: Settings, path: Path) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from handlers.community import CommunityConfigError
+    from handlers.community.model import CommunityConfigError
 
     if args.action == "check":
         try:
@@ -93,7 +93,7 @@ TICKET_FIELDS = (
 async def _tickets(settings: Settings, status: str | None, full_text: bool = False) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from handlers.privacy import mask_text
+    from handlers.kernel.privacy import mask_text
     from storage.migrate import database
     from storage.models import Case
 
@@ -234,7 +234,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _staff_invite(settings: Settings, staff_id: str, days: int) -> int:
     from datetime import timedelta
 
-    from handlers.binding import create_invite
+    from handlers.kernel.binding import create_invite
     from storage.migrate import database
     from storage.models import utcnow
 

@@ -70,8 +70,8 @@ def explain(error: BaseException, source: object = None, url: str = "") -> str |
     configured database, shown without its password)."""
     from sqlalchemy import exc as sa_exc
 
-    from handlers.community import CommunityConfigError
-    from handlers.privacy import mask_log as scrub
+    from handlers.community.model import CommunityConfigError
+    from handlers.kernel.privacy import mask_log as scrub
 
     if isinstance(error, CommunityConfigError):
         head = render("cli.config_invalid", file=source or "(OUTREACH_CONFIG)", count=len(error.problems))

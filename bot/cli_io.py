@@ -17,13 +17,13 @@ def print_json(obj: Any) -> None:
 
 def community_of(path: Path | None, configured: Path | None = None) -> Any:
     """The community file at ``path``, else the configured one (OUTREACH_CONFIG), else the sample."""
-    from handlers.community import load_community
+    from handlers.community.model import load_community
 
     return load_community(path or configured)
 
 
 def fail_config(error: Exception, path: Path | None) -> int:
-    from handlers.community import CommunityConfigError
+    from handlers.community.model import CommunityConfigError
 
     assert isinstance(error, CommunityConfigError)
     print(render("cli.config_invalid", file=path or "(sample)", count=len(error.problems)), file=sys.stderr)

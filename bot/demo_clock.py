@@ -61,7 +61,7 @@ def parse_local(text: str, tz: ZoneInfo) -> datetime | None:
 def with_clock(app: Any, clock: DemoClock) -> Any:
     """The app with its services reading ``clock`` (services are immutable: a new set, and a
     conversation over it)."""
-    from handlers.conversation import Conversation
+    from handlers.kernel.conversation import Conversation
 
     app.services = replace(app.services, clock=clock)
     app.conversation = Conversation(app.services)
@@ -71,8 +71,8 @@ def with_clock(app: Any, clock: DemoClock) -> Any:
 async def run_jobs(app: Any) -> None:
     """One pass of each periodic job, as ``serve`` runs them; a failing job is logged on one line and
     does not end the demo."""
-    from handlers import deadlines, digest
     from handlers.broadcasts.jobs import run_job as broadcasts
+    from handlers.cases import deadlines, digest
     from handlers.reminders.jobs import run_job as reminders
 
     jobs = (

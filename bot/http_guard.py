@@ -27,7 +27,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.privacy import mask_secrets
+from handlers.kernel.privacy import mask_secrets
 
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
 HEADER_TIMEOUT = 10  # seconds for a request's headers to arrive on a new or idle connection

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.app import App
 from bot.settings import Settings
-from handlers import deadlines, digest
+from handlers.cases import deadlines, digest
 
 ESCALATION_SECONDS = 60
 DIGEST_SECONDS = 60

@@ -1,5 +1,5 @@
 """A logging filter on the process's handlers that masks every record before it is written: bot
-tokens, access tokens, signatures, phone and ID numbers (``handlers.privacy.mask_log``), in the
+tokens, access tokens, signatures, phone and ID numbers (``handlers.kernel.privacy.mask_log``), in the
 message, in its arguments (httpx passes the request URL as one) and in a traceback.
 
 Operators get one line per error: above DEBUG a record's traceback is replaced by the exception's
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.privacy import mask_log
+from handlers.kernel.privacy import mask_log
 
 # uvicorn's loggers have handlers of their own and do not propagate to the root logger.
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

@@ -22,7 +22,7 @@ async def _with_sessions(args: argparse.Namespace, work: Callable[[Any], Awaitab
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    from handlers.outbox_admin import failed_rows
+    from handlers.kernel.outbox_admin import failed_rows
 
     rows = asyncio.run(_with_sessions(args, lambda sessions: failed_rows(sessions, args.limit)))
     if not rows:
@@ -46,7 +46,7 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from handlers.outbox_admin import retry
+    from handlers.kernel.outbox_admin import retry
     from storage.models import utcnow
 
     ids = None if args.all else list(args.id)

@@ -32,12 +32,12 @@ from bot.channels.registry import enabled_adapters
 from bot.http_guard import guard_app, limits_from, uvicorn_options
 from bot.jobs import PeriodicJob, default_jobs
 from bot.settings import Settings
-from handlers.channel_ports import ChannelAdapter
-from handlers.context import Services
-from handlers.conversation import Conversation
-from handlers.outbox import drain
-from handlers.ports import Sender
-from handlers.privacy import mask_log
+from handlers.kernel.channel_ports import ChannelAdapter
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.outbox import drain
+from handlers.kernel.ports import Sender
+from handlers.kernel.privacy import mask_log
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ READY_TIMEOUT = 3.0  # seconds /readyz waits for the database
 
 @dataclass(frozen=True)
 class AdapterContext:
-    """What the server hands a channel adapter at start (``handlers.channel_ports.AdapterContext``)."""
+    """What the server hands a channel adapter at start (``handlers.kernel.channel_ports.AdapterContext``)."""
 
     services: Services
     conversation: Conversation

@@ -30,11 +30,11 @@ from pydantic_settings import (
 from bot.channels.registry import CHANNELS
 from handlers.broadcasts.config import SECTION as BROADCASTS
 from handlers.broadcasts.config import BroadcastSettings
-from handlers.outbox_settings import SECTION as OUTBOX
-from handlers.outbox_settings import OutboxSettings
+from handlers.kernel.outbox_settings import SECTION as OUTBOX
+from handlers.kernel.outbox_settings import OutboxSettings
+from handlers.kernel.settings_section import SettingsSection
 from handlers.reminders.config import SECTION as REMINDERS
 from handlers.reminders.config import ReminderSettings
-from handlers.settings_section import SettingsSection
 from storage import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "OUTREACH_"
@@ -87,7 +87,7 @@ class Settings(CoreSettings, *(channel.settings for channel in CHANNELS)):  # ty
         return (init_settings, _FlatNames(env_settings), *dotenv, file_secret_settings)
 
     def sections(self) -> dict[type, Any]:
-        """The features' sections by model, for ``handlers.context.Services``."""
+        """The features' sections by model, for ``handlers.kernel.context.Services``."""
         return {section.model: getattr(self, section.name) for section in SECTIONS}
 
 

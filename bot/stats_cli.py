@@ -48,7 +48,7 @@ def _day(value: str) -> date:
 
 
 def register(subparsers: Any) -> None:
-    from handlers.stats import PERIODS
+    from handlers.cases.stats import PERIODS
 
     stats = subparsers.add_parser(
         "stats", help="figures per grid, category and worker: received, closed, on-time, rework, satisfaction"
@@ -70,8 +70,8 @@ def register(subparsers: Any) -> None:
 
 async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
     """Open the configured database (migrated), find the community, run ``work(session, community)``."""
-    from handlers.community import load_community
-    from handlers.community_store import stored_community
+    from handlers.community.model import load_community
+    from handlers.community.store import stored_community
     from storage.migrate import database
 
     settings = args.settings()
@@ -84,7 +84,7 @@ async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], An
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from handlers.stats import compute, period_bounds
+    from handlers.cases.stats import compute, period_bounds
 
     async def work(session: Any, community: Any) -> Any:
         unknown = [g for g in args.grid or () if g not in community.grids]
@@ -160,7 +160,7 @@ def _grid_lines(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[st
 
 
 def table(report: Any) -> str:
-    from handlers.stats import percent
+    from handlers.cases.stats import percent
 
     def cells(row: Any) -> list[str]:
         values = row.as_dict()
@@ -208,7 +208,7 @@ def table(report: Any) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from handlers.open311 import service_request
+    from handlers.cases.open311 import service_request
     from storage.models import OPEN_STATUSES, Case
 
     async def work(session: Any, community: Any) -> int:

@@ -1,6 +1,6 @@
 """The chat features every deployment runs, in order: the composition of the conversation's features.
 
-Features import the kernel (``handlers.features``, ``handlers.commands``), never the reverse; this
+Features import the kernel (``handlers.kernel.features``, ``handlers.kernel.commands``), never the reverse; this
 module sits above both and is what the conversation is built with. Importing it also registers the
 features' commands in the one command registry."""
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from handlers import resident_chat
 from handlers.broadcasts.chat import BroadcastFeature
-from handlers.case_status import CaseStatusFeature
-from handlers.category_question import CategoryQuestion
-from handlers.context import Services
-from handlers.features import ChatFeature
+from handlers.cases import resident_chat
+from handlers.cases.case_status import CaseStatusFeature
+from handlers.cases.category_question import CategoryQuestion
+from handlers.kernel.context import Services
+from handlers.kernel.features import ChatFeature
 from handlers.reminders.chat import ReminderFeature
 from handlers.reminders.config import ReminderSettings
 

@@ -1,5 +1,5 @@
 """Wrong one-time codes per chat account (guardian join codes and staff invite codes), so that guessing
-them is limited across every process sharing the database (``handlers/code_guard.py``).
+them is limited across every process sharing the database (``handlers/kernel/code_guard.py``).
 
 Migration ``storage/migrations/versions/0006_code_attempts.py``.
 """

@@ -58,7 +58,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads", *, from_models: 
     until a merge revision joins them, so "heads", not "head".
 
     A brand-new database (no tables at all) is instead created from the models in one go and stamped
-    at the heads: the same schema (``tests/test_migrations.py`` compares the two ways on SQLite and
+    at the heads: the same schema (``tests/app/test_migrations.py`` compares the two ways on SQLite and
     PostgreSQL, and a later migration applied to both), without running every migration or loading
     Alembic. ``from_models=False`` runs the migrations even then."""
 

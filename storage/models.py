@@ -335,7 +335,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    # Set at the first failed send: retried until then, failed as unreached after (handlers/outbox.py).
+    # Set at the first failed send: retried until then, failed as unreached after (handlers/kernel/outbox.py).
     give_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from handlers.community import Community, load_community
-from handlers.community_store import sync_community
-from handlers.context import Services
-from handlers.conversation import Conversation
+from handlers.community.model import Community, load_community
+from handlers.community.store import sync_community
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from tests.support.chat import Chat, Clock, RecordingSender

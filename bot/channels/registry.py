@@ -1,5 +1,5 @@
 """The one list of channels. Adding one (say DingTalk) is a package ``bot/channels/dingtalk/`` with a
-``spec.py`` and one line here (and its key in ``handlers/channel_keys.py``); the settings, the server,
+``spec.py`` and one line here (and its key in ``handlers/kernel/channel_keys.py``); the settings, the server,
 ``broadcast --send``, audiences and the community file read the list from here. See
 docs/architecture.md, "Adding a channel"."""
 
@@ -14,14 +14,14 @@ from bot.channels.spec import ChannelSpec
 from bot.channels.telegram.spec import SPEC as TELEGRAM
 from bot.channels.wechat.spec import SPEC as WECHAT
 from bot.channels.wecom.spec import SPEC as WECOM
-from handlers.channel_keys import IDENTITY_KEYS
-from handlers.ports import Delivery
+from handlers.kernel.channel_keys import IDENTITY_KEYS
+from handlers.kernel.ports import Delivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from handlers.channel_ports import ChannelAdapter
-    from handlers.community import Community
+    from handlers.community.model import Community
+    from handlers.kernel.channel_ports import ChannelAdapter
 
 CHANNELS: tuple[ChannelSpec, ...] = (TELEGRAM, WECHAT, WECOM, CONSOLE)
 # The functions below take ``bot.settings.Settings``, typed as its base here: Settings is built from
@@ -66,7 +66,7 @@ async def open_delivery(
 
 
 class Directory:
-    """The registry as features see it (``handlers.channel_ports.ChannelDirectory``), for these settings."""
+    """The registry as features see it (``handlers.kernel.channel_ports.ChannelDirectory``), for these settings."""
 
     def __init__(self, settings: BaseModel) -> None:
         self.settings = settings

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from handlers.ports import Delivery
+from handlers.kernel.ports import Delivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from handlers.channel_ports import ChannelAdapter
-    from handlers.community import Community
+    from handlers.community.model import Community
+    from handlers.kernel.channel_ports import ChannelAdapter
 
 
 def _load(target: str) -> Any:
@@ -29,7 +29,7 @@ def _load(target: str) -> Any:
 class ChannelSpec:
     name: str  # the channel's name in every table (identities, outbox rows)
     settings: type[BaseModel]  # its OUTREACH_* settings, mixed into bot.settings.Settings
-    identity_key: str | None  # its key for a staff account in the community file (handlers/channel_keys.py)
+    identity_key: str | None  # its key for a staff account in the community file (handlers/kernel/channel_keys.py)
     configured: Callable[[Any], bool]  # whether the settings turn it on (it is then served)
     adapter: str | None = None  # "module:Class", built with the settings by the server
     delivery: str | None = None  # "module:function(settings, sessions, community) -> Delivery"

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.broadcast_models import NoticeOptOut, ResidentTag
+from handlers.broadcasts.models import NoticeOptOut, ResidentTag
 from storage.models import (
     Case,
     Grid,
@@ -121,7 +121,7 @@ class Counts:
 
 def _guardianship() -> Any:
     try:
-        from storage.reminder_models import Guardianship
+        from handlers.reminders.models import Guardianship
     except ImportError:  # the reminders feature is not installed
         return None
     return Guardianship

@@ -9,9 +9,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from handlers.broadcasts.audience import Audience, AudienceError
-from handlers.community import Community
-from handlers.inbound import match_form
-from handlers.location import find_buildings
+from handlers.community.location import find_buildings
+from handlers.community.model import Community
+from handlers.kernel.inbound import match_form
 from messages import render
 
 _TIME = re.compile(r"^(?P<date>\d{4}-\d{1,2}-\d{1,2})?[\sT]*(?P<hm>\d{1,2}[:：]\d{2})?$")

@@ -26,10 +26,10 @@ from handlers.broadcasts import audience as aud
 from handlers.broadcasts import service
 from handlers.broadcasts.audience import Audience
 from handlers.broadcasts.config import BroadcastSettings
-from handlers.context import Services, Turn
-from handlers.yaml_text import load_yaml
+from handlers.broadcasts.models import BroadcastStatus, CalendarDraft, CalendarDraftStatus
+from handlers.kernel.context import Services, Turn
+from handlers.kernel.yaml_text import load_yaml
 from messages import render
-from storage.broadcast_models import BroadcastStatus, CalendarDraft, CalendarDraftStatus
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from handlers.broadcasts.audience_words import (
     split_audience,
 )
 from handlers.broadcasts.config import BroadcastSettings
-from handlers.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
-from handlers.features import ChatContext
+from handlers.broadcasts.models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
+from handlers.kernel.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
+from handlers.kernel.features import ChatContext
 from messages import render
-from storage.broadcast_models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from storage.models import Role
 
 MAX_TEXT = 1000

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from handlers.broadcasts.config import CliSettings
-from handlers.channel_ports import ChannelDirectory
-from handlers.ports import Delivery
+from handlers.kernel.channel_ports import ChannelDirectory
+from handlers.kernel.ports import Delivery
 from messages import render
 
 POLL = 0.5  # seconds between progress polls
@@ -57,8 +57,8 @@ class _Env:
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> _Env:
-        from handlers.community import load_community
-        from handlers.community_store import stored_community, sync_community
+        from handlers.community.model import load_community
+        from handlers.community.store import stored_community, sync_community
         from storage.migrate import database
 
         db = await self._stack.enter_async_context(database(self.settings.database_url))
@@ -83,7 +83,7 @@ def _text(args: argparse.Namespace) -> str:
 
 async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) -> None:
     from handlers.broadcasts import wechat_mass
-    from handlers.outbox import drain
+    from handlers.kernel.outbox import drain
 
     async def loop(sender: Any) -> None:
         while not stop.is_set():
@@ -146,7 +146,7 @@ async def _follow(
     """Wait for the broadcast to finish (delivering too through ``channels`` when given, for
     ``--send``), drawing progress; None when no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service
-    from storage.broadcast_models import Broadcast, BroadcastStatus
+    from handlers.broadcasts.models import Broadcast, BroadcastStatus
 
     stop = asyncio.Event()
     driver: asyncio.Task[None] | None = None
@@ -207,7 +207,7 @@ async def _follow(
 def select_status(broadcast_id: int) -> Any:
     from sqlalchemy import select
 
-    from storage.broadcast_models import Broadcast
+    from handlers.broadcasts.models import Broadcast
 
     return select(Broadcast.status).where(Broadcast.id == broadcast_id)
 
@@ -216,7 +216,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
     from handlers.broadcasts import audience as aud
     from handlers.broadcasts import service
     from handlers.broadcasts.chat import describe, local_text, parse_when
-    from storage.broadcast_models import BroadcastStatus
+    from handlers.broadcasts.models import BroadcastStatus
 
     text = _text(args)
     if not text:
@@ -363,7 +363,7 @@ async def _broadcasts(args: argparse.Namespace) -> int:
 
 async def _cancel_broadcast(env: _Env, number: int) -> int:
     from handlers.broadcasts import service
-    from storage.broadcast_models import Broadcast
+    from handlers.broadcasts.models import Broadcast
 
     async with env.sessions.begin() as session:
         broadcast = await session.get(Broadcast, number)
@@ -449,7 +449,7 @@ def _unreached_line(item: dict[str, Any]) -> str:
 
 async def _show_broadcast(env: _Env, args: argparse.Namespace) -> int:
     from handlers.broadcasts import report_text, service
-    from storage.broadcast_models import Broadcast, BroadcastStatus
+    from handlers.broadcasts.models import Broadcast, BroadcastStatus
 
     async with env.sessions() as session:
         broadcast = await session.get(Broadcast, args.show)
@@ -479,7 +479,7 @@ async def _list_broadcasts(env: _Env, args: argparse.Namespace) -> int:
     from handlers.broadcasts import service
     from handlers.broadcasts.audience import Audience
     from handlers.broadcasts.chat import describe, local_text
-    from storage.broadcast_models import Broadcast, BroadcastStatus
+    from handlers.broadcasts.models import Broadcast, BroadcastStatus
 
     async with env.sessions() as session:
         query = select(Broadcast).order_by(Broadcast.id.desc()).limit(args.limit)
@@ -531,7 +531,7 @@ async def _tags(args: argparse.Namespace) -> int:
     from sqlalchemy import delete, func, select
 
     from handlers.broadcasts.audience import BUILTIN_TAGS, TAG_PATTERN
-    from storage.broadcast_models import ResidentTag
+    from handlers.broadcasts.models import ResidentTag
     from storage.models import Resident
 
     async with _Env(args) as env:

@@ -17,8 +17,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handlers.outbox_settings import OutboxSettings
-from handlers.settings_section import SettingsSection
+from handlers.kernel.outbox_settings import OutboxSettings
+from handlers.kernel.settings_section import SettingsSection
 
 
 class BroadcastSettings(BaseModel):

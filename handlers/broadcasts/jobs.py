@@ -14,8 +14,8 @@ from typing import Protocol
 
 from handlers.broadcasts import calendar, service, wechat_mass
 from handlers.broadcasts.config import BroadcastSettings
-from handlers.context import Services
-from handlers.ports import MassSender
+from handlers.kernel.context import Services
+from handlers.kernel.ports import MassSender
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from messages import has, render
 
 if TYPE_CHECKING:
+    from handlers.broadcasts.models import Broadcast
     from handlers.broadcasts.service import Progress
-    from storage.broadcast_models import Broadcast
 
 
 def bar(done: int, total: int, width: int = 10) -> str:

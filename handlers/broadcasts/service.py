@@ -13,7 +13,7 @@ Exactly once, across crashes and processes:
   broadcast row keeps a second process from expanding it at the same time.
 * Delivery is the core outbox's: rows are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent at
   the channel's limits and settled one by one, so at most one message per channel and process can be
-  in flight when the process dies. Broadcast rows are at-most-once (``handlers.outbox.AT_MOST_ONCE``):
+  in flight when the process dies. Broadcast rows are at-most-once (``handlers.kernel.outbox.AT_MOST_ONCE``):
   that one is not sent again but reported as ``uncertain`` (the platform may have shown it), listed
   with the unreachable for the admin to follow up.
 * Residents who cannot be reached are written as ``failed`` rows with the reason, so they are counted
@@ -38,13 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts.audience import Audience, Recipient
 from handlers.broadcasts.config import DEFAULTS, BroadcastSettings
+from handlers.broadcasts.models import Broadcast, BroadcastStatus, NoticeOptOut
 from handlers.broadcasts.report_text import progress_text, report_text
-from handlers.commands import Cmd, action
-from handlers.outbox import UNCERTAIN, Button, Outbound, enqueue
-from handlers.people import Address
-from handlers.ports import OutboxKind
+from handlers.kernel.commands import Cmd, action
+from handlers.kernel.outbox import UNCERTAIN, Button, Outbound, enqueue
+from handlers.kernel.people import Address
+from handlers.kernel.ports import OutboxKind
 from messages import render
-from storage.broadcast_models import Broadcast, BroadcastStatus, NoticeOptOut
 from storage.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.broadcasts.audience import Audience, resident_filter
 from handlers.broadcasts.config import DEFAULTS, BroadcastSettings
+from handlers.broadcasts.models import WeChatMassReceipt
 from handlers.broadcasts.service import MASS_CHANNEL, WECHAT, WECHAT_WINDOW
-from handlers.outbox import claim
-from handlers.ports import DeliveryOutcome, MassSender
+from handlers.kernel.outbox import claim
+from handlers.kernel.ports import DeliveryOutcome, MassSender
 from messages import render
-from storage.broadcast_models import WeChatMassReceipt
 from storage.models import OutboxMessage, OutboxStatus, Resident, ResidentIdentity
 
 BEIJING = ZoneInfo("Asia/Shanghai")

@@ -5,7 +5,7 @@ Residents
   疫苗提醒 / 登记孩子   consent (explicit 同意; anything else stores nothing) → nickname → birth date →
                       doses already given (or 跳过) → summary with the second guardian's code
   加入 K7M2QX9A        a second guardian joins a child (consent first); wrong codes count towards the
-                      account's lockout (handlers/code_guard.py)
+                      account's lockout (handlers/kernel/code_guard.py)
   已打 [孩子] [疫苗剂次] [日期] / 已接种   record doses (no dose named: those of the last reminder)
   推迟 [N天]           remind again in N days (default 7)
   我的孩子             each child's next and missing doses, and the code for a second guardian (the
@@ -32,21 +32,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from handlers import code_guard
-from handlers.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
-from handlers.features import ChatContext
+from handlers.cases.time_limits import local_time
+from handlers.kernel import code_guard
+from handlers.kernel.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
+from handlers.kernel.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
 from handlers.reminders.jobs import date_text, dose_text, station
-from handlers.reminders.programmes import load_programmes
-from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
-from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
-from handlers.time_limits import local_time
-from messages import render
-from storage.models import Role
-from storage.reminder_models import (
+from handlers.reminders.models import (
     Child,
     Consent,
     EnrolmentStatus,
@@ -55,6 +50,11 @@ from storage.reminder_models import (
     Programme,
     Reminder,
 )
+from handlers.reminders.programmes import load_programmes
+from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
+from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
+from messages import render
+from storage.models import Role
 
 CONSENT_VERSION = "v1"  # bump when the consent texts (rem.consent.*) change
 MAX_NICKNAME = 12
@@ -91,7 +91,7 @@ _CN = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4}
 
 @dataclass
 class ReminderFeature(FollowupStaffCommands):
-    """The ChatFeature (handlers/features.py) of the reminders package."""
+    """The ChatFeature (handlers/kernel/features.py) of the reminders package."""
 
     settings: ReminderSettings = field(default_factory=ReminderSettings)  # the tree's, from the root
     name: str = "reminders"

@@ -109,13 +109,13 @@ class CliSettings(Protocol):
 async def _due(settings: CliSettings, as_of: date | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from handlers.community import load_community
-    from handlers.community_store import stored_community
-    from handlers.context import Services
+    from handlers.community.model import load_community
+    from handlers.community.store import stored_community
+    from handlers.kernel.context import Services
     from handlers.reminders.jobs import build_messages, due_query
+    from handlers.reminders.models import Reminder
     from storage.migrate import database
     from storage.models import utcnow
-    from storage.reminder_models import Reminder
 
     async with database(settings.database_url) as db, db.sessions() as session:
         sessions = db.sessions

@@ -13,7 +13,7 @@ from datetime import time
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handlers.settings_section import SettingsSection
+from handlers.kernel.settings_section import SettingsSection
 
 
 class ReminderSettings(BaseModel):

@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from handlers.commands import COMMANDS
-from handlers.features import ChatContext
+from handlers.kernel.commands import COMMANDS
+from handlers.kernel.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.jobs import station
+from handlers.reminders.models import Consent, EnrolmentStatus, FollowupEnrolment, FollowupRecord, Programme
 from handlers.reminders.programmes import ProgrammeDef, load_programmes
 from handlers.reminders.vaccine_words import parse_date
 from messages import render
 from storage.models import Resident
-from storage.reminder_models import Consent, EnrolmentStatus, FollowupEnrolment, FollowupRecord, Programme
 
 LIST_LIMIT = 30
 

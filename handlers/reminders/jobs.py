@@ -24,16 +24,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.context import Services
-from handlers.outbox import Outbound, enqueue
-from handlers.people import Address
+from handlers.kernel.context import Services
+from handlers.kernel.outbox import Outbound, enqueue
+from handlers.kernel.people import Address
 from handlers.reminders.config import ReminderSettings
-from handlers.reminders.planner import in_quiet_hours
-from handlers.reminders.schedule import load_schedules
-from handlers.reminders.store import guardians_of, resident_addresses
-from messages import render
-from storage.models import OutboxMessage
-from storage.reminder_models import (
+from handlers.reminders.models import (
     Child,
     DoseRecord,
     EnrolmentStatus,
@@ -42,6 +37,11 @@ from storage.reminder_models import (
     ReminderKind,
     ReminderStatus,
 )
+from handlers.reminders.planner import in_quiet_hours
+from handlers.reminders.schedule import load_schedules
+from handlers.reminders.store import guardians_of, resident_addresses
+from messages import render
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 

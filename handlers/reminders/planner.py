@@ -20,9 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.reminders.config import ReminderSettings
-from handlers.reminders.programmes import load_programmes
-from handlers.reminders.schedule import DoseStatus, Given, Schedule, Status, plan_child, schedule_for
-from storage.reminder_models import (
+from handlers.reminders.models import (
     Child,
     DoseRecord,
     EnrolmentStatus,
@@ -31,6 +29,8 @@ from storage.reminder_models import (
     ReminderKind,
     ReminderStatus,
 )
+from handlers.reminders.programmes import load_programmes
+from handlers.reminders.schedule import DoseStatus, Given, Schedule, Status, plan_child, schedule_for
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from handlers.yaml_text import load_yaml
-from storage.reminder_models import Programme
+from handlers.kernel.yaml_text import load_yaml
+from handlers.reminders.models import Programme
 
 ROUTINE = "routine"
 PLAN = "plan"

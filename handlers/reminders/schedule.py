@@ -27,7 +27,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from handlers.yaml_text import load_yaml
+from handlers.kernel.yaml_text import load_yaml
 
 DATA_PACKAGE = "handlers"
 SCHEDULE_GLOB = re.compile(r"^nip_schedule_.+\.yaml$")

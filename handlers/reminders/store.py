@@ -9,10 +9,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import code_guard
-from handlers.people import Address
-from storage.models import Resident, ResidentIdentity
-from storage.reminder_models import (
+from handlers.kernel import code_guard
+from handlers.kernel.people import Address
+from handlers.reminders.models import (
     Child,
     DoseRecord,
     EnrolmentStatus,
@@ -21,6 +20,7 @@ from storage.reminder_models import (
     Reminder,
     ReminderStatus,
 )
+from storage.models import Resident, ResidentIdentity
 
 MAX_GUARDIANS = 2
 _RESIDENT_NUMBER = re.compile(r"^[Rr#＃]?\s*(\d{1,9})$")
@@ -98,7 +98,7 @@ async def guardian_count(session: AsyncSession, child_id: int) -> int:
 
 
 async def new_join_code(session: AsyncSession, child: Child, now: datetime, days: int) -> str:
-    """A fresh code for a second guardian (8 characters, ``handlers.code_guard``), valid ``days`` days;
+    """A fresh code for a second guardian (8 characters, ``handlers.kernel.code_guard``), valid ``days`` days;
     the older one stops working."""
     for _ in range(20):
         code = code_guard.new_code()

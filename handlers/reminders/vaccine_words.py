@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 
+from handlers.kernel.yaml_text import load_yaml
 from handlers.reminders.schedule import DATA_PACKAGE, DoseRule, DoseStatus, Schedule
-from handlers.yaml_text import load_yaml
 
 
 class MentionKind(enum.StrEnum):

@@ -7,10 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import handlers.broadcasts.models
+import handlers.cases.classify_models
+import handlers.reminders.models
 import storage.attempt_models
-import storage.broadcast_models
-import storage.classify_models
-import storage.reminder_models
 import storage.wechat_models  # noqa: F401
 from storage.models import Base
 

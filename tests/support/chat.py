@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from handlers.context import Services
-from handlers.conversation import Conversation
-from handlers.inbound import Inbound
-from handlers.outbox import drain
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.outbox import drain
 from storage.models import OutboxMessage
 
 

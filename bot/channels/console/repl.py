@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import select
 
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
-from handlers.inbound import Inbound
-from handlers.outbox import drain
-from handlers.outbox_settings import OutboxSettings
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.outbox import drain
+from handlers.kernel.outbox_settings import OutboxSettings
 from messages import render
 from storage.models import OutboxMessage, Staff, utcnow
 

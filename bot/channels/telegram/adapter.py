@@ -12,7 +12,7 @@ past) only stored ones, and fetches the rest again after a pause.
 Start-up never depends on Telegram being reachable: ``getMe`` / ``setWebhook`` are tried once while the
 server starts and, if Telegram does not answer, again in the background with back-off, while the
 other channels serve. ``status()`` says which (``/readyz``). Errors are logged as one line, masked
-(``handlers.privacy.mask_log``: never the bot token).
+(``handlers.kernel.privacy.mask_log``: never the bot token).
 
 Either way updates of one chat are handled one after another, different chats concurrently
 (``PerChatUpdateProcessor``), and replies leave through the outbox and ``TelegramSender``.
@@ -41,12 +41,12 @@ from bot.channels.telegram.flood import FloodGuard
 from bot.channels.telegram.handlers import BotContext, TelegramDeps, bot_commands, one_line, register, stored
 from bot.channels.telegram.limiter import RateLimiter
 from bot.channels.telegram.sender import CHANNEL, TelegramSender
-from handlers.ports import Sender
+from handlers.kernel.ports import Sender
 from storage.database import is_sqlite
 
 if TYPE_CHECKING:
     from bot.settings import Settings
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

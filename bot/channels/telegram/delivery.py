@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 from telegram import Bot
 
 from bot.channels.telegram.sender import TelegramSender
-from handlers.ports import Delivery
+from handlers.kernel.ports import Delivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.settings import Settings
-    from handlers.community import Community
+    from handlers.community.model import Community
 
 
 async def open_delivery(

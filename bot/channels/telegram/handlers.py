@@ -31,7 +31,7 @@ from telegram.ext import (
 
 from bot.channels.telegram import keyboards
 from bot.channels.telegram.sender import CHANNEL
-from handlers.channel_services import (
+from handlers.kernel.channel_services import (
     OPEN_STATUSES,
     CaseState,
     first_reply,
@@ -39,12 +39,12 @@ from handlers.channel_services import (
     reachable_again,
     reply_unhandled,
 )
-from handlers.channel_services import case_state as kernel_case_state
-from handlers.commands import COMMANDS as COMMAND_REGISTRY
-from handlers.context import Services
-from handlers.conversation import Conversation
-from handlers.inbound import Inbound
-from handlers.privacy import mask_log
+from handlers.kernel.channel_services import case_state as kernel_case_state
+from handlers.kernel.commands import COMMANDS as COMMAND_REGISTRY
+from handlers.kernel.context import Services
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.privacy import mask_log
 from messages import render
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import InlineKeyboardButtonLimit
 
-from handlers.commands import ACTION_NUMBER
+from handlers.kernel.commands import ACTION_NUMBER
 
 log = logging.getLogger(__name__)
 

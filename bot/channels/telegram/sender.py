@@ -23,9 +23,9 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.keyboards import keyboard
 from bot.channels.telegram.limiter import ChatId, RateLimiter
-from handlers.channel_services import is_unreachable, set_unreachable
-from handlers.outbox import DeliveryError, mark_dispatched
-from handlers.ports import DeliveryOutcome
+from handlers.kernel.channel_services import is_unreachable, set_unreachable
+from handlers.kernel.outbox import DeliveryError, mark_dispatched
+from handlers.kernel.ports import DeliveryOutcome
 from storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)

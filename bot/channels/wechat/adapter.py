@@ -16,11 +16,11 @@ from bot.channels.wechat.client import DatabaseTokenStore, RedisTokenStore, Toke
 from bot.channels.wechat.inbox import Inbox
 from bot.channels.wechat.mass import WeChatMassSender
 from bot.channels.wechat.sender import WeChatSender
-from handlers.ports import Sender
+from handlers.kernel.ports import Sender
 
 if TYPE_CHECKING:
     from bot.settings import Settings
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

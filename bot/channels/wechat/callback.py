@@ -55,15 +55,15 @@ from bot.channels.wechat.guards import (
 )
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wechat.sender import record_subscription
-from handlers.channel_services import set_unreachable
-from handlers.inbound import Inbound
-from handlers.ports import OutboxKind
+from handlers.kernel.channel_services import set_unreachable
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.ports import OutboxKind
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, utcnow
 from storage.wechat_models import WeChatUser
 
 if TYPE_CHECKING:
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
 
 log = logging.getLogger(__name__)
 

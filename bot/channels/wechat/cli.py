@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from handlers.privacy import mask_text
+from handlers.kernel.privacy import mask_text
 from messages import render
 
 

@@ -11,13 +11,13 @@ from bot.channels.wechat.adapter import token_store
 from bot.channels.wechat.client import WeChatClient
 from bot.channels.wechat.mass import WeChatMassSender
 from bot.channels.wechat.sender import WeChatSender
-from handlers.ports import Delivery
+from handlers.kernel.ports import Delivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.settings import Settings
-    from handlers.community import Community
+    from handlers.community.model import Community
 
 
 async def open_delivery(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from bot.channels.wechat.client import WeChatAPIError, WeChatClient, WeChatTransportError
-from handlers.ports import DeliveryOutcome, MassResult
+from handlers.kernel.ports import DeliveryOutcome, MassResult
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ RETRY_CODES = frozenset({45009, -1})  # daily API quota, system busy
 
 
 class WeChatMassSender:
-    """``handlers.ports.MassSender`` over the Official Account's API client."""
+    """``handlers.kernel.ports.MassSender`` over the Official Account's API client."""
 
     def __init__(self, client: WeChatClient) -> None:
         self.client = client

@@ -40,7 +40,7 @@ from bot.channels.wechat.client import (
     WeChatTransportError,
 )
 from bot.channels.wechat.db import insert_ignore
-from handlers.outbox import DeliveryError, mark_dispatched
+from handlers.kernel.outbox import DeliveryError, mark_dispatched
 from messages import render
 from storage.models import OutboxMessage, ResidentIdentity, utcnow
 from storage.wechat_models import WeChatSubscription, WeChatUnreached, WeChatUser
@@ -231,7 +231,7 @@ class WeChatSender:
         await self._give_up(row, reason)
 
     async def _dispatching(self, row: OutboxMessage) -> None:
-        """Before the first request that may deliver the row (see handlers/outbox.py)."""
+        """Before the first request that may deliver the row (see handlers/kernel/outbox.py)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())
 

@@ -17,11 +17,11 @@ from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
 from bot.channels.wecom.sender import CHANNEL, WeComSender
 from bot.channels.wecom.spec import configured
-from handlers.ports import Sender
+from handlers.kernel.ports import Sender
 
 if TYPE_CHECKING:
     from bot.settings import Settings
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
 
 
 class WeComAdapter:

@@ -50,15 +50,21 @@ from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields,
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
-from handlers.channel_services import active_staff_of, case_state, queue_once, reply_unhandled, sent_row
-from handlers.commands import Cmd, parse_action, parse_command
-from handlers.inbound import Inbound
-from handlers.outbox import Outbound
+from handlers.kernel.channel_services import (
+    active_staff_of,
+    case_state,
+    queue_once,
+    reply_unhandled,
+    sent_row,
+)
+from handlers.kernel.commands import Cmd, parse_action, parse_command
+from handlers.kernel.inbound import Inbound
+from handlers.kernel.outbox import Outbound
 from messages import render
 from storage.models import utcnow
 
 if TYPE_CHECKING:
-    from handlers.channel_ports import AdapterContext
+    from handlers.kernel.channel_ports import AdapterContext
     from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)

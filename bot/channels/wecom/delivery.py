@@ -10,13 +10,13 @@ from bot.channels.wechat.adapter import token_store
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
 from bot.channels.wecom.sender import WeComSender
-from handlers.ports import Delivery
+from handlers.kernel.ports import Delivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from bot.settings import Settings
-    from handlers.community import Community
+    from handlers.community.model import Community
 
 
 async def open_delivery(

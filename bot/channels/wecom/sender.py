@@ -26,9 +26,9 @@ from bot.channels.wechat.sender import photo_url
 from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
-from handlers.channel_services import is_unreachable, set_unreachable
-from handlers.outbox import DeliveryError, mark_dispatched
-from handlers.ports import OutboxKind
+from handlers.kernel.channel_services import is_unreachable, set_unreachable
+from handlers.kernel.outbox import DeliveryError, mark_dispatched
+from handlers.kernel.ports import OutboxKind
 from messages import render
 from storage.models import OutboxMessage, utcnow
 
@@ -101,7 +101,7 @@ class WeComSender:
             raise DeliveryError(str(exc)) from None
 
     async def _dispatching(self, row: OutboxMessage) -> None:
-        """Just before the request that may deliver the row (see handlers/outbox.py): a row another
+        """Just before the request that may deliver the row (see handlers/kernel/outbox.py): a row another
         process has claimed since is not sent here (``Reclaimed``)."""
         if row.dispatched_at is None:
             await mark_dispatched(self.sessions, row, self.clock())

@@ -1,0 +1,98 @@
+"""What the channel-neutral handlers are given: the database, the community, the clock (injected,
+so tests can travel in time and channels can share one set of services) and the features' sections of
+the settings tree (built once by the composition root, ``bot/settings.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.community.model import Community
+from handlers.kernel.outbox import Button, Outbound, enqueue
+from handlers.kernel.people import Address, staff_addresses
+from storage.models import OutboxMessage, utcnow
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Services:
+    sessions: async_sessionmaker[AsyncSession]
+    community: Community
+    channels: frozenset[str]  # the channels this deployment runs; staff are reached on these
+    clock: Callable[[], datetime] = utcnow
+    # The features' settings sections by model (``ReminderSettings`` → its values): keyed by the model
+    # so that the kernel needs to know no feature; ``bot.settings.Settings.sections()`` fills it.
+    settings: Mapping[type[BaseModel], BaseModel] = field(default_factory=dict)
+
+    def section(self, model: type[Section]) -> Section:
+        """The feature's settings, or the model's defaults when the root gave none (tests, benches)."""
+        found = self.settings.get(model)
+        return found if isinstance(found, model) else model()
+
+
+@dataclass
+class Turn:
+    """One unit of work (a message handled, an action taken): one transaction, one clock reading,
+    and the messages it produces, written to the outbox in that same transaction."""
+
+    services: Services
+    session: AsyncSession
+    now: datetime
+    sent: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def community(self) -> Community:
+        return self.services.community
+
+    def say(
+        self,
+        to: Address,
+        text: str,
+        *,
+        kind: str = "reply",
+        case_id: int | None = None,
+        buttons: Sequence[Button] = (),
+        photo: str | None = None,
+        dedup_key: str | None = None,
+    ) -> None:
+        out = Outbound(
+            to.channel,
+            to.recipient,
+            text,
+            kind=kind,
+            case_id=case_id,
+            buttons=buttons,
+            photo=photo,
+            dedup_key=dedup_key,
+        )
+        self.sent.append(enqueue(self.session, out, self.now))
+
+    async def tell_staff(
+        self,
+        staff_id: str,
+        text: str,
+        *,
+        kind: str = "notify",
+        case_id: int | None = None,
+        buttons: Sequence[Button] = (),
+        photo: str | None = None,
+    ) -> int:
+        """Send to every account the staff member has on a running channel; returns how many."""
+        addresses = await staff_addresses(self.session, staff_id, self.services.channels)
+        for address in addresses:
+            self.say(address, text, kind=kind, case_id=case_id, buttons=buttons, photo=photo)
+        return len(addresses)
+
+    async def tell_admins(
+        self, text: str, *, case_id: int | None = None, buttons: Sequence[Button] = ()
+    ) -> int:
+        reached = 0
+        for admin in self.community.admins():
+            reached += await self.tell_staff(admin, text, case_id=case_id, buttons=buttons)
+        return reached

@@ -1,0 +1,64 @@
+"""Chat features beyond reporting (reminders, broadcasts, staff binding …) plug into the conversation
+here, so each lives in its own module and the core stays small.
+
+A feature sees every message first, in the order ``handlers.feature_set`` lists them (like
+python-telegram-bot handler groups),
+after bad input has been answered and before the built-in report and case commands. It returns True
+when it handled the message. Dialog states a feature sets are prefixed with its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from handlers.kernel.commands import Command
+from handlers.kernel.context import Turn
+from handlers.kernel.inbound import Inbound, match_form
+from handlers.kernel.people import Actor
+from storage.models import Dialog, InboundMessage
+
+
+@dataclass
+class ChatContext:
+    turn: Turn
+    actor: Actor
+    message: Inbound
+    command: Command | None
+    dialog: Dialog | None
+    row: InboundMessage
+
+    @property
+    def text(self) -> str:
+        """The text for matching words and commands (full-width forms folded). What is stored or
+        shown to people is ``message.text``, exactly as written."""
+        return match_form(self.message.text or "")
+
+    def reply(self, text: str, **kwargs: Any) -> None:
+        self.turn.say(self.actor.address, text, **kwargs)
+
+    async def set_dialog(self, state: str, data: dict[str, Any]) -> None:
+        dialog = self.dialog or await self.turn.session.get(
+            Dialog, (self.message.channel, self.message.sender)
+        )
+        if dialog is None:
+            dialog = Dialog(channel=self.message.channel, external_id=self.message.sender, state=state)
+            self.turn.session.add(dialog)
+        dialog.state = state
+        dialog.data = data
+        dialog.updated_at = self.turn.now
+        self.dialog = dialog
+
+    async def clear_dialog(self) -> None:
+        if self.dialog is not None:
+            await self.turn.session.delete(self.dialog)
+            # Flush now: a new dialog with the same key may follow in this turn, and the unit of work
+            # would otherwise insert it before deleting this one.
+            await self.turn.session.flush()
+            self.dialog = None
+
+
+class ChatFeature(Protocol):
+    name: str
+
+    async def handle(self, ctx: ChatContext) -> bool: ...
