@@ -45,5 +45,7 @@ async def build_app(settings: Settings, channels: frozenset[str], *, config: Pat
         community = await stored_community(session)
     if community is None or config is not None:
         community = await load_into(engine, config or settings.config)
-    services = Services(sessions=sessions, community=community, channels=channels)
+    services = Services(
+        sessions=sessions, community=community, channels=channels, settings=settings.sections()
+    )
     return App(engine=engine, services=services, conversation=Conversation(services))

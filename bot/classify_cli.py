@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.cli_io import community_of, fail_config, print_json, stdin_lines
-from bot.settings import Settings, get_settings
+from bot.settings import Settings
 from messages import render
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ async def _corrections(settings: Settings, include_residents: bool) -> list[str]
 
 
 def _classify_corrections(args: argparse.Namespace) -> int:
-    lines = asyncio.run(_corrections(get_settings(), args.with_answers))
+    lines = asyncio.run(_corrections(args.settings(), args.with_answers))
     if not lines:
         print(render("cli.no_corrections"), file=sys.stderr)
     for line in lines:
@@ -44,7 +44,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.action == "train":
         return _classify_train(args)
     try:
-        community = community_of(args.config)
+        community = community_of(args.config, args.settings().config)
     except CommunityConfigError as exc:
         return fail_config(exc, args.config)
     classifier = community.classifier
@@ -107,7 +107,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from handlers.kernel.inbound import clean_text
 
     try:
-        community = community_of(args.config)
+        community = community_of(args.config, args.settings().config)
     except CommunityConfigError as exc:
         return fail_config(exc, args.config)
     for line in stdin_lines():

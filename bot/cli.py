@@ -9,7 +9,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from bot import classify_cli, cli_errors, logfilter, outbox_cli, stats_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
 from bot.cli_io import community_of, fail_config, print_json
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, load_settings
 from handlers.broadcasts import cli as broadcasts_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
@@ -68,7 +69,7 @@ def cmd_config(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    return asyncio.run(_config_load(get_settings(), args.file))
+    return asyncio.run(_config_load(args.settings(), args.file))
 
 
 TICKET_FIELDS = (
@@ -102,7 +103,7 @@ async def _tickets(settings: Settings, status: str | None, full_text: bool = Fal
             query = query.where(Case.status == status)
         rows = (await session.scalars(query)).all()
 
-    tz = _community_timezone()
+    tz = _community_timezone(settings)
 
     def iso(value: Any) -> str | None:
         # ISO 8601 with the community's offset (the keys stay as they are: a contract)
@@ -143,7 +144,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         # Residents' phone and ID numbers and health words leave the database unmasked: say so where
         # the operator (and the service's log) will see it.
         logging.getLogger(__name__).warning("tickets --full-text: exporting residents' texts unmasked")
-    rows = asyncio.run(_tickets(get_settings(), args.status, args.full_text))
+    rows = asyncio.run(_tickets(args.settings(), args.status, args.full_text))
     if args.format == "json":
         for row in rows:
             print_json(row)
@@ -161,7 +162,7 @@ def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
 
     from bot.tabular import csv_text, write_bytes, xlsx_bytes
 
-    tz = _community_timezone()
+    tz = _community_timezone(args.settings())
     headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
 
     def cell(field: str, value: Any) -> Any:
@@ -189,11 +190,11 @@ def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     return 0
 
 
-def _community_timezone() -> Any:
+def _community_timezone(settings: Settings) -> Any:
     from zoneinfo import ZoneInfo
 
     try:
-        return community_of(None).timezone
+        return community_of(settings.config).timezone
     except Exception:  # the sample's zone: every community in China keeps Beijing time
         return ZoneInfo("Asia/Shanghai")
 
@@ -225,7 +226,7 @@ def _safe_url(url: str) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_demo(get_settings(), args.config, args.reset))
+        return asyncio.run(_demo(args.settings(), args.config, args.reset))
     except KeyboardInterrupt:
         return 0
 
@@ -248,13 +249,13 @@ async def _staff_invite(settings: Settings, staff_id: str, days: int) -> int:
 
 
 def cmd_staff(args: argparse.Namespace) -> int:
-    return asyncio.run(_staff_invite(get_settings(), args.staff_id, args.days))
+    return asyncio.run(_staff_invite(args.settings(), args.staff_id, args.days))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.server import run_serve, serve_workers
 
-    settings = get_settings()
+    settings: Settings = args.settings()
     if args.workers > 1:
         if settings.telegram_token is not None and not settings.telegram_webhook_url:
             # Telegram hands updates to one long-polling consumer only.
@@ -277,17 +278,19 @@ async def _check_database(settings: Settings) -> None:
         pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings: Callable[[], Settings] = load_settings) -> argparse.ArgumentParser:
+    """The commands; each reads the settings tree through ``args.settings()`` (``main`` builds it once)."""
     parser = argparse.ArgumentParser(
         prog="outreach-bot",
         description="社区通: community health and sanitation chat-bot. "
         "Settings come from OUTREACH_* environment variables (OUTREACH_DATABASE_URL, OUTREACH_CONFIG, …).",
     )
+    parser.set_defaults(settings=settings)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    wechat_cli.register(sub, get_settings)
+    wechat_cli.register(sub, settings)
     stats_cli.register(sub)
-    reminders_cli.register(sub, get_settings)
-    broadcasts_cli.register(sub, registry.Directory, get_settings)
+    reminders_cli.register(sub, settings)
+    broadcasts_cli.register(sub, registry.Directory, settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
 
@@ -330,15 +333,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # The composition root: the settings tree is built once, after the arguments parse (so --help works
+    # whatever the environment says), and each command is handed it.
+    tree = cache(load_settings)
+    args = build_parser(tree).parse_args(argv)
+    try:
+        settings = tree()
+    except Exception as error:  # an invalid setting: one line naming the variable, never its value
+        message = cli_errors.explain_settings(error)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return cli_errors.EXIT_ERROR
     logging.basicConfig(
-        level=get_settings().log_level.upper(),
+        level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logfilter.install(get_settings().log_level)
+    logfilter.install(settings.log_level)
     return cli_errors.run_reporting(args.func, args)
 
 

@@ -1,11 +1,13 @@
 """Operators get one line, never a traceback: the errors a command can meet before it does anything
-(a bad database URL, a database that does not exist, a refused port, an unreadable file) become one
-clear sentence on stderr and exit status 1; a closed pipe (``… | head``) ends the command quietly."""
+(an invalid setting, a bad database URL, a database that does not exist, a refused port, an unreadable
+file) become one clear sentence on stderr and exit status 1; a closed pipe (``… | head``) ends the
+command quietly."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -17,10 +19,7 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _safe_url() -> str:
-    from bot.settings import get_settings
-
-    url = get_settings().database_url
+def _safe_url(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
@@ -29,13 +28,11 @@ def _safe_url() -> str:
         return url.split(":", 1)[0] + ":…"
 
 
-def _database_name() -> str:
+def _database_name(url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    from bot.settings import get_settings
-
     try:
-        return make_url(get_settings().database_url).database or "?"
+        return make_url(url).database or "?"
     except Exception:
         return "?"
 
@@ -49,8 +46,28 @@ def _chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
-def explain(error: BaseException, source: object = None) -> str | None:
-    """The one-line message for an error an operator can fix, or None for a real bug."""
+def explain_settings(error: BaseException) -> str | None:
+    """One line for settings the tree refused (each variable named, its value never shown: it may be
+    a secret), or None when ``error`` is something else."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from bot.settings import env_name, problems
+
+    if isinstance(error, ValidationError):
+        return render("cli.settings_invalid", problems="; ".join(problems(error)))
+    if isinstance(error, SettingsError):  # a list or mapping variable that is not JSON
+        text = str(error)
+        field = re.search(r'field "(\w+)"', text)
+        if field is not None:
+            text = f"{env_name((field.group(1),))}: {error.__cause__ or text}"
+        return render("cli.settings_invalid", problems=text.splitlines()[0])
+    return None
+
+
+def explain(error: BaseException, source: object = None, url: str = "") -> str | None:
+    """The one-line message for an error an operator can fix, or None for a real bug (``url``: the
+    configured database, shown without its password)."""
     from sqlalchemy import exc as sa_exc
 
     from handlers.community.model import CommunityConfigError
@@ -62,16 +79,16 @@ def explain(error: BaseException, source: object = None) -> str | None:
     chain = _chain(error)
     names = {type(e).__name__ for e in chain}
     if isinstance(error, sa_exc.NoSuchModuleError | sa_exc.ArgumentError):
-        return render("cli.db_bad_url", url=_safe_url())
+        return render("cli.db_bad_url", url=_safe_url(url))
     if "InvalidCatalogNameError" in names:
-        return render("cli.db_missing", name=_database_name(), url=_safe_url())
+        return render("cli.db_missing", name=_database_name(url), url=_safe_url(url))
     for e in chain:
         refused = isinstance(e, ConnectionRefusedError | TimeoutError)
         unreachable = isinstance(e, OSError) and e.filename is None and "connect" in str(e).lower()
         if refused or unreachable or type(e).__name__ == "gaierror":
-            return render("cli.db_refused", url=_safe_url(), reason=scrub(_reason(e)))
+            return render("cli.db_refused", url=_safe_url(url), reason=scrub(_reason(e)))
     if isinstance(error, sa_exc.OperationalError | sa_exc.DBAPIError | sa_exc.InterfaceError):
-        return render("cli.db_error", url=_safe_url(), reason=scrub(_reason(error.orig or error)))
+        return render("cli.db_error", url=_safe_url(url), reason=scrub(_reason(error.orig or error)))
     if isinstance(error, OSError) and error.filename is not None:
         return render("cli.file_error", file=error.filename, reason=error.strerror or type(error).__name__)
     if isinstance(error, UnicodeDecodeError):
@@ -119,7 +136,8 @@ def run_reporting(command: Callable[[argparse.Namespace], Any], args: argparse.N
         print(render("cli.interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
-        message = explain(error, getattr(args, "config", None) or getattr(args, "file", None))
+        source = getattr(args, "config", None) or getattr(args, "file", None)
+        message = explain(error, source, args.settings().database_url)
         if message is None:
             raise
         print(message, file=sys.stderr)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.settings import get_settings
 from messages import render
 
 
@@ -16,10 +15,11 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def community_of(path: Path | None) -> Any:
+def community_of(path: Path | None, configured: Path | None = None) -> Any:
+    """The community file at ``path``, else the configured one (OUTREACH_CONFIG), else the sample."""
     from handlers.community.model import load_community
 
-    return load_community(path or get_settings().config)
+    return load_community(path or configured)
 
 
 def fail_config(error: Exception, path: Path | None) -> int:

@@ -77,14 +77,20 @@ _limits: GuardLimits | None = None
 
 
 def limits() -> GuardLimits:
-    """The limits in force: those ``uvicorn_options`` was given, else the environment's (a worker
-    process of ``serve --workers`` reads the same environment as its parent)."""
+    """The limits in force: those the composition root gave (``uvicorn_options``, or ``use_limits`` in
+    a worker process of ``serve --workers``), else the environment's defaults."""
     global _limits
     if _limits is None:
-        from bot.settings import get_settings
+        from bot.settings import load_settings
 
-        _limits = limits_from(get_settings())
+        _limits = limits_from(load_settings())
     return _limits
+
+
+def use_limits(guard: GuardLimits) -> None:
+    """Enforce these limits in this process (the composition root reads them from its settings)."""
+    global _limits
+    _limits = guard
 
 
 def limits_from(settings: Any) -> GuardLimits:
@@ -218,9 +224,8 @@ def _protocol() -> Any:
 def uvicorn_options(access_log: bool, guard: GuardLimits | None = None) -> dict[str, Any]:
     """The keyword arguments ``uvicorn.Config`` / ``uvicorn.run`` get from here; ``guard`` (default:
     from the environment) becomes the limits this process enforces."""
-    global _limits
     if guard is not None:
-        _limits = guard
+        use_limits(guard)
     guard = limits()
     return {
         "access_log": access_log,

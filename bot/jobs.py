@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.app import App
+from bot.settings import Settings
 from handlers.cases import deadlines, digest
 
 ESCALATION_SECONDS = 60
@@ -28,15 +29,13 @@ async def digests(app: App) -> None:
     await digest.send_digests(app.services)
 
 
-def default_jobs() -> Sequence[PeriodicJob]:
-    from handlers.broadcasts.config import get_broadcast_settings
+def default_jobs(settings: Settings) -> Sequence[PeriodicJob]:
     from handlers.broadcasts.jobs import BroadcastsJob
-    from handlers.reminders.config import get_reminder_settings
     from handlers.reminders.jobs import run_job as send_reminders
 
     return (
         PeriodicJob("escalation", ESCALATION_SECONDS, escalate),
         PeriodicJob("digest", DIGEST_SECONDS, digests),
-        PeriodicJob("reminders", get_reminder_settings().job_seconds, send_reminders),
-        PeriodicJob("broadcasts", get_broadcast_settings().job_seconds, BroadcastsJob()),
+        PeriodicJob("reminders", settings.reminders.job_seconds, send_reminders),
+        PeriodicJob("broadcasts", settings.broadcasts.job_seconds, BroadcastsJob()),
     )

@@ -14,18 +14,17 @@ from messages import render
 T = TypeVar("T")
 
 
-async def _with_sessions(work: Callable[[Any], Awaitable[T]]) -> T:
-    from bot.settings import get_settings
+async def _with_sessions(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     from storage.migrate import database
 
-    async with database(get_settings().database_url) as db:
+    async with database(args.settings().database_url) as db:
         return await work(db.sessions)
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
     from handlers.kernel.outbox_admin import failed_rows
 
-    rows = asyncio.run(_with_sessions(lambda sessions: failed_rows(sessions, args.limit)))
+    rows = asyncio.run(_with_sessions(args, lambda sessions: failed_rows(sessions, args.limit)))
     if not rows:
         print(render("outbox.failed_none"))
         return 0
@@ -51,7 +50,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from storage.models import utcnow
 
     ids = None if args.all else list(args.id)
-    queued = asyncio.run(_with_sessions(lambda sessions: retry(sessions, utcnow(), ids)))
+    queued = asyncio.run(_with_sessions(args, lambda sessions: retry(sessions, utcnow(), ids)))
     for row_id in queued:
         print(render("outbox.retry_line", id=row_id))
     missing = sorted(set(ids or ()) - set(queued))

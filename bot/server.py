@@ -85,7 +85,8 @@ class Server:
                 await asyncio.sleep(IDLE_POLL)
                 continue
             try:
-                sent = await drain(self.app.services.sessions, sender, self.app.services.clock)
+                services = self.app.services
+                sent = await drain(services.sessions, sender, services.clock, settings=self.settings.outbox)
             except Exception:
                 log.exception("outbox drain failed for %s", sender.channel)
                 sent = 0
@@ -233,16 +234,18 @@ class HotPaths:
 
 
 def make_server(settings: Settings) -> Server:
-    return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs()))
+    return Server(settings=settings, adapters=enabled_adapters(settings), jobs=list(default_jobs(settings)))
 
 
 def create_asgi() -> ASGIApp:
     """The uvicorn factory for ``serve --workers N``: each worker process builds its own server from
-    the environment; the database is what they share."""
-    from bot import logfilter
-    from bot.settings import get_settings
+    the environment (its composition root: the settings tree is built here, once per worker); the
+    database is what they share."""
+    from bot import http_guard, logfilter
+    from bot.settings import load_settings
 
-    settings = get_settings()
+    settings = load_settings()
+    http_guard.use_limits(limits_from(settings))
     if not logging.getLogger().handlers:  # a spawned worker never ran the CLI's logging set-up
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

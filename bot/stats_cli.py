@@ -68,14 +68,13 @@ def register(subparsers: Any) -> None:
     export.set_defaults(func=cmd_export)
 
 
-async def _with_database(work: Callable[[Any, Any], Any]) -> Any:
+async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
     """Open the configured database (migrated), find the community, run ``work(session, community)``."""
-    from bot.settings import get_settings
     from handlers.community.model import load_community
     from handlers.community.store import stored_community
     from storage.migrate import database
 
-    settings = get_settings()
+    settings = args.settings()
     async with database(settings.database_url) as db, db.sessions() as session:
         community = await stored_community(session) or load_community(settings.config)
         return await work(session, community)
@@ -103,7 +102,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             grids=args.grid,
         )
 
-    report = asyncio.run(_with_database(work))
+    report = asyncio.run(_with_database(args, work))
     if isinstance(report, str):  # a refusal, said on one line
         print(report, file=sys.stderr)
         return 2
@@ -231,5 +230,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         out.write("\n]\n" if count else "]\n")
         return count
 
-    asyncio.run(_with_database(work))
+    asyncio.run(_with_database(args, work))
     return 0

@@ -12,15 +12,17 @@ from handlers.broadcasts.chat import BroadcastFeature
 from handlers.cases import resident_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
+from handlers.kernel.context import Services
 from handlers.kernel.features import ChatFeature
 from handlers.reminders.chat import ReminderFeature
+from handlers.reminders.config import ReminderSettings
 
 
-def default_features() -> Sequence[ChatFeature]:
-    """The features every deployment runs, in order."""
+def default_features(services: Services) -> Sequence[ChatFeature]:
+    """The features every deployment runs, in order, each with its section of the settings."""
     return (
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),
-        ReminderFeature(),
+        ReminderFeature(services.section(ReminderSettings)),
         BroadcastFeature(),
     )

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts import service
 from handlers.broadcasts.audience import Audience
-from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.broadcasts.config import BroadcastSettings
 from handlers.broadcasts.models import BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from handlers.kernel.context import Services, Turn
 from handlers.kernel.yaml_text import load_yaml
@@ -152,7 +152,7 @@ async def draft_due(
     entries: tuple[Entry, ...] | None = None,
 ) -> list[int]:
     """Draft what is coming up and not drafted yet; returns the new broadcasts' ids."""
-    settings = settings or get_broadcast_settings()
+    settings = settings or services.section(BroadcastSettings)
     now = now or services.clock()
     tz = services.community.timezone
     today = now.astimezone(tz).date()
@@ -188,6 +188,7 @@ async def _draft(
             now=now,
             status=BroadcastStatus.AWAITING_APPROVAL,
             scheduled_at=max(planned, now),
+            wechat_mass=settings.wechat_mass,
             estimate=counts.total,
         )
         session.add(

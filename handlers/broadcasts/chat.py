@@ -40,6 +40,7 @@ from handlers.broadcasts.audience_words import (
     parse_when,
     split_audience,
 )
+from handlers.broadcasts.config import BroadcastSettings
 from handlers.broadcasts.models import Broadcast, BroadcastStatus, CalendarDraft, CalendarDraftStatus
 from handlers.kernel.commands import COMMANDS, RESIDENT, Cmd, CommandSpec, HelpLine
 from handlers.kernel.features import ChatContext
@@ -66,7 +67,10 @@ async def draft_text(ctx: ChatContext, broadcast: Broadcast, counts: aud.Counts)
     extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
     if broadcast.wechat_mass:
         extra += await wechat_mass.quota_note(
-            ctx.turn.session, Audience.from_json(broadcast.audience), ctx.turn.now
+            ctx.turn.session,
+            Audience.from_json(broadcast.audience),
+            ctx.turn.now,
+            ctx.turn.services.section(BroadcastSettings),
         )
     return render(
         "bc.draft",
@@ -248,6 +252,7 @@ class BroadcastFeature:
             now=ctx.turn.now,
             photo=ctx.message.photo,
             notify=ctx.actor.address,
+            wechat_mass=ctx.turn.services.section(BroadcastSettings).wechat_mass,
             estimate=counts.total,
         )
         ctx.reply(await draft_text(ctx, broadcast, counts), buttons=service.decision_buttons(broadcast.id))

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from handlers.broadcasts.config import CliSettings
 from handlers.kernel.channel_ports import ChannelDirectory
 from handlers.kernel.ports import Delivery
 from messages import render
@@ -51,7 +52,7 @@ class _Env:
     """Engine, sessions and community for one command."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.settings = args.get_settings()  # handed in by the composition root (bot/cli.py)
+        self.settings: CliSettings = args.settings()  # handed in by the composition root
         self.engine: Any = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -86,13 +87,13 @@ async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) 
 
     async def loop(sender: Any) -> None:
         while not stop.is_set():
-            if not await drain(env.sessions, sender):
+            if not await drain(env.sessions, sender, settings=env.settings.outbox):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.2)
 
     async def mass_loop() -> None:
         while not stop.is_set():
-            if not await wechat_mass.drain(env.sessions, mass, _now):
+            if not await wechat_mass.drain(env.sessions, mass, _now, settings=env.settings.broadcasts):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -143,7 +144,6 @@ async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | Non
     """Wait for the broadcast to finish (delivering too through ``channels`` when given, for
     ``--send``), drawing progress; None when no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service
-    from handlers.broadcasts.config import get_broadcast_settings
     from handlers.broadcasts.models import Broadcast, BroadcastStatus
 
     stop = asyncio.Event()
@@ -155,7 +155,7 @@ async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | Non
         if not delivery.senders:
             print(render("bc.cli.no_senders"), file=sys.stderr)
             return None
-        mass = delivery.mass if get_broadcast_settings().wechat_mass else None
+        mass = delivery.mass if env.settings.broadcasts.wechat_mass else None
         driver = asyncio.create_task(_drive(env, delivery.senders, mass, stop))
     bar = _Bar()
     samples: list[tuple[float, int]] = []
@@ -214,7 +214,6 @@ async def _broadcast(args: argparse.Namespace) -> int:
     from handlers.broadcasts import audience as aud
     from handlers.broadcasts import service
     from handlers.broadcasts.chat import describe, local_text, parse_when
-    from handlers.broadcasts.config import get_broadcast_settings
     from handlers.broadcasts.models import BroadcastStatus
 
     text = _text(args)
@@ -234,7 +233,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
                 print(render("bc.cli.past_time", when=local_text(at, tz)), file=sys.stderr)
                 return 2
         audience = aud.Audience.of(args.grid, args.tag)
-        mass = get_broadcast_settings().wechat_mass if args.wechat_mass is None else args.wechat_mass
+        mass = env.settings.broadcasts.wechat_mass if args.wechat_mass is None else args.wechat_mass
         async with env.sessions() as session:
             try:
                 await aud.validate(session, audience)
@@ -246,7 +245,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
             if mass:
                 from handlers.broadcasts import wechat_mass
 
-                extra += await wechat_mass.quota_note(session, audience, now)
+                extra += await wechat_mass.quota_note(session, audience, now, env.settings.broadcasts)
         print(
             render(
                 "bc.cli.summary",
@@ -294,6 +293,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
             channels=_directory(args).configured() or None,  # none configured: any channel counts
             community=env.community.name,
             clock=_now,
+            settings=env.settings.broadcasts,
         )
         if args.no_wait:
             print(render("bc.cli.detached", id=broadcast_id))
@@ -596,13 +596,13 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 def _directory(args: argparse.Namespace) -> ChannelDirectory:
     directory: Callable[[Any], ChannelDirectory] = args.channels
-    return directory(args.get_settings())
+    return directory(args.settings())
 
 
 def register(
-    subparsers: Any, channels: Callable[[Any], ChannelDirectory], get_settings: Callable[[], Any]
+    subparsers: Any, channels: Callable[[Any], ChannelDirectory], settings: Callable[[], CliSettings]
 ) -> None:
-    """Add the commands; ``channels`` gives the channel registry for the settings and ``get_settings``
+    """Add the commands; ``channels`` gives the channel registry for the settings and ``settings``
     the process settings (the composition root passes both, so this feature never imports the app or
     builds a channel itself)."""
     b = subparsers.add_parser(
@@ -636,7 +636,7 @@ def register(
     )
     b.add_argument("--no-wait", action="store_true", help="return once the messages are queued")
     b.add_argument("--format", choices=("text", "json"), default="text", help="the final report")
-    b.set_defaults(func=cmd_broadcast, channels=channels, get_settings=get_settings)
+    b.set_defaults(func=cmd_broadcast, channels=channels, settings=settings)
 
     bs = subparsers.add_parser("broadcasts", help="list broadcasts, show a report, list who was not reached")
     bs.add_argument("--status", help="only broadcasts in this status (scheduled, sending, done, …)")
@@ -646,7 +646,7 @@ def register(
     bs.add_argument("--unreached", type=int, metavar="ID", help="who a broadcast could not reach (no names)")
     bs.add_argument("--all-failed", action="store_true", help="with --unreached: every failed message")
     bs.add_argument("--cancel", type=int, metavar="ID", help="cancel a broadcast (or stop one being sent)")
-    bs.set_defaults(func=cmd_broadcasts, get_settings=get_settings)
+    bs.set_defaults(func=cmd_broadcasts, settings=settings)
 
     tags = subparsers.add_parser("tags", help="free resident tags that broadcasts can target (--tag T)")
     tags.add_argument("action", choices=("add", "remove", "list"))
@@ -655,4 +655,4 @@ def register(
     )
     tags.add_argument("residents", nargs="*", metavar="R12", help="resident numbers (R12 or 12)")
     tags.add_argument("--format", choices=("text", "json"), default="text")
-    tags.set_defaults(func=cmd_tags, get_settings=get_settings)
+    tags.set_defaults(func=cmd_tags, settings=settings)

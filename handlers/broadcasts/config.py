@@ -1,4 +1,5 @@
-"""Broadcast settings from the environment (prefix ``OUTREACH_BROADCAST_``).
+"""Broadcast settings: the ``broadcasts`` section of the settings tree (``bot/settings.py`` reads it
+from the environment, prefix ``OUTREACH_BROADCAST_``).
 
 ``OUTREACH_BROADCAST_JOB_SECONDS=5`` (how often the server looks for due broadcasts, progress and
 finished ones), ``OUTREACH_BROADCAST_PROGRESS_SECONDS=300`` (progress messages to the admin),
@@ -11,14 +12,18 @@ WeChat users outside the 48-hour window get the notice by 群发, at most
 
 from __future__ import annotations
 
-from functools import cache
+from pathlib import Path
+from typing import Protocol
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from handlers.kernel.outbox_settings import OutboxSettings
+from handlers.kernel.settings_section import SettingsSection
 
 
-class BroadcastSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_BROADCAST_", env_file=".env", extra="ignore")
+class BroadcastSettings(BaseModel):
+    # validate_default: defaults pass the validators too, as they did when this was a BaseSettings.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     job_seconds: float = Field(default=5, gt=0)
     progress_seconds: float = Field(default=300, gt=0)
@@ -31,6 +36,14 @@ class BroadcastSettings(BaseSettings):
     wechat_mass_batch: int = Field(default=10_000, ge=2, le=10_000)  # openids per message/mass/send call
 
 
-@cache
-def get_broadcast_settings() -> BroadcastSettings:
-    return BroadcastSettings()
+DEFAULTS = BroadcastSettings()  # for callers the composition root did not configure (tests, benches)
+SECTION = SettingsSection("broadcasts", BroadcastSettings, env_prefix="OUTREACH_BROADCAST_")
+
+
+class CliSettings(Protocol):
+    """What ``outreach-bot broadcast`` reads of the settings tree the composition root hands in."""
+
+    database_url: str
+    config: Path | None
+    broadcasts: BroadcastSettings
+    outbox: OutboxSettings

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.broadcasts import calendar, service, wechat_mass
-from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.broadcasts.config import BroadcastSettings
 from handlers.kernel.context import Services
 from handlers.kernel.ports import MassSender
 
@@ -53,7 +53,7 @@ async def run(
     calendar_throttle: CalendarThrottle | None = None,
 ) -> None:
     """One pass of the job; without ``calendar_throttle`` (a one-off run) calendar drafts are made now."""
-    settings = settings or get_broadcast_settings()
+    settings = settings or services.section(BroadcastSettings)
     now = services.clock()
     if calendar_throttle is None or calendar_throttle.due(now):
         try:
@@ -70,7 +70,7 @@ async def run(
             settings=settings,
         )
     if mass_client is not None:
-        while await wechat_mass.drain(services.sessions, mass_client, services.clock):
+        while await wechat_mass.drain(services.sessions, mass_client, services.clock, settings=settings):
             pass
     elif "wechat" in services.channels:
         await wechat_mass.fall_back(services.sessions, services.clock())
@@ -83,8 +83,9 @@ async def run(
 async def run_job(app: JobApp, calendar_throttle: CalendarThrottle | None = None) -> None:
     """The periodic job: mass sends go through the WeChat channel's mass sender when the channel runs
     here and they are enabled (``OUTREACH_BROADCAST_WECHAT_MASS``)."""
-    mass = app.mass if get_broadcast_settings().wechat_mass else None
-    await run(app.services, mass_client=mass, calendar_throttle=calendar_throttle)
+    settings = app.services.section(BroadcastSettings)
+    mass = app.mass if settings.wechat_mass else None
+    await run(app.services, settings=settings, mass_client=mass, calendar_throttle=calendar_throttle)
 
 
 class BroadcastsJob:

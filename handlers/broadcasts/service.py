@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.broadcasts import audience as aud
 from handlers.broadcasts.audience import Audience, Recipient
-from handlers.broadcasts.config import BroadcastSettings, get_broadcast_settings
+from handlers.broadcasts.config import DEFAULTS, BroadcastSettings
 from handlers.broadcasts.models import Broadcast, BroadcastStatus, NoticeOptOut
 from handlers.broadcasts.report_text import progress_text, report_text
 from handlers.kernel.commands import Cmd, action
@@ -154,10 +154,9 @@ async def create(
     notify: Address | None = None,
     status: BroadcastStatus = BroadcastStatus.DRAFT,
     scheduled_at: datetime | None = None,
-    wechat_mass: bool | None = None,
+    wechat_mass: bool = False,  # the caller's choice, by default its OUTREACH_BROADCAST_WECHAT_MASS
     estimate: int | None = None,
 ) -> Broadcast:
-    settings = get_broadcast_settings()
     broadcast = Broadcast(
         text=text.strip(),
         photo=photo,
@@ -167,7 +166,7 @@ async def create(
         status=status,
         notify_channel=notify.channel if notify else None,
         notify_recipient=notify.recipient if notify else None,
-        wechat_mass=settings.wechat_mass if wechat_mass is None else wechat_mass,
+        wechat_mass=wechat_mass,
         estimate=estimate,
         created_at=now,
         scheduled_at=scheduled_at,
@@ -393,7 +392,7 @@ async def expand(
     """Write the broadcast's outbox rows (resuming where a previous run stopped). Returns True when
     every row is written; False if another process holds the expansion, it was cancelled, or
     ``max_batches`` (tests: a crash half-way) stopped it first."""
-    settings = settings or get_broadcast_settings()
+    settings = settings or DEFAULTS
     if not await _take_lease(sessions, broadcast_id, clock()):
         return False
     batches = 0

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.broadcasts.audience import Audience, resident_filter
-from handlers.broadcasts.config import get_broadcast_settings
+from handlers.broadcasts.config import DEFAULTS, BroadcastSettings
 from handlers.broadcasts.models import WeChatMassReceipt
 from handlers.broadcasts.service import WECHAT, WECHAT_WINDOW
 from handlers.kernel.outbox import claim
@@ -59,9 +59,10 @@ async def used(session: AsyncSession, openids: Sequence[str], month: str) -> dic
     return out
 
 
-async def quota_note(session: AsyncSession, audience: Audience, now: datetime) -> str:
+async def quota_note(
+    session: AsyncSession, audience: Audience, now: datetime, settings: BroadcastSettings = DEFAULTS
+) -> str:
     """For the confirmation: how many would get a mass send, and how many have no quota left."""
-    settings = get_broadcast_settings()
     if not audience.residents:
         return ""
     outside = (
@@ -119,9 +120,9 @@ async def drain(
     *,
     quota: int | None = None,
     batch: int | None = None,
+    settings: BroadcastSettings = DEFAULTS,
 ) -> int:
     """Send one claim of mass rows; returns how many were sent (accepted by WeChat)."""
-    settings = get_broadcast_settings()
     quota = quota or settings.wechat_mass_quota
     batch = batch or settings.wechat_mass_batch
     now = clock()

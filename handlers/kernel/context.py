@@ -1,18 +1,23 @@
-"""What the channel-neutral handlers are given: the database, the community and the clock (injected,
-so tests can travel in time and channels can share one set of services)."""
+"""What the channel-neutral handlers are given: the database, the community, the clock (injected,
+so tests can travel in time and channels can share one set of services) and the features' sections of
+the settings tree (built once by the composition root, ``bot/settings.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community
 from handlers.kernel.outbox import Button, Outbound, enqueue
 from handlers.kernel.people import Address, staff_addresses
 from storage.models import OutboxMessage, utcnow
+
+Section = TypeVar("Section", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,14 @@ class Services:
     community: Community
     channels: frozenset[str]  # the channels this deployment runs; staff are reached on these
     clock: Callable[[], datetime] = utcnow
+    # The features' settings sections by model (``ReminderSettings`` → its values): keyed by the model
+    # so that the kernel needs to know no feature; ``bot.settings.Settings.sections()`` fills it.
+    settings: Mapping[type[BaseModel], BaseModel] = field(default_factory=dict)
+
+    def section(self, model: type[Section]) -> Section:
+        """The feature's settings, or the model's defaults when the root gave none (tests, benches)."""
+        found = self.settings.get(model)
+        return found if isinstance(found, model) else model()
 
 
 @dataclass

@@ -43,7 +43,7 @@ class Handled:
 class Conversation:
     def __init__(self, services: Services, features: Sequence[ChatFeature] | None = None) -> None:
         self.services = services
-        self.features = list(default_features() if features is None else features)
+        self.features = list(default_features(services) if features is None else features)
 
     async def handle(self, message: Inbound, *, action: str | None = None) -> Handled:
         message = normalise(message)

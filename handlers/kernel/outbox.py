@@ -18,7 +18,8 @@ just before the request that delivers the row, and settles it right after. So af
   claimed since: its ``mark_dispatched`` finds the token changed and it skips the row (``Reclaimed``).
 
 The lease is ``OUTREACH_OUTBOX_LEASE_SECONDS`` (60 by default): how long a dead process's claimed rows
-wait before another process takes them.
+wait before another process takes them. These settings are the tree's ``outbox`` section
+(``handlers/kernel/outbox_settings.py``), handed to ``drain``/``claim``/``settle`` by the composition root.
 
 A platform outage costs no message. A failed send is retried with back-off doubling up to
 ``OUTREACH_OUTBOX_BACKOFF_CAP_SECONDS`` (10 min), for a budget counted from the first failure:
@@ -35,14 +36,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import ColumnElement, Row, literal_column, select, type_coerce, update
+from sqlalchemy import ColumnElement, Row, inspect, literal_column, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.kernel.outbox_settings import DEFAULTS, OutboxSettings
 from handlers.kernel.ports import DeliveryMethod, DeliveryOutcome, OutboxKind, Sender
 from handlers.kernel.privacy import mask_codes
 from storage.models import OutboxMessage, OutboxStatus, UTCDateTime, utcnow
@@ -58,39 +57,27 @@ SECRET_KINDS = frozenset({OutboxKind.PUSH_ONLY.value})
 UNCERTAIN = DeliveryOutcome.UNCERTAIN.value
 
 
-class OutboxSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_OUTBOX_", env_file=".env", extra="ignore")
-
-    lease_seconds: float = Field(default=60, ge=1, le=3600)
-    retry_hours: float = Field(default=24, gt=0, le=24 * 30)  # replies, acknowledgements, notices
-    bulk_retry_hours: float = Field(default=72, gt=0, le=24 * 30)  # reminders and broadcasts
-    backoff_cap_seconds: float = Field(default=600, ge=1, le=24 * 3600)
-
-
 # Kinds whose message still matters days later: a platform outage must not cost them after a day.
 LONG_RETRY_KINDS = frozenset({OutboxKind.REMINDER.value, OutboxKind.BROADCAST.value})
 UNREACHED = "unreached"  # the start of last_error of a row given up after its retry budget
+# Where a claimed row keeps its claim's lease (its ORM state's ``info``), so that ``mark_dispatched``,
+# which the channels' senders call, restarts the same lease without being handed the settings.
+_LEASE = "outbox.lease"
 
 
-@cache
-def _settings() -> OutboxSettings:
-    return OutboxSettings()
+def lease(settings: OutboxSettings = DEFAULTS) -> timedelta:
+    return timedelta(seconds=settings.lease_seconds)
 
 
-def lease() -> timedelta:
-    return timedelta(seconds=_settings().lease_seconds)
-
-
-def retry_budget(kind: str) -> timedelta:
+def retry_budget(kind: str, settings: OutboxSettings = DEFAULTS) -> timedelta:
     """How long after its first failed send a row of this kind is still retried."""
-    settings = _settings()
     hours = settings.bulk_retry_hours if kind in LONG_RETRY_KINDS else settings.retry_hours
     return timedelta(hours=hours)
 
 
-def backoff(attempts: int) -> float:
+def backoff(attempts: int, settings: OutboxSettings = DEFAULTS) -> float:
     """Seconds before the next try after ``attempts`` failed ones: 2, 4, 8 … up to the cap."""
-    return float(min(2 ** min(attempts, 30), _settings().backoff_cap_seconds))
+    return float(min(2 ** min(attempts, 30), settings.backoff_cap_seconds))
 
 
 @dataclass(frozen=True)
@@ -165,6 +152,7 @@ class OutboxItem:
     dispatched_at: datetime | None = None
     created_at: datetime | None = None
     give_up_at: datetime | None = None
+    lease: timedelta | None = None  # the lease its claim took; mark_dispatched restarts the same
 
     @classmethod
     def of(cls, row: OutboxMessage) -> OutboxItem:
@@ -183,6 +171,7 @@ class OutboxItem:
             dispatched_at=row.dispatched_at,
             created_at=row.created_at,
             give_up_at=row.give_up_at,
+            lease=inspect(row).info.get(_LEASE),
         )
 
 
@@ -221,6 +210,8 @@ async def claim(
     now: datetime,
     limit: int = 50,
     method: DeliveryMethod = DeliveryMethod.DIRECT,
+    *,
+    settings: OutboxSettings = DEFAULTS,
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages of one channel and delivery method for sending: highest
     priority first (replies before broadcasts), then oldest first. Rows of a lapsed claim come back,
@@ -257,7 +248,7 @@ async def claim(
                 .where(OutboxMessage.id.in_(ids))
                 .values(
                     status=OutboxStatus.SENDING,
-                    claimed_until=now + lease(),
+                    claimed_until=now + lease(settings),
                     claimed_by=token,
                     dispatched_at=None,
                     attempts=OutboxMessage.attempts + 1,
@@ -265,6 +256,8 @@ async def claim(
                 .returning(OutboxMessage)
             )
         ).all()
+    for row in rows:
+        inspect(row).info[_LEASE] = lease(settings)
     return sorted(rows, key=lambda r: (-r.priority, r.id))
 
 
@@ -300,6 +293,8 @@ async def mark_dispatched(
     """Record that the request delivering ``message`` is about to leave (call it just before). Raises
     ``Reclaimed`` when this claim no longer owns the row. The lease restarts, so a slow batch does not
     lose the row it is sending."""
+    taken = message.lease if isinstance(message, OutboxItem) else inspect(message).info.get(_LEASE)
+    restarted: timedelta = taken or lease()  # the lease its claim took
     async with sessions.begin() as session:
         result = await session.execute(
             update(OutboxMessage)
@@ -308,7 +303,7 @@ async def mark_dispatched(
                 OutboxMessage.status == OutboxStatus.SENDING,
                 OutboxMessage.claimed_by == message.claimed_by,
             )
-            .values(dispatched_at=now, claimed_until=now + lease())
+            .values(dispatched_at=now, claimed_until=now + restarted)
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) != 1:
@@ -321,6 +316,8 @@ async def settle(
     message: OutboxRow,
     error: DeliveryError | None,
     now: datetime,
+    *,
+    settings: OutboxSettings = DEFAULTS,
 ) -> None:
     values: dict[str, Any]
     if error is None:
@@ -332,7 +329,7 @@ async def settle(
         # waiting its turn is not failing, so this costs nothing of the retry budget.
         values = _reschedule(now + timedelta(seconds=error.retry_after), error)
     else:
-        budget = retry_budget(message.kind)
+        budget = retry_budget(message.kind, settings)
         give_up_at = message.give_up_at or now + budget
         if now >= give_up_at:
             hours = f"{budget.total_seconds() / 3600:g}"
@@ -343,7 +340,7 @@ async def settle(
             }
         else:
             # One last try at the end of the budget rather than none after it.
-            next_try = min(now + timedelta(seconds=backoff(message.attempts)), give_up_at)
+            next_try = min(now + timedelta(seconds=backoff(message.attempts, settings)), give_up_at)
             values = {**_reschedule(next_try, error), "give_up_at": give_up_at}
     if message.kind in SECRET_KINDS and values["status"] in (OutboxStatus.SENT, OutboxStatus.FAILED):
         values["text"] = mask_codes(message.text)
@@ -370,11 +367,13 @@ async def drain(
     sender: Sender,
     clock: Callable[[], datetime] = utcnow,
     limit: int = 50,
+    *,
+    settings: OutboxSettings = DEFAULTS,
 ) -> int:
     """Send what is due on the sender's channel once; returns how many were sent. The sender gets
     each row as an ``OutboxItem``."""
     sent = 0
-    for row in await claim(sessions, sender.channel, clock(), limit):
+    for row in await claim(sessions, sender.channel, clock(), limit, settings=settings):
         message = OutboxItem.of(row)
         error: DeliveryError | None = None
         try:
@@ -387,6 +386,6 @@ async def drain(
         except Exception as exc:  # one bad message must not stop the others
             log.exception("outbox message %s failed", message.id)
             error = DeliveryError(type(exc).__name__)
-        await settle(sessions, message, error, clock())
+        await settle(sessions, message, error, clock(), settings=settings)
         sent += error is None
     return sent

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -37,7 +37,7 @@ from handlers.kernel import code_guard
 from handlers.kernel.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.kernel.features import ChatContext
 from handlers.reminders import planner, store
-from handlers.reminders.config import ReminderSettings, get_reminder_settings
+from handlers.reminders.config import ReminderSettings
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
 from handlers.reminders.jobs import NOTIFY, date_text, dose_text, station
@@ -93,12 +93,12 @@ _CN = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4}
 class ReminderFeature(FollowupStaffCommands):
     """The ChatFeature (handlers/kernel/features.py) of the reminders package."""
 
-    settings: ReminderSettings | None = None
+    settings: ReminderSettings = field(default_factory=ReminderSettings)  # the tree's, from the root
     name: str = "reminders"
 
     @property
     def config(self) -> ReminderSettings:
-        return self.settings or get_reminder_settings()
+        return self.settings
 
     async def handle(self, ctx: ChatContext) -> bool:
         text = ctx.text.strip()

@@ -1,4 +1,5 @@
-"""Reminder settings from the environment (prefix ``OUTREACH_REMINDER_``), with the issue's defaults.
+"""Reminder settings: the ``reminders`` section of the settings tree (``bot/settings.py`` reads it from
+the environment, prefix ``OUTREACH_REMINDER_``), with the issue's defaults.
 
 ``OUTREACH_REMINDER_DAYS_BEFORE='[7, 1]'``, ``OUTREACH_REMINDER_OVERDUE_DAYS='[7, 30]'``,
 ``OUTREACH_REMINDER_QUIET_START=21:00``, ``OUTREACH_REMINDER_QUIET_END=08:00`` (community time zone),
@@ -9,14 +10,15 @@
 from __future__ import annotations
 
 from datetime import time
-from functools import cache
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from handlers.kernel.settings_section import SettingsSection
 
 
-class ReminderSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_REMINDER_", env_file=".env", extra="ignore")
+class ReminderSettings(BaseModel):
+    # validate_default: defaults pass the validators too, as they did when this was a BaseSettings.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     days_before: list[int] = Field(default_factory=lambda: [7, 1])  # vaccinations: days before the due day
     on_due_day: bool = True
@@ -40,6 +42,4 @@ class ReminderSettings(BaseSettings):
         return sorted(set(value))
 
 
-@cache
-def get_reminder_settings() -> ReminderSettings:
-    return ReminderSettings()
+SECTION = SettingsSection("reminders", ReminderSettings, env_prefix="OUTREACH_REMINDER_")

@@ -28,7 +28,7 @@ from handlers.kernel.context import Services
 from handlers.kernel.outbox import Outbound, enqueue
 from handlers.kernel.people import Address
 from handlers.kernel.ports import OutboxKind
-from handlers.reminders.config import ReminderSettings, get_reminder_settings
+from handlers.reminders.config import ReminderSettings
 from handlers.reminders.models import (
     Child,
     DoseRecord,
@@ -245,7 +245,7 @@ async def send_due(
     services: Services, settings: ReminderSettings | None = None, now: datetime | None = None
 ) -> int:
     """Send everything due now (batch after batch); returns the number of outbox rows written."""
-    settings = settings or get_reminder_settings()
+    settings = settings or services.section(ReminderSettings)
     now = now or services.clock()
     tz: ZoneInfo = services.community.timezone
     if in_quiet_hours(now, settings, tz):

@@ -13,6 +13,7 @@ from handlers.kernel.channel_services import active_staff
 from handlers.kernel.clock import utcnow
 from handlers.kernel.inbound import Inbound
 from handlers.kernel.outbox import OutboxItem, drain
+from handlers.kernel.outbox_settings import OutboxSettings
 from messages import render
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ async def staff_lines(app: App) -> str:
 
 
 async def flush(app: App, sender: ConsoleSender) -> None:
-    while await drain(app.services.sessions, sender, app.services.clock):
+    settings = app.services.section(OutboxSettings)
+    while await drain(app.services.sessions, sender, app.services.clock, settings=settings):
         pass
 
 
