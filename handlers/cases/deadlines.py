@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from handlers.cases import cases, feedback
 from handlers.cases.lifecycle import record
-from handlers.cases.time_limits import DEFAULT_LIMIT_HOURS, local_time, rung_time, stop_clock
+from handlers.cases.time_limits import DEFAULT_LIMIT_HOURS, rung_time, stop_clock
+from handlers.kernel.clock import local_time
 from handlers.kernel.context import Services, Turn
 from messages import render
 from storage.models import OPEN_STATUSES, ActorType, Case, CaseStatus

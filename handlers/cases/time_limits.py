@@ -1,5 +1,5 @@
 """The clock of a case: its time limit in working time, the alarm times of the escalation ladder, and
-local times as people read them.
+local times as people read them (``handlers.kernel.clock.local_time``).
 
 Below ``cases`` and ``feedback`` (which start and stop the clock); the scan that rings the alarms is
 ``handlers.cases.deadlines``, above them.
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from handlers.community.classify import urgent_words
 from handlers.community.model import Community
-from messages import render
+from handlers.kernel.clock import local_time as local_time  # re-exported: the case modules read it here
 from storage.models import Case
 
 DEFAULT_LIMIT_HOURS = 8.0
@@ -57,8 +57,3 @@ def auto_confirm_at(community: Community, case: Case, now: datetime) -> None:
     case.next_alarm_at = now + timedelta(days=community.config.limits.auto_confirm_days)
 
 
-def local_time(community: Community, moment: datetime) -> str:
-    local = moment.astimezone(community.timezone)
-    return render(
-        "time.local", month=f"{local.month:02d}", day=f"{local.day:02d}", clock=local.strftime("%H:%M")
-    )

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from handlers.cases.emergency import emergency_keys
 from handlers.community.classify import (
     OTHER,
     CategoryConfigError,
@@ -29,6 +28,7 @@ from handlers.community.classify import (
     merge_categories,
 )
 from handlers.community.location import BuildingSet, BuildingSpecError, GridArea, Locator, parse_buildings
+from handlers.community.urgent import kind_keys as emergency_keys
 from handlers.community.worktime import DEFAULT_HOURS, WorkCalendar, WorkTimeError, parse_period
 from handlers.kernel.channel_keys import IDENTITY_KEYS
 from handlers.kernel.yaml_text import load_yaml

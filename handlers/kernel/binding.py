@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.cases.time_limits import local_time
 from handlers.kernel import code_guard
+from handlers.kernel.clock import local_time
 from handlers.kernel.context import Turn
 from handlers.kernel.people import Address
 from messages import render

@@ -32,8 +32,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from handlers.cases.time_limits import local_time
 from handlers.kernel import code_guard
+from handlers.kernel.clock import local_time
 from handlers.kernel.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.kernel.features import ChatContext
 from handlers.reminders import planner, store
