@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.settings import Settings
 from handlers.community.model import Community, load_community
 from handlers.community.store import stored_community, sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.ports import MassSender
@@ -48,4 +49,4 @@ async def build_app(settings: Settings, channels: frozenset[str], *, config: Pat
     services = Services(
         sessions=sessions, community=community, channels=channels, settings=settings.sections()
     )
-    return App(engine=engine, services=services, conversation=Conversation(services))
+    return App(engine=engine, services=services, conversation=conversation(services))

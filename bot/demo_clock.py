@@ -61,10 +61,11 @@ def parse_local(text: str, tz: ZoneInfo) -> datetime | None:
 def with_clock(app: Any, clock: DemoClock) -> Any:
     """The app with its services reading ``clock`` (services are immutable: a new set, and a
     conversation over it)."""
-    from handlers.kernel.conversation import Conversation
 
     app.services = replace(app.services, clock=clock)
-    app.conversation = Conversation(app.services)
+    from handlers.feature_set import conversation  # the demo loads it with the app, not at import
+
+    app.conversation = conversation(app.services)
     return app
 
 

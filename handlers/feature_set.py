@@ -7,13 +7,16 @@ features' commands in the one command registry."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
+from typing import cast
 
 from handlers.broadcasts.chat import BroadcastFeature
-from handlers.cases import resident_chat
+from handlers.cases import pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
 from handlers.kernel.context import Services
-from handlers.kernel.features import ChatFeature
+from handlers.kernel.conversation import Conversation
+from handlers.kernel.features import ChatComposition, ChatFeature, QuestionPolicy
 from handlers.reminders.chat import ReminderFeature
 from handlers.reminders.config import ReminderSettings
 
@@ -26,3 +29,20 @@ def default_features(services: Services) -> Sequence[ChatFeature]:
         ReminderFeature(services.section(ReminderSettings)),
         BroadcastFeature(),
     )
+
+
+def composition(services: Services, features: Sequence[ChatFeature] | None = None) -> ChatComposition:
+    """The conversation's parts: the features (``default_features`` unless given), the case flows that
+    take what no feature takes, and the case dialogs' pending-question policy."""
+    questions: ModuleType = pending  # the module is the policy: staff_only, interrupts, close
+    return ChatComposition(
+        features=default_features(services) if features is None else features,
+        resident=resident_chat.handle,
+        staff=staff_chat.handle,
+        questions=cast(QuestionPolicy, questions),
+    )
+
+
+def conversation(services: Services, features: Sequence[ChatFeature] | None = None) -> Conversation:
+    """A conversation built with this deployment's composition (what the app, the demo and tests use)."""
+    return Conversation(services, composition(services, features))

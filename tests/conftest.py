@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community, load_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from tests.support.chat import Chat, Clock, RecordingSender
@@ -94,7 +94,7 @@ async def services(sessions: async_sessionmaker[AsyncSession], sample: Community
 
 @pytest.fixture
 def chat(services: Services, clock: Clock) -> Chat:
-    return Chat(services, Conversation(services), RecordingSender("console"), clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ the same answer as one that does not exist. A question never opens a case.
 
 It is a chat feature placed first, so it answers whatever question is pending (where is it? which
 kind? a reminder enrolment's step …) and then asks that question again: a query is not an answer and
-does not close it (``is_query``, read by ``handlers.kernel.pending``).
+does not close it (``is_query``, read by ``handlers.cases.pending``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def asks_status(ctx: ChatContext) -> bool:
 
 def is_query(ctx: ChatContext) -> bool:
     """A resident's question that leaves a pending question open (answered, then asked again). The
-    commands 我的 / 查询 N keep their own rule (handlers/kernel/pending.py: a command closes the question)."""
+    commands 我的 / 查询 N keep their own rule (handlers/cases/pending.py: a command closes the question)."""
     return asks_status(ctx)
 
 

@@ -61,6 +61,7 @@ NONE = "none"
 NONE_MIN = 0.6
 NONE_MIN_FOR_REQUESTS = 0.9
 ASK_BELOW = 0.6  # a category this unsure is offered to the resident to confirm
+ASK_BELOW_UNNAMED = 0.75  # the same when no keyword names it: only the model's guess ("又脏又臭")
 CANDIDATE_MIN = 0.08
 _LATIN = re.compile("[a-z]")
 _INSECTS = re.compile("蚊|孑|跟头虫|虫|mosquito|larva")
@@ -373,7 +374,7 @@ class Classifier:
             rule.keywords,
             None,
             analysis.urgent,
-            unsure_none or confidence < ASK_BELOW,
+            unsure_none or confidence < (ASK_BELOW_UNNAMED if best != OTHER and not named else ASK_BELOW),
             tuple(candidates),
         )
 

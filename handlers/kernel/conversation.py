@@ -4,26 +4,23 @@ Every channel adapter (console, Telegram, WeChat) turns its platform's update in
 calls ``Conversation.handle`` (or ``act`` for a button press); then it delivers what the outbox holds
 for it. The whole turn is one transaction, so a report and its acknowledgement are stored together or
 not at all, and a redelivered message (same platform message id) is recognised and does nothing.
-Residents' and staff's flows live in ``resident_chat`` and ``staff_chat``; other features plug in
-through ``handlers.kernel.features`` (the list: ``handlers.feature_set``).
+It is built with a ``ChatComposition`` (``handlers.kernel.features``): the features, the residents' and
+staff's flows and the pending-question policy, composed in ``handlers.feature_set`` (the kernel names
+no feature).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers.cases import resident_chat, staff_chat
-from handlers.feature_set import default_features
-from handlers.kernel import pending
 from handlers.kernel.commands import Command, parse_action, parse_command
 from handlers.kernel.context import Services, Turn
-from handlers.kernel.features import ChatContext, ChatFeature
+from handlers.kernel.features import ChatComposition, ChatContext
 from handlers.kernel.inbound import MAX_TEXT, Inbound, normalise, problem_with
 from handlers.kernel.people import Actor, Address, identify
 from messages import render
@@ -41,9 +38,10 @@ class Handled:
 
 
 class Conversation:
-    def __init__(self, services: Services, features: Sequence[ChatFeature] | None = None) -> None:
+    def __init__(self, services: Services, chat: ChatComposition) -> None:
         self.services = services
-        self.features = list(default_features(services) if features is None else features)
+        self.chat = chat
+        self.features = list(chat.features)
 
     async def handle(self, message: Inbound, *, action: str | None = None) -> Handled:
         message = normalise(message)
@@ -152,11 +150,12 @@ class Conversation:
             command = parse_command(message.text) if message.text else None
         dialog = await turn.session.get(Dialog, (message.channel, message.sender))
         ctx = ChatContext(turn, actor, message, command, dialog, row)
-        if pending.staff_only(ctx):
+        questions = self.chat.questions
+        if questions.staff_only(ctx):
             # Refused before any pending question can take it as an answer; the question stays.
             turn.say(actor.address, render("chat.staff_only"))
             return
-        closing = await pending.close(ctx) if await pending.interrupts(ctx, self.features) else None
+        closing = await questions.close(ctx) if await questions.interrupts(ctx, self.features) else None
         await self._handle(ctx)
         if closing is not None:
             await closing()
@@ -166,6 +165,6 @@ class Conversation:
             if await feature.handle(ctx):
                 return
         if ctx.actor.is_staff:
-            await staff_chat.handle(ctx)
+            await self.chat.staff(ctx)
         else:
-            await resident_chat.handle(ctx)
+            await self.chat.resident(ctx)

@@ -9,6 +9,7 @@ when it handled the message. Dialog states a feature sets are prefixed with its 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,3 +63,28 @@ class ChatFeature(Protocol):
     name: str
 
     async def handle(self, ctx: ChatContext) -> bool: ...
+
+
+class QuestionPolicy(Protocol):
+    """How the pending questions (dialogs) of a deployment's features meet a new message: whether a
+    resident typed a staff-only command, whether the message interrupts the question it was asked, and
+    closing that question with its consequence said after the new message's reply."""
+
+    def staff_only(self, ctx: ChatContext) -> bool: ...
+
+    async def interrupts(self, ctx: ChatContext, features: Sequence[ChatFeature]) -> bool: ...
+
+    async def close(self, ctx: ChatContext) -> Callable[[], Awaitable[None]]: ...
+
+
+@dataclass(frozen=True)
+class ChatComposition:
+    """What the conversation is built with, handed in by the composition (``handlers.feature_set``):
+    the kernel names no feature. ``features`` are offered each message in order; what none takes goes
+    to ``staff`` or ``resident`` (the case flows); ``questions`` keeps pending questions from
+    swallowing messages."""
+
+    features: Sequence[ChatFeature]
+    resident: Callable[[ChatContext], Awaitable[None]]
+    staff: Callable[[ChatContext], Awaitable[None]]
+    questions: QuestionPolicy

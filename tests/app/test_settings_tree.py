@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.settings import SECTIONS, Settings, env_name
 from handlers.broadcasts.config import BroadcastSettings
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from handlers.kernel.outbox import Outbound, claim, enqueue, mark_dispatched
 from handlers.kernel.outbox_settings import OutboxSettings
 from handlers.reminders.chat import ReminderFeature
@@ -221,7 +221,7 @@ async def test_the_features_are_handed_their_sections(
     services = Services(sessions, sample, frozenset({"console"}), clock, settings=tree.sections())
     assert services.section(ReminderSettings) is tree.reminders
     assert services.section(BroadcastSettings).wechat_mass is True
-    feature = next(f for f in Conversation(services).features if isinstance(f, ReminderFeature))
+    feature = next(f for f in conversation(services).features if isinstance(f, ReminderFeature))
     assert feature.config is tree.reminders
     bare = Services(sessions, sample, frozenset({"console"}), clock)  # as tests build them: defaults
     assert bare.section(ReminderSettings) == ReminderSettings()

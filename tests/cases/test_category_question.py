@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from handlers.cases.classify_models import LabelledExample
 from handlers.community.classify import Classification, Classifier
 from handlers.community.model import Community, load_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from handlers.kernel.inbound import Inbound
 from storage.models import Case
 from tests.support.chat import Chat, Clock, RecordingSender
@@ -40,7 +40,7 @@ def unsure_chat(services: Services, clock: Clock) -> Chat:
     community: Community = load_community(None)
     community.__dict__["classifier"] = UnsureClassifier(list(community.categories))
     own = Services(services.sessions, community, services.channels, clock)
-    return Chat(own, Conversation(own), RecordingSender("console"), clock)
+    return Chat(own, conversation(own), RecordingSender("console"), clock)
 
 
 async def cases(chat: Chat) -> list[Case]:

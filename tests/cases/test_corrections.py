@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.cases.classify_models import LabelledExample
 from handlers.community.model import Community, parse_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.models import Case, CaseEvent
 from tests.community.test_community import BASE
 from tests.support.chat import Chat, Clock, RecordingSender
@@ -85,7 +85,7 @@ async def test_triaged_case_named_by_category_is_dispatched(
     async with sessions.begin() as session:
         await sync_community(session, community)
     services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
-    chat = Chat(services, Conversation(services), RecordingSender("console"), clock)
+    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
     out = await chat.send("小王", "8号楼的路灯坏了好几天了晚上很黑")
     assert (await case(chat, 1)).in_triage
     out = await chat.send("chen", "改类 1 垃圾")

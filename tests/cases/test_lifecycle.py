@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.cases import deadlines
 from handlers.community.model import Community, load_community, parse_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel import binding
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from handlers.kernel.inbound import Inbound
 from handlers.kernel.people import Address
 from storage.models import Case, CaseEvent, CaseStatus, Resident, ResidentIdentity
@@ -44,7 +44,7 @@ async def life(sessions: async_sessionmaker[AsyncSession], community: Community,
     async with sessions.begin() as session:
         await sync_community(session, community)
     services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, Conversation(services), RecordingSender("console"), clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
 
 
 async def get_case(chat: Chat, number: int) -> Case:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from handlers.cases import stats
 from handlers.community.model import load_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Case, CaseStatus
@@ -373,7 +373,7 @@ async def cli_db(tmp_path: Path) -> dict[str, str]:
         services = Services(
             sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock
         )
-        await build_month(Chat(services, Conversation(services), RecordingSender("console"), clock))
+        await build_month(Chat(services, conversation(services), RecordingSender("console"), clock))
     finally:
         await engine.dispose()
     return {"OUTREACH_DATABASE_URL": url}
@@ -487,7 +487,7 @@ def test_cli_stats_and_the_chat_show_the_same_figures(cli_db: dict[str, str]) ->
                 channels=frozenset({"console"}),
                 clock=clock,
             )
-            chat = Chat(services, Conversation(services), RecordingSender("console"), clock)
+            chat = Chat(services, conversation(services), RecordingSender("console"), clock)
             return chat.to(await chat.send("chen", "统计"), "chen")[0]
         finally:
             await engine.dispose()

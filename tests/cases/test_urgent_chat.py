@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from handlers.community.classify import default_classifier
 from handlers.community.model import CommunityConfigError, load_community, parse_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.models import Case, CaseEvent
 from tests.support.chat import Chat, Clock, RecordingSender
 
@@ -130,7 +130,7 @@ async def test_community_gas_repair_line_is_given(services: Services, clock: Clo
     own = parse_community(data)
     chat = Chat(
         Services(services.sessions, own, services.channels, clock),
-        Conversation(Services(services.sessions, own, services.channels, clock)),
+        conversation(Services(services.sessions, own, services.channels, clock)),
         RecordingSender("console"),
         clock,
     )

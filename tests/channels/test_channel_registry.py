@@ -14,9 +14,9 @@ from bot.settings import Settings
 from handlers.broadcasts import jobs
 from handlers.community.model import StaffConfig, load_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation as compose_conversation
 from handlers.kernel.channel_keys import IDENTITY_KEYS
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from handlers.kernel.inbound import Inbound
 from storage.database import create_engine, session_factory
 from storage.models import OutboxMessage
@@ -77,7 +77,7 @@ async def test_a_chat_broadcast_to_staff_reaches_wecom_only_staff(
     # admin types on the console here, which the server does not run: it is not among them).
     running = registry.configured_channels(Settings(_env_file=None, **_fields(TELEGRAM_AND_WECOM)))
     services = Services(sessions, community, running, clock)
-    conversation = Conversation(services)
+    conversation = compose_conversation(services)
     await conversation.handle(Inbound(channel="console", sender="chen", text="广播 #staff 下午三点开会"))
     await conversation.handle(Inbound(channel="console", sender="chen", text="确认发送 1"))
     await jobs.run(services)

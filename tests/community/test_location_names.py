@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from handlers.community.location import GridArea, Locator, find_buildings
 from handlers.community.model import CommunityConfigError, load_community, parse_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.models import Case
 from tests.support.chat import Chat, Clock, RecordingSender
 
@@ -241,7 +241,7 @@ async def test_place_aliases_from_the_community_file(services: Services, clock: 
     data["grids"][2]["place_aliases"] = {"老菜场": "菜市场", "卫生院": "社区卫生服务站"}
     own = parse_community(data)
     chat_services = Services(services.sessions, own, services.channels, clock)
-    chat = Chat(chat_services, Conversation(chat_services), RecordingSender("console"), clock)
+    chat = Chat(chat_services, conversation(chat_services), RecordingSender("console"), clock)
     await chat.send("小王", "老菜场门口的垃圾堆成山了")
     stored = await case(chat, 1)
     assert (stored.place, stored.grid_code, stored.assignee_id) == ("菜市场", "G3", "wu")

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community, load_community, parse_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.models import Case, CaseStatus
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.cli import lines, run
@@ -31,7 +31,7 @@ async def own_chat(sessions: async_sessionmaker[AsyncSession], own: Community, c
     async with sessions.begin() as session:
         await sync_community(session, own)
     services = Services(sessions=sessions, community=own, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, Conversation(services), RecordingSender("console"), clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
 
 
 async def case(chat: Chat, number: int) -> Case:
@@ -100,7 +100,7 @@ async def test_a_grid_with_nobody_for_other_sends_it_to_triage(
     async with sessions.begin() as session:
         await sync_community(session, community)
     services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
-    chat = Chat(services, Conversation(services), RecordingSender("console"), clock)
+    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
     out = await chat.send("小王", "5号楼楼顶漏水")
     stored = await case(chat, 1)
     assert stored.in_triage and stored.grid_code == "N1" and stored.assignee_id is None

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community, load_community
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from storage.models import Case
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.cli import lines, run
@@ -32,7 +32,7 @@ async def chat(sessions: async_sessionmaker[AsyncSession], wutong: Community, cl
     async with sessions.begin() as session:
         await sync_community(session, wutong)
     services = Services(sessions=sessions, community=wutong, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, Conversation(services), RecordingSender("console"), clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
 
 
 async def case(chat: Chat, number: int) -> Case:

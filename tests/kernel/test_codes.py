@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
+from handlers.feature_set import conversation
 from handlers.kernel import code_guard
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
@@ -167,7 +168,7 @@ async def second_process(chat: Chat, db_url: str) -> AsyncIterator[Conversation]
         channels=services.channels,
         clock=services.clock,
     )
-    yield Conversation(other)
+    yield conversation(other)
     await engine.dispose()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from handlers.kernel.conversation import Conversation
+from handlers.feature_set import conversation
 from handlers.kernel.inbound import Inbound
 from storage.models import Case, CaseEvent, CaseStatus, InboundMessage, OutboxMessage, OutboxStatus
 from tests.support.chat import Chat
@@ -254,7 +254,7 @@ async def test_crash_before_sending_loses_no_notification(chat: Chat) -> None:
         pending = (await session.scalars(select(OutboxMessage))).all()
     assert {m.recipient for m in pending} == {"小王", "zhang"}
     assert all(m.status == OutboxStatus.PENDING for m in pending)
-    restarted = Chat(chat.services, Conversation(chat.services), type(chat.sender)("console"), chat.clock)
+    restarted = Chat(chat.services, conversation(chat.services), type(chat.sender)("console"), chat.clock)
     delivered = await restarted.flush()
     assert {m.recipient for m in delivered} == {"小王", "zhang"}
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from handlers.community.store import sync_community
+from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from handlers.kernel.conversation import Conversation
 from handlers.reminders import jobs
 from handlers.reminders.config import ReminderSettings
 from handlers.reminders.jobs import send_due
@@ -190,7 +190,7 @@ async def test_restart_after_enqueue_before_delivery_sends_once(
             )
         assert await send_due(restarted, SETTINGS) == 0
         sender = RecordingSender("console")
-        again = Chat(restarted, Conversation(restarted), sender, clock)
+        again = Chat(restarted, conversation(restarted), sender, clock)
         delivered = await again.flush()
         assert [m.recipient for m in delivered] == ["小王"]
         assert await again.flush() == []
@@ -270,7 +270,7 @@ async def test_reminders_due_lists_what_would_be_sent(tmp_path: Path, sample: ob
         async with sessions.begin() as session:
             await sync_community(session, sample)  # type: ignore[arg-type]
         services = Services(sessions=sessions, community=sample, channels=frozenset({"console"}), clock=clock)  # type: ignore[arg-type]
-        chat = Chat(services, Conversation(services), RecordingSender("console"), clock)
+        chat = Chat(services, conversation(services), RecordingSender("console"), clock)
         await enrol(chat, "小王", "豆豆", "2026-11-16", "乙肝1 2026-11-16 卡介苗 2026-11-16")
     finally:
         await engine.dispose()
