@@ -11,7 +11,6 @@ LIMIT = 500
 ROOTS = ("bot", "handlers", "storage", "messages", "bench")
 OVERSIZE = {
     "handlers/broadcasts/cli.py": 660,
-    "handlers/reminders/chat.py": 683,
     "handlers/broadcasts/service.py": 622,
     "handlers/cases/resident_chat.py": 624,
     "bot/channels/wechat/callback.py": 564,

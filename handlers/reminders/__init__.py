@@ -6,6 +6,8 @@
 * ``planner``: turns a child or a follow-up enrolment into reminder rows (before, on, after the due
   date; quiet hours; postponement).
 * ``chat``: the ChatFeature (enrolment dialog, dose replies, 推迟, 退订, second guardian, staff commands).
+  Mixed into it: ``doses_chat`` (plan lines, dose replies, 推迟), ``guardians_chat`` (the second
+  guardian's join code), ``followups_chat`` (the health staff's follow-up commands).
 * ``jobs``: the periodic job sending what is due through the outbox.
 * ``cli``: ``outreach-bot vaccines`` and ``outreach-bot reminders due``.
 """

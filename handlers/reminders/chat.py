@@ -25,22 +25,20 @@ Grid workers and leaders get a refusal that names nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from handlers.kernel import code_guard
-from handlers.kernel.clock import local_time
 from handlers.kernel.commands import COMMANDS, RESIDENT, CommandSpec, HelpLine
 from handlers.kernel.features import ChatContext
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
+from handlers.reminders.doses_chat import S_DOSES
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
-from handlers.reminders.jobs import NOTIFY, date_text, dose_text, station
+from handlers.reminders.guardians_chat import S_JOIN, SecondGuardianCommands
+from handlers.reminders.jobs import date_text, dose_text, station
 from handlers.reminders.models import (
     Child,
     Consent,
@@ -48,11 +46,10 @@ from handlers.reminders.models import (
     FollowupEnrolment,
     Guardianship,
     Programme,
-    Reminder,
 )
 from handlers.reminders.programmes import load_programmes
-from handlers.reminders.schedule import DoseRule, DoseStatus, Schedule, Status, add_months
-from handlers.reminders.vaccine_words import find_mentions, parse_date, resolve
+from handlers.reminders.schedule import Status, add_months
+from handlers.reminders.vaccine_words import parse_date
 from messages import render
 from storage.models import Role
 
@@ -63,8 +60,6 @@ MAX_AGE_YEARS = 18
 S_CONSENT = "rem.consent"
 S_NICKNAME = "rem.nickname"
 S_BIRTH = "rem.birth"
-S_DOSES = "rem.doses"
-S_JOIN = "rem.join"
 
 _START = re.compile(
     r"^(?:/vaccines?|疫苗提醒|接种提醒|预防接种提醒|登记孩子|添加孩子|孩子接种|开通疫苗提醒)$", re.I
@@ -84,14 +79,13 @@ _FU_ANSWER = re.compile(r"^(?P<no>不)?同意随访\s*[#＃Ff]?\s*(?P<id>\d+)?$"
 _MY_NUMBER = re.compile(r"^(?:我的编号|居民编号|我的居民编号)$")
 _SKIP = re.compile(r"^(?:跳过|完成|没有|没了|好了|不清楚|不知道|以后再说|稍后)[。.!！]?$")
 _CANCEL = re.compile(r"^(?:取消|/cancel)$", re.I)
-_DAYS = re.compile(r"(\d{1,3})\s*(?:天|日)")
-_WEEKS = re.compile(r"(\d{1,2}|[一两二三四])\s*(?:周|个?星期|个?礼拜)")
-_CN = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4}
 
 
 @dataclass
-class ReminderFeature(FollowupStaffCommands):
-    """The ChatFeature (handlers/kernel/features.py) of the reminders package."""
+class ReminderFeature(SecondGuardianCommands, FollowupStaffCommands):
+    """The ChatFeature (handlers/kernel/features.py) of the reminders package: the doses and the plan
+    lines come from ``ChildDoseCommands`` (doses_chat.py), the second guardian from
+    ``SecondGuardianCommands`` (guardians_chat.py), the staff's follow-ups from ``followups_chat.py``."""
 
     settings: ReminderSettings = field(default_factory=ReminderSettings)  # the tree's, from the root
     name: str = "reminders"
@@ -152,33 +146,6 @@ class ReminderFeature(FollowupStaffCommands):
         assert ctx.actor.resident is not None
         ctx.reply(render("rem.my_number", number=ctx.actor.resident.id))
         return True
-
-    # -- helpers ---------------------------------------------------------------------------------------
-
-    async def _plan(self, ctx: ChatContext, child: Child) -> list[planner.Planned]:
-        return await planner.plan_child_reminders(
-            ctx.turn.session, child, ctx.turn.now, self.config, self._tz(ctx)
-        )
-
-    async def _child_plan(self, ctx: ChatContext, child: Child) -> tuple[Schedule, list[DoseStatus]]:
-        given = await planner.given_doses(ctx.turn.session, child.id)
-        return planner.child_plan(child, given, self._today(ctx), self.config)
-
-    def _next_line(self, plan: Sequence[DoseStatus], today: date) -> str:
-        ahead = [d for d in plan if d.status in (Status.UPCOMING, Status.DUE)]
-        if not ahead:
-            return render("rem.next_none")
-        first = min(d.due for d in ahead)
-        names = "、".join(dose_text(d.code, d.dose) for d in ahead if d.due == first)
-        return render("rem.next_now" if first <= today else "rem.next", date=date_text(first), vaccines=names)
-
-    def _missing_line(self, plan: Sequence[DoseStatus]) -> str | None:
-        missing = [d for d in plan if d.status == Status.OVERDUE]
-        if not missing:
-            return None
-        names = "、".join(dose_text(d.code, d.dose) for d in missing[:12])
-        more = render("rem.and_more", count=len(missing)) if len(missing) > 12 else ""
-        return render("rem.missing", vaccines=names + more)
 
     # -- the enrolment dialog --------------------------------------------------------------------------
 
@@ -290,124 +257,6 @@ class ReminderFeature(FollowupStaffCommands):
         lines.append(render("rem.summary_help"))
         ctx.reply("\n".join(lines))
 
-    # -- doses ---------------------------------------------------------------------------------------
-
-    async def _record(
-        self,
-        ctx: ChatContext,
-        child: Child,
-        text: str,
-        *,
-        default_today: bool,
-        fallback: Reminder | None = None,
-    ) -> list[tuple[DoseRule, date]] | None:
-        """Record the doses a reply names. None if it names none (and there is nothing to fall back on)."""
-        today = self._today(ctx)
-        schedule, plan = await self._child_plan(ctx, child)
-        mentions = find_mentions(text, today)
-        wanted: list[tuple[DoseRule, date | None]] = []
-        unknown: list[str] = []
-        for mention in mentions:
-            rule = resolve(mention, plan, schedule)
-            if rule is None:
-                unknown.append(mention.text)
-            else:
-                wanted.append((rule, mention.on))
-        if not mentions and fallback is not None:
-            on = parse_date(text, today)
-            done = {(d.code, d.dose) for d in plan if d.done}
-            for code, dose in fallback.doses:
-                rule = schedule.rule(str(code), int(dose))
-                if rule is not None and rule.key not in done:
-                    wanted.append((rule, on))
-        if not wanted and not unknown:
-            return None
-        recorded: list[tuple[DoseRule, date]] = []
-        problems: list[str] = [render("rem.unknown_dose", text=u) for u in unknown]
-        for rule, on in wanted:
-            if on is None:
-                if not default_today:
-                    problems.append(render("rem.dose_needs_date", dose=dose_text(rule.code, rule.dose)))
-                    continue
-                on = today
-            if on > today or on < child.birth_date:
-                problems.append(
-                    render("rem.dose_bad_date", dose=dose_text(rule.code, rule.dose), date=on.isoformat())
-                )
-                continue
-            await store.record_dose(
-                ctx.turn.session, child.id, rule.code, rule.dose, on, ctx.turn.now, "guardian"
-            )
-            recorded.append((rule, on))
-        await self._plan(ctx, child)
-        lines = []
-        if recorded:
-            done = "、".join(
-                render("rem.dose_on", dose=dose_text(r.code, r.dose), date=on.isoformat())
-                for r, on in recorded
-            )
-            lines.append(render("rem.recorded", child=child.nickname, doses=done))
-        lines.extend(problems)
-        if ctx.dialog is not None and ctx.dialog.state == S_DOSES:
-            lines.append(render("rem.more_doses"))
-        else:
-            _, plan = await self._child_plan(ctx, child)
-            lines.append(self._next_line(plan, self._today(ctx)))
-        ctx.reply("\n".join(lines))
-        return recorded
-
-    async def _pick_child(
-        self, ctx: ChatContext, text: str
-    ) -> tuple[Child | None, Reminder | None, list[Child]]:
-        assert ctx.actor.resident is not None
-        children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
-        last = await store.last_sent_reminder(ctx.turn.session, ctx.actor.resident.id)
-        named = [c for c in children if c.nickname in text]
-        if len(named) == 1:
-            child = named[0]
-        elif len(children) == 1:
-            child = children[0]
-        elif last is not None and last.child_id is not None:
-            child = next((c for c in children if c.id == last.child_id), None)
-        else:
-            child = None
-        fallback = last if last is not None and child is not None and last.child_id == child.id else None
-        return child, fallback, children
-
-    async def _done(self, ctx: ChatContext, rest: str) -> bool:
-        child, fallback, children = await self._pick_child(ctx, rest)
-        if not children:
-            ctx.reply(render("rem.no_children"))
-            return True
-        if child is None:
-            names = "、".join(c.nickname for c in children)
-            ctx.reply(render("rem.which_child", children=names, example=children[0].nickname))
-            return True
-        text = rest.replace(child.nickname, " ")
-        if await self._record(ctx, child, text, default_today=True, fallback=fallback) is None:
-            ctx.reply(render("rem.done_which_dose", child=child.nickname))
-        return True
-
-    async def _postpone(self, ctx: ChatContext, rest: str) -> bool:
-        assert ctx.actor.resident is not None
-        last = await store.last_sent_reminder(ctx.turn.session, ctx.actor.resident.id)
-        if last is None:
-            ctx.reply(render("rem.nothing_to_postpone"))
-            return True
-        days = 7
-        if m := _DAYS.search(rest):
-            days = int(m.group(1))
-        elif m := _WEEKS.search(rest):
-            raw = m.group(1)
-            days = 7 * (int(raw) if raw.isdigit() else _CN[raw])
-        if not 1 <= days <= self.config.max_postpone_days:
-            ctx.reply(render("rem.postpone_range", limit=self.config.max_postpone_days))
-            return True
-        at = await planner.postpone(ctx.turn.session, last, days, ctx.turn.now, self.config, self._tz(ctx))
-        local = at.astimezone(self._tz(ctx))
-        ctx.reply(render("rem.postponed", date=date_text(local.date()), time=local.strftime("%H:%M")))
-        return True
-
     async def _show_plan(self, ctx: ChatContext) -> bool:
         assert ctx.actor.resident is not None
         children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
@@ -428,97 +277,6 @@ class ReminderFeature(FollowupStaffCommands):
                 lines.append(line)
             parts.append("\n".join(lines))
         ctx.reply("\n\n".join(parts) + "\n" + render("rem.summary_help"))
-        return True
-
-    # -- second guardian -------------------------------------------------------------------------------
-
-    async def _join_code_line(self, ctx: ChatContext, child: Child, *, renew: bool = False) -> str | None:
-        """The line handing out the child's join code; None when the child has both guardians."""
-        session = ctx.turn.session
-        if await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS:
-            return None
-        code, until = await store.join_code(
-            session, child, ctx.turn.now, self.config.join_code_days, renew=renew
-        )
-        return render(
-            "rem.join_code", child=child.nickname, code=code, until=local_time(ctx.turn.community, until)
-        )
-
-    async def _renew_codes(self, ctx: ChatContext, rest: str) -> bool:
-        """新邀请码 [孩子]: new codes for the guardian's children (or the one named) that can take a
-        second guardian; the old codes stop working."""
-        assert ctx.actor.resident is not None
-        children = await store.children_of(ctx.turn.session, ctx.actor.resident.id)
-        if not children:
-            ctx.reply(render("rem.no_children"))
-            return True
-        named = [c for c in children if rest and c.nickname in rest]
-        lines = [
-            line
-            for child in (named or children)
-            if (line := await self._join_code_line(ctx, child, renew=True)) is not None
-        ]
-        ctx.reply("\n".join([render("rem.join_renewed"), *lines]) if lines else render("rem.join_none_open"))
-        return True
-
-    async def _join(self, ctx: ChatContext, code: str) -> bool:
-        assert ctx.actor.resident is not None
-        session, address, now = ctx.turn.session, ctx.actor.address, ctx.turn.now
-        # A locked account's codes are not even looked up: a right guess during the lockout tells nothing.
-        if (until := await code_guard.locked_until(session, address, now)) is not None:
-            ctx.reply(render("code.locked", until=local_time(ctx.turn.community, until)))
-            return True
-        code = code_guard.normalise(code)
-        child = await session.scalar(select(Child).where(Child.join_code == code))
-        if child is None or child.join_code_expires_at is None or child.join_code_expires_at <= now:
-            until = await code_guard.record_failure(session, address, now)
-            lines = [render("rem.join_invalid")]
-            if until is not None:
-                lines.append(render("code.locked", until=local_time(ctx.turn.community, until)))
-            ctx.reply("\n".join(lines))
-            return True
-        if await session.get(Guardianship, (child.id, ctx.actor.resident.id)) is not None:
-            ctx.reply(render("rem.join_already", child=child.nickname))
-            return True
-        if await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS:
-            ctx.reply(render("rem.join_full", child=child.nickname))
-            return True
-        await ctx.set_dialog(S_JOIN, {"child": child.id, "code": code})
-        ctx.reply(render("rem.consent.join", station=station(ctx.turn.services), child=child.nickname))
-        return True
-
-    async def _join_confirmed(
-        self, ctx: ChatContext, child_id: int, consent: Consent, code: str | None
-    ) -> bool:
-        assert ctx.actor.resident is not None
-        session = ctx.turn.session
-        await ctx.clear_dialog()
-        child = await session.get(Child, child_id)
-        if (
-            child is None
-            or (code is not None and child.join_code != code)  # replaced (新邀请码) meanwhile
-            or child.join_code_expires_at is None
-            or child.join_code_expires_at <= ctx.turn.now
-            or await store.guardian_count(session, child.id) >= store.MAX_GUARDIANS
-        ):
-            ctx.reply(render("rem.join_invalid"))
-            return True
-        others = (await store.guardians_of(session, [child.id]))[child.id]
-        session.add(
-            Guardianship(
-                child_id=child.id,
-                resident_id=ctx.actor.resident.id,
-                consent_id=consent.id,
-                created_at=ctx.turn.now,
-            )
-        )
-        child.join_code, child.join_code_expires_at = None, None
-        await session.flush()
-        _, plan = await self._child_plan(ctx, child)
-        ctx.reply(render("rem.joined", child=child.nickname, next=self._next_line(plan, self._today(ctx))))
-        addresses = await store.resident_addresses(session, others, ctx.turn.services.channels)
-        for address in addresses.values():
-            ctx.turn.say(address, render("rem.joined_other", child=child.nickname), kind=NOTIFY)
         return True
 
     # -- opting out ------------------------------------------------------------------------------------
