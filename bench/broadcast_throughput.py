@@ -5,7 +5,7 @@
 
 The fake API (bench/support/fake_telegram.py or fake_wechat.py) runs in a child process, so CPU and
 memory figures are ours. Our side is the production code path: the broadcast is expanded into outbox
-rows (``handlers.broadcasts.service.expand``) and drained by the core outbox
+rows (``handlers.broadcasts.expansion.expand``) and drained by the core outbox
 (``handlers.kernel.outbox.drain``, claim 50, send, settle each) through the channel's real sender
 (``TelegramSender`` with its rate limiter, or ``WeChatSender``), exactly as ``outreach-bot serve`` does,
 in one process.
@@ -200,7 +200,7 @@ async def broadcast_once(
 ) -> tuple[int, float, float, float, float]:
     """Create, expand and drain one broadcast; returns (messages, expand seconds, drain seconds, msg/s,
     claim milliseconds)."""
-    from handlers.broadcasts import service
+    from handlers.broadcasts import expansion, service
     from handlers.broadcasts.models import BroadcastStatus
     from handlers.kernel.outbox import drain
 
@@ -216,7 +216,7 @@ async def broadcast_once(
         )
         broadcast_id = b.id
     t0 = time.perf_counter()
-    await service.expand(
+    await expansion.expand(
         services.sessions,
         broadcast_id,
         channels=services.channels,

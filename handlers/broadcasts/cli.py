@@ -1,4 +1,4 @@
-"""``outreach-bot broadcast`` and ``outreach-bot broadcasts`` (added to bot/cli.py by ``register``).
+"""``outreach-bot broadcast``, ``broadcasts`` and ``tags`` (added to bot/cli.py by ``register``).
 
 ``broadcast`` shows the audience size and asks to confirm (``--yes`` skips that for scripts,
 ``--dry-run`` writes nothing), creates the broadcast and writes its outbox rows. Delivery:
@@ -12,10 +12,8 @@
   rate limit only if each is lowered; prefer one sender.
 
 ``--at TIME`` schedules it (community time zone, "2026-12-01 09:00"); the server sends it then.
-``broadcasts`` lists the broadcasts (``--format json``: one object per line, stable field names), shows
-one report (``--show ID``), lists who could not be reached (``--unreached ID``: resident number,
-channel, account, reason; no names) or cancels one (``--cancel ID``). ``tags add|remove TAG R12 …``
-gives residents (by number, as 我的编号 shows them) a free tag to broadcast to; ``tags list`` counts.
+``broadcasts`` (list, show, who was not reached, cancel) lives in ``cli_reports``, ``tags`` (free
+resident tags to broadcast to) in ``cli_tags``; ``register`` adds all three.
 """
 
 from __future__ import annotations
@@ -23,14 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time as monotime
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from handlers.broadcasts.cli_env import CliEnv, print_json, utc_now
+from handlers.broadcasts.cli_reports import cmd_broadcasts
+from handlers.broadcasts.cli_tags import cmd_tags
 from handlers.broadcasts.config import CliSettings
 from handlers.kernel.channel_ports import ChannelDirectory
 from handlers.kernel.ports import Delivery
@@ -40,48 +39,13 @@ POLL = 0.5  # seconds between progress polls
 IDLE_HINT = 60.0  # seconds without progress before suggesting --send
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-class _Env:
-    """Engine, sessions and community for one command."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.settings: CliSettings = args.settings()  # handed in by the composition root
-        self.engine: Any = None
-        self._stack = contextlib.AsyncExitStack()
-
-    async def __aenter__(self) -> _Env:
-        from handlers.community.model import load_community
-        from handlers.community.store import stored_community, sync_community
-        from storage.migrate import database
-
-        db = await self._stack.enter_async_context(database(self.settings.database_url))
-        self.engine, self.sessions = db.engine, db.sessions
-        async with self.sessions.begin() as session:
-            community = await stored_community(session)
-            if community is None:  # a new database: the configured (or sample) community file
-                community = load_community(self.settings.config)
-                await sync_community(session, community)
-        self.community = community
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._stack.aclose()
-
-
 def _text(args: argparse.Namespace) -> str:
     if args.file is not None:
         return Path(args.file).read_text(encoding="utf-8").strip()
     return (args.text or "").strip()
 
 
-async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) -> None:
+async def _drive(env: CliEnv, senders: list[Any], mass: Any, stop: asyncio.Event) -> None:
     from handlers.broadcasts import wechat_mass
     from handlers.kernel.outbox import drain
 
@@ -93,7 +57,7 @@ async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) 
 
     async def mass_loop() -> None:
         while not stop.is_set():
-            if not await wechat_mass.drain(env.sessions, mass, _now, settings=env.settings.broadcasts):
+            if not await wechat_mass.drain(env.sessions, mass, utc_now, settings=env.settings.broadcasts):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -101,12 +65,6 @@ async def _drive(env: _Env, senders: list[Any], mass: Any, stop: asyncio.Event) 
     if mass is not None:
         tasks.append(mass_loop())
     await asyncio.gather(*tasks)
-
-
-def _now() -> datetime:
-    from storage.models import utcnow
-
-    return utcnow()
 
 
 class _Bar:
@@ -140,7 +98,7 @@ class _Bar:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | None) -> dict[str, Any] | None:
+async def _follow(env: CliEnv, broadcast_id: int, channels: ChannelDirectory | None) -> dict[str, Any] | None:
     """Wait for the broadcast to finish (delivering too through ``channels`` when given, for
     ``--send``), drawing progress; None when no channel is configured here (waiting would never end)."""
     from handlers.broadcasts import service
@@ -165,7 +123,7 @@ async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | Non
     try:
         while True:
             async with env.sessions() as session:
-                p = await service.progress(session, broadcast_id, _now())
+                p = await service.progress(session, broadcast_id, utc_now())
                 status = await session.scalar(select_status(broadcast_id))
             clock = monotime.monotonic()
             samples.append((clock, p.done))
@@ -182,7 +140,7 @@ async def _follow(env: _Env, broadcast_id: int, channels: ChannelDirectory | Non
                 hinted = True
                 print("\n" + render("bc.cli.idle_hint", seconds=int(IDLE_HINT)), file=sys.stderr)
             if status == BroadcastStatus.SENDING and p.pending == 0:
-                await service.finish_if_done(env.sessions, broadcast_id, _now())
+                await service.finish_if_done(env.sessions, broadcast_id, utc_now())
             if status in (BroadcastStatus.DONE, BroadcastStatus.CANCELLED):
                 bar.show(broadcast_id, p, rate, final=True)
                 async with env.sessions() as session:
@@ -212,7 +170,7 @@ def select_status(broadcast_id: int) -> Any:
 
 async def _broadcast(args: argparse.Namespace) -> int:
     from handlers.broadcasts import audience as aud
-    from handlers.broadcasts import service
+    from handlers.broadcasts import expansion, service
     from handlers.broadcasts.chat import describe, local_text, parse_when
     from handlers.broadcasts.models import BroadcastStatus
 
@@ -220,9 +178,9 @@ async def _broadcast(args: argparse.Namespace) -> int:
     if not text:
         print(render("bc.cli.empty_text"), file=sys.stderr)
         return 2
-    async with _Env(args) as env:
+    async with CliEnv(args) as env:
         tz = env.community.timezone
-        now = _now()
+        now = utc_now()
         at = None
         if args.at:
             at = parse_when(args.at, now, tz)
@@ -275,7 +233,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
                 audience=audience,
                 created_by="cli",
                 source="cli",
-                now=_now(),
+                now=utc_now(),
                 photo=args.photo,
                 status=BroadcastStatus.SCHEDULED,
                 scheduled_at=at,
@@ -287,12 +245,12 @@ async def _broadcast(args: argparse.Namespace) -> int:
         if at is not None:
             print(render("bc.cli.scheduled", id=broadcast_id, when=local_text(at, tz)))
             return 0
-        await service.expand(
+        await expansion.expand(
             env.sessions,
             broadcast_id,
             channels=_directory(args).configured() or None,  # none configured: any channel counts
             community=env.community.name,
-            clock=_now,
+            clock=utc_now,
             settings=env.settings.broadcasts,
         )
         if args.no_wait:
@@ -303,7 +261,7 @@ async def _broadcast(args: argparse.Namespace) -> int:
             print(render("bc.cli.queued_no_channel", id=broadcast_id), file=sys.stderr)
             return 1
     if args.format == "json":
-        _print_json({"id": broadcast_id, **report})
+        print_json({"id": broadcast_id, **report})
     else:
         from handlers.broadcasts.report_text import reasons_text
 
@@ -326,272 +284,6 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
         return asyncio.run(_broadcast(args))
     except KeyboardInterrupt:
         return 130
-
-
-def _row(b: Any) -> dict[str, Any]:
-    return {
-        "id": b.id,
-        "status": b.status,
-        "source": b.source,
-        "created_by": b.created_by,
-        "audience": b.audience,
-        "created_at": _iso(b.created_at),
-        "scheduled_at": _iso(b.scheduled_at),
-        "started_at": _iso(b.started_at),
-        "finished_at": _iso(b.finished_at),
-        "estimate": b.estimate,
-        "total": b.total,
-        "sent": b.sent,
-        "failed": b.failed,
-        "unreachable": (b.report or {}).get("unreachable"),
-        "text": b.text,
-    }
-
-
-async def _broadcasts(args: argparse.Namespace) -> int:
-    async with _Env(args) as env:
-        if args.cancel is not None:
-            return await _cancel_broadcast(env, args.cancel)
-        if args.unreached is not None:
-            return await _unreached(env, args)
-        if args.show is not None:
-            return await _show_broadcast(env, args)
-        return await _list_broadcasts(env, args)
-
-
-async def _cancel_broadcast(env: _Env, number: int) -> int:
-    from handlers.broadcasts import service
-    from handlers.broadcasts.models import Broadcast
-
-    async with env.sessions.begin() as session:
-        broadcast = await session.get(Broadcast, number)
-        if broadcast is None:
-            print(render("bc.not_found", id=number), file=sys.stderr)
-            return 1
-        if broadcast.status not in service.CANCELLABLE:
-            status = render(f"bc.status.{broadcast.status}")
-            print(render("bc.wrong_state", id=broadcast.id, status=status), file=sys.stderr)
-            return 1
-        withdrawn = await service.cancel(session, broadcast, _now())
-    print(render("bc.cli.cancelled", id=number, withdrawn=withdrawn))
-    return 0
-
-
-async def _unreached(env: _Env, args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from handlers.broadcasts import service
-    from storage.models import OutboxMessage, OutboxStatus
-
-    async with env.sessions() as session:
-        rows = (
-            await session.execute(
-                select(
-                    OutboxMessage.dedup_key,
-                    OutboxMessage.channel,
-                    OutboxMessage.recipient,
-                    OutboxMessage.last_error,
-                )
-                .where(
-                    service.rows_of(session, args.unreached),
-                    OutboxMessage.status == OutboxStatus.FAILED,
-                )
-                .order_by(OutboxMessage.id)
-            )
-        ).all()
-    out = []
-    for key, channel, recipient, error in rows:
-        reason = service.reason_of(error)
-        if reason not in service.UNREACHABLE and not args.all_failed:
-            continue
-        who = (key or "").rsplit(":", 1)[-1]
-        out.append(
-            {
-                "resident": int(who[1:]) if who.startswith("r") else None,
-                "staff": who[1:] if who.startswith("s") else None,
-                "channel": channel,
-                "recipient": recipient,
-                "reason": reason,
-            }
-        )
-    if args.format == "json":
-        for item in out:
-            _print_json(item)
-        return 0
-    print(render("bc.cli.unreached_header", id=args.unreached, count=len(out)))
-    for item in out:
-        print(_unreached_line(item))
-    return 0
-
-
-def _unreached_line(item: dict[str, Any]) -> str:
-    from messages import has
-
-    label = render(f"bc.reason.{item['reason']}") if has(f"bc.reason.{item['reason']}") else item["reason"]
-    if item["resident"] is not None:
-        return render(
-            "bc.cli.unreached_line",
-            resident=item["resident"],
-            channel=item["channel"],
-            recipient=item["recipient"],
-            reason=label,
-        )
-    return render(
-        "bc.cli.unreached_staff",
-        staff=item["staff"],
-        channel=item["channel"],
-        recipient=item["recipient"],
-        reason=label,
-    )
-
-
-async def _show_broadcast(env: _Env, args: argparse.Namespace) -> int:
-    from handlers.broadcasts import report_text, service
-    from handlers.broadcasts.models import Broadcast, BroadcastStatus
-
-    async with env.sessions() as session:
-        broadcast = await session.get(Broadcast, args.show)
-        if broadcast is None:
-            print(render("bc.not_found", id=args.show), file=sys.stderr)
-            return 1
-        row = _row(broadcast)
-        if broadcast.status == BroadcastStatus.SENDING:
-            row["progress"] = (await service.progress(session, broadcast.id, _now())).to_json()
-        else:
-            row["report"] = broadcast.report
-        if args.format == "json":
-            _print_json(row)
-        elif broadcast.status == BroadcastStatus.DONE:
-            print(report_text.report_text(broadcast, broadcast.report))
-        elif broadcast.status == BroadcastStatus.SENDING:
-            p = await service.progress(session, broadcast.id, _now())
-            print(report_text.progress_text(broadcast.id, p))
-        else:
-            print(render(f"bc.status.{broadcast.status}"))
-    return 0
-
-
-async def _list_broadcasts(env: _Env, args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from handlers.broadcasts import service
-    from handlers.broadcasts.audience import Audience
-    from handlers.broadcasts.chat import describe, local_text
-    from handlers.broadcasts.models import Broadcast, BroadcastStatus
-
-    async with env.sessions() as session:
-        query = select(Broadcast).order_by(Broadcast.id.desc()).limit(args.limit)
-        if args.status:
-            query = query.where(Broadcast.status == args.status)
-        rows = (await session.scalars(query)).all()
-        # A broadcast being sent: its counters are settled only now and then, so the list shows
-        # the outbox's live figures, as --show does.
-        live = {
-            b.id: await service.progress(session, b.id, _now())
-            for b in rows
-            if b.status == BroadcastStatus.SENDING
-        }
-    if args.format == "json":
-        for b in rows:
-            row = _row(b)
-            if b.id in live:
-                row.update(sent=live[b.id].sent, failed=live[b.id].failed, total=live[b.id].total)
-            _print_json(row)
-        return 0
-    if not rows:
-        print(render("bc.list_empty"))
-        return 0
-    tz = env.community.timezone
-    for b in rows:
-        when = b.finished_at or b.scheduled_at or b.created_at
-        print(
-            render(
-                "bc.list_line",
-                id=b.id,
-                status=render(f"bc.status.{b.status}"),
-                when=local_text(when, tz),
-                audience=describe(Audience.from_json(b.audience)),
-                sent=live[b.id].sent if b.id in live else b.sent,
-                total=live[b.id].total if b.id in live else (b.total or b.estimate or 0),
-                text=b.text.replace("\n", " ")[:30],
-            )
-        )
-    return 0
-
-
-def cmd_broadcasts(args: argparse.Namespace) -> int:
-    return asyncio.run(_broadcasts(args))
-
-
-async def _tags(args: argparse.Namespace) -> int:
-    import re
-
-    from sqlalchemy import delete, func, select
-
-    from handlers.broadcasts.audience import BUILTIN_TAGS, TAG_PATTERN
-    from handlers.broadcasts.models import ResidentTag
-    from storage.models import Resident
-
-    async with _Env(args) as env:
-        if args.action == "list":
-            async with env.sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(ResidentTag.tag, func.count())
-                        .group_by(ResidentTag.tag)
-                        .order_by(ResidentTag.tag)
-                    )
-                ).all()
-            if args.format == "json":
-                for tag, count in rows:
-                    _print_json({"tag": tag, "residents": count})
-            else:
-                for tag, count in rows:
-                    print(render("bc.cli.tag_line", tag=tag, count=count))
-            return 0
-        tag = (args.tag or "").strip().lstrip("#").lower()
-        if not tag or not TAG_PATTERN.match(tag) or tag in BUILTIN_TAGS:
-            print(render("bc.cli.bad_free_tag", tag=tag, builtin=", ".join(BUILTIN_TAGS)), file=sys.stderr)
-            return 2
-        numbers = []
-        for ref in args.residents:
-            m = re.fullmatch(r"[Rr]?(\d{1,9})", ref.strip())
-            if m is None:
-                print(render("bc.cli.unknown_residents", ids=ref), file=sys.stderr)
-                return 2
-            numbers.append(int(m.group(1)))
-        async with env.sessions.begin() as session:
-            known = set(await session.scalars(select(Resident.id).where(Resident.id.in_(numbers))))
-            unknown = [f"R{n}" for n in numbers if n not in known]
-            if unknown:
-                print(render("bc.cli.unknown_residents", ids="、".join(unknown)), file=sys.stderr)
-                return 2
-            have = set(
-                await session.scalars(
-                    select(ResidentTag.resident_id).where(
-                        ResidentTag.tag == tag, ResidentTag.resident_id.in_(numbers)
-                    )
-                )
-            )
-            if args.action == "add":
-                session.add_all(
-                    ResidentTag(resident_id=n, tag=tag, created_at=_now()) for n in sorted(known - have)
-                )
-                changed = len(known - have)
-            else:
-                await session.execute(
-                    delete(ResidentTag).where(ResidentTag.tag == tag, ResidentTag.resident_id.in_(numbers))
-                )
-                changed = len(have)
-            await session.flush()
-            total = await session.scalar(select(func.count()).where(ResidentTag.tag == tag))
-        key = "bc.cli.tag_added" if args.action == "add" else "bc.cli.tag_removed"
-        print(render(key, tag=tag, changed=changed, total=total))
-    return 0
-
-
-def cmd_tags(args: argparse.Namespace) -> int:
-    return asyncio.run(_tags(args))
 
 
 def _directory(args: argparse.Namespace) -> ChannelDirectory:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from handlers.broadcasts import calendar, service, wechat_mass
+from handlers.broadcasts import calendar, expansion, service, wechat_mass
 from handlers.broadcasts.config import BroadcastSettings
 from handlers.kernel.context import Services
 from handlers.kernel.ports import MassSender
@@ -60,8 +60,8 @@ async def run(
             await calendar.draft_due(services, now, settings)
         except Exception:
             log.exception("outreach calendar drafting failed")
-    for broadcast_id in await service.due_ids(services.sessions, now):
-        await service.expand(
+    for broadcast_id in await expansion.due_ids(services.sessions, now):
+        await expansion.expand(
             services.sessions,
             broadcast_id,
             channels=services.channels,

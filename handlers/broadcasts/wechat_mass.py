@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.broadcasts.audience import Audience, resident_filter
 from handlers.broadcasts.config import DEFAULTS, BroadcastSettings
+from handlers.broadcasts.expansion import WECHAT, WECHAT_WINDOW
 from handlers.broadcasts.models import WeChatMassReceipt
-from handlers.broadcasts.service import WECHAT, WECHAT_WINDOW
 from handlers.kernel.outbox import claim
 from handlers.kernel.ports import DeliveryMethod, DeliveryOutcome, MassSender
 from messages import render

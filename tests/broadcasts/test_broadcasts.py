@@ -28,7 +28,7 @@ from bot.channels.wechat import mass as mass_api_call
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.channels.wechat.mass import WeChatMassSender
 from handlers.broadcasts import audience as aud
-from handlers.broadcasts import calendar, jobs, report_text, service, wechat_mass
+from handlers.broadcasts import calendar, expansion, jobs, report_text, service, wechat_mass
 from handlers.broadcasts.audience import Audience
 from handlers.broadcasts.chat import parse_when, split_audience
 from handlers.broadcasts.config import BroadcastSettings
@@ -449,7 +449,7 @@ async def test_expansion_twice_adds_nothing(services: Services) -> None:
     ids = await seed(services.sessions, 30)
     bid = await create(services)
     kwargs: dict[str, Any] = {"channels": None, "community": "幸福社区", "clock": services.clock}
-    assert await service.expand(services.sessions, bid, settings=SMALL, **kwargs)
+    assert await expansion.expand(services.sessions, bid, settings=SMALL, **kwargs)
     first = await rows(services, bid)
     assert len(first) == len(ids) == (await broadcast(services, bid)).total
     # Run it again from the start, as a process would after losing its progress.
@@ -459,7 +459,7 @@ async def test_expansion_twice_adds_nothing(services: Services) -> None:
             .where(Broadcast.id == bid)
             .values(expanded_at=None, expand_cursor=0, expand_lease=None)
         )
-    assert await service.expand(services.sessions, bid, settings=SMALL, **kwargs)
+    assert await expansion.expand(services.sessions, bid, settings=SMALL, **kwargs)
     again = await rows(services, bid)
     assert [r.id for r in again] == [r.id for r in first]
     assert {r.dedup_key for r in again} == {f"bc:{bid}:r{i}" for i in ids}
@@ -473,7 +473,7 @@ async def test_crash_half_way_then_restart_completes_with_no_duplicates_and_none
     bid = await create(services)
     kwargs: dict[str, Any] = {"channels": None, "community": "幸福社区", "clock": services.clock}
     # Process 1 expands two batches of seven, sends ten messages, claims five more and dies.
-    assert not await service.expand(services.sessions, bid, settings=SMALL, max_batches=2, **kwargs)
+    assert not await expansion.expand(services.sessions, bid, settings=SMALL, max_batches=2, **kwargs)
     assert len(await rows(services, bid)) == 14
     first = RecordingSender("console")
     await drain(services.sessions, first, services.clock, limit=10)
@@ -726,7 +726,7 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
         note = await wechat_mass.quota_note(session, Audience(), clock())
     assert "约 4 人" in note and "1 人本月次数已用完" in note
     bid = await create(services, "垃圾分类新规", wechat_mass=True)
-    await service.expand(
+    await expansion.expand(
         services.sessions, bid, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
     by_way = Counter((r.channel, r.method) for r in await rows(services, bid))
@@ -745,7 +745,7 @@ async def test_wechat_mass_send_outside_the_window_with_the_monthly_quota(
     assert p.by_reason == {"mass_quota": 1} and p.sent == 3
     # A process without a mass-send client hands waiting mass rows to the ordinary WeChat path.
     bid2 = await create(services, "第二条", wechat_mass=True)
-    await service.expand(
+    await expansion.expand(
         services.sessions, bid2, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
     await job(Services(services.sessions, services.community, frozenset({"wechat"}), clock))
@@ -758,7 +758,7 @@ async def test_wechat_mass_send_after_a_crash_is_not_sent_twice(
     fake, client = mass_api
     await seed(services.sessions, 3, channel="wechat", prefix="o", last_inbound=clock() - timedelta(days=5))
     bid = await create(services, "停电通知", wechat_mass=True)
-    await service.expand(
+    await expansion.expand(
         services.sessions, bid, channels=frozenset({"wechat"}), community="幸福社区", clock=clock
     )
     # The process dies after WeChat accepted the batch and before the rows were marked: the call it
