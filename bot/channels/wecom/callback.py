@@ -45,9 +45,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
+from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, signature
 from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wechat.safe_xml import safe_parse
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
 from handlers.kernel.channel_services import (
