@@ -7,7 +7,7 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature (constant-time),
+(``bot/channels/wechat/callback.py``, ``guards.py``, ``safe_xml.py``): the signature (constant-time),
 a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT``
 seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside
 and outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and
