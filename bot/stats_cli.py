@@ -160,7 +160,7 @@ def _grid_lines(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[st
 
 
 def table(report: Any) -> str:
-    from handlers.cases.stats import percent
+    from handlers.cases.stats_summary import percent
 
     def cells(row: Any) -> list[str]:
         values = row.as_dict()

@@ -8,8 +8,7 @@ import logging
 
 from sqlalchemy import select
 
-from handlers.cases import cases, corrections, duplicates
-from handlers.cases import stats as stats_module
+from handlers.cases import cases, corrections, duplicates, stats_summary
 from handlers.cases.case_access import case_for_action
 from handlers.cases.lifecycle import can_move
 from handlers.cases.resident_chat import case_detail, case_line
@@ -403,8 +402,8 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 async def stats(ctx: ChatContext, _command: Command) -> None:
     me = _staff(ctx)
     community = ctx.turn.community
-    grids = stats_module.leader_grids(community, me.id) if me.role == Role.LEADER else None
-    ctx.reply(await stats_module.chat_summary(ctx.turn.session, community, ctx.turn.now, grids=grids))
+    grids = stats_summary.leader_grids(community, me.id) if me.role == Role.LEADER else None
+    ctx.reply(await stats_summary.chat_summary(ctx.turn.session, community, ctx.turn.now, grids=grids))
 
 
 # The staff side of the core's commands (words, roles, refusals and help lines: handlers/kernel/commands.py).

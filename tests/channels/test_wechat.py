@@ -29,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
 from bench.support.scratch_db import IN_CI
-from bot.channels.wechat.callback import Refused, safe_parse, signature
+from bot.channels.wechat.callback import Refused, signature
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
+from bot.channels.wechat.safe_xml import safe_parse
 from bot.channels.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
 from messages import catalog, render
 from storage.database import create_engine, session_factory

@@ -5,7 +5,7 @@ timestamp and nonce, compared in constant time), a timestamp within ``MAX_SKEW``
 an AES key, 安全模式: only ``encrypt_type=aes`` bodies, whose ``msg_signature`` covers the encrypted
 message; plaintext too only in 兼容模式, ``OUTREACH_WECHAT_COMPAT_MODE``), a body of at most ``MAX_BODY``
 bytes received within ``guards.BODY_TIMEOUT`` seconds, UTF-8 XML without any DTD or entity (a byte check
-first, then ``safe_parse``: expat stops at any DTD, defusedxml names the refusal), the AES envelope
+first, then ``safe_xml.safe_parse``: expat stops at any DTD, defusedxml names the refusal), the AES envelope
 (wechatpy's ``WeChatCrypto``, the real WXBizMsgCrypt scheme) whose inner ToUserName must be the outer
 one (and the configured account's), field lengths, and a per-sender rate. The signature, timestamp and
 nonce are bound to the body's SHA-256 across processes (``wechat_callback_seals``, written with the
@@ -31,27 +31,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
+from xml.etree.ElementTree import Element
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
 from bot.channels.wechat.guards import (
-    MAX_ELEMENTS,
     Refused,
     SenderLimiter,
     asgi_chunks,
     body_sha256,
     check_fields,
-    check_xml_bytes,
     read_body,
 )
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wechat.position import with_position
+from bot.channels.wechat.safe_xml import child, coordinate, event_type, safe_parse
 from handlers.kernel.channel_services import give_back, take_passive_reply
 from handlers.kernel.channel_state import Position, WeChatUserState, record_subscription, touch
 from handlers.kernel.clock import utcnow
@@ -73,7 +71,6 @@ MAX_BODY = 64 * 1024
 MAX_SKEW = 300  # seconds between WeChat's timestamp and our clock
 PASSIVE_DEADLINE = 3.0  # seconds of handling; WeChat gives up at 5
 PASSIVE_LIMIT = 2000  # bytes of reply text WeChat shows in a passive reply
-POSITION_TTL = timedelta(minutes=30)  # a remembered position is used for reports this fresh
 SUPPORTED = frozenset({"text", "image", "location"})  # and voice with Recognition (speech to text)
 INLINE_MAX = 4  # messages handled inline at once; beyond that (or with a queue) the worker takes them
 # Outbox kinds that may go back as a passive reply. A passive reply goes to whoever made the HTTP
@@ -92,67 +89,6 @@ def signature(*parts: str) -> str:
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-class _HasDoctype(Exception):
-    pass
-
-
-class _TooBig(Exception):
-    pass
-
-
-class _NoDoctype(TreeBuilder):
-    """expat (C) builds the tree; a document type declaration of any kind stops it at its first
-    line, before an entity could be declared or anything external named. A callback has a dozen
-    elements: past ``MAX_ELEMENTS`` the document is refused (parse time stays bounded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements = 0
-
-    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
-        raise _HasDoctype
-
-    def start(self, tag: str, attrs: dict[str, str]) -> Element:
-        self.elements += 1
-        if self.elements > MAX_ELEMENTS:
-            raise _TooBig
-        return super().start(tag, attrs)
-
-
-def safe_parse(data: bytes | str) -> Element:
-    """Parse untrusted XML: any DTD, entity declaration or external reference is refused.
-
-    Entities (and so entity expansion and external entities) can only be declared inside a DTD, so a
-    document without one is parsed by the C parser directly (callbacks are the hot path: this costs
-    less than half of defusedxml's pure-Python parser); a document with a DTD goes to defusedxml,
-    which refuses it and names why. Before either, ``check_xml_bytes`` refuses a DTD or a body that
-    is not UTF-8 by looking at the bytes: a hostile document costs microseconds, not a parse."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    check_xml_bytes(raw)
-    parser = XMLParser(target=_NoDoctype())
-    try:
-        parser.feed(raw)
-        return parser.close()
-    except _HasDoctype:
-        pass
-    except _TooBig:
-        raise Refused(400, "too many elements") from None
-    except ParseError:
-        raise Refused(400, "malformed xml") from None
-    try:
-        SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise Refused(400, f"hostile xml ({type(exc).__name__})") from None
-    except SafeET.ParseError:
-        raise Refused(400, "malformed xml") from None
-    raise Refused(400, "hostile xml (DTDForbidden)")  # forbid_dtd never lets a DTD through
-
-
-def _child(root: Element, name: str) -> str:
-    found = root.find(name)
-    return (found.text or "").strip() if found is not None else ""
 
 
 @dataclass
@@ -225,7 +161,7 @@ class WeChatCallback:
             self._check_account(outer)
             return outer, body.decode("utf-8")
         assert self.crypto is not None
-        encrypt = _child(outer, "Encrypt")
+        encrypt = child(outer, "Encrypt")
         msg_signature = query.get("msg_signature", "")
         if not encrypt or not msg_signature:
             raise Refused(403, "missing msg_signature")
@@ -244,13 +180,13 @@ class WeChatCallback:
         if len(raw) > MAX_BODY:
             raise Refused(413, "body too large")
         inner = safe_parse(raw)
-        if _child(inner, "ToUserName") != _child(outer, "ToUserName"):
+        if child(inner, "ToUserName") != child(outer, "ToUserName"):
             raise Refused(403, "inner and outer ToUserName differ")
         self._check_account(inner)
         return inner, raw.decode("utf-8")
 
     def _check_account(self, root: Element) -> None:
-        if self.account_id and _child(root, "ToUserName") != self.account_id:
+        if self.account_id and child(root, "ToUserName") != self.account_id:
             raise Refused(403, "message for another account")
 
     # -- the route ---------------------------------------------------------------------------------------
@@ -309,7 +245,7 @@ class WeChatCallback:
         try:
             self.inbox.check_seen(seal)
             root, xml = self._open(query, body, timestamp, nonce, encrypted)
-            if not _child(root, "MsgType"):
+            if not child(root, "MsgType"):
                 raise Refused(400, "no MsgType")
             check_fields(root)
         except Replayed:
@@ -318,7 +254,7 @@ class WeChatCallback:
         except Refused as exc:
             log.warning("wechat callback refused: %s", exc.reason)
             return exc.status, b"refused", PLAIN
-        openid = _child(root, "FromUserName")
+        openid = child(root, "FromUserName")
         if not self.limiter.allow(openid):
             self.inbox.remember(seal)  # nothing stored, nothing written: bound in this process only
             reply: str | None = render("wechat.too_fast")
@@ -333,7 +269,7 @@ class WeChatCallback:
                 return 503, b"retry", PLAIN
         if reply is None:
             return 200, SUCCESS.encode(), PLAIN
-        rendered = TextReply(source=_child(root, "ToUserName"), target=openid, content=reply).render()
+        rendered = TextReply(source=child(root, "ToUserName"), target=openid, content=reply).render()
         if encrypted and self.crypto is not None:
             rendered = self.crypto.encrypt_message(rendered, nonce, timestamp)
         return 200, rendered.encode("utf-8"), XML
@@ -344,11 +280,11 @@ class WeChatCallback:
         """Store the message (and its seal), then handle it now (while idle) or leave it to the inbox
         worker. Returns the passive reply text, or None for ``success``."""
         assert self.inbox is not None
-        msg_type = _child(root, "MsgType").lower()
+        msg_type = child(root, "MsgType").lower()
         if msg_type == "event":
-            key = f"{openid}:{_child(root, 'CreateTime')}:{_child(root, 'Event').lower()}"
-        elif msg_type in SUPPORTED or (msg_type == "voice" and _child(root, "Recognition")):
-            key = _child(root, "MsgId") or f"{openid}:{_child(root, 'CreateTime')}:{msg_type}"
+            key = f"{openid}:{child(root, 'CreateTime')}:{child(root, 'Event').lower()}"
+        elif msg_type in SUPPORTED or (msg_type == "voice" and child(root, "Recognition")):
+            key = child(root, "MsgId") or f"{openid}:{child(root, 'CreateTime')}:{msg_type}"
         else:  # nothing to store: video, link, file, voice untranscribed (the seal is still recorded)
             if seal is not None:
                 await self.inbox.seal(seal)
@@ -394,28 +330,26 @@ class WeChatCallback:
         The fields are read from the checked XML as wechatpy's parser reads them (text stripped)."""
         openid = item.openid
         now = item.received_at
-        kind = _child(root, "MsgType").lower()
+        kind = child(root, "MsgType").lower()
         if kind == "event":
             inbound = await self._event(root, openid, now)
         elif kind == "text":
             user = await self._touch(openid, now, window="message")
-            inbound = self._with_position(
-                Inbound(CHANNEL, openid, text=_child(root, "Content"), message_id=item.key), user, now
-            )
+            inbound = Inbound(CHANNEL, openid, text=child(root, "Content"), message_id=item.key)
+            inbound = with_position(inbound, user, now, self._context.services.community)
         elif kind == "image":
             await self._touch(openid, now, window="message")
-            photo = f"{_child(root, 'MediaId')}|{_child(root, 'PicUrl')}"[:512]
+            photo = f"{child(root, 'MediaId')}|{child(root, 'PicUrl')}"[:512]
             inbound = Inbound(CHANNEL, openid, photo=photo, message_id=item.key)
         elif kind == "location":
-            lat, lon = _float(_child(root, "Location_X")), _float(_child(root, "Location_Y"))
-            label = _child(root, "Label")[:200] or None
+            lat, lon = coordinate(child(root, "Location_X")), coordinate(child(root, "Location_Y"))
+            label = child(root, "Label")[:200] or None
             await self._touch(openid, now, window="message", position=(lat, lon, label))
             inbound = Inbound(CHANNEL, openid, text=label, latitude=lat, longitude=lon, message_id=item.key)
         elif kind == "voice":
             user = await self._touch(openid, now, window="message")
-            inbound = self._with_position(
-                Inbound(CHANNEL, openid, text=_child(root, "Recognition"), message_id=item.key), user, now
-            )
+            inbound = Inbound(CHANNEL, openid, text=child(root, "Recognition"), message_id=item.key)
+            inbound = with_position(inbound, user, now, self._context.services.community)
         else:
             return None
         if inbound is None:
@@ -424,8 +358,8 @@ class WeChatCallback:
 
     async def _event(self, root: Element, openid: str, now: datetime) -> Inbound | None:
         """Events: some become a message for the core, the others only update what we know."""
-        event = _event_type(root)
-        message_id = f"{openid}:{_child(root, 'CreateTime')}:{event}"
+        event = event_type(root)
+        message_id = f"{openid}:{child(root, 'CreateTime')}:{event}"
         if event in ("subscribe", "subscribe_scan"):
             await self._touch(openid, now, window="event", subscribed=True)
             return Inbound(CHANNEL, openid, text="帮助", message_id=message_id)
@@ -433,45 +367,22 @@ class WeChatCallback:
             await self._touch(openid, now, window=None, subscribed=False)
             return None
         if event == "location":
-            lat, lon = _float(_child(root, "Latitude")), _float(_child(root, "Longitude"))
+            lat, lon = coordinate(child(root, "Latitude")), coordinate(child(root, "Longitude"))
             await self._touch(openid, now, window=None, position=(lat, lon, None))
             return None
         if event in ("click", "scan"):
             await self._touch(openid, now, window="event")
-            key = _child(root, "EventKey") if event == "click" else ""
+            key = child(root, "EventKey") if event == "click" else ""
             return Inbound(CHANNEL, openid, text=key, message_id=message_id) if key else None
         if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
             for entry in root.iter("List"):
-                template_id, status = _child(entry, "TemplateId"), _child(entry, "SubscribeStatusString")
+                template_id, status = child(entry, "TemplateId"), child(entry, "SubscribeStatusString")
                 if template_id and len(template_id) <= 128 and status in ("accept", "reject"):
                     await record_subscription(
                         self._context.services.sessions, openid, template_id, status, now
                     )
             return None
         return None  # view, templatesendjobfinish, subscribe_msg_sent_event …: nothing to do
-
-    def _with_position(self, inbound: Inbound, user: WeChatUserState | None, now: datetime) -> Inbound:
-        """A report that names no place gets the user's position from the last half hour (a LOCATION
-        event, or a location message whose label names a place the community knows)."""
-        if user is None or user.located_at is None or now - user.located_at > POSITION_TTL:
-            return inbound
-        community = self._context.services.community
-        text = (inbound.text or "").strip()
-        if not text or community.classifier.classify(text).is_report is False:
-            return inbound
-        if community.locator.locate(text) is not None:
-            return inbound
-        label = user.location_label
-        if label and community.locator.locate(label) is not None:
-            text = f"{text}（{label}）"
-        return Inbound(
-            CHANNEL,
-            inbound.sender,
-            text=text,
-            latitude=user.latitude,
-            longitude=user.longitude,
-            message_id=inbound.message_id,
-        )
 
     # -- the core ----------------------------------------------------------------------------------------
 
@@ -541,24 +452,3 @@ def _query(raw: bytes) -> dict[str, str]:
             name, _, value = pair.partition("=")
             query[name] = value
     return query
-
-
-def _event_type(root: Element) -> str:
-    """The event's type as wechatpy names it: a subscription by scanning a product code or a QR code
-    with a scene is ``subscribe_scan_product`` / ``subscribe_scan``."""
-    event = _child(root, "Event").lower()
-    if event == "subscribe":
-        key = _child(root, "EventKey")
-        if key.startswith(("scanbarcode|", "scanimage|")):
-            return "subscribe_scan_product"
-        if key.startswith("qrscene_"):
-            return "subscribe_scan"
-    return event
-
-
-def _float(value: object) -> float | None:
-    try:
-        number = float(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if -180.0 <= number <= 180.0 else None

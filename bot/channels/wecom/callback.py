@@ -7,7 +7,7 @@ WeCom signs and encrypts everything (the WXBizMsgCrypt scheme, receive id = the 
 * ``POST`` carries ``<xml><ToUserName/><AgentID/><Encrypt/></xml>``; ``msg_signature`` covers Encrypt.
 
 Every request is checked before anything is parsed or stored, with the Official Account's helpers
-(``bot/channels/wechat/callback.py``, ``bot/channels/wechat/guards.py``): the signature (constant-time),
+(``bot/channels/wechat/callback.py``, ``guards.py``, ``safe_xml.py``): the signature (constant-time),
 a timestamp within ``MAX_SKEW``, a body of at most ``MAX_BODY`` bytes received within ``BODY_TIMEOUT``
 seconds, UTF-8 XML without DTD, entities or external references (a byte check before any parser), inside
 and outside the envelope; the message must be for our corp (inner ToUserName = outer = corp id) and
@@ -45,9 +45,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, safe_parse, signature
+from bot.channels.wechat.callback import MAX_BODY, MAX_SKEW, Refused, _same, signature
 from bot.channels.wechat.guards import SenderLimiter, body_sha256, check_fields, read_body
 from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
+from bot.channels.wechat.safe_xml import safe_parse
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
 from handlers.kernel.channel_services import (
