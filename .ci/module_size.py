@@ -13,9 +13,7 @@ OVERSIZE = {
     "handlers/broadcasts/cli.py": 660,
     "handlers/reminders/chat.py": 683,
     "handlers/broadcasts/service.py": 622,
-    "handlers/cases/resident_chat.py": 624,
     "bot/channels/wechat/callback.py": 564,
-    "handlers/cases/cases.py": 615,
     "handlers/community/classify.py": 509,
     "handlers/cases/stats.py": 512,
 }
