@@ -10,8 +10,6 @@ from pathlib import Path
 LIMIT = 500
 ROOTS = ("bot", "handlers", "storage", "messages", "bench")
 OVERSIZE = {
-    "handlers/cases/resident_chat.py": 624,
-    "handlers/cases/cases.py": 615,
 }
 
 

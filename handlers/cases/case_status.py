@@ -19,7 +19,7 @@ from importlib import resources
 from sqlalchemy import or_, select
 
 from handlers.cases import cases, category_question, rating_choice, time_limits
-from handlers.cases import resident_chat as R
+from handlers.cases import resident_questions as Q
 from handlers.kernel.features import ChatContext
 from handlers.kernel.textnorm import fold
 from handlers.kernel.yaml_text import load_yaml
@@ -192,10 +192,10 @@ async def reask(ctx: ChatContext) -> None:
         return
     state, data = dialog.state, dict(dialog.data or {})
     session = ctx.turn.session
-    if state == R.AWAIT_LOCATION:
+    if state == Q.AWAIT_LOCATION:
         waiting = [
             n
-            for n in R.pending_cases(data)
+            for n in Q.pending_cases(data)
             if (c := await session.get(Case, n)) is not None
             and c.status == CaseStatus.NEW
             and not c.in_triage
@@ -204,19 +204,19 @@ async def reask(ctx: ChatContext) -> None:
             await ctx.clear_dialog()
             return
         ctx.reply(
-            render("status.reask.location", numbers=R.numbers_text(waiting), examples=R.place_examples(ctx))
+            render("status.reask.location", numbers=Q.numbers_text(waiting), examples=Q.place_examples(ctx))
         )
-    elif state in (R.AWAIT_RATING, R.AWAIT_REASON):
+    elif state in (Q.AWAIT_RATING, Q.AWAIT_REASON):
         case = await session.get(Case, int(data.get("case") or 0))
         if case is None or case.status != CaseStatus.RESOLVED:
             await ctx.clear_dialog()
             return
-        ctx.reply(render(f"status.reask.{'rating' if state == R.AWAIT_RATING else 'reason'}", number=case.id))
+        ctx.reply(render(f"status.reask.{'rating' if state == Q.AWAIT_RATING else 'reason'}", number=case.id))
     elif state == rating_choice.WHICH:
         ctx.reply(render("status.reask.which", question=await rating_choice.question(ctx, data)))
-    elif state == R.AWAIT_DUPLICATE:
+    elif state == Q.AWAIT_DUPLICATE:
         ctx.reply(render("status.reask.duplicate", number=data.get("case"), original=data.get("original")))
-    elif state == R.AWAIT_DESCRIPTION:
+    elif state == Q.AWAIT_DESCRIPTION:
         ctx.reply(render("status.reask.description"))
     elif state == category_question.STATE:
         choices = [str(c) for c in data.get("choices", [])]

@@ -4,7 +4,7 @@ the community's ``limits.auto_confirm_days``."""
 
 from __future__ import annotations
 
-from handlers.cases import cases, time_limits
+from handlers.cases import case_actions, time_limits
 from handlers.cases.lifecycle import record
 from handlers.kernel.context import Turn
 from messages import render
@@ -31,4 +31,4 @@ async def confirm(turn: Turn, case: Case, *, rating: str | None, by: int | None)
 
 
 async def rate_bad(turn: Turn, case: Case, resident_id: int, reason: str) -> None:
-    await cases.reopen(turn, case, by_staff=None, by_resident=resident_id, reason=reason)
+    await case_actions.reopen(turn, case, by_staff=None, by_resident=resident_id, reason=reason)

@@ -30,6 +30,7 @@ from handlers.cases import (
     emergency,
     rating_choice,
     resident_chat,
+    resident_questions,
     staff_chat,
 )
 from handlers.community.classify import OTHER
@@ -41,15 +42,16 @@ from messages import render
 from storage.models import Case, CaseStatus
 
 R = resident_chat
+Q = resident_questions
 S = staff_chat
 REMINDER_PREFIX = "rem."
 
 # Commands that answer the question rather than interrupt it.
 ANSWERS: dict[str, frozenset[Cmd]] = {
-    R.AWAIT_LOCATION: frozenset({Cmd.DONT_KNOW, Cmd.CANCEL}),
-    R.AWAIT_DUPLICATE: frozenset({Cmd.FOLLOW, Cmd.NEW_REPORT, Cmd.CANCEL}),
-    R.AWAIT_REASON: frozenset({Cmd.RATE_BAD, Cmd.CANCEL}),
-    R.AWAIT_DESCRIPTION: frozenset({Cmd.CANCEL}),
+    Q.AWAIT_LOCATION: frozenset({Cmd.DONT_KNOW, Cmd.CANCEL}),
+    Q.AWAIT_DUPLICATE: frozenset({Cmd.FOLLOW, Cmd.NEW_REPORT, Cmd.CANCEL}),
+    Q.AWAIT_REASON: frozenset({Cmd.RATE_BAD, Cmd.CANCEL}),
+    Q.AWAIT_DESCRIPTION: frozenset({Cmd.CANCEL}),
     S.AWAIT_NOTE: frozenset({Cmd.CANCEL}),
     S.AWAIT_TRANSFER: frozenset({Cmd.CANCEL}),
     S.AWAIT_ORIGINAL: frozenset({Cmd.CANCEL}),
@@ -57,10 +59,10 @@ ANSWERS: dict[str, frozenset[Cmd]] = {
 REMINDER_ANSWERS = frozenset({Cmd.CANCEL, Cmd.DONT_KNOW})  # "跳过" / "不知道" skip the doses step
 # The category question's own feature tells an answer from a new message
 # (handlers/cases/category_question.py).
-NEVER_INTERRUPTED = frozenset({R.AWAIT_RATING, rating_choice.WHICH, category_question.STATE})
+NEVER_INTERRUPTED = frozenset({Q.AWAIT_RATING, rating_choice.WHICH, category_question.STATE})
 # Questions a report answers: a photo waiting for its description, "same as #N?" (the resident's
 # own flow routes the pending report first, then reads the new one).
-REPORTS_ANSWER = frozenset({R.AWAIT_DESCRIPTION, R.AWAIT_DUPLICATE})
+REPORTS_ANSWER = frozenset({Q.AWAIT_DESCRIPTION, Q.AWAIT_DUPLICATE})
 _LEADS = ("在", "就在", "位置在", "地点在", "地址")
 _NEW_TOPIC = (
     *("另外", "对了", "还有个", "还有一个", "还有件", "顺便", "再反映", "再说一个"),
@@ -136,8 +138,8 @@ async def _is_other_report(ctx: ChatContext, state: str) -> bool:
         return False
     named_now = set(classification.categories) or {classification.category}
     data = ctx.dialog.data if ctx.dialog is not None else {}
-    if state == R.AWAIT_LOCATION:
-        about = await _case_categories(ctx, R.pending_cases(dict(data)))
+    if state == Q.AWAIT_LOCATION:
+        about = await _case_categories(ctx, Q.pending_cases(dict(data)))
         if about & named_now or _says_where(ctx.message.text):
             return False  # the same problem again, or "在…": it says where
         if classification.category == OTHER and after_the_place(ctx.message.text) == "":
@@ -149,10 +151,10 @@ async def _is_other_report(ctx: ChatContext, state: str) -> bool:
             named_rest = set(named.categories) or {named.category}
             return named.category is not None and not named.ask and not about & named_rest
         return True
-    if state == R.AWAIT_REASON:
+    if state == Q.AWAIT_REASON:
         if classification.category == OTHER and not classification.keywords and not _shifts(ctx):
             return False  # "楼梯上还有！": why it is not fixed, in no problem's words
-        about = await _case_categories(ctx, R.pending_cases(dict(data)))
+        about = await _case_categories(ctx, Q.pending_cases(dict(data)))
         return not about & named_now
     return True  # a reminder enrolment, a staff dialog or a feature's question: no report answers it
 
@@ -187,7 +189,7 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
         return command.kind not in _answers(dialog.state)  # staff-only words were refused before
     if _feature_claims(ctx, features):
         return True
-    if not ctx.actor.is_staff and dialog.state != R.AWAIT_LOCATION and R.home_words(ctx) is not None:
+    if not ctx.actor.is_staff and dialog.state != Q.AWAIT_LOCATION and R.home_words(ctx) is not None:
         return True  # "住址 3号楼" (while asked where a problem is, it is taken as that answer)
     return await _is_other_report(ctx, dialog.state)
 
@@ -209,27 +211,27 @@ async def close(ctx: ChatContext) -> Callable[[], Awaitable[None]]:
 
 async def _consequence(ctx: ChatContext, state: str, data: dict[str, Any]) -> None:
     turn = ctx.turn
-    if state == R.AWAIT_DUPLICATE:
-        await R.route_pending_report(ctx, data)  # not a follower: the pending report goes on as new
+    if state == Q.AWAIT_DUPLICATE:
+        await Q.route_pending_report(ctx, data)  # not a follower: the pending report goes on as new
         return
-    if state == R.AWAIT_LOCATION:
+    if state == Q.AWAIT_LOCATION:
         triaged = []
-        for number in R.pending_cases(data):
+        for number in Q.pending_cases(data):
             case = await turn.session.get(Case, number)
             if case is not None and case.status == CaseStatus.NEW and not case.in_triage:
                 await cases.send_to_triage(turn, case, "no_location", ack=False)
                 triaged.append(case.id)
         if triaged:
-            ctx.reply(render("pending.location_closed", numbers=R.numbers_text(triaged)), case_id=triaged[0])
+            ctx.reply(render("pending.location_closed", numbers=Q.numbers_text(triaged)), case_id=triaged[0])
         return
-    if state == R.AWAIT_REASON:
+    if state == Q.AWAIT_REASON:
         number = int(data["case"])
         case = await turn.session.get(Case, number)
         if case is not None and case.status == CaseStatus.RESOLVED:
             await R.rate(ctx, number, good=False, reason=render("feedback.no_reason"))
             ctx.reply(render("pending.reason_closed", number=number), case_id=number)
         return
-    if state == R.AWAIT_DESCRIPTION:
+    if state == Q.AWAIT_DESCRIPTION:
         ctx.reply(render("pending.photo_closed"))
         return
     if state.startswith(REMINDER_PREFIX):

@@ -1,14 +1,15 @@
 """What a resident can do in the chat: report a problem (and answer "where is it?" or "is it the
-same as #N?"), list and query their cases, rate a fix, bind a staff account with an invite code."""
+same as #N?"), list and query their cases, rate a fix, bind a staff account with an invite code.
+This module reads the message and dispatches; the answers to our questions are ``resident_questions``,
+a report naming several problems ``several_problems``, the case list and detail ``case_view``."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-
-from sqlalchemy import select
+from dataclasses import replace
 
 from handlers.cases import (
+    case_actions,
     cases,
     category_question,
     duplicates,
@@ -17,31 +18,34 @@ from handlers.cases import (
     rating_choice,
     time_limits,
 )
-from handlers.cases.lifecycle import can_move, record
-from handlers.community.classify import OTHER, Classification
+from handlers.cases.case_view import list_own_cases, show_own_case
+from handlers.cases.lifecycle import can_move
+from handlers.cases.resident_questions import (
+    AWAIT_DESCRIPTION,
+    AWAIT_DUPLICATE,
+    AWAIT_LOCATION,
+    AWAIT_RATING,
+    AWAIT_REASON,
+    duplicate_answer,
+    location_reply,
+    numbers_text,
+    pending_cases,
+    place_examples,
+)
+from handlers.cases.several_problems import report_several, split_problems
+from handlers.community.classify import Classification
 from handlers.community.geo import nearest_place
-from handlers.community.location import LocationMatch
 from handlers.kernel import abuse, binding
 from handlers.kernel.commands import COMMANDS, Cmd, Command, action
 from handlers.kernel.features import ChatContext
 from handlers.kernel.outbox import Button
-from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import ActorType, Case, CaseStatus
+from storage.models import Case, CaseStatus
 
-AWAIT_LOCATION = "await_location"
-AWAIT_DESCRIPTION = "await_description"
-AWAIT_DUPLICATE = "await_duplicate"
-AWAIT_RATING = "await_rating"
-AWAIT_REASON = "await_reason"
-LOCATION_TRIES = 2
-LIST_LIMIT = 10
 GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满意", "满意了", "可以"})
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})
 YES_REPLIES = frozenset({"1", "是", "是的", "对", "关注", "跟进", "好"})
 NO_REPLIES = frozenset({"2", "不是", "否", "新报", "不一样"})
-# Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
-_CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
 # "住址 3号楼", "我住5栋", "我家在A座": where the resident lives (their notices go by its grid).
 _HOME = re.compile(
     r"^(?:住址|我的住址|家庭住址|我住在?|我家住在?|我家在|家住在?)\s*[:：]?\s*(?P<where>\S.{0,40})$", re.S
@@ -170,7 +174,7 @@ async def cancel(ctx: ChatContext) -> None:
         for number in pending_cases(data):
             case = await ctx.turn.session.get(Case, number)
             if case is not None and case.status == CaseStatus.NEW and not case.in_triage:
-                await cases.withdraw(ctx.turn, case, resident.id)
+                await case_actions.withdraw(ctx.turn, case, resident.id)
                 withdrawn.append(case.id)
         if withdrawn:
             ctx.row.case_id = withdrawn[0]
@@ -186,18 +190,6 @@ async def cancel(ctx: ChatContext) -> None:
         ctx.reply(render("report.photo_cancelled"))
         return
     ctx.reply(render("chat.cancelled"))
-
-
-def pending_cases(data: dict[str, object]) -> list[int]:
-    """The cases a location or duplicate question is about (several when one message named several
-    problems)."""
-    listed = data.get("cases")
-    numbers = listed if isinstance(listed, list) else [data.get("case")]
-    return [int(n) for n in numbers if isinstance(n, int | str) and str(n).isdigit()]
-
-
-def numbers_text(numbers: list[int]) -> str:
-    return "、".join(f"#{n}" for n in numbers)
 
 
 async def continue_dialog(ctx: ChatContext) -> bool:
@@ -322,200 +314,6 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         )
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One problem of a report: its category, the words that name it, and where it is."""
-
-    classification: Classification
-    text: str
-    location: LocationMatch | None
-
-
-def clauses(text: str) -> list[str]:
-    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
-
-
-def split_problems(
-    ctx: ChatContext, classification: Classification, location: LocationMatch | None
-) -> list[Problem]:
-    """Each distinct problem the message names, primary first. A further category is a problem of its
-    own only when some clause is mainly about it ("…小广告，而且楼下下水道也堵了"), not when its word
-    merely says where ("垃圾站旁边苍蝇嗡嗡的" is one problem: flies). The primary problem keeps the
-    whole text; each other gets the clause that names it. Each is placed where its clause says, else
-    where the message says."""
-    text = ctx.message.text or ""
-    codes = [c for c in classification.categories if c != OTHER]
-    if len(codes) < 2:
-        return [Problem(classification, text, location)]
-    classifier = ctx.turn.community.classifier
-    locator = ctx.turn.community.locator
-    mains = [(part, classifier.classify(part).category) for part in clauses(text)]
-    found: list[tuple[str, str | None]] = []  # (category, the clause mainly about it)
-    for n, code in enumerate(codes):
-        clause = next((part for part, main in mains if main == code), None)
-        if n == 0 or clause is not None:
-            found.append((code, clause))
-    if len(found) < 2:
-        return [Problem(classification, text, location)]
-    problems = []
-    for n, (code, clause) in enumerate(found):
-        where = (locator.locate(clause) if clause else None) or location
-        own = Classification(
-            text=text if n == 0 else clause or text,
-            category=code,
-            categories=(code,),
-            confidence=classification.confidence,
-            keywords=classification.keywords,
-        )
-        problems.append(Problem(own, own.text, where))
-    return problems
-
-
-async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:
-    """One message, several problems: a case each (linked to the others by an event), each routed to
-    its own worker, one acknowledgement listing every number. Unplaced ones share one question."""
-    turn, actor = ctx.turn, ctx.actor
-    opened = [
-        (await cases.open_case(turn, actor, ctx.message, p.classification, text=p.text), p) for p in problems
-    ]
-    ids = [case.id for case, _ in opened]
-    ctx.row.case_id = ids[0]
-    for case, _ in opened:
-        record(
-            turn.session,
-            case,
-            action="linked",
-            actor_type=ActorType.SYSTEM,
-            actor_id=None,
-            at=turn.now,
-            data={"siblings": [n for n in ids if n != case.id]},
-        )
-    unplaced: list[Case] = []
-    for case, problem in opened:
-        decision = await cases.route_case(turn, case, problem.location, ack=False)
-        if decision.reason == cases.RouteReason.NO_GRID:
-            time_limits.wait_for_resident(case, turn.now)
-            unplaced.append(case)
-    lines = [await cases.ack_line(turn, case) for case, _ in opened if case not in unplaced]
-    text = render("report.ack_several", count=len(ids), numbers=numbers_text(ids))
-    if lines:
-        text += "\n" + "\n".join(lines)
-    if unplaced:
-        await ctx.set_dialog(
-            AWAIT_LOCATION, {"case": unplaced[0].id, "cases": [c.id for c in unplaced], "tries": 0}
-        )
-        text += "\n" + render(
-            "report.ask_location_several",
-            numbers=numbers_text([c.id for c in unplaced]),
-            examples=place_examples(ctx),
-        )
-    ctx.reply(text, case_id=ids[0])
-
-
-async def duplicate_answer(ctx: ChatContext, *, follow: bool) -> None:
-    dialog = ctx.dialog
-    assert dialog is not None
-    turn = ctx.turn
-    data = dict(dialog.data)
-    await ctx.clear_dialog()
-    case = await turn.session.get(Case, int(data["case"]))
-    original = await turn.session.get(Case, int(data["original"]))
-    if case is None or case.status != CaseStatus.NEW or case.in_triage:
-        return
-    ctx.row.case_id = case.id
-    if follow and original is not None and original.status in {s.value for s in cases.OPEN_STATUSES}:
-        await duplicates.follow(turn, original, ctx.actor)
-        await cases.close(turn, case, None, "duplicate", None, duplicate_of=original.id, notify=False)
-        ctx.reply(render("report.following", original=original.id), case_id=original.id)
-        return
-    await route_pending_report(ctx, data)
-
-
-async def route_pending_report(ctx: ChatContext, data: dict[str, object]) -> None:
-    """The report we asked "same as #N?" about, routed as a new one (the answer was no, or never came)."""
-    turn = ctx.turn
-    case = await turn.session.get(Case, int(str(data["case"])))
-    if case is None or case.status != CaseStatus.NEW or case.in_triage:
-        return
-    location = None
-    if case.grid_code is not None or case.location_text is not None:
-        location = cases.LocationMatch(case.grid_code, case.location_text or "", case.building, case.place)
-    await cases.route_case(turn, case, location)
-
-
-async def location_reply(ctx: ChatContext) -> bool:
-    """The answer to "where is it?". Returns False when the message is not an answer."""
-    dialog = ctx.dialog
-    assert dialog is not None
-    turn, message = ctx.turn, ctx.message
-    waiting = [
-        c
-        for c in [await turn.session.get(Case, n) for n in pending_cases(dialog.data)]
-        if c is not None and c.status == CaseStatus.NEW and not c.in_triage
-    ]
-    if not waiting:
-        await ctx.clear_dialog()
-        return False
-    case = waiting[0]
-    ctx.row.case_id = case.id
-    text = message.text or ""
-    location = turn.community.locator.locate_answer(text, case.text or "") if text else None
-    if location is None and message.has_location:
-        location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
-        if location is None:
-            case.latitude, case.longitude = message.latitude, message.longitude
-    if ctx.command is not None and ctx.command.kind == Cmd.DONT_KNOW:
-        tries = LOCATION_TRIES
-    else:
-        tries = int(dialog.data.get("tries", 0)) + 1
-    if location is None and tries < LOCATION_TRIES:
-        dialog.data = {**dialog.data, "tries": tries}
-        for each in waiting:
-            time_limits.wait_for_resident(each, turn.now)
-        ctx.reply(render("report.ask_location_again", examples=place_examples(ctx)))
-        return True
-    await ctx.clear_dialog()
-    several = len(waiting) > 1
-    # "8号楼门口垃圾堆了好几天" answers where and says more about the problem: the worker reads it too.
-    addition = text.strip() if text and _says_more(ctx, text, case) else ""
-    for each in waiting:
-        if addition and addition not in (each.text or ""):
-            each.text = f"{each.text}\n{render('report.resident_addition', text=addition)}"
-        if each.latitude is None and case.latitude is not None:
-            each.latitude, each.longitude = case.latitude, case.longitude
-        record(
-            turn.session,
-            each,
-            action="location_given",
-            actor_type=ActorType.RESIDENT,
-            actor_id=str(ctx.actor.resident.id) if ctx.actor.resident else None,
-            at=turn.now,
-            note=text or None,
-        )
-        if location is None:
-            await cases.send_to_triage(turn, each, "no_location", ack=not several)
-        else:
-            await cases.route_case(turn, each, location, ack=not several)
-    if several:
-        numbers = [each.id for each in waiting]
-        lines = [await cases.ack_line(turn, each) for each in waiting]
-        header = render("report.ack_several", count=len(numbers), numbers=numbers_text(numbers))
-        ctx.reply("\n".join([header, *lines]), case_id=case.id)
-    return True
-
-
-def _says_more(ctx: ChatContext, text: str, case: Case) -> bool:
-    """Whether an answer to "where?" describes the same problem again, not only a place."""
-    found = ctx.turn.community.classifier.classify(text)
-    named = set(found.categories) or {found.category}
-    return not found.ask and bool(named & {case.category_code, *case.categories})
-
-
-def place_examples(ctx: ChatContext) -> str:
-    places = [p for g in ctx.turn.community.grids.values() for p in g.places][:2]
-    return "、".join(f"“{p}”" for p in places) or render("report.place_example")
-
-
 async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | None) -> None:
     turn = ctx.turn
     resident = ctx.actor.resident
@@ -543,69 +341,6 @@ async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | No
         ctx.reply(render("feedback.ask_reason", number=case.id), case_id=case.id)
         return
     await feedback.rate_bad(turn, case, resident.id, reason)
-
-
-async def list_own_cases(ctx: ChatContext) -> None:
-    resident = ctx.actor.resident
-    assert resident is not None
-    rows = (
-        await ctx.turn.session.scalars(
-            select(Case).where(Case.reporter_id == resident.id).order_by(Case.id.desc()).limit(LIST_LIMIT)
-        )
-    ).all()
-    if not rows:
-        ctx.reply(render("resident.no_cases"))
-        return
-    ctx.reply(render("resident.case_list", lines="\n".join(case_line(ctx, c) for c in rows)))
-
-
-async def show_own_case(ctx: ChatContext, number: int | None) -> None:
-    case = await ctx.turn.session.get(Case, number) if number is not None else None
-    resident = ctx.actor.resident
-    if case is None or resident is None or case.reporter_id != resident.id:
-        ctx.reply(render("resident.case_not_found", number=number))
-        return
-    ctx.reply(case_detail(ctx, case))
-
-
-def case_line(ctx: ChatContext, case: Case) -> str:
-    local = case.created_at.astimezone(ctx.turn.community.timezone)
-    return render(
-        "case.line",
-        number=case.id,
-        category=cases.category_name(ctx.turn, case.category_code),
-        status=render(f"status.{case.status}"),
-        date=local.strftime("%m-%d %H:%M"),
-    )
-
-
-def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
-    """One case in full. ``full_text`` False: what a worker or leader may read of the resident's words
-    (phone and ID numbers and health words masked); the reporter and admins see them as written."""
-    turn = ctx.turn
-
-    def shown(text: str) -> str:
-        return text if full_text else mask_text(text)
-
-    local = case.created_at.astimezone(turn.community.timezone)
-    detail = render(
-        "case.detail",
-        number=case.id,
-        category=cases.category_name(turn, case.category_code),
-        status=render(f"status.{case.status}"),
-        location=cases.location_label(turn, case),
-        date=local.strftime("%Y-%m-%d %H:%M"),
-        text=shown(case.text),
-    )
-    if case.due_at is not None and case.status in {s.value for s in cases.OPEN_STATUSES}:
-        detail += "\n" + render("case.detail_due", due=time_limits.local_time(turn.community, case.due_at))
-    if case.resolution_note:
-        detail += "\n" + render("case.detail_note", note=shown(case.resolution_note))
-    if case.referral:
-        detail += "\n" + render("case.detail_referral", referral=shown(case.referral))
-    if case.duplicate_of:
-        detail += "\n" + render("case.detail_duplicate", original=case.duplicate_of)
-    return detail
 
 
 for _kind, _handler in {

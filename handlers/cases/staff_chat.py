@@ -8,10 +8,10 @@ import logging
 
 from sqlalchemy import select
 
-from handlers.cases import cases, corrections, duplicates, stats_summary
+from handlers.cases import case_actions, cases, corrections, duplicates, stats_summary
 from handlers.cases.case_access import case_for_action
+from handlers.cases.case_view import case_detail, case_line
 from handlers.cases.lifecycle import can_move
-from handlers.cases.resident_chat import case_detail, case_line
 from handlers.community.building_spec import building_label
 from handlers.kernel import binding
 from handlers.kernel.commands import COMMANDS, Cmd, Command, action
@@ -156,7 +156,7 @@ async def accept(ctx: ChatContext, command: Command) -> None:
     case = await case_for_action(ctx, command.number)
     if case is None or refuse_move(ctx, case, CaseStatus.ACCEPTED):
         return
-    await cases.accept(ctx.turn, case, _staff(ctx))
+    await case_actions.accept(ctx.turn, case, _staff(ctx))
     ctx.reply(render("staff.accepted_ok", number=case.id), case_id=case.id)
 
 
@@ -164,7 +164,7 @@ async def progress(ctx: ChatContext, command: Command) -> None:
     case = await case_for_action(ctx, command.number)
     if case is None or refuse_move(ctx, case, CaseStatus.IN_PROGRESS):
         return
-    await cases.start_work(ctx.turn, case, _staff(ctx))
+    await case_actions.start_work(ctx.turn, case, _staff(ctx))
     ctx.reply(render("staff.progress_ok", number=case.id), case_id=case.id)
 
 
@@ -177,7 +177,7 @@ async def resolve(ctx: ChatContext, command: Command) -> None:
         await ctx.set_dialog(AWAIT_NOTE, {"case": case.id})
         ctx.reply(render("staff.ask_note", number=case.id))
         return
-    await cases.resolve(ctx.turn, case, _staff(ctx), note, ctx.message.photo)
+    await case_actions.resolve(ctx.turn, case, _staff(ctx), note, ctx.message.photo)
     await _ask_reporter_to_rate(ctx, case)
     ctx.reply(render("staff.resolved_ok", number=case.id), case_id=case.id)
 
@@ -256,7 +256,7 @@ async def refer(ctx: ChatContext, command: Command) -> None:
     if not command.arg:
         ctx.reply(render("staff.ask_referral", number=case.id))
         return
-    await cases.close(ctx.turn, case, _staff(ctx), "not_ours", command.arg)
+    await case_actions.close(ctx.turn, case, _staff(ctx), "not_ours", command.arg)
     ctx.reply(render("staff.closed_ok", number=case.id), case_id=case.id)
 
 
@@ -264,7 +264,7 @@ async def invalid(ctx: ChatContext, command: Command) -> None:
     case = await case_for_action(ctx, command.number)
     if case is None or refuse_move(ctx, case, CaseStatus.CLOSED):
         return
-    await cases.close(ctx.turn, case, _staff(ctx), "invalid", command.arg)
+    await case_actions.close(ctx.turn, case, _staff(ctx), "invalid", command.arg)
     ctx.reply(render("staff.closed_ok", number=case.id), case_id=case.id)
 
 
@@ -299,7 +299,7 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
         )
         return
     await duplicates.merge_followers(ctx.turn, case, original)
-    await cases.close(ctx.turn, case, _staff(ctx), "duplicate", None, duplicate_of=original.id)
+    await case_actions.close(ctx.turn, case, _staff(ctx), "duplicate", None, duplicate_of=original.id)
     ctx.reply(render("staff.merged_ok", number=case.id, original=original.id), case_id=case.id)
     if (case.grid_code, case.building) != (original.grid_code, original.building):
         ctx.reply(
@@ -327,7 +327,7 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
         if case is not None:
             ctx.reply(render("staff.illegal", number=case.id, status=render(f"status.{case.status}")))
         return
-    await cases.reopen(
+    await case_actions.reopen(
         ctx.turn,
         case,
         by_staff=_staff(ctx),
