@@ -28,8 +28,37 @@ class Problem:
     location: LocationMatch | None
 
 
+_JOINERS = ("而且", "并且", "还有", "另外", "此外", "同时", "以及", "对了")
+# An "other" problem beside a known one must be said to be another ("…，电梯也坏了", "另外楼上漏水"); a
+# clause saying what the first problem causes ("…，走路都过不去", "灯都不亮了") is not a problem of its own.
+OTHER_CONFIDENCE = 0.8
+
+
 def clauses(text: str) -> list[str]:
     return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+
+
+def _another_problem(text: str, clause: str) -> bool:
+    before = text[: text.find(clause)].rstrip(" ，,。；;！!？?\n")
+    said_so = before.endswith(_JOINERS) or "也" in clause or clause.startswith(_JOINERS)
+    return said_so and "都" not in clause
+
+
+def _other_clause(ctx: ChatContext, text: str, classification: Classification) -> str | None:
+    """A clause that is mainly a problem of no category, said to be another one, beside a known one."""
+    if classification.category in (None, OTHER) or classification.urgent:
+        return None
+    classifier = ctx.turn.community.classifier
+    for part in clauses(text)[1:]:
+        found = classifier.classify(part)
+        if (
+            found.category == OTHER
+            and not found.ask
+            and found.confidence >= OTHER_CONFIDENCE
+            and _another_problem(text, part)
+        ):
+            return part
+    return None
 
 
 def split_problems(
@@ -42,6 +71,9 @@ def split_problems(
     where the message says."""
     text = ctx.message.text or ""
     codes = [c for c in classification.categories if c != OTHER]
+    other = _other_clause(ctx, text, classification)
+    if other is not None and len(codes) < 2:
+        return _with_other(ctx, classification, text, location, other)
     if len(codes) < 2:
         return [Problem(classification, text, location)]
     classifier = ctx.turn.community.classifier
@@ -66,6 +98,15 @@ def split_problems(
         )
         problems.append(Problem(own, own.text, where))
     return problems
+
+
+def _with_other(
+    ctx: ChatContext, classification: Classification, text: str, location: LocationMatch | None, clause: str
+) -> list[Problem]:
+    """The known problem (with the whole text) and the other one its clause names, placed where it says."""
+    where = ctx.turn.community.locator.locate(clause) or location
+    other = Classification(text=clause, category=OTHER, categories=(), confidence=classification.confidence)
+    return [Problem(classification, text, location), Problem(other, clause, where)]
 
 
 async def report_several(ctx: ChatContext, problems: list[Problem]) -> None:

@@ -8,6 +8,7 @@ acknowledgement lists every number.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from handlers.cases import deadlines
@@ -105,3 +106,37 @@ async def test_a_problem_in_a_clause_of_its_own_is_a_second_case(chat: Chat) -> 
     assert pests.text == "老鼠"  # its clause, the connective 还有 left out
     assert pests.building == "8" and pests.assignee_id == "zhao"
     assert len(chat.to(out, "小王")) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("3号楼楼道里全是小广告，电梯也坏了好几天了", "poster"),
+        ("3号楼垃圾没人清，而且路灯也不亮", "garbage"),
+        ("3号楼下水道堵了，另外楼上一直在漏水", "sewage"),
+    ],
+)
+async def test_a_problem_of_no_category_said_beside_a_known_one_is_its_own_case(
+    chat: Chat, text: str, first: str
+) -> None:
+    # The second problem is "other" (a lift, a lamp, a leak): it is not lost in the first one's case.
+    out = await chat.send("小王", text)
+    known, other = await all_cases(chat)
+    assert (known.category_code, other.category_code) == (first, "other")
+    assert known.text == text and other.text in text and other.text != text
+    assert (await links(chat)) == {1: [2], 2: [1]}
+    told = "\n".join(chat.to(out, "小王"))
+    assert "#1" in told and "#2" in told
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3号楼垃圾堆在楼道口，走路都过不去",
+        "3号楼楼道里小广告贴满了，太难看了",
+        "3号楼老鼠把电线咬坏了，灯都不亮了",
+    ],
+)
+async def test_what_a_problem_causes_is_not_a_second_case(chat: Chat, text: str) -> None:
+    await chat.send("小王", text)
+    assert len(await all_cases(chat)) == 1
