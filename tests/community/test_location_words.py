@@ -12,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.location import GridArea, Locator, cn_number, find_buildings
 from handlers.community.model import Community, load_community
-from handlers.community.store import sync_community
-from handlers.feature_set import conversation
-from handlers.kernel.context import Services
 from storage.models import Case
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, chat_in
 from tests.support.cli import lines, run
 
 OWN = Path(__file__).parents[1] / "data" / "route_community.yaml"
@@ -224,10 +221,7 @@ def own() -> Community:
 
 @pytest.fixture
 async def own_chat(sessions: async_sessionmaker[AsyncSession], own: Community, clock: Clock) -> Chat:
-    async with sessions.begin() as session:
-        await sync_community(session, own)
-    services = Services(sessions=sessions, community=own, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await chat_in(sessions, own, clock)
 
 
 async def case(chat: Chat, number: int) -> Case:

@@ -15,7 +15,7 @@ from handlers.community.store import sync_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from storage.models import Case, CaseStatus
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, RecordingSender, chat_in
 from tests.support.cli import lines, run
 
 OWN = Path(__file__).parents[1] / "data" / "route_community.yaml"
@@ -28,10 +28,7 @@ def own() -> Community:
 
 @pytest.fixture
 async def own_chat(sessions: async_sessionmaker[AsyncSession], own: Community, clock: Clock) -> Chat:
-    async with sessions.begin() as session:
-        await sync_community(session, own)
-    services = Services(sessions=sessions, community=own, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await chat_in(sessions, own, clock)
 
 
 async def case(chat: Chat, number: int) -> Case:

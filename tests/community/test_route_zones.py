@@ -11,11 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community, load_community
-from handlers.community.store import sync_community
-from handlers.feature_set import conversation
-from handlers.kernel.context import Services
 from storage.models import Case
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, chat_in
 from tests.support.cli import lines, run
 
 WUTONG = Path(__file__).parents[1] / "data" / "route_community_2.yaml"
@@ -29,10 +26,7 @@ def wutong() -> Community:
 
 @pytest.fixture
 async def chat(sessions: async_sessionmaker[AsyncSession], wutong: Community, clock: Clock) -> Chat:
-    async with sessions.begin() as session:
-        await sync_community(session, wutong)
-    services = Services(sessions=sessions, community=wutong, channels=frozenset({"console"}), clock=clock)
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await chat_in(sessions, wutong, clock)
 
 
 async def case(chat: Chat, number: int) -> Case:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.community.model import Community
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.inbound import Inbound
@@ -69,3 +72,14 @@ class Chat:
     @staticmethod
     def to(messages: list[Delivered], who: str) -> list[str]:
         return [m.text for m in messages if m.recipient == who]
+
+
+async def chat_in(sessions: async_sessionmaker[AsyncSession], community: Community, clock: Clock) -> Chat:
+    """A console chat with the bot of ``community`` (synced into the database first)."""
+    from handlers.community.store import sync_community
+    from handlers.feature_set import conversation
+
+    async with sessions.begin() as session:
+        await sync_community(session, community)
+    services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
