@@ -36,6 +36,8 @@ from messages import render
 from storage.models import Role
 
 SAMPLE_CONFIG = "sample_community.yaml"
+# The code of a community whose file names none (a single-community deployment).
+DEFAULT_CODE = "C1"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class _Strict(BaseModel):
 class CommunityInfo(_Strict):
     name: str = Field(min_length=1)
     timezone: str = "Asia/Shanghai"
+    # The short code in case numbers (HPL-12) and door codes; unique in a 街道 file (default DEFAULT_CODE).
+    code: str | None = Field(default=None, min_length=1, max_length=16, pattern=r"^[A-Za-z][A-Za-z0-9]*$")
+    aliases: list[str] = Field(default_factory=list)  # what residents call it: 和平里, 和平里小区
 
     @field_validator("timezone")
     @classmethod
@@ -183,6 +188,10 @@ class Community:
     @property
     def name(self) -> str:
         return self.config.community.name
+
+    @property
+    def code(self) -> str:
+        return self.config.community.code or DEFAULT_CODE
 
     @property
     def timezone(self) -> ZoneInfo:
