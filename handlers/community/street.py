@@ -37,6 +37,7 @@ from handlers.community.model import (
     load_community,
     parse_community,
 )
+from handlers.kernel.textnorm import fold
 from handlers.kernel.yaml_text import load_yaml
 from messages import render
 
@@ -76,9 +77,43 @@ class Street:
     def __len__(self) -> int:
         return len(self.communities)
 
+    @cached_property
+    def _names(self) -> tuple[tuple[str, Community], ...]:
+        """Every way the file names a community (name, aliases, the name without 社区/小区), folded,
+        longest first so that 和平里小区 wins over 和平里; a name two communities share names neither."""
+        found: dict[str, set[str]] = {}
+        for c in self.communities:
+            for name in (c.name, *c.config.community.aliases):
+                for form in _forms(name):
+                    found.setdefault(form, set()).add(c.code)
+        unique = [
+            (form, self._by_code[next(iter(codes)).upper()])
+            for form, codes in found.items()
+            if len(codes) == 1
+        ]
+        return tuple(sorted(unique, key=lambda pair: -len(pair[0])))
+
+    def named_in(self, text: str) -> Community | None:
+        """The community a message names ("和平里小区3号楼…"), or None when it names none or several."""
+        folded = fold(text)
+        named = {c.code for form, c in self._names if form in folded}
+        return self.get(named.pop()) if len(named) == 1 else None
+
     def of_staff(self, staff_id: str) -> tuple[Community, ...]:
         """The communities this staff member works in (all of them for a 街道 admin)."""
         return tuple(c for c in self.communities if staff_id in c.staff)
+
+
+_SUFFIXES = ("社区", "小区", "居委会", "居委")
+
+
+def _forms(name: str) -> set[str]:
+    folded = fold(name.strip())
+    forms = {folded}
+    for suffix in _SUFFIXES:
+        if folded.endswith(suffix) and len(folded) - len(suffix) >= 2:
+            forms.add(folded[: -len(suffix)])
+    return {f for f in forms if len(f) >= 2}
 
 
 def is_street_file(data: Any) -> bool:

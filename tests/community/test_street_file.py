@@ -94,3 +94,19 @@ def test_a_community_without_code_in_a_street_file_is_refused() -> None:
     with pytest.raises(CommunityConfigError) as caught:
         parse_street(data)
     assert any(p.key == "communities[0].code" for p in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("和平里小区3号楼门口全是小广告", "HPL"),
+        ("和平里那边垃圾没人收", "HPL"),
+        ("锦绣园5号楼楼道堆满杂物", "JXY"),
+        ("錦繡園社區 下水道堵了", "JXY"),  # traditional characters
+        ("3号楼垃圾没人收", None),  # names no community
+        ("和平里和锦绣园都有小广告", None),  # names two: the bot asks
+    ],
+)
+def test_the_community_a_message_names(text: str, code: str | None) -> None:
+    found = parse_street(_street()).named_in(text)
+    assert (found.code if found else None) == code
