@@ -51,24 +51,10 @@ async def _config_load(settings: Settings, path: Path) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from handlers.community.model import CommunityConfigError
-
     if args.action == "check":
-        try:
-            community = community_of(args.file)
-        except CommunityConfigError as exc:
-            return fail_config(exc, args.file)
-        cfg = community.config
-        print(
-            render(
-                "cli.config_ok",
-                file=args.file,
-                grids=len(cfg.grids),
-                staff=len(cfg.staff),
-                categories=len(community.categories),
-            )
-        )
-        return 0
+        from bot.street_cli import config_check
+
+        return config_check(args.file)  # a community file or a 街道 file
     return asyncio.run(_config_load(args.settings(), args.file))
 
 

@@ -146,6 +146,7 @@ class NameIndex:
             if len(form) >= MIN_SOUND_CHARS and re.fullmatch(r"[\u4e00-\u9fff]+", form):
                 for spelling in _spellings(form):
                     self._sounds.setdefault(spelling, (form, entry))
+        self._sound_lengths = sorted({len(s) for s in self._sounds}, reverse=True)
         self._places = self._place_index(places)
         self._place_lengths = sorted({len(p) for p in self._places}, reverse=True)
 
@@ -162,11 +163,13 @@ class NameIndex:
     def names(self, text: str) -> Located:
         """The communities the text names by name (every one it names; none when it names none)."""
         folded = fold(text).lower()
+        readings = _readings()
+        spelled = tuple(readings.get(c, (c,))[0] for c in folded)
         codes: set[str] = set()
         words: list[str] = []
         i = 0
         while i < len(folded):
-            hit = self._name_at(folded, i)
+            hit = self._name_at(folded, spelled, i)
             if hit is None:
                 i += 1
                 continue
@@ -191,25 +194,23 @@ class NameIndex:
         by_name = self.names(text)
         return by_name if by_name.codes else self.places(text)
 
-    def _name_at(self, folded: str, i: int) -> tuple[int, _Form] | None:
+    def _name_at(self, folded: str, spelled: tuple[str, ...], i: int) -> tuple[int, _Form] | None:
         for length in self._lengths:
             entry = self._forms.get(folded[i : i + length])
             if entry is not None and (not entry.bare or _stands_alone(folded, i, i + length)):
                 return i + length, entry
-        return self._sound_at(folded, i)
+        return self._sound_at(folded, spelled, i)
 
-    def _sound_at(self, folded: str, i: int) -> tuple[int, _Form] | None:
+    def _sound_at(self, folded: str, spelled: tuple[str, ...], i: int) -> tuple[int, _Form] | None:
         """A name typed with characters of the same sound (锦秀园 for 锦绣园), half of them as written."""
-        readings = _readings()
-        for length in self._lengths:
-            if length < MIN_SOUND_CHARS or i + length > len(folded):
+        for length in self._sound_lengths:
+            if i + length > len(folded):
                 continue
-            part = folded[i : i + length]
-            spelling = tuple(readings.get(c, (c,))[0] for c in part)
-            hit = self._sounds.get(spelling)
+            hit = self._sounds.get(spelled[i : i + length])
             if hit is None:
                 continue
             form, entry = hit
+            part = folded[i : i + length]
             same = sum(a == b for a, b in zip(form, part, strict=True))
             if same * 2 >= length and (not entry.bare or _stands_alone(folded, i, i + length)):
                 return i + length, entry
