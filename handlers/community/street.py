@@ -21,7 +21,8 @@ admins are staff of every community: they see and act across all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -178,8 +179,9 @@ def _parse_street_file(data: Mapping[str, Any], base: Path) -> Street:
     names: dict[str, str] = {}  # folded name or alias → code
     for i, entry in enumerate(entries):
         where, file = f"communities[{i}]", shown_of(entry)
+        added: list[int] = []
         try:
-            document = _community_document(entry, base, timezone, admins)
+            document, added = _community_document(entry, base, timezone, admins)
             code = str(document["community"]["code"])
             if code.upper() in codes:
                 problems.append(Problem(f"{where}.code", render("config.duplicate_code", code=code)))
@@ -187,10 +189,10 @@ def _parse_street_file(data: Mapping[str, Any], base: Path) -> Street:
             codes.add(code.upper())
             community = parse_community(document)
         except CommunityConfigError as exc:
-            problems += [_within(where, file, p) for p in exc.problems]
+            problems += [_within(where, file, p, added) for p in exc.problems]
             continue
         problems += _name_problems(where, community, names)
-        for j, person in enumerate(community.config.staff):
+        for j, person in enumerate(community.config.staff[len(added) :]):
             key = f"{_prefix(where, file)}staff[{j}]"
             problems += ledger.person(key, person) + ledger.accounts(key, person)
         communities.append(community)
@@ -210,14 +212,27 @@ def shown_of(entry: Any) -> str | None:
     return str(entry["file"]) if isinstance(entry, Mapping) and "file" in entry else None
 
 
-def _within(where: str, file: str | None, problem: Problem) -> Problem:
+def _within(where: str, file: str | None, problem: Problem, added: Sequence[int] = ()) -> Problem:
     """A community's problem at its key in the 街道 file: ``communities[1].grids[0].leader``, or for a
-    community kept in its own file ``communities[1](communities/jinxiu.yaml).grids[0].leader``."""
+    community kept in its own file ``communities[1](communities/jinxiu.yaml).grids[0].leader``; the
+    街道's admins put ahead of its staff (``added``) are shown as ``admins[0]``."""
     if problem.key == "(file)":
         return Problem(where, problem.message)
     if problem.key in {"file", "code"} or problem.key.startswith("file."):
         return Problem(f"{where}.{problem.key}", problem.message)
-    return Problem(f"{_prefix(where, file)}{problem.key}", problem.message)
+
+    def staff_key(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        if index < len(added):
+            return f"admins[{added[index]}]"
+        return f"{_prefix(where, file)}staff[{index - len(added)}]"
+
+    key = _STAFF_KEY.sub(staff_key, problem.key)
+    key = key if _STAFF_KEY.match(problem.key) else f"{_prefix(where, file)}{key}"
+    return Problem(key, _STAFF_KEY.sub(staff_key, problem.message))
+
+
+_STAFF_KEY = re.compile(r"(?<![\w.])staff\[(\d+)\]")
 
 
 def _prefix(where: str, file: str | None) -> str:
@@ -245,9 +260,10 @@ def _name_problems(where: str, community: Community, names: dict[str, str]) -> l
 
 def _community_document(
     entry: Any, base: Path, timezone: str, admins: list[dict[str, Any]]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[int]]:
     """A community entry as a community file's document: its own file (``file:``) or inline, with the
-    街道's timezone as the default and the 街道's admins added to its staff."""
+    街道's timezone as the default and the 街道's admins (not listed in it) put ahead of its staff: the
+    document, and the indices in ``admins`` of those put there."""
     if not isinstance(entry, Mapping):
         raise CommunityConfigError([Problem("(file)", render("config.not_a_mapping"))])
     if "file" in entry:
@@ -268,8 +284,11 @@ def _community_document(
     staff = document.get("staff") or []
     if isinstance(staff, list):
         listed = {s.get("id") for s in staff if isinstance(s, Mapping)}
-        document["staff"] = [*staff, *(a for a in admins if a["id"] not in listed)]
-    return document
+        # The 街道's admins go first, so that a community's own entry is the one a clash is shown at.
+        added = [k for k, a in enumerate(admins) if a["id"] not in listed]
+        document["staff"] = [*(admins[k] for k in added), *staff]
+        return document, added
+    return document, []
 
 
 def _read_community_file(base: Path, name: Any) -> dict[str, Any]:
