@@ -179,14 +179,23 @@ def test_a_missing_community_file_is_one_problem_naming_it(tmp_path: Path) -> No
     data = _street()
     data["communities"][1] = {"code": "LZ", "file": "communities/none.yaml"}
     problems = _problems(data, tmp_path)
-    assert list(problems) == ["communities[1].file"] and "communities/none.yaml" in problems["communities[1].file"]
+    assert (
+        list(problems) == ["communities[1].file"]
+        and "communities/none.yaml" in problems["communities[1].file"]
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "word"),
-    [("grids: [unclosed\n", "YAML"), ("- a\n- b\n", "键值"), ("street: {name: 套娃}\ncommunities: []\n", "街道")],
+    [
+        ("grids: [unclosed\n", "YAML"),
+        ("- a\n- b\n", "键值"),
+        ("street: {name: 套娃}\ncommunities: []\n", "街道"),
+    ],
 )
-def test_a_community_file_that_is_no_community_file_is_one_problem(tmp_path: Path, text: str, word: str) -> None:
+def test_a_community_file_that_is_no_community_file_is_one_problem(
+    tmp_path: Path, text: str, word: str
+) -> None:
     (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
     data = _street()
     data["communities"][1] = {"code": "LZ", "file": "bad.yaml"}
