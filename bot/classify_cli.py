@@ -104,7 +104,7 @@ def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     from bot.street_cli import route
 
-    return route(args)  # a 街道 file or a community file (a 街道 of one)
+    return route(args, classification_fields)  # a 街道 file or a community file (a 街道 of one)
 
 
 def classification_fields(text: str, result: Classification) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ def _street(path: Path | None) -> Any:
     return load_street(path)
 
 
-def route(args: argparse.Namespace) -> int:
-    from bot.classify_cli import classification_fields
+def route(args: argparse.Namespace, classification_fields: Callable[[str, Any], dict[str, Any]]) -> int:
+    """``classification_fields``: the fields every classify and route line starts with (classify_cli's)."""
     from handlers.community.model import CommunityConfigError
     from handlers.community.street_route import route_in_street
     from handlers.kernel.inbound import clean_text
