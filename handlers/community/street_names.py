@@ -1,6 +1,7 @@
 """Which community of a 街道 a message names, read the way residents write: "和平里小区3号楼", "和平里那边",
 "和平小区" (for 和平里社区, when no other community could be meant), 錦繡園 (traditional characters),
-锦秀园 (a typo of the same sound), or a place only one community has ("星星幼儿园").
+锦秀园 (a typo of the same sound), "jinxiuyuan" or "jin xiu yuan" (toneless pinyin), or a place only one
+community has ("星星幼儿园").
 
 The names are indexed once (``NameIndex``): a dict of every form of every name, and one of their
 spellings in toneless pinyin, looked up at each position of the text for each length a form has. A
@@ -29,6 +30,8 @@ ESTATE_TAILS = ("新村", "花园", "家园", "里", "苑", "园", "村", "庄",
 ROAD_TAILS = frozenset("路街道巷弄桥站镇县市")
 COMMON_FREQ = 3  # a jieba dictionary word at least this frequent is an everyday word
 MIN_SOUND_CHARS = 3  # a name matched by its sound has at least 3 characters ...
+MAX_LATIN_WORDS = 8  # a name in pinyin is read from at most this many words
+_LATIN_WORD = re.compile(r"[a-z]+")
 _AREA_CHARS = frozenset("东南西北中前后左右上下新老大小一二三四五六七八九十期区号栋楼座门口")
 
 
@@ -147,6 +150,7 @@ class NameIndex:
                 for spelling in _spellings(form):
                     self._sounds.setdefault(spelling, (form, entry))
         self._sound_lengths = sorted({len(s) for s in self._sounds}, reverse=True)
+        self._latin = {"".join(spelling): entry for spelling, (_, entry) in self._sounds.items()}
         self._places = self._place_index(places)
         self._place_lengths = sorted({len(p) for p in self._places}, reverse=True)
 
@@ -177,7 +181,28 @@ class NameIndex:
             codes |= entry.codes
             words.append(text[i:end])
             i = end
+        if self._latin and _LATIN_WORD.search(folded):
+            for start, end, entry in self._latin_names(folded):
+                codes |= entry.codes
+                words.append(text[start:end])
         return Located(tuple(sorted(codes)), "、".join(words), "name") if codes else Located()
+
+    def _latin_names(self, folded: str) -> list[tuple[int, int, _Form]]:
+        """Names in toneless pinyin, syllables together or apart ("hepingli", "he ping li xiao qu"):
+        whole words only, the longest run of words first."""
+        words = [(m.group(), m.start(), m.end()) for m in _LATIN_WORD.finditer(folded)]
+        found: list[tuple[int, int, _Form]] = []
+        i = 0
+        while i < len(words):
+            for n in range(min(MAX_LATIN_WORDS, len(words) - i), 0, -1):
+                entry = self._latin.get("".join(w for w, _, _ in words[i : i + n]))
+                if entry is not None:
+                    found.append((words[i][1], words[i + n - 1][2], entry))
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
 
     def places(self, text: str) -> Located:
         """The community of the first distinctive place the text names that only one community has."""

@@ -57,6 +57,8 @@ STREET = _street(
         ("锦秀园5号楼楼道堆满杂物", "JXY"),  # a typo of the same sound
         ("幸福小区3号楼小广告", "XF"),  # 幸福 with a suffix
         ("曹杨新村12号楼有老鼠", "CY"),  # a name that ends in 新村 is still a name
+        ("jinxiuyuan 5 hao lou you laji", "JXY"),  # toneless pinyin, syllables together
+        ("he ping li xiao qu 3号楼有垃圾", "HPL"),  # or apart
     ],
 )
 def test_the_community_a_message_names(text: str, code: str) -> None:
@@ -75,6 +77,7 @@ def test_the_community_a_message_names(text: str, code: str) -> None:
         "3号楼垃圾没人收",  # names no community
         "锦绣前程，小区很干净",  # a word that shares characters, not the sound of a name
         "和平里和锦绣园都有小广告",  # names two: the bot asks
+        "lajitong man le, heping",  # pinyin that spells no name (he ping alone is an everyday word)
     ],
 )
 def test_what_names_no_single_community(text: str) -> None:
