@@ -239,3 +239,27 @@ def test_the_street_itself_is_checked_once() -> None:
 def test_a_street_file_without_name_or_communities() -> None:
     assert set(_problems({"street": {"timezone": "Asia/Shanghai"}})) == {"street.name", "communities"}
     assert set(_problems({"communities": [_street()["communities"][0]]})) == {"street.name"}
+
+
+def test_communities_with_the_same_categories_share_one_classifier() -> None:
+    data = _street()
+    data["communities"].append(
+        {
+            "code": "ZY",
+            **_community("钟楼社区", "w3", "l3"),
+            "categories": [{"code": "noise", "name": "噪音", "keywords": ["噪音"]}],
+        }
+    )
+    hpl, jxy, zy = parse_street(data)
+    assert hpl.classifier is jxy.classifier  # built once, not per community
+    assert zy.classifier is not hpl.classifier and zy.classifier.classify("楼下噪音太大").category == "noise"
+    assert hpl.classifier.classify("楼下噪音太大").category != "noise"
+
+
+def test_a_community_keeps_its_own_time_zone_else_the_streets() -> None:
+    data = _street()
+    data["street"]["timezone"] = "Asia/Urumqi"
+    data["communities"][1]["timezone"] = "Asia/Shanghai"
+    street = parse_street(data)
+    assert street.timezone == "Asia/Urumqi"
+    assert [c.config.community.timezone for c in street] == ["Asia/Urumqi", "Asia/Shanghai"]
