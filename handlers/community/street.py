@@ -160,7 +160,8 @@ class StreetHead(_Strict):
 
 
 def _parse_street_file(data: Mapping[str, Any], base: Path) -> Street:
-    head, problems = _validate_all(data, StreetHead)
+    # the communities are read one by one below (not copied here with the rest)
+    head, problems = _validate_all({k: v for k, v in data.items() if k != "communities"}, StreetHead)
     head = head or StreetHead()
     if head.street is None and not any(p.key.startswith("street") for p in problems):
         problems.append(Problem("street.name", render("config.missing_key")))
