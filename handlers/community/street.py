@@ -163,7 +163,7 @@ def _parse_street_file(data: Mapping[str, Any], base: Path) -> Street:
     # the communities are read one by one below (not copied here with the rest)
     head, problems = _validate_all({k: v for k, v in data.items() if k != "communities"}, StreetHead)
     head = head or StreetHead()
-    if head.street is None and not any(p.key.startswith("street") for p in problems):
+    if head.street is None and not any(p.key.split(".")[0] == "street" for p in problems):
         problems.append(Problem("street.name", render("config.missing_key")))
     entries = data.get("communities")
     if not isinstance(entries, list) or not entries:

@@ -239,6 +239,8 @@ def test_the_street_itself_is_checked_once() -> None:
 def test_a_street_file_without_name_or_communities() -> None:
     assert set(_problems({"street": {"timezone": "Asia/Shanghai"}})) == {"street.name", "communities"}
     assert set(_problems({"communities": [_street()["communities"][0]]})) == {"street.name"}
+    misspelt = {"streets": {"name": "和平街道"}, "communities": [_street()["communities"][0]]}
+    assert set(_problems(misspelt)) == {"streets", "street.name"}
 
 
 def test_communities_with_the_same_categories_share_one_classifier() -> None:
