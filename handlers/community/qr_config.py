@@ -1,0 +1,28 @@
+"""The ``qr`` section of the settings tree (prefix ``OUTREACH_QR_``): the building codes' secret and
+names. Kept apart from ``scenes`` so that reading the settings imports nothing heavy."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from handlers.kernel.settings_section import SettingsSection
+
+DEFAULT_COMMUNITY_CODE = "SQ"  # a single-community file without `community.code` (社区)
+CODE_RE = re.compile(r"[A-Za-z0-9-]{1,16}")
+
+
+class QrSettings(BaseModel):
+    """The ``qr`` section: ``OUTREACH_QR_SECRET`` (at least 16 characters; never logged),
+    ``OUTREACH_QR_COMMUNITY_CODE`` (the code of a single-community file without ``community.code``),
+    ``OUTREACH_QR_TELEGRAM_BOT`` (the bot's username for ``t.me`` links; else asked of ``getMe``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    secret: SecretStr | None = Field(default=None, min_length=16)
+    community_code: str = Field(default=DEFAULT_COMMUNITY_CODE, pattern=rf"^{CODE_RE.pattern}$")
+    telegram_bot: str | None = None
+
+
+SECTION = SettingsSection("qr", QrSettings, "OUTREACH_QR_")
