@@ -18,6 +18,7 @@ from handlers.kernel.token_store import shared_secret
 from messages import render
 
 log = logging.getLogger(__name__)
+HOME_LENGTH = 32  # residents.home_building
 
 
 async def scene_secret(session: AsyncSession, settings: QrSettings) -> bytes:
@@ -51,7 +52,8 @@ class ScanFeature:
             return True
         resident = ctx.actor.resident
         assert resident is not None
-        resident.home_building = where
-        resident.home_grid = found.target.grid
+        if len(where) <= HOME_LENGTH:  # a place of a longer name is greeted but not kept (the column's size)
+            resident.home_building = where
+            resident.home_grid = found.target.grid
         ctx.reply(render("scan.greeting", community=community.name, where=where))
         return True

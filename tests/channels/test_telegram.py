@@ -917,11 +917,14 @@ async def test_a_deep_link_scan_greets_binds_and_places_the_next_report(servers:
     await bot.received(resident, "^您好，这里是幸福社区8号楼")
     await bot.deliver(update, redeliver=True)  # Telegram's redelivery: handled once
     await bot.say(resident, "门口垃圾桶满了好几天没人清")
-    ack = await bot.received(resident, "案件编号")
-    number = case_number(ack.text)
-    async with bot.sessions()() as session:
-        case = await session.get_one(Case, number)
-    assert (case.building, case.grid_code, case.assignee_id) == ("8", "G2", "zhao")
+    mine = select(Case).where(Case.reporter_external == str(resident))
+
+    async def reported() -> Case | None:
+        async with bot.sessions()() as session:
+            return await session.scalar(mine)
+
+    case = await wait_until(reported, f"the case of {resident}")  # acknowledged, or offered as a duplicate
+    assert (case.building, case.location_text) == ("8", "8号楼")
     assert sum("这里是幸福社区8号楼" in c.text for c in bot.fake.sent(resident)) == 1
     before = len(bot.fake.sent(resident))
     await bot.say(resident, "/start SQ_bAAAAAAAA_BBBBBBBBBBBBBBBB")
