@@ -7,7 +7,7 @@ time to build that table, verifications per second (good, forged, malformed) and
 one A5 poster. CPU time (``time.process_time``), so a busy machine changes the figures less.
 
 Run from the repository root:
-    python bench/qr_scenes.py [--buildings 200 2000 20000] [--rounds 20000]
+    python bench/qr_scenes.py [--buildings 200 2000 9000] [--rounds 20000]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def per_second(action: object, rounds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--buildings", type=int, nargs="+", default=[200, 2000, 20000])
+    parser.add_argument("--buildings", type=int, nargs="+", default=[200, 2000, 9000])
     parser.add_argument("--rounds", type=int, default=20000)
     args = parser.parse_args()
     print(
