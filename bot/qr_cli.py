@@ -98,7 +98,7 @@ async def _qr(args: argparse.Namespace, settings: Settings, community: Community
     from bot.qr_posters import NoFont, find_cjk_font
     from handlers.community.scenes import community_code
 
-    code = community_code(community, settings.qr)
+    code = community_code(community)
     if args.community is not None and args.community != code:
         raise QrFailed(render("qr.unknown_community", code=args.community, known=code), EXIT_USAGE)
     chosen = _targets(args, community)

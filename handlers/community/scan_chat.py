@@ -41,7 +41,7 @@ class ScanFeature:
         turn = ctx.turn
         community = turn.community
         secret = await scene_secret(turn.session, self.settings)
-        found = verify(secret, scene, community, community_code(community, self.settings))
+        found = verify(secret, scene, community, community_code(community))
         if isinstance(found, Refusal):
             log.info("a %s scan refused: %s", ctx.message.channel, found.value)  # never the scene itself
             ctx.reply(render(f"scan.{found.value}", community=community.name))

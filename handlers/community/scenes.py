@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from handlers.community.building_spec import BuildingSet
 from handlers.community.model import Community
-from handlers.community.qr_config import CODE_RE, QrSettings
+from handlers.community.qr_config import CODE_RE, DEFAULT_COMMUNITY_CODE
 
 SECRET_KEY = "scenes:secret"  # its row in the shared secrets (``handlers.kernel.token_store``)
 MAX_SCENE = 64
@@ -72,11 +72,11 @@ class Refusal(enum.StrEnum):
     STALE = "stale"  # signed, but its building or place is no longer in the community file
 
 
-def community_code(community: Community, settings: QrSettings) -> str:
-    """The community's short code: ``community.code`` in the file when the model has it, else the
-    setting (default ``SQ``)."""
-    code = getattr(community.config.community, "code", None)
-    return str(code) if code else settings.community_code
+def community_code(community: Community) -> str:
+    """The community's short code: ``Community.code`` where the model has it (the 街道 model), else
+    ``community.code`` in the file, else ``C1`` (the model's default for a file that names none)."""
+    code = getattr(community, "code", None) or getattr(community.config.community, "code", None)
+    return str(code) if code else DEFAULT_COMMUNITY_CODE
 
 
 def _b64(raw: bytes, length: int) -> str:

@@ -51,12 +51,12 @@ def test_all_posters_are_written_one_json_line_each(tmp_path: Path, db_env: dict
     for row in rows:
         assert set(row) >= {"community", "scene", "grid", "file"} and "wechat" not in row
         assert "telegram" not in row  # no Telegram configured
-        assert row["community"] == "SQ" and len(str(row["scene"])) <= 64
+        assert row["community"] == "C1" and len(str(row["scene"])) <= 64
         with Image.open(str(row["file"])) as image:
             image.verify()
         with Image.open(str(row["file"])) as image:
             assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
-    again = lines(run(["qr", "--community", "SQ", "--building", "3号楼", "--out", str(out)], env=db_env))
+    again = lines(run(["qr", "--community", "C1", "--building", "3号楼", "--out", str(out)], env=db_env))
     assert again[0]["scene"] == next(r["scene"] for r in rows if r.get("building") == "3号楼")  # stable
 
 

@@ -79,7 +79,6 @@ DOCUMENTED: dict[str, tuple[str, str, Any]] = {
     "OUTREACH_BROADCAST_WECHAT_MASS": ("true", "broadcasts.wechat_mass", True),
     "OUTREACH_BROADCAST_WECHAT_MASS_QUOTA": ("2", "broadcasts.wechat_mass_quota", 2),
     "OUTREACH_QR_SECRET": ("s" * 32, "qr.secret", SecretStr("s" * 32)),
-    "OUTREACH_QR_COMMUNITY_CODE": ("HPL", "qr.community_code", "HPL"),
     "OUTREACH_QR_TELEGRAM_BOT": ("hpl_bot", "qr.telegram_bot", "hpl_bot"),
     "OUTREACH_QR_FONT": ("/f/noto.ttc", "qr.font", Path("/f/noto.ttc")),
     # A section's nested names, as the docs show them.

@@ -3,8 +3,7 @@ there, a named place winning, staff scans and bad codes (the channels' part: tes
 
 from __future__ import annotations
 
-from handlers.community.qr_config import DEFAULT_COMMUNITY_CODE
-from handlers.community.scenes import SECRET_KEY, find_target, sign
+from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
 from handlers.kernel.token_store import shared_secret
 from storage.models import Case, Resident
 from tests.support.chat import Chat
@@ -15,7 +14,7 @@ async def scene_for(chat: Chat, building: str | None = None, place: str | None =
         secret = (await shared_secret(session, SECRET_KEY)).encode()
     target = find_target(chat.services.community, building, place)
     assert target is not None
-    return sign(secret, DEFAULT_COMMUNITY_CODE, target)
+    return sign(secret, community_code(chat.services.community), target)
 
 
 async def resident(chat: Chat, number: int = 1) -> Resident:
@@ -77,7 +76,7 @@ async def test_bad_forged_and_stale_codes_get_a_plain_answer_and_reports_still_w
         ("hello", "无法识别"),
         (good[:-1] + ("A" if good[-1] != "A" else "B"), "无法识别"),
         ("x" * 300, "无法识别"),
-        ("JXY" + good[len(DEFAULT_COMMUNITY_CODE) :], "无法识别"),  # the code is signed too
+        ("JXY" + good[len(community_code(chat.services.community)) :], "无法识别"),  # the code is signed too
     ]:
         out = chat.to(await chat.send("小王", scene=scene), "小王")
         assert len(out) == 1 and words in out[0] and "直接发文字" in out[0]

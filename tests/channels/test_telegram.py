@@ -885,16 +885,16 @@ async def test_a_bare_rating_with_two_fixed_cases_asks_which_with_a_button_each(
 
 async def scene_of(bot: BotServer, building: str | None = None, place: str | None = None) -> str:
     from handlers.community.model import parse_community
-    from handlers.community.qr_config import DEFAULT_COMMUNITY_CODE
-    from handlers.community.scenes import SECRET_KEY, find_target, sign
+    from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
     from handlers.kernel.token_store import shared_secret
     from handlers.kernel.yaml_text import load_yaml
 
     async with bot.sessions().begin() as session:
         secret = (await shared_secret(session, SECRET_KEY)).encode()
-    target = find_target(parse_community(load_yaml(COMMUNITY)), building, place)
+    community = parse_community(load_yaml(COMMUNITY))
+    target = find_target(community, building, place)
     assert target is not None
-    return sign(secret, DEFAULT_COMMUNITY_CODE, target)
+    return sign(secret, community_code(community), target)
 
 
 def test_a_start_payload_is_a_scene_and_an_invite_code_stays_text() -> None:

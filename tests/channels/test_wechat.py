@@ -628,16 +628,16 @@ async def test_a_report_while_asked_where_gets_its_own_passive_acknowledgement(l
 
 async def scene_of(live: Live, building: str | None = None, place: str | None = None) -> str:
     from handlers.community.model import parse_community
-    from handlers.community.qr_config import DEFAULT_COMMUNITY_CODE
-    from handlers.community.scenes import SECRET_KEY, find_target, sign
+    from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
     from handlers.kernel.token_store import shared_secret
     from handlers.kernel.yaml_text import load_yaml
 
     async with session_factory(live.engine).begin() as session:
         secret = (await shared_secret(session, SECRET_KEY)).encode()
-    target = find_target(parse_community(load_yaml(COMMUNITY)), building, place)
+    community = parse_community(load_yaml(COMMUNITY))
+    target = find_target(community, building, place)
     assert target is not None
-    return sign(secret, DEFAULT_COMMUNITY_CODE, target)
+    return sign(secret, community_code(community), target)
 
 
 TICKET = "gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL2taZ2Z3TVRtNzJXV1Brb3ZhYmJJAAIEZ23sUwMEmm3sUw=="
