@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bot import classify_cli, cli_errors, logfilter, outbox_cli, stats_cli
+from bot import classify_cli, cli_errors, logfilter, outbox_cli, qr_cli, stats_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
 from bot.cli_io import community_of, fail_config, print_json
@@ -279,6 +279,7 @@ def build_parser(settings: Callable[[], Settings] = load_settings) -> argparse.A
     broadcasts_cli.register(sub, registry.Directory, settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
+    qr_cli.register(sub, settings)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
