@@ -1,5 +1,6 @@
 """``outreach-bot outbox failed`` / ``outreach-bot outbox retry [--id N … | --all]``: the messages the
-outbox gave up on, one masked line each, and putting them back in the queue."""
+outbox gave up on, one masked line each, and putting them back in the queue. The kernel's command
+line (the outbox is the kernel's), registered by ``bot/cli.py``."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    from handlers.kernel.clock import utcnow
     from handlers.kernel.outbox_admin import retry
-    from storage.models import utcnow
 
     ids = None if args.all else list(args.id)
     queued = asyncio.run(_with_sessions(args, lambda sessions: retry(sessions, utcnow(), ids)))

@@ -1,7 +1,8 @@
 """``outreach-bot stats`` and ``outreach-bot export``: figures per grid, category and worker, and the
-cases as Open311 GeoReport v2 requests. Both read the database named by ``OUTREACH_DATABASE_URL``
-(and the community stored in it, else ``OUTREACH_CONFIG`` / the sample). Output is UTF-8 with real
-Chinese characters; field names are a contract (see README, "Command line")."""
+cases as Open311 GeoReport v2 requests (added to bot/cli.py by ``register``). Both read the database
+named by ``OUTREACH_DATABASE_URL`` (and the community stored in it, else ``OUTREACH_CONFIG`` / the
+sample). Output is UTF-8 with real Chinese characters; field names are a contract (see README,
+"Command line")."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.tabular import csv_text, write_bytes, xlsx_bytes
+from handlers.kernel.cli_output import csv_text, write_bytes, xlsx_bytes
 from messages import render
 
 STATS_FORMATS = ("table", "json", "csv", "xlsx")
@@ -48,6 +49,12 @@ def _day(value: str) -> date:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``stats`` and ``export`` to the ``outreach-bot`` sub-commands."""
+    stats_command(subparsers)
+    export_command(subparsers)
+
+
+def stats_command(subparsers: Any) -> None:
     from handlers.cases.stats import PERIODS
 
     stats = subparsers.add_parser(
@@ -62,6 +69,8 @@ def register(subparsers: Any) -> None:
     stats.add_argument("--output", type=Path, metavar="FILE", help="write the .xlsx (or CSV) to this file")
     stats.set_defaults(func=cmd_stats)
 
+
+def export_command(subparsers: Any) -> None:
     export = subparsers.add_parser("export", help="the cases as Open311 GeoReport v2 service requests (JSON)")
     export.add_argument("--format", choices=("open311",), default="open311")
     export.add_argument("--status", choices=("open", "closed"), help="only open or only closed requests")
