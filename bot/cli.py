@@ -18,6 +18,7 @@ from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
 from bot.cli_io import community_of, fail_config
 from bot.settings import Settings, load_settings
+from handlers import audience_sources
 from handlers.broadcasts import cli as broadcasts_cli
 from handlers.cases import cli as cases_cli
 from handlers.cases import cli_stats as cases_stats_cli
@@ -165,6 +166,7 @@ def build_parser(settings: Callable[[], Settings] = load_settings) -> argparse.A
     wechat_cli.register(sub, settings)
     cases_stats_cli.register(sub)
     reminders_cli.register(sub, settings)
+    audience_sources.install()  # broadcast's #guardians, #reporters and grids by reports
     broadcasts_cli.register(sub, registry.Directory, settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
