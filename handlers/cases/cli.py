@@ -9,10 +9,17 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
+from handlers.cases.models import Case, CaseStatus
+from handlers.community.model import load_community
 from handlers.kernel.cli_output import csv_text, print_json, write_bytes, xlsx_bytes
+from handlers.kernel.privacy import mask_text
 from messages import render
 
 TICKET_FIELDS = (
@@ -67,11 +74,7 @@ def tickets_command(subparsers: Any) -> None:
 async def _tickets(
     settings: TicketSettings, status: str | None, full_text: bool = False
 ) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from handlers.cases.models import Case
-    from handlers.kernel.privacy import mask_text
-    from storage.migrate import database
+    from storage.migrate import database  # alembic: only when a command opens the database
 
     async with database(settings.database_url) as db, db.sessions() as session:
         query = select(Case).order_by(Case.id)
@@ -110,8 +113,6 @@ async def _tickets(
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
-    from handlers.cases.models import CaseStatus
-
     valid = [status.value for status in CaseStatus]
     if args.status is not None and args.status not in valid:
         print(render("cli.unknown_status", status=args.status, valid="、".join(valid)), file=sys.stderr)
@@ -129,8 +130,6 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
 
 def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
-    from datetime import datetime
-
     tz = _community_timezone(args.settings())
     headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
 
@@ -160,10 +159,6 @@ def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
 
 
 def _community_timezone(settings: TicketSettings) -> Any:
-    from zoneinfo import ZoneInfo
-
-    from handlers.community.model import load_community
-
     try:
         return load_community(settings.config).timezone
     except Exception:  # the sample's zone: every community in China keeps Beijing time

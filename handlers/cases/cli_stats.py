@@ -16,6 +16,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from handlers.cases.models import OPEN_STATUSES, Case
+from handlers.cases.stats import PERIODS, compute, period_bounds
+from handlers.community.model import load_community
 from handlers.kernel.cli_output import csv_text, write_bytes, xlsx_bytes
 from messages import render
 
@@ -55,8 +60,6 @@ def register(subparsers: Any) -> None:
 
 
 def stats_command(subparsers: Any) -> None:
-    from handlers.cases.stats import PERIODS
-
     stats = subparsers.add_parser(
         "stats", help="figures per grid, category and worker: received, closed, on-time, rework, satisfaction"
     )
@@ -79,9 +82,8 @@ def export_command(subparsers: Any) -> None:
 
 async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
     """Open the configured database (migrated), find the community, run ``work(session, community)``."""
-    from handlers.community.model import load_community
     from handlers.community.store import stored_community
-    from storage.migrate import database
+    from storage.migrate import database  # alembic: only when a command opens the database
 
     settings = args.settings()
     async with database(settings.database_url) as db, db.sessions() as session:
@@ -93,8 +95,6 @@ async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], An
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from handlers.cases.stats import compute, period_bounds
-
     async def work(session: Any, community: Any) -> Any:
         unknown = [g for g in args.grid or () if g not in community.grids]
         if unknown:
@@ -215,9 +215,6 @@ def table(report: Any) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from handlers.cases.models import OPEN_STATUSES, Case
     from handlers.cases.open311 import service_request
 
     async def work(session: Any, community: Any) -> int:
