@@ -2,7 +2,8 @@
 
 Features import the kernel (``handlers.kernel.features``, ``handlers.kernel.commands``), never the reverse;
 this module sits above both and is what the conversation is built with. Importing it also registers the
-features' commands in the one command registry."""
+features' commands in the one command registry, and the features' audience sources with broadcasts
+(``handlers/audience_sources.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import cast
 
+from handlers import audience_sources
 from handlers.broadcasts.chat import BroadcastFeature
 from handlers.cases import pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
@@ -21,6 +23,8 @@ from handlers.kernel.conversation import Conversation
 from handlers.kernel.features import ChatComposition, ChatFeature, QuestionPolicy
 from handlers.reminders.chat import ReminderFeature
 from handlers.reminders.config import ReminderSettings
+
+audience_sources.install()
 
 
 def default_features(services: Services) -> Sequence[ChatFeature]:

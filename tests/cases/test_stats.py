@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from handlers.cases import stats
+from handlers.cases.models import Case, CaseStatus
 from handlers.community.model import load_community
 from handlers.community.store import sync_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import Case, CaseStatus
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.cli import run
 
@@ -511,7 +511,7 @@ def test_cli_stats_and_the_chat_show_the_same_figures(cli_db: dict[str, str]) ->
 
 
 def test_cli_stats_columns_line_up_with_chinese_names(cli_db: dict[str, str]) -> None:
-    from bot.stats_cli import width
+    from handlers.cases.cli_stats import width
 
     lines = run(["stats", "--as-of", "2026-11-26"], env=cli_db).stdout.decode("utf-8").splitlines()
     block = lines[lines.index("按网格") + 1 : lines.index("按类别") - 1]
