@@ -3,9 +3,10 @@ there, a named place winning, staff scans and bad codes (the channels' part: tes
 
 from __future__ import annotations
 
+from handlers.cases.models import Case
 from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
 from handlers.kernel.token_store import shared_secret
-from storage.models import Case, Resident
+from storage.models import Resident
 from tests.support.chat import Chat
 
 
