@@ -45,12 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.support.scratch_db import scratch_postgres
 from handlers.cases import deadlines, stats
+from handlers.cases.models import OPEN_STATUSES, Case, CaseStatus
 from handlers.community.model import Community, load_community
 from handlers.community.store import sync_community
 from handlers.kernel.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import OPEN_STATUSES, Case, CaseStatus
 
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)  # a Tuesday

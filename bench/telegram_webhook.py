@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.support.fake_telegram import TOKEN, FakeTelegram  # noqa: E402
+from handlers.cases.models import Case  # noqa: E402
 from storage.database import create_engine  # noqa: E402
-from storage.models import Case, OutboxMessage  # noqa: E402
+from storage.models import OutboxMessage  # noqa: E402
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent)) or "outreach-bot"
 PG_URL = os.environ.get("OUTREACH_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

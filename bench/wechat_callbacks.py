@@ -131,8 +131,8 @@ async def prepare(db_url: str, config: Path) -> None:
 async def count_cases(db_url: str) -> int:
     from sqlalchemy import func, select
 
+    from handlers.cases.models import Case
     from storage.database import create_engine
-    from storage.models import Case
 
     engine = create_engine(db_url)
     try:

@@ -101,9 +101,9 @@ TICKET_FIELDS = (
 async def _tickets(settings: Settings, status: str | None, full_text: bool = False) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
+    from handlers.cases.models import Case
     from handlers.kernel.privacy import mask_text
     from storage.migrate import database
-    from storage.models import Case
 
     async with database(settings.database_url) as db, db.sessions() as session:
         query = select(Case).order_by(Case.id)
@@ -142,7 +142,7 @@ async def _tickets(settings: Settings, status: str | None, full_text: bool = Fal
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
-    from storage.models import CaseStatus
+    from handlers.cases.models import CaseStatus
 
     valid = [status.value for status in CaseStatus]
     if args.status is not None and args.status not in valid:

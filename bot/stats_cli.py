@@ -208,8 +208,8 @@ def table(report: Any) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from handlers.cases.models import OPEN_STATUSES, Case
     from handlers.cases.open311 import service_request
-    from storage.models import OPEN_STATUSES, Case
 
     async def work(session: Any, community: Any) -> int:
         query = select(Case).order_by(Case.id).execution_options(yield_per=EXPORT_BATCH)

@@ -12,9 +12,10 @@ import importlib
 from sqlalchemy import MetaData
 
 MODEL_MODULES = (
-    "storage.models",  # the shared core: Base, community, people, cases and their events, inbound, outbox
+    "storage.models",  # the shared core: Base, community, people, inbound, outbox
     "storage.attempt_models",
     "storage.wechat_models",
+    "handlers.cases.models",  # cases, their events and followers (the core tables refer to "cases.id")
     "handlers.cases.classify_models",
     "handlers.reminders.models",
     "handlers.broadcasts.models",

@@ -31,15 +31,8 @@ from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.broadcasts.models import NoticeOptOut, ResidentTag
-from storage.models import (
-    Case,
-    Grid,
-    GridWorker,
-    Resident,
-    ResidentIdentity,
-    Staff,
-    StaffIdentity,
-)
+from handlers.cases.models import Case
+from storage.models import Grid, GridWorker, Resident, ResidentIdentity, Staff, StaffIdentity
 
 STAFF = "staff"
 GUARDIANS = "guardians"

@@ -5,9 +5,9 @@ Shared by the staff flow and the features that act on cases (category correction
 from __future__ import annotations
 
 from handlers.cases import cases
+from handlers.cases.models import Case
 from handlers.kernel.features import ChatContext
 from messages import render
-from storage.models import Case
 
 
 async def case_for_action(ctx: ChatContext, number: int | None) -> Case | None:

@@ -11,13 +11,14 @@ from sqlalchemy import select
 
 from handlers.cases import cases, time_limits
 from handlers.cases.lifecycle import record
+from handlers.cases.models import ActorType, Case, CaseFollower, CaseStatus
 from handlers.kernel.commands import Cmd, action
 from handlers.kernel.context import Turn
 from handlers.kernel.outbox import Button
 from handlers.kernel.people import Address
 from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import ActorType, Case, CaseFollower, CaseStatus, Staff
+from storage.models import Staff
 
 
 async def tell_reporter_and_followers(

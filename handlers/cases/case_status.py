@@ -20,11 +20,12 @@ from sqlalchemy import or_, select
 
 from handlers.cases import cases, category_question, rating_choice, time_limits
 from handlers.cases import resident_questions as Q
+from handlers.cases.models import OPEN_STATUSES, Case, CaseFollower, CaseStatus
 from handlers.kernel.features import ChatContext
 from handlers.kernel.textnorm import fold
 from handlers.kernel.yaml_text import load_yaml
 from messages import render
-from storage.models import OPEN_STATUSES, Case, CaseFollower, CaseStatus, Staff
+from storage.models import Staff
 
 RECENT = timedelta(days=7)  # finished cases still worth mentioning
 LIMIT = 5  # cases in one answer; the rest are counted

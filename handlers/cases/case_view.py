@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from handlers.cases import cases, time_limits
+from handlers.cases.models import Case
 from handlers.kernel.features import ChatContext
 from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import Case
 
 LIST_LIMIT = 10
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from handlers.cases import time_limits
 from handlers.cases.lifecycle import can_move, record
+from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 from handlers.community.classify import OTHER, Classification
 from handlers.community.location import LocationMatch
 from handlers.community.routing import Route, RouteReason, grid_handler, route
@@ -24,15 +25,7 @@ from handlers.kernel.outbox import Button
 from handlers.kernel.people import Actor, Address
 from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import (
-    OPEN_STATUSES,
-    ActorType,
-    Case,
-    CaseStatus,
-    Role,
-    Staff,
-    StaffIdentity,
-)
+from storage.models import Role, Staff, StaffIdentity
 
 
 def category_name(turn: Turn, code: str | None) -> str:

@@ -16,6 +16,7 @@ from handlers.cases import cases
 from handlers.cases.case_access import case_for_action
 from handlers.cases.classify_models import ExampleSource, LabelledExample
 from handlers.cases.lifecycle import record
+from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseEvent
 from handlers.community.classify import OTHER
 from handlers.community.routing import grid_handler
 from handlers.kernel.commands import Command
@@ -24,7 +25,7 @@ from handlers.kernel.features import ChatContext
 from handlers.kernel.privacy import mask_text
 from handlers.kernel.textnorm import fold
 from messages import render
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseEvent, Staff
+from storage.models import Staff
 
 CORRECTION_SLICE = "correction"
 ANSWER_SLICE = "answer"  # a resident's own answer to "which kind of problem?"

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from handlers.cases import cases, feedback
 from handlers.cases.lifecycle import record
+from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 from handlers.cases.time_limits import DEFAULT_LIMIT_HOURS, rung_time, stop_clock
 from handlers.kernel.clock import local_time
 from handlers.kernel.context import Services, Turn
 from messages import render
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 
 # The clock itself (limits, rungs, local times) is handlers/cases/time_limits.py; re-exported for callers.
 __all__ = ["DEFAULT_LIMIT_HOURS", "SCAN_BATCH", "local_time", "scan"]

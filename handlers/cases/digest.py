@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from handlers.cases import cases
+from handlers.cases.models import OPEN_STATUSES, Case
 from handlers.community.model import Community
 from handlers.kernel.context import Services, Turn
 from handlers.kernel.people import Address, staff_addresses
 from messages import render
-from storage.models import OPEN_STATUSES, Case, OutboxMessage
+from storage.models import OutboxMessage
 
 LINES = 15
 RECENT_CARD = timedelta(hours=1)  # a card sent this recently is named, not repeated

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from handlers.cases.models import OPEN_STATUSES, Case, CaseFollower
 from handlers.community.location import LocationMatch
 from handlers.kernel.context import Turn
 from handlers.kernel.people import Actor
-from storage.models import OPEN_STATUSES, Case, CaseFollower
 
 
 async def find_open(

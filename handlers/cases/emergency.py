@@ -12,12 +12,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from handlers.cases.lifecycle import record
+from handlers.cases.models import ActorType, Case
 from handlers.community.classify import OTHER, Classification
 from handlers.community.location import LocationMatch
 from handlers.community.urgent import kind_info, kind_keys
 from handlers.kernel.privacy import mask_text
 from messages import has, render
-from storage.models import ActorType, Case
 
 if TYPE_CHECKING:
     from handlers.community.model import Community, GridConfig

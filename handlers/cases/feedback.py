@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from handlers.cases import case_actions, time_limits
 from handlers.cases.lifecycle import record
+from handlers.cases.models import ActorType, Case, CaseStatus
 from handlers.kernel.context import Turn
 from messages import render
-from storage.models import ActorType, Case, CaseStatus
 
 
 async def confirm(turn: Turn, case: Case, *, rating: str | None, by: int | None) -> None:

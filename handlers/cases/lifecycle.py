@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ActorType, Case, CaseEvent, CaseStatus
+from handlers.cases.models import ActorType, Case, CaseEvent, CaseStatus
 
 S = CaseStatus
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from handlers.cases.models import OPEN_STATUSES, Case, CaseStatus
 from handlers.community.model import Community
 from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import OPEN_STATUSES, Case, CaseStatus
 
 FIELDS = (
     "service_request_id",

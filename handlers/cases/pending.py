@@ -33,13 +33,13 @@ from handlers.cases import (
     resident_questions,
     staff_chat,
 )
+from handlers.cases.models import Case, CaseStatus
 from handlers.community.classify import OTHER
 from handlers.kernel.commands import COMMANDS, Cmd
 from handlers.kernel.features import ChatContext, ChatFeature
 from handlers.kernel.inbound import match_form
 from handlers.kernel.textnorm import fold
 from messages import render
-from storage.models import Case, CaseStatus
 
 R = resident_chat
 Q = resident_questions

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select
 
 from handlers.cases import cases
+from handlers.cases.models import Case, CaseStatus
 from handlers.kernel.commands import Cmd, action
 from handlers.kernel.features import ChatContext
 from handlers.kernel.outbox import Button
 from handlers.kernel.textnorm import fold
 from messages import render
-from storage.models import Case, CaseStatus
 
 WHICH = "await_rating_which"
 MAX_LISTED = 6

@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 
 from handlers.cases import (
+    abuse,
     case_actions,
     cases,
     category_question,
@@ -20,6 +21,7 @@ from handlers.cases import (
 )
 from handlers.cases.case_view import list_own_cases, show_own_case
 from handlers.cases.lifecycle import can_move
+from handlers.cases.models import Case, CaseStatus
 from handlers.cases.resident_questions import (
     AWAIT_DESCRIPTION,
     AWAIT_DUPLICATE,
@@ -35,12 +37,11 @@ from handlers.cases.resident_questions import (
 from handlers.cases.several_problems import report_several, split_problems
 from handlers.community.classify import Classification
 from handlers.community.geo import nearest_place
-from handlers.kernel import abuse, binding
+from handlers.kernel import binding
 from handlers.kernel.commands import COMMANDS, Cmd, Command, action
 from handlers.kernel.features import ChatContext
 from handlers.kernel.outbox import Button
 from messages import render
-from storage.models import Case, CaseStatus
 
 GOOD_REPLIES = frozenset({"1", "满意", "好", "好评", "很好", "非常满意", "满意了", "可以"})
 BAD_REPLIES = frozenset({"2", "不满意", "差评", "没解决", "没有解决", "没处理", "不行"})

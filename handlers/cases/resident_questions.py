@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from handlers.cases import case_actions, cases, duplicates, time_limits
 from handlers.cases.lifecycle import record
+from handlers.cases.models import ActorType, Case, CaseStatus
 from handlers.community.geo import nearest_place
 from handlers.kernel.commands import Cmd
 from handlers.kernel.features import ChatContext
 from messages import render
-from storage.models import ActorType, Case, CaseStatus
 
 AWAIT_LOCATION = "await_location"
 AWAIT_DESCRIPTION = "await_description"

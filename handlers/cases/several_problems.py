@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from handlers.cases import cases, time_limits
 from handlers.cases.lifecycle import record
+from handlers.cases.models import ActorType, Case
 from handlers.cases.resident_questions import AWAIT_LOCATION, numbers_text, place_examples
 from handlers.community.classify import OTHER, Classification
 from handlers.community.location import LocationMatch
 from handlers.kernel.features import ChatContext
 from messages import render
-from storage.models import ActorType, Case
 
 # Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
 _CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")

@@ -12,6 +12,7 @@ from handlers.cases import case_actions, cases, corrections, duplicates, stats_s
 from handlers.cases.case_access import case_for_action
 from handlers.cases.case_view import case_detail, case_line
 from handlers.cases.lifecycle import can_move
+from handlers.cases.models import OPEN_STATUSES, Case, CaseStatus
 from handlers.community.building_spec import building_label
 from handlers.kernel import binding
 from handlers.kernel.commands import COMMANDS, Cmd, Command, action
@@ -20,7 +21,7 @@ from handlers.kernel.inbound import match_form
 from handlers.kernel.outbox import Button
 from handlers.kernel.privacy import mask_text
 from messages import render
-from storage.models import OPEN_STATUSES, Case, CaseStatus, Dialog, Resident, Role, Staff
+from storage.models import Dialog, Resident, Role, Staff
 
 AWAIT_NOTE = "await_note"
 AWAIT_TRANSFER = "await_transfer"

@@ -41,9 +41,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseEvent, CaseStatus
 from handlers.community.model import Community
 from messages import render
-from storage.models import OPEN_STATUSES, ActorType, Case, CaseEvent, CaseStatus
 
 Period = Literal["day", "week", "month", "quarter"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "quarter")

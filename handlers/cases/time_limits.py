@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from handlers.cases.models import Case
 from handlers.community.classify import urgent_words
 from handlers.community.model import Community
 from handlers.kernel.clock import local_time as local_time  # re-exported: the case modules read it here
-from storage.models import Case
 
 DEFAULT_LIMIT_HOURS = 8.0
 RUNGS = (0.5, 1.0, 3.0)  # fractions of the limit: warn the worker, tell the leader, tell the admins

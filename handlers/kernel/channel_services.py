@@ -1,6 +1,6 @@
 """The kernel services channel adapters call, so that they only translate: the rows they need written
 or read (the inbound log of a message the core does not handle, an outbox row, whether an account can
-be reached, a case's state for a button) are written and read here, once for every channel.
+be reached) are written and read here, once for every channel.
 
 An adapter reaches them with the ``sessions`` of its ``AdapterContext``
 (``handlers.kernel.channel_ports``)."""
@@ -22,28 +22,9 @@ from handlers.kernel.reachability import is_unreachable as is_unreachable  # re-
 from handlers.kernel.reachability import reachable_again as reachable_again
 from handlers.kernel.reachability import set_unreachable as set_unreachable
 from storage.database import is_sqlite
-from storage.models import OPEN_STATUSES as OPEN_STATUSES  # re-exported for channels' buttons
-from storage.models import (
-    Case,
-    InboundMessage,
-    OutboxMessage,
-    OutboxStatus,
-    Staff,
-    StaffIdentity,
-)
-
-CaseState = tuple[str, str | None] | None  # (status, assignee) of a case; None when there is none
+from storage.models import InboundMessage, OutboxMessage, OutboxStatus, Staff, StaffIdentity
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def case_state(sessions: Sessions, number: int | None) -> CaseState:
-    """A case's status and assignee (to tell whether a button press moved it on)."""
-    if number is None:
-        return None
-    async with sessions() as session:
-        row = (await session.execute(select(Case.status, Case.assignee_id).where(Case.id == number))).first()
-    return (str(row[0]), row[1]) if row is not None else None
 
 
 async def inbound_seen(sessions: Sessions, channel: str, message_id: str) -> bool:

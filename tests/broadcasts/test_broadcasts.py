@@ -40,11 +40,12 @@ from handlers.broadcasts.models import (
     ResidentTag,
     WeChatMassReceipt,
 )
+from handlers.cases.models import Case
 from handlers.kernel.context import Services
 from handlers.kernel.outbox import DeliveryError, claim, drain
 from handlers.kernel.ports import DeliveryMethod
 from storage.database import create_engine, session_factory
-from storage.models import Case, OutboxMessage, Resident, ResidentIdentity, utcnow
+from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests.support.chat import Chat, Clock, Delivered, RecordingSender
 from tests.support.cli import run
 

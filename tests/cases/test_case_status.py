@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from storage.models import Case, CaseStatus
+from handlers.cases.models import Case, CaseStatus
 from tests.support.chat import Chat
 
 

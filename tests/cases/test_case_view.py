@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from handlers.cases.models import Case, CaseEvent, CaseStatus
 from handlers.kernel.inbound import Inbound
-from storage.models import Case, CaseEvent, CaseStatus
 from tests.support.chat import Chat
 from tests.support.cli import lines, run
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.cases.classify_models import LabelledExample
+from handlers.cases.models import Case
 from handlers.community.classify import Classification, Classifier
 from handlers.community.model import Community, load_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from handlers.kernel.inbound import Inbound
-from storage.models import Case
 from tests.support.chat import Chat, Clock, RecordingSender
 
 UNSURE = {

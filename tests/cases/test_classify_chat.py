@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from storage.models import Case
+from handlers.cases.models import Case
 from tests.support.chat import Chat
 
 

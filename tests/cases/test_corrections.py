@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.cases.classify_models import LabelledExample
+from handlers.cases.models import Case, CaseEvent
 from handlers.community.model import Community, parse_community
 from handlers.community.store import sync_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from storage.models import Case, CaseEvent
 from tests.community.test_community import BASE
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.cli import run

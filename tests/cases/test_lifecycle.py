@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.cases import deadlines
+from handlers.cases.models import Case, CaseEvent, CaseStatus
 from handlers.community.model import Community, load_community, parse_community
 from handlers.community.store import sync_community
 from handlers.feature_set import conversation
@@ -20,7 +21,7 @@ from handlers.kernel import binding
 from handlers.kernel.context import Services
 from handlers.kernel.inbound import Inbound
 from handlers.kernel.people import Address
-from storage.models import Case, CaseEvent, CaseStatus, Resident, ResidentIdentity
+from storage.models import Resident, ResidentIdentity
 from tests.support.chat import Chat, Clock, Delivered, RecordingSender
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

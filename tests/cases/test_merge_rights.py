@@ -4,7 +4,7 @@ admin can (SQLite and PostgreSQL, through the real conversation)."""
 
 from __future__ import annotations
 
-from storage.models import Case, CaseStatus
+from handlers.cases.models import Case, CaseStatus
 from tests.support.chat import Chat
 
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from handlers.broadcasts.models import Broadcast, BroadcastStatus
 from handlers.cases import deadlines
+from handlers.cases.models import Case, CaseEvent, CaseStatus
 from handlers.reminders.models import Child, Consent
-from storage.models import Case, CaseEvent, CaseStatus, Dialog
+from storage.models import Dialog
 from tests.support.chat import Chat
 
 

@@ -3,8 +3,8 @@ the older case is never rated by guess, whichever was fixed first."""
 
 from __future__ import annotations
 
+from handlers.cases.models import Case, CaseStatus
 from handlers.kernel.inbound import Inbound
-from storage.models import Case, CaseStatus
 from tests.support.chat import Chat
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from handlers.cases import deadlines
-from storage.models import Case, CaseEvent, CaseStatus
+from handlers.cases.models import Case, CaseEvent, CaseStatus
 from tests.support.chat import Chat
 
 TWO = "楼道到处都是小广告，而且楼下下水道也堵了好几天了"

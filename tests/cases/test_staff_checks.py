@@ -4,7 +4,7 @@ through the real ``Conversation`` on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from storage.models import Case, CaseStatus
+from handlers.cases.models import Case, CaseStatus
 from tests.support.chat import Chat
 
 

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from handlers.cases import stats
+from handlers.cases.models import Case, CaseStatus
 from handlers.community.model import load_community
 from handlers.community.store import sync_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import Case, CaseStatus
 from tests.support.chat import Chat, Clock, RecordingSender
 from tests.support.cli import run
 

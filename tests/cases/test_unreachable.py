@@ -15,7 +15,8 @@ from sqlalchemy import delete, select, update
 
 from handlers.cases import deadlines
 from handlers.cases.digest import send_digests
-from storage.models import Case, CaseEvent, StaffIdentity
+from handlers.cases.models import Case, CaseEvent
+from storage.models import StaffIdentity
 from tests.support.chat import Chat
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from handlers.cases.models import Case, CaseEvent
 from handlers.community.classify import default_classifier
 from handlers.community.model import CommunityConfigError, load_community, parse_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from storage.models import Case, CaseEvent
 from tests.support.chat import Chat, Clock, RecordingSender
 
 

@@ -31,9 +31,10 @@ from bench.support.scratch_db import scratch_postgres
 from bot.channels.telegram import keyboards
 from bot.channels.telegram.handlers import inbound_from
 from bot.channels.telegram.limiter import RateLimiter
+from handlers.cases.models import Case
 from messages import render
 from storage.database import create_engine, session_factory
-from storage.models import Case, InboundMessage, OutboxMessage, ResidentIdentity
+from storage.models import InboundMessage, OutboxMessage, ResidentIdentity
 from tests.support.db import require_postgres
 from tests.support.live_server import command, free_port
 from tests.support.waiting import wait_until

@@ -33,10 +33,11 @@ from bot.channels.wechat.callback import Refused, signature
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.channels.wechat.safe_xml import safe_parse
 from bot.channels.wechat.sender import BEIJING, Window, seconds_to_quota_reset, summary, window_state
+from handlers.cases.models import Case
 from messages import catalog, render
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import Case, InboundMessage, OutboxMessage
+from storage.models import InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests.support.db import database_of
 from tests.support.live_server import command, serve_process

@@ -31,18 +31,11 @@ from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.limits import MemberLimiter
 from bot.channels.wecom.sender import WeComSender, message_body
+from handlers.cases.models import Case
 from handlers.kernel.outbox import DeliveryError, Outbound, claim, enqueue
 from messages import catalog, render
 from storage.database import create_engine, session_factory
-from storage.models import (
-    Case,
-    Dialog,
-    InboundMessage,
-    OutboxMessage,
-    Staff,
-    StaffIdentity,
-    utcnow,
-)
+from storage.models import Dialog, InboundMessage, OutboxMessage, Staff, StaffIdentity, utcnow
 from storage.wechat_models import WeChatInbox
 from tests.channels.test_wechat import server_env
 from tests.support.db import database_of

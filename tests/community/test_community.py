@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.cases.models import Case
 from handlers.community.model import CommunityConfigError, load_community
 from handlers.community.store import stored_community, sync_community
-from storage.models import Case, Grid, GridWorker, Staff, StaffIdentity
+from storage.models import Grid, GridWorker, Staff, StaffIdentity
 
 BASE = """
 community:

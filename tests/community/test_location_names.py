@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from handlers.cases.models import Case
 from handlers.community.location import GridArea, Locator, find_buildings
 from handlers.community.model import CommunityConfigError, load_community, parse_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from storage.models import Case
 from tests.support.chat import Chat, Clock, RecordingSender
 
 LOCATOR = Locator(

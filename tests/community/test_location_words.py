@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.cases.models import Case
 from handlers.community.location import GridArea, Locator, cn_number, find_buildings
 from handlers.community.model import Community, load_community
-from storage.models import Case
 from tests.support.chat import Chat, Clock, chat_in
 from tests.support.cli import lines, run
 

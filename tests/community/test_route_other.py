@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.cases.models import Case, CaseStatus
 from handlers.community.model import Community, load_community, parse_community
 from handlers.community.store import sync_community
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from storage.models import Case, CaseStatus
 from tests.support.chat import Chat, Clock, RecordingSender, chat_in
 from tests.support.cli import lines, run
 

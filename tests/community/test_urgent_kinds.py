@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from handlers.cases.emergency import emergency_keys
+from handlers.cases.models import Case
 from handlers.community import urgent
 from handlers.community.classify import default_classifier
 from handlers.community.classify_corpus import read_rows
-from storage.models import Case
 from tests.support.chat import Chat
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "bench" / "data" / "corpus" / "own_examples_urgent3.tsv"

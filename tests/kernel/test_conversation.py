@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from handlers.cases.models import Case, CaseEvent, CaseStatus
 from handlers.feature_set import conversation
 from handlers.kernel.inbound import Inbound
-from storage.models import Case, CaseEvent, CaseStatus, InboundMessage, OutboxMessage, OutboxStatus
+from storage.models import InboundMessage, OutboxMessage, OutboxStatus
 from tests.support.chat import Chat
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.support.scratch_db import IN_CI, PG_URL, postgres_problem, scratch_postgres
-from storage.models import Base
+from storage.model_registry import load_models
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -49,11 +49,12 @@ async def database_of(kind: str, folder: Path, prefix: str = "outreach_test") ->
 
 async def wipe(engine: AsyncEngine) -> None:
     """Empty every table, so that each test starts from nothing on the session's database."""
+    tables = load_models().sorted_tables  # every model module's tables (the features' too)
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            names = ", ".join(f'"{t.name}"' for t in tables)
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             # Integer keys without AUTOINCREMENT restart at 1 once the table is empty.
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(tables):
                 await conn.execute(table.delete())

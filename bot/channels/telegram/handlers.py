@@ -31,15 +31,14 @@ from telegram.ext import (
 
 from bot.channels.telegram import keyboards
 from bot.channels.telegram.sender import CHANNEL
+from handlers.cases.button_state import OPEN_STATUSES, CaseState
+from handlers.cases.button_state import case_state as cases_case_state
 from handlers.kernel.channel_services import (
-    OPEN_STATUSES,
-    CaseState,
     first_reply,
     inbound_seen,
     reachable_again,
     reply_unhandled,
 )
-from handlers.kernel.channel_services import case_state as kernel_case_state
 from handlers.kernel.commands import COMMANDS as COMMAND_REGISTRY
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
@@ -168,7 +167,7 @@ async def reply_directly(deps: TelegramDeps, update: Update, text: str) -> None:
 # -- keyboards of messages whose case moved on ---------------------------------------------------------
 
 async def case_state(deps: TelegramDeps, number: int | None) -> CaseState:
-    return await kernel_case_state(deps.sessions, number)
+    return await cases_case_state(deps.sessions, number)
 
 
 def _remembered(context: BotContext) -> dict[tuple[int, int], tuple[int, CaseState]]:

@@ -51,9 +51,9 @@ from bot.channels.wechat.inbox import Inbox, Item, Replayed, Seal
 from bot.channels.wechat.safe_xml import safe_parse
 from bot.channels.wecom import cards
 from bot.channels.wecom.sender import CARD_UPDATE, CHANNEL
+from handlers.cases.button_state import case_state
 from handlers.kernel.channel_services import (
     active_staff_of,
-    case_state,
     queue_once,
     reply_unhandled,
     sent_row,

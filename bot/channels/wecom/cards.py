@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handlers.kernel.channel_services import OPEN_STATUSES
+from handlers.cases.button_state import OPEN_STATUSES
 from messages import render
 
 CARD_TYPE = "button_interaction"

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from handlers.cases.models import Case
 from handlers.kernel.context import Turn
-from storage.models import Case, Resident
+from storage.models import Resident
 
 WINDOW = timedelta(hours=1)
 
