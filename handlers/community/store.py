@@ -109,7 +109,9 @@ async def _sync_street_row(session: AsyncSession, street: Street) -> None:
     row.single_file, row.loaded_at = street.single_file, utcnow()
 
 
-async def _sync_community_rows(session: AsyncSession, street: Street) -> tuple[dict[str, int], tuple[str, ...]]:
+async def _sync_community_rows(
+    session: AsyncSession, street: Street
+) -> tuple[dict[str, int], tuple[str, ...]]:
     """A row per community, found by code (a single community takes the one row there is, whatever
     its code was); rows of communities no longer in the file become inactive (their codes returned)."""
     existing = list(await session.scalars(select(CommunityRow).order_by(CommunityRow.id)))
