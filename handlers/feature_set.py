@@ -11,9 +11,10 @@ from types import ModuleType
 from typing import cast
 
 from handlers.broadcasts.chat import BroadcastFeature
-from handlers.cases import pending, resident_chat, staff_chat
+from handlers.cases import community_question, pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
+from handlers.cases.community_question import CommunityQuestion
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.features import ChatComposition, ChatFeature, QuestionPolicy
@@ -24,6 +25,7 @@ from handlers.reminders.config import ReminderSettings
 def default_features(services: Services) -> Sequence[ChatFeature]:
     """The features every deployment runs, in order, each with its section of the settings."""
     return (
+        CommunityQuestion(resident_chat.handle),  # first: which community the resident is in
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),
         ReminderFeature(services.section(ReminderSettings)),
@@ -40,6 +42,7 @@ def composition(services: Services, features: Sequence[ChatFeature] | None = Non
         resident=resident_chat.handle,
         staff=staff_chat.handle,
         questions=cast(QuestionPolicy, questions),
+        place=community_question.place,
     )
 
 

@@ -34,6 +34,9 @@ class Services:
     settings: Mapping[type[BaseModel], BaseModel] = field(default_factory=dict)
     # Every community the deployment serves; a street of ``community`` alone when not given.
     street: StreetPort = None  # type: ignore[assignment]
+    # Small facts about the deployment that features look up once and keep (the communities' row
+    # ids by code): a miss looks again, so another process's reload is seen.
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.street is None:
@@ -61,6 +64,10 @@ class Turn:
     sent: list[OutboxMessage] = field(default_factory=list)
     # The community this turn is about, once known (see ``community``).
     chosen: CommunityPort | None = None
+    # The community a case number in the message named ("接单 HPL-12" is read as 12 in HPL).
+    number_scope: CommunityPort | None = None
+    # A button press: the case number it carries is the case's id, not its number in a community.
+    button: bool = False
 
     @property
     def community(self) -> Any:
