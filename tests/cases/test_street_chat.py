@@ -150,3 +150,14 @@ async def test_old_numbers_still_name_their_cases(chat: Chat) -> None:
         case_id = (await session.scalars(select(Case.id))).one()
     out = await chat.send("zhao", f"查看 {case_id}")
     assert not any("没有找到" in t for t in chat.to(out, "zhao"))
+
+
+async def test_escalation_goes_up_the_case_communitys_ladder(chat: Chat) -> None:
+    from handlers.cases.deadlines import scan
+
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")  # JXY-1: jwang, leader jli
+    chat.clock.advance(days=3)
+    assert await scan(chat.services) == 1
+    out = await chat.flush()
+    assert any("JXY-1" in t for t in chat.to(out, "jli"))
+    assert not chat.to(out, "hli")  # the other community's leader of its own G1 hears nothing
