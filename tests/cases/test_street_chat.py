@@ -69,6 +69,10 @@ async def test_each_community_routes_its_own_building_3_and_numbers_its_cases(ch
     await chat.send("小王", "5号楼门口垃圾堆了好几天")
     assert (await cases_of(chat))[-1] == ("JXY", 2, "G1", "jwang")
     assert await remembered(chat, "小王") == "JXY"
+    out = await chat.send("小王", "查询 JXY-2")  # residents type numbers the way they were shown
+    assert any("JXY-2" in t for t in chat.to(out, "小王"))
+    out = await chat.send("小王", "查询 HPL-1")  # someone else's case: not found, the same words
+    assert not any("HPL-1" in t and "没有找到" not in t for t in chat.to(out, "小王"))
 
 
 async def test_an_unknown_community_is_asked_and_the_report_filed_in_the_answer(chat: Chat) -> None:
