@@ -1,4 +1,5 @@
-"""Composition root: settings → engine → schema → community → the services every channel shares."""
+"""Composition root: settings → engine → schema → the 街道 (its communities) → the services every
+channel shares."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
-from handlers.community.model import Community, load_community
-from handlers.community.store import stored_community, sync_community
+from handlers.community.store import stored_street, sync_street
+from handlers.community.street import Street, load_street
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
@@ -29,12 +30,13 @@ class App:
         await self.engine.dispose()
 
 
-async def load_into(engine: AsyncEngine, path: Path | None) -> Community:
-    """Validate a community file (the sample one when ``path`` is None) and sync it into the database."""
-    community = load_community(path)
+async def load_into(engine: AsyncEngine, path: Path | None) -> Street:
+    """Validate a 街道 file or a community file (the sample community when ``path`` is None) and sync
+    every community into the database."""
+    street = load_street(path)
     async with session_factory(engine).begin() as session:
-        await sync_community(session, community)
-    return community
+        await sync_street(session, street)
+    return street
 
 
 async def build_app(settings: Settings, channels: frozenset[str], *, config: Path | None = None) -> App:
@@ -43,10 +45,14 @@ async def build_app(settings: Settings, channels: frozenset[str], *, config: Pat
     await upgrade(engine)
     sessions = session_factory(engine)
     async with sessions() as session:
-        community = await stored_community(session)
-    if community is None or config is not None:
-        community = await load_into(engine, config or settings.config)
+        street = await stored_street(session)
+    if street is None or config is not None:
+        street = await load_into(engine, config or settings.config)
     services = Services(
-        sessions=sessions, community=community, channels=channels, settings=settings.sections()
+        sessions=sessions,
+        community=street.communities[0],
+        street=street,
+        channels=channels,
+        settings=settings.sections(),
     )
     return App(engine=engine, services=services, conversation=conversation(services))

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot import classify_cli, cli_errors, logfilter, qr_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
-from bot.cli_io import community_of, fail_config
+from bot.cli_io import fail_config
 from bot.settings import Settings, load_settings
 from handlers import audience_sources
 from handlers.broadcasts import cli as broadcasts_cli
@@ -28,28 +28,36 @@ from messages import render
 
 
 async def _config_load(settings: Settings, path: Path) -> int:
+    """Validate a 街道 file or a community file and sync every community in one transaction; a
+    summary line per community (a 街道 of one prints exactly what a community file always did)."""
     from handlers.community.model import CommunityConfigError
-    from handlers.community.store import sync_community
+    from handlers.community.store import sync_street
+    from handlers.community.street import load_street
     from storage.migrate import database
 
     try:
-        community = community_of(path)
+        street = load_street(path)
     except CommunityConfigError as exc:
         return fail_config(exc, path)
     async with database(settings.database_url) as db, db.sessions.begin() as session:
-        summary = await sync_community(session, community)
-    print(
-        render(
-            "cli.config_loaded",
-            community=community.name,
-            grids=summary.grids,
-            staff=summary.staff,
-            categories=summary.categories,
+        summary = await sync_street(session, street)
+    several = len(street) > 1
+    for one in summary.communities:
+        name = f"{one.code} {one.name}" if several else one.name
+        print(
+            render(
+                "cli.config_loaded",
+                community=name,
+                grids=one.grids,
+                staff=one.staff,
+                categories=one.categories,
+            )
         )
-    )
-    gone = [*summary.deactivated_grids, *summary.deactivated_staff]
-    if gone:
-        print(render("cli.config_deactivated", items="、".join(gone)))
+        gone = [*one.deactivated_grids, *one.deactivated_staff]
+        if gone:
+            print(render("cli.config_deactivated", items="、".join(gone)))
+    if summary.deactivated_communities:
+        print(render("cli.config_deactivated", items="、".join(summary.deactivated_communities)))
     return 0
 
 

@@ -13,9 +13,10 @@ from typing import cast
 
 from handlers import audience_sources
 from handlers.broadcasts.chat import BroadcastFeature
-from handlers.cases import pending, resident_chat, staff_chat
+from handlers.cases import community_question, pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
+from handlers.cases.community_question import CommunityQuestion
 from handlers.community.qr_config import QrSettings
 from handlers.community.scan_chat import ScanFeature
 from handlers.kernel.context import Services
@@ -31,6 +32,7 @@ def default_features(services: Services) -> Sequence[ChatFeature]:
     """The features every deployment runs, in order, each with its section of the settings."""
     return (
         ScanFeature(services.section(QrSettings)),
+        CommunityQuestion(resident_chat.handle),  # first: which community the resident is in
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),
         ReminderFeature(services.section(ReminderSettings)),
@@ -47,6 +49,7 @@ def composition(services: Services, features: Sequence[ChatFeature] | None = Non
         resident=resident_chat.handle,
         staff=staff_chat.handle,
         questions=cast(QuestionPolicy, questions),
+        place=community_question.place,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -81,10 +83,29 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class Street(Base):
+    """The 街道 (or district) the deployment serves: one row, written when a file is loaded. A
+    single-community file is a street of one (``single_file``)."""
+
+    __tablename__ = "street"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    admins: Mapped[list[str]] = mapped_column(JSON, default=list)  # 街道-level staff ids
+    single_file: Mapped[bool] = mapped_column(Boolean, default=True)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Community(Base):
     __tablename__ = "community"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The short code of case numbers (HPL-12); "C1" for a single community that names none.
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A community that left the 街道 file: kept (its cases point at it), no longer served.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     name: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -97,6 +118,18 @@ class Staff(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # in at least one community
+
+
+class StaffMembership(Base):
+    """A staff member works in a community (staff ids are global: one person, several communities)."""
+
+    __tablename__ = "staff_communities"
+
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("community.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -113,8 +146,11 @@ class StaffIdentity(Base):
 
 
 class Grid(Base):
+    """A grid of one community: its code is unique within the community, not across them."""
+
     __tablename__ = "grids"
 
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), primary_key=True)
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     leader_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
@@ -125,8 +161,17 @@ class Grid(Base):
 
 class GridWorker(Base):
     __tablename__ = "grid_workers"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["community_id", "grid_code"],
+            ["grids.community_id", "grids.code"],
+            name="fk_grid_workers_grid_grids",
+            ondelete="CASCADE",
+        ),
+    )
 
-    grid_code: Mapped[str] = mapped_column(ForeignKey("grids.code", ondelete="CASCADE"), primary_key=True)
+    community_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True)
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -135,6 +180,7 @@ class GridWorker(Base):
 class Category(Base):
     __tablename__ = "categories"
 
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), primary_key=True)
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     time_limit_hours: Mapped[float] = mapped_column(Float, default=8.0)
@@ -152,6 +198,8 @@ class Resident(Base):
     # foreign key: a grid that leaves the community file is marked inactive, never deleted.
     home_building: Mapped[str | None] = mapped_column(String(32), nullable=True)
     home_grid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The community they are in (named, chosen when asked, or from their reports), remembered.
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"), nullable=True)
 
 
 class ResidentIdentity(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from handlers.cases import cases, time_limits
+from handlers.cases import cases, numbers, time_limits
 from handlers.cases.lifecycle import record
 from handlers.cases.models import ActorType, Case, CaseFollower, CaseStatus
 from handlers.kernel.commands import Cmd, action
@@ -54,7 +54,10 @@ async def accept(turn: Turn, case: Case, staff: Staff) -> None:
         turn.say(
             to,
             render(
-                "resident.accepted", number=case.id, role=cases.role_label(staff.role), handler=staff.name
+                "resident.accepted",
+                number=numbers.label(turn, case),
+                role=cases.role_label(staff.role),
+                handler=staff.name,
             ),
             kind="status",
             case_id=case.id,
@@ -91,7 +94,7 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
     if to is not None:
         turn.say(
             to,
-            render("resident.resolved", number=case.id, note=note),
+            render("resident.resolved", number=numbers.label(turn, case), note=note),
             kind="status",
             case_id=case.id,
             photo=photo,
@@ -103,7 +106,7 @@ async def resolve(turn: Turn, case: Case, staff: Staff, note: str, photo: str | 
     for address in await followers(turn, case):
         turn.say(
             address,
-            render("resident.followed_resolved", number=case.id, note=note),
+            render("resident.followed_resolved", number=numbers.label(turn, case), note=note),
             kind="status",
             case_id=case.id,
             photo=photo,
@@ -142,7 +145,12 @@ async def close(
     if notify:
         # The staff's words are quoted as the reason, never glued onto the sentence before them.
         shown = render("resident.close_reason", note=note) if note and reason == "invalid" else note or ""
-        text = render(f"resident.closed_{reason}", number=case.id, note=shown, original=duplicate_of or "")
+        text = render(
+            f"resident.closed_{reason}",
+            number=numbers.label(turn, case),
+            note=shown,
+            original=duplicate_of or "",
+        )
         await tell_reporter_and_followers(turn, case, text)
 
 
@@ -198,7 +206,7 @@ async def reopen(
         assignee,
         render(
             "staff.reopened",
-            number=case.id,
+            number=numbers.label(turn, case),
             urgent=render("staff.urgent") if case.urgent else "",
             reason=mask_text(reason),
             text=mask_text(case.text),
@@ -213,7 +221,10 @@ async def reopen(
         turn.say(
             to,
             render(
-                "resident.reopened", number=case.id, role=cases.role_label(staff.role), handler=staff.name
+                "resident.reopened",
+                number=numbers.label(turn, case),
+                role=cases.role_label(staff.role),
+                handler=staff.name,
             ),
             kind="status",
             case_id=case.id,

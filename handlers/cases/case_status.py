@@ -18,7 +18,7 @@ from importlib import resources
 
 from sqlalchemy import or_, select
 
-from handlers.cases import cases, category_question, rating_choice, time_limits
+from handlers.cases import cases, category_question, numbers, rating_choice, time_limits
 from handlers.cases import resident_questions as Q
 from handlers.cases.models import OPEN_STATUSES, Case, CaseFollower, CaseStatus
 from handlers.kernel.features import ChatContext
@@ -132,7 +132,7 @@ async def _is_theirs(ctx: ChatContext, case: Case) -> bool:
 
 async def answer(ctx: ChatContext, number: int | None) -> None:
     if number is not None:
-        case = await ctx.turn.session.get(Case, number)
+        case = await numbers.find(ctx.turn, number, within=ctx.turn.chosen)
         if case is None or not await _is_theirs(ctx, case):
             ctx.reply(render("resident.case_not_found", number=number))  # the same words either way
             return
@@ -161,7 +161,7 @@ async def status_line(ctx: ChatContext, case: Case) -> str:
     elif status in (CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS):
         state = render("status.state.working", who=who or render("status.who_unknown"))
     elif status == CaseStatus.RESOLVED:
-        state = render("status.state.resolved", number=case.id)
+        state = render("status.state.resolved", number=numbers.label(ctx.turn, case))
     elif status == CaseStatus.CONFIRMED:
         state = render("status.state.confirmed")
     elif case.close_reason == "duplicate" and case.duplicate_of:
@@ -178,7 +178,7 @@ async def status_line(ctx: ChatContext, case: Case) -> str:
         state += render("status.overdue" if overdue else "status.due", due=due)
     return render(
         "status.line",
-        number=case.id,
+        number=numbers.label(ctx.turn, case),
         category=cases.category_name(turn, case.category_code),
         location=cases.location_label(turn, case),
         state=state,
@@ -212,7 +212,12 @@ async def reask(ctx: ChatContext) -> None:
         if case is None or case.status != CaseStatus.RESOLVED:
             await ctx.clear_dialog()
             return
-        ctx.reply(render(f"status.reask.{'rating' if state == Q.AWAIT_RATING else 'reason'}", number=case.id))
+        ctx.reply(
+            render(
+                f"status.reask.{'rating' if state == Q.AWAIT_RATING else 'reason'}",
+                number=numbers.label(ctx.turn, case),
+            )
+        )
     elif state == rating_choice.WHICH:
         ctx.reply(render("status.reask.which", question=await rating_choice.question(ctx, data)))
     elif state == Q.AWAIT_DUPLICATE:

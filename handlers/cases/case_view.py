@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from handlers.cases import cases, time_limits
+from handlers.cases import cases, numbers, time_limits
 from handlers.cases.models import Case
 from handlers.kernel.features import ChatContext
 from handlers.kernel.privacy import mask_text
@@ -29,7 +29,7 @@ async def list_own_cases(ctx: ChatContext) -> None:
 
 
 async def show_own_case(ctx: ChatContext, number: int | None) -> None:
-    case = await ctx.turn.session.get(Case, number) if number is not None else None
+    case = await numbers.find(ctx.turn, number, within=ctx.turn.chosen) if number is not None else None
     resident = ctx.actor.resident
     if case is None or resident is None or case.reporter_id != resident.id:
         ctx.reply(render("resident.case_not_found", number=number))
@@ -41,7 +41,7 @@ def case_line(ctx: ChatContext, case: Case) -> str:
     local = case.created_at.astimezone(ctx.turn.community.timezone)
     return render(
         "case.line",
-        number=case.id,
+        number=numbers.label(ctx.turn, case),
         category=cases.category_name(ctx.turn, case.category_code),
         status=render(f"status.{case.status}"),
         date=local.strftime("%m-%d %H:%M"),
@@ -59,7 +59,7 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
     local = case.created_at.astimezone(turn.community.timezone)
     detail = render(
         "case.detail",
-        number=case.id,
+        number=numbers.label(turn, case),
         category=cases.category_name(turn, case.category_code),
         status=render(f"status.{case.status}"),
         location=cases.location_label(turn, case),

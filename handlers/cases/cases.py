@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
-from handlers.cases import time_limits
+from handlers.cases import numbers, time_limits
 from handlers.cases.lifecycle import can_move, record
 from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 from handlers.community.classify import OTHER, Classification
@@ -109,6 +109,7 @@ async def open_case(
     )
     turn.session.add(case)
     await turn.session.flush()  # the number is needed for the acknowledgement
+    await numbers.number_case(turn, case)
     record(
         turn.session,
         case,
@@ -195,10 +196,10 @@ async def ack_line(turn: Turn, case: Case) -> str:
     due = time_limits.local_time(turn.community, case.due_at) if case.due_at else render("time.soon")
     category = category_name(turn, case.category_code)
     if staff is None:
-        return render("report.ack_line_triage", number=case.id, category=category, due=due)
+        return render("report.ack_line_triage", number=numbers.label(turn, case), category=category, due=due)
     return render(
         "report.ack_line",
-        number=case.id,
+        number=numbers.label(turn, case),
         category=category,
         location=location_label(turn, case),
         role=role_label(staff.role),
@@ -216,15 +217,20 @@ async def acknowledge(turn: Turn, case: Case) -> None:
     if case.urgent:
         # The safety message came first: no ordinary "已收到…预计…前" after it, only who has it now.
         who = render("report.urgent_who", role=role_label(staff.role), handler=staff.name) if staff else ""
-        text = render("report.ack_urgent", number=case.id, who=who or render("report.urgent_triage"))
+        text = render(
+            "report.ack_urgent", number=numbers.label(turn, case), who=who or render("report.urgent_triage")
+        )
     elif staff is None:
         text = render(
-            "report.ack_triage", number=case.id, category=category_name(turn, case.category_code), due=due
+            "report.ack_triage",
+            number=numbers.label(turn, case),
+            category=category_name(turn, case.category_code),
+            due=due,
         )
     else:
         text = render(
             "report.ack_assigned",
-            number=case.id,
+            number=numbers.label(turn, case),
             category=category_name(turn, case.category_code),
             location=location_label(turn, case),
             role=role_label(staff.role),
@@ -256,7 +262,7 @@ async def send_to_triage(turn: Turn, case: Case, reason: str, *, ack: bool = Tru
     ]
     card = render(
         "staff.triage_case",
-        number=case.id,
+        number=numbers.label(turn, case),
         urgent=render("staff.urgent") if case.urgent else "",
         category=category_name(turn, case.category_code),
         location=location_label(turn, case),
@@ -355,7 +361,7 @@ async def assign(
         staff.id,
         render(
             "staff.new_case",
-            number=case.id,
+            number=numbers.label(turn, case),
             category=category_name(turn, case.category_code),
             location=location_label(turn, case),
             text=mask_text(case.text),
@@ -372,7 +378,7 @@ async def assign(
             previous,
             render(
                 "staff.case_taken",
-                number=case.id,
+                number=numbers.label(turn, case),
                 name=staff.name,
                 category=category_name(turn, case.category_code),
             ),

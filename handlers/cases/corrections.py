@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.cases import cases
+from handlers.cases import cases, numbers
 from handlers.cases.case_access import case_for_action
 from handlers.cases.classify_models import ExampleSource, LabelledExample
 from handlers.cases.lifecycle import record
@@ -103,11 +103,23 @@ async def reclassify(ctx: ChatContext, command: Command) -> None:
     if case is None:
         return
     if case.status not in {s.value for s in OPEN_STATUSES}:
-        ctx.reply(render("correction.closed", number=case.id, status=render(f"status.{case.status}")))
+        ctx.reply(
+            render(
+                "correction.closed",
+                number=numbers.label(ctx.turn, case),
+                status=render(f"status.{case.status}"),
+            )
+        )
         return
     old = case.category_code
     if old == new:
-        ctx.reply(render("correction.same", number=case.id, category=cases.category_name(turn, new)))
+        ctx.reply(
+            render(
+                "correction.same",
+                number=numbers.label(ctx.turn, case),
+                category=cases.category_name(turn, new),
+            )
+        )
         return
     from_triage = case.in_triage
     case.category_code = new
@@ -135,7 +147,7 @@ async def reclassify(ctx: ChatContext, command: Command) -> None:
     ctx.reply(
         render(
             "correction.ok",
-            number=case.id,
+            number=numbers.label(ctx.turn, case),
             old=cases.category_name(turn, old),
             new=cases.category_name(turn, new),
             routed=routed,
@@ -161,7 +173,7 @@ async def _reroute(ctx: ChatContext, case: Case, by: Staff) -> str:
         if not case.in_triage:
             await cases.send_to_triage(turn, case, "unclassified")
             return render("correction.triage")
-        return render("correction.still_triage", number=case.id)
+        return render("correction.still_triage", number=numbers.label(ctx.turn, case))
     if target == case.assignee_id:
         return render("correction.kept", name=turn.community.staff[target].name)
     first = case.assignee_id is None
@@ -176,7 +188,7 @@ async def _reroute(ctx: ChatContext, case: Case, by: Staff) -> str:
                 to,
                 render(
                     "correction.resident",
-                    number=case.id,
+                    number=numbers.label(ctx.turn, case),
                     category=cases.category_name(turn, case.category_code),
                     role=cases.role_label(handler.role),
                     handler=handler.name,

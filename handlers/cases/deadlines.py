@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from handlers.cases import cases, feedback
+from handlers.cases import cases, feedback, numbers
 from handlers.cases.lifecycle import record
 from handlers.cases.models import OPEN_STATUSES, ActorType, Case, CaseStatus
 from handlers.cases.time_limits import DEFAULT_LIMIT_HOURS, rung_time, stop_clock
@@ -31,7 +31,7 @@ async def _ring(turn: Turn, case: Case) -> None:
     due = local_time(community, case.due_at) if case.due_at else ""
     summary = render(
         "alarm.summary",
-        number=case.id,
+        number=numbers.label(turn, case),
         urgent=render("staff.urgent") if case.urgent else "",
         category=cases.category_name(turn, case.category_code),
         location=cases.location_label(turn, case),
@@ -112,6 +112,8 @@ async def scan(services: Services) -> int:
             ).all()
             turn = Turn(services, session, now)
             for case in rows:
+                if services.several:  # the case's community: its leaders, admins, working time
+                    turn.community = await numbers.community_of(turn, case.community_id)
                 await _wake(turn, case)
         woken += len(rows)
         if len(rows) < SCAN_BATCH:

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from handlers.cases import cases
+from handlers.cases import cases, numbers
 from handlers.cases.models import OPEN_STATUSES, Case
 from handlers.community.model import Community
 from handlers.kernel.context import Services, Turn
@@ -71,7 +71,7 @@ def _line(turn: Turn, case: Case) -> str:
     overdue = case.due_at is not None and case.due_at <= turn.now
     return render(
         "digest.line",
-        number=case.id,
+        number=numbers.label(turn, case),
         urgent=render("staff.urgent") if case.urgent else "",
         category=cases.category_name(turn, case.category_code),
         location=cases.location_label(turn, case),

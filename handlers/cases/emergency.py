@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from handlers.cases import numbers
 from handlers.cases.lifecycle import record
 from handlers.cases.models import ActorType, Case
 from handlers.community.classify import OTHER, Classification
@@ -96,7 +97,7 @@ async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: Locatio
     ctx.reply(
         render(
             "urgent.resident",
-            number=case.id,
+            number=numbers.label(ctx.turn, case),
             danger=danger,
             advice=_text("advice", kind),
             phone=_text("call", call, phone=number),
@@ -110,7 +111,7 @@ async def raise_alarm(ctx: ChatContext, case: Case, kind: str, location: Locatio
     )
     text = render(
         "urgent.staff_alarm",
-        number=case.id,
+        number=numbers.label(ctx.turn, case),
         danger=danger,
         location=f"{where}（{grid.name}）" if grid is not None else where,
         text=mask_text(case.text),  # a staff card: no phone or ID numbers, no health conditions

@@ -4,7 +4,7 @@ the community's ``limits.auto_confirm_days``."""
 
 from __future__ import annotations
 
-from handlers.cases import case_actions, time_limits
+from handlers.cases import case_actions, numbers, time_limits
 from handlers.cases.lifecycle import record
 from handlers.cases.models import ActorType, Case, CaseStatus
 from handlers.kernel.context import Turn
@@ -27,7 +27,9 @@ async def confirm(turn: Turn, case: Case, *, rating: str | None, by: int | None)
     )
     time_limits.stop_clock(case)
     if by is not None and case.assignee_id:
-        await turn.tell_staff(case.assignee_id, render("staff.rated_good", number=case.id), case_id=case.id)
+        await turn.tell_staff(
+            case.assignee_id, render("staff.rated_good", number=numbers.label(turn, case)), case_id=case.id
+        )
 
 
 async def rate_bad(turn: Turn, case: Case, resident_id: int, reason: str) -> None:

@@ -52,9 +52,17 @@ class Case(Base):
         # Statistics range over periods of creation and resolution.
         Index("ix_cases_created_at", "created_at"),
         Index("ix_cases_resolved_at", "resolved_at"),
+        # Per community: a case by its number (HPL-12), status lists, statistics over a period.
+        Index("uq_cases_community_number", "community_id", "number", unique=True),
+        Index("ix_cases_community_status", "community_id", "status", "grid_code"),
+        Index("ix_cases_community_created", "community_id", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # shown to people as the case number
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The community the case is in, and its number there (shown as HPL-12 when the deployment has
+    # several communities, 12 when it has one). Cases from before 0010: number = id.
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"), nullable=True)
+    number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
     category_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -66,7 +74,7 @@ class Case(Base):
     location_text: Mapped[str | None] = mapped_column(String(200), nullable=True)
     building: Mapped[str | None] = mapped_column(String(32), nullable=True)
     place: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    grid_code: Mapped[str | None] = mapped_column(ForeignKey("grids.code"), nullable=True)
+    grid_code: Mapped[str | None] = mapped_column(String(32), nullable=True)  # in the case's community
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     in_triage: Mapped[bool] = mapped_column(Boolean, default=False)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -27,6 +27,7 @@ from handlers.cases import (
     case_status,
     cases,
     category_question,
+    community_question,
     emergency,
     rating_choice,
     resident_chat,
@@ -59,7 +60,9 @@ ANSWERS: dict[str, frozenset[Cmd]] = {
 REMINDER_ANSWERS = frozenset({Cmd.CANCEL, Cmd.DONT_KNOW})  # "跳过" / "不知道" skip the doses step
 # The category question's own feature tells an answer from a new message
 # (handlers/cases/category_question.py).
-NEVER_INTERRUPTED = frozenset({Q.AWAIT_RATING, rating_choice.WHICH, category_question.STATE})
+NEVER_INTERRUPTED = frozenset(
+    {Q.AWAIT_RATING, rating_choice.WHICH, category_question.STATE, community_question.STATE}
+)
 # Questions a report answers: a photo waiting for its description, "same as #N?" (the resident's
 # own flow routes the pending report first, then reads the new one).
 REPORTS_ANSWER = frozenset({Q.AWAIT_DESCRIPTION, Q.AWAIT_DUPLICATE})

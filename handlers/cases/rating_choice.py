@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from handlers.cases import cases
+from handlers.cases import cases, numbers
 from handlers.cases.models import Case, CaseStatus
 from handlers.kernel.commands import Cmd, action
 from handlers.kernel.features import ChatContext
@@ -68,7 +68,7 @@ async def question(ctx: ChatContext, data: dict[str, object]) -> str:
         lines.append(
             render(
                 "rating.which_line",
-                number=case.id,
+                number=numbers.label(ctx.turn, case),
                 category=cases.category_name(ctx.turn, case.category_code),
                 location=cases.location_label(ctx.turn, case),
                 note=case.resolution_note or "",

@@ -16,6 +16,7 @@ from handlers.cases import (
     duplicates,
     emergency,
     feedback,
+    numbers,
     rating_choice,
     time_limits,
 )
@@ -289,7 +290,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         ctx.reply(
             render(
                 "report.duplicate_offer",
-                number=case.id,
+                number=numbers.label(ctx.turn, case),
                 original=original.id,
                 category=cases.category_name(turn, original.category_code),
                 location=cases.location_label(turn, original),
@@ -309,7 +310,7 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
         ctx.reply(
             render(
                 "report.ask_location",
-                number=case.id,
+                number=numbers.label(ctx.turn, case),
                 category=cases.category_name(turn, case.category_code),
                 examples=place_examples(ctx),
             ),
@@ -331,17 +332,23 @@ async def rate(ctx: ChatContext, number: object, *, good: bool, reason: str | No
         return
     target = CaseStatus.CONFIRMED if good else CaseStatus.ASSIGNED
     if case.status != CaseStatus.RESOLVED or not can_move(case, target):
-        ctx.reply(render("feedback.not_resolved", number=case.id, status=render(f"status.{case.status}")))
+        ctx.reply(
+            render(
+                "feedback.not_resolved",
+                number=numbers.label(ctx.turn, case),
+                status=render(f"status.{case.status}"),
+            )
+        )
         return
     if ctx.dialog is not None and ctx.dialog.state in {AWAIT_RATING, AWAIT_REASON, rating_choice.WHICH}:
         await ctx.clear_dialog()
     if good:
         await feedback.confirm(turn, case, rating="good", by=resident.id)
-        ctx.reply(render("feedback.thanks", number=case.id), case_id=case.id)
+        ctx.reply(render("feedback.thanks", number=numbers.label(ctx.turn, case)), case_id=case.id)
         return
     if not reason:
         await ctx.set_dialog(AWAIT_REASON, {"case": case.id})
-        ctx.reply(render("feedback.ask_reason", number=case.id), case_id=case.id)
+        ctx.reply(render("feedback.ask_reason", number=numbers.label(ctx.turn, case)), case_id=case.id)
         return
     await feedback.rate_bad(turn, case, resident.id, reason)
 

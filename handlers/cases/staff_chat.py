@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from handlers.cases import case_actions, cases, corrections, duplicates, stats_summary
+from handlers.cases import case_actions, cases, corrections, duplicates, numbers, stats_summary
 from handlers.cases.case_access import case_for_action
 from handlers.cases.case_view import case_detail, case_line
 from handlers.cases.lifecycle import can_move
@@ -89,11 +89,17 @@ def refuse_move(ctx: ChatContext, case: Case, to: CaseStatus) -> bool:
     back to ASSIGNED only as a reopening (重开 or the resident's 不满意), never by 转派/分派 on the way."""
     finished = case.status in {CaseStatus.RESOLVED, CaseStatus.CLOSED, CaseStatus.CONFIRMED}
     if to == CaseStatus.ASSIGNED and finished:
-        ctx.reply(render("staff.finished", number=case.id, status=render(f"status.{case.status}")))
+        ctx.reply(
+            render(
+                "staff.finished", number=numbers.label(ctx.turn, case), status=render(f"status.{case.status}")
+            )
+        )
         return True
     if can_move(case, to):
         return False
-    ctx.reply(render("staff.illegal", number=case.id, status=render(f"status.{case.status}")))
+    ctx.reply(
+        render("staff.illegal", number=numbers.label(ctx.turn, case), status=render(f"status.{case.status}"))
+    )
     return True
 
 
@@ -123,11 +129,21 @@ async def list_cases(ctx: ChatContext, _command: Command) -> None:
     if role == Role.HEALTH:
         ctx.reply(help_text(ctx))
         return
+    scope = await numbers.scope_of(ctx.turn, staff.id)
     if role == Role.WORKER:
         query = query.where(Case.assignee_id == staff.id)
-    elif role == Role.LEADER:
+    elif role == Role.LEADER and scope is None:
         grids = [g.code for g in ctx.turn.community.grids.values() if g.leader == staff.id]
         query = query.where((Case.assignee_id == staff.id) | Case.grid_code.in_(grids))
+    elif role == Role.LEADER:  # their grids in each of their communities (every one has its own G1)
+        led = [
+            (Case.community_id == row)
+            & Case.grid_code.in_([g.code for g in c.grids.values() if g.leader == staff.id])
+            for row, c in scope
+        ]
+        query = query.where(or_(Case.assignee_id == staff.id, *led))
+    elif scope is not None:
+        query = query.where(Case.community_id.in_([row for row, _ in scope]))
     rows = (await ctx.turn.session.scalars(query.order_by(Case.id).limit(LIST_LIMIT))).all()
     if not rows:
         ctx.reply(render("staff.no_cases"))
@@ -158,7 +174,7 @@ async def accept(ctx: ChatContext, command: Command) -> None:
     if case is None or refuse_move(ctx, case, CaseStatus.ACCEPTED):
         return
     await case_actions.accept(ctx.turn, case, _staff(ctx))
-    ctx.reply(render("staff.accepted_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.accepted_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def progress(ctx: ChatContext, command: Command) -> None:
@@ -166,7 +182,7 @@ async def progress(ctx: ChatContext, command: Command) -> None:
     if case is None or refuse_move(ctx, case, CaseStatus.IN_PROGRESS):
         return
     await case_actions.start_work(ctx.turn, case, _staff(ctx))
-    ctx.reply(render("staff.progress_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.progress_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def resolve(ctx: ChatContext, command: Command) -> None:
@@ -176,11 +192,11 @@ async def resolve(ctx: ChatContext, command: Command) -> None:
     note = (command.arg or "").strip()
     if not note:
         await ctx.set_dialog(AWAIT_NOTE, {"case": case.id})
-        ctx.reply(render("staff.ask_note", number=case.id))
+        ctx.reply(render("staff.ask_note", number=numbers.label(ctx.turn, case)))
         return
     await case_actions.resolve(ctx.turn, case, _staff(ctx), note, ctx.message.photo)
     await _ask_reporter_to_rate(ctx, case)
-    ctx.reply(render("staff.resolved_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.resolved_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def _ask_reporter_to_rate(ctx: ChatContext, case: Case) -> None:
@@ -219,7 +235,10 @@ async def transfer(ctx: ChatContext, command: Command) -> None:
         return
     if not command.arg:
         await ctx.set_dialog(AWAIT_TRANSFER, {"case": case.id})
-        ctx.reply(render("staff.ask_transfer", number=case.id), buttons=_transfer_targets(ctx, case))
+        ctx.reply(
+            render("staff.ask_transfer", number=numbers.label(ctx.turn, case)),
+            buttons=_transfer_targets(ctx, case),
+        )
         return
     target_id, _, reason = command.arg.partition(" ")
     target_id = match_form(target_id)
@@ -231,9 +250,15 @@ async def transfer(ctx: ChatContext, command: Command) -> None:
     reached = await cases.assign(
         ctx.turn, case, target.id, by=_staff(ctx), reason="transfer", note=reason.strip() or None
     )
-    ctx.reply(render("staff.transferred_ok", number=case.id, name=target.name), case_id=case.id)
+    ctx.reply(
+        render("staff.transferred_ok", number=numbers.label(ctx.turn, case), name=target.name),
+        case_id=case.id,
+    )
     if not reached:
-        ctx.reply(render("staff.target_unreachable", number=case.id, name=target.name), case_id=case.id)
+        ctx.reply(
+            render("staff.target_unreachable", number=numbers.label(ctx.turn, case), name=target.name),
+            case_id=case.id,
+        )
 
 
 async def transfer_grid(ctx: ChatContext, command: Command) -> None:
@@ -246,7 +271,11 @@ async def transfer_grid(ctx: ChatContext, command: Command) -> None:
         return
     await cases.transfer_to_grid(ctx.turn, case, grid_code, _staff(ctx))
     ctx.reply(
-        render("staff.transferred_grid_ok", number=case.id, grid=ctx.turn.community.grids[grid_code].name)
+        render(
+            "staff.transferred_grid_ok",
+            number=numbers.label(ctx.turn, case),
+            grid=ctx.turn.community.grids[grid_code].name,
+        )
     )
 
 
@@ -255,10 +284,10 @@ async def refer(ctx: ChatContext, command: Command) -> None:
     if case is None or refuse_move(ctx, case, CaseStatus.CLOSED):
         return
     if not command.arg:
-        ctx.reply(render("staff.ask_referral", number=case.id))
+        ctx.reply(render("staff.ask_referral", number=numbers.label(ctx.turn, case)))
         return
     await case_actions.close(ctx.turn, case, _staff(ctx), "not_ours", command.arg)
-    ctx.reply(render("staff.closed_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.closed_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def invalid(ctx: ChatContext, command: Command) -> None:
@@ -266,7 +295,7 @@ async def invalid(ctx: ChatContext, command: Command) -> None:
     if case is None or refuse_move(ctx, case, CaseStatus.CLOSED):
         return
     await case_actions.close(ctx.turn, case, _staff(ctx), "invalid", command.arg)
-    ctx.reply(render("staff.closed_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.closed_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
@@ -276,7 +305,7 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
     original_text = (command.arg or "").lstrip("#＃").split(" ")[0]
     if not original_text.isdigit():
         await ctx.set_dialog(AWAIT_ORIGINAL, {"case": case.id})
-        ctx.reply(render("staff.ask_original", number=case.id))
+        ctx.reply(render("staff.ask_original", number=numbers.label(ctx.turn, case)))
         return
     original = await ctx.turn.session.get(Case, int(original_text))
     if original is None or original.id == case.id or original.duplicate_of is not None:
@@ -292,7 +321,7 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
         ctx.reply(
             render(
                 "staff.merge_other_category",
-                number=case.id,
+                number=numbers.label(ctx.turn, case),
                 original=original.id,
                 category=cases.category_name(ctx.turn, case.category_code),
                 original_category=cases.category_name(ctx.turn, original.category_code),
@@ -301,12 +330,14 @@ async def mark_duplicate(ctx: ChatContext, command: Command) -> None:
         return
     await duplicates.merge_followers(ctx.turn, case, original)
     await case_actions.close(ctx.turn, case, _staff(ctx), "duplicate", None, duplicate_of=original.id)
-    ctx.reply(render("staff.merged_ok", number=case.id, original=original.id), case_id=case.id)
+    ctx.reply(
+        render("staff.merged_ok", number=numbers.label(ctx.turn, case), original=original.id), case_id=case.id
+    )
     if (case.grid_code, case.building) != (original.grid_code, original.building):
         ctx.reply(
             render(
                 "staff.merge_other_place",
-                number=case.id,
+                number=numbers.label(ctx.turn, case),
                 original=original.id,
                 where=_place(ctx, case),
                 original_where=_place(ctx, original),
@@ -326,7 +357,13 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
     case = await case_for_action(ctx, command.number)
     if case is None or case.status not in {CaseStatus.RESOLVED, CaseStatus.CLOSED}:
         if case is not None:
-            ctx.reply(render("staff.illegal", number=case.id, status=render(f"status.{case.status}")))
+            ctx.reply(
+                render(
+                    "staff.illegal",
+                    number=numbers.label(ctx.turn, case),
+                    status=render(f"status.{case.status}"),
+                )
+            )
         return
     await case_actions.reopen(
         ctx.turn,
@@ -335,18 +372,15 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
         by_resident=None,
         reason=command.arg or render("feedback.no_reason"),
     )
-    ctx.reply(render("staff.reopened_ok", number=case.id), case_id=case.id)
+    ctx.reply(render("staff.reopened_ok", number=numbers.label(ctx.turn, case)), case_id=case.id)
 
 
 async def triage(ctx: ChatContext, _command: Command) -> None:
-    rows = (
-        await ctx.turn.session.scalars(
-            select(Case)
-            .where(Case.in_triage.is_(True), Case.status.in_(OPEN_STATUSES))
-            .order_by(Case.id)
-            .limit(LIST_LIMIT)
-        )
-    ).all()
+    query = select(Case).where(Case.in_triage.is_(True), Case.status.in_(OPEN_STATUSES))
+    scope = await numbers.scope_of(ctx.turn, _staff(ctx).id)
+    if scope is not None:  # the triage queues of their communities
+        query = query.where(Case.community_id.in_([row for row, _ in scope]))
+    rows = (await ctx.turn.session.scalars(query.order_by(Case.id).limit(LIST_LIMIT))).all()
     if not rows:
         ctx.reply(render("staff.triage_empty"))
         return
@@ -369,9 +403,14 @@ async def assign(ctx: ChatContext, command: Command) -> None:
     reached = await cases.assign(ctx.turn, case, target.id, by=staff, reason="manual")
     if first:
         await cases.acknowledge(ctx.turn, case)
-    ctx.reply(render("staff.assigned_ok", number=case.id, name=target.name), case_id=case.id)
+    ctx.reply(
+        render("staff.assigned_ok", number=numbers.label(ctx.turn, case), name=target.name), case_id=case.id
+    )
     if not reached:
-        ctx.reply(render("staff.target_unreachable", number=case.id, name=target.name), case_id=case.id)
+        ctx.reply(
+            render("staff.target_unreachable", number=numbers.label(ctx.turn, case), name=target.name),
+            case_id=case.id,
+        )
 
 
 async def _reporter(ctx: ChatContext, number: int | None) -> Resident | None:

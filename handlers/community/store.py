@@ -1,86 +1,203 @@
-"""Writing the community model into the database, and reading the active one back.
+"""Writing a 街道 (or one community) into the database, and reading the loaded one back.
 
-Loading a file again updates grids, staff and categories in place. Nothing is ever deleted that a
-case could point at: staff and grids that left the file are marked inactive, and cases are untouched.
+Every community of the file is written in the caller's one transaction. Loading again updates grids,
+staff and categories in place. Nothing is ever deleted that a case could point at: staff, grids and
+communities that left the file are marked inactive, and cases are untouched. Staff ids are global (one
+person may work in several communities): a staff member leaves a community (their membership becomes
+inactive) and is inactive once they are in none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.community.model import Community, parse_community
+from handlers.community.model import Community, StaffConfig, parse_community
+from handlers.community.street import Street
 from handlers.kernel.channel_keys import CONSOLE
-from storage.models import Category, Grid, GridWorker, Staff, StaffIdentity, utcnow
+from storage.models import (
+    Category,
+    Grid,
+    GridWorker,
+    Staff,
+    StaffIdentity,
+    StaffMembership,
+    utcnow,
+)
 from storage.models import Community as CommunityRow
+from storage.models import Street as StreetRow
 
-COMMUNITY_ROW = 1
+STREET_ROW = 1
 
 
 @dataclass(frozen=True)
 class SyncSummary:
+    """What loading did to one community."""
+
     grids: int
     staff: int
     categories: int
     deactivated_staff: tuple[str, ...]
     deactivated_grids: tuple[str, ...]
+    code: str = ""
+    name: str = ""
 
 
-def _config_identities(community: Community) -> list[tuple[str, str, str]]:
+@dataclass(frozen=True)
+class StreetSummary:
+    communities: tuple[SyncSummary, ...]
+    deactivated_communities: tuple[str, ...]
+
+
+def _config_identities(staff: Iterable[StaffConfig]) -> list[tuple[str, str, str]]:
     """(channel, external id, staff id) for every account the file names; every staff member can also
     use the local console under their own id."""
     rows = []
-    for s in community.config.staff:
+    for s in staff:
         rows.append((CONSOLE, s.id, s.id))
         rows.extend((channel, external, s.id) for channel, external in s.identities())
     return rows
 
 
 async def sync_community(session: AsyncSession, community: Community) -> SyncSummary:
-    cfg = community.config
-    await _sync_row(session, community)
-    gone_staff = await _sync_staff(session, community)
-    await _sync_identities(session, community)
-    gone_grids = await _sync_grids(session, community)
-    await _sync_categories(session, community)
-    return SyncSummary(len(cfg.grids), len(cfg.staff), len(community.categories), gone_staff, gone_grids)
+    """One community file: a street of one (the single-community deployment)."""
+    street = Street(
+        name=community.name,
+        timezone=community.config.community.timezone,
+        communities=(community,),
+        single_file=True,
+    )
+    return (await sync_street(session, street)).communities[0]
 
 
-async def _sync_row(session: AsyncSession, community: Community) -> None:
-    cfg = community.config
-    row = await session.get(CommunityRow, COMMUNITY_ROW)
+async def sync_street(session: AsyncSession, street: Street) -> StreetSummary:
+    await _sync_street_row(session, street)
+    rows, gone_communities = await _sync_community_rows(session, street)
+    everyone = _all_staff(street)
+    await _sync_staff(session, everyone)
+    gone_staff = await _sync_memberships(session, street, rows)
+    await _sync_identities(session, everyone.values())
+    summaries = []
+    for community in street:
+        row_id = rows[community.code]
+        gone_grids = await _sync_grids(session, row_id, community)
+        await _sync_categories(session, row_id, community)
+        cfg = community.config
+        summaries.append(
+            SyncSummary(
+                grids=len(cfg.grids),
+                staff=len(cfg.staff),
+                categories=len(community.categories),
+                deactivated_staff=gone_staff[row_id],
+                deactivated_grids=gone_grids,
+                code=community.code,
+                name=community.name,
+            )
+        )
+    return StreetSummary(tuple(summaries), gone_communities)
+
+
+async def _sync_street_row(session: AsyncSession, street: Street) -> None:
+    row = await session.get(StreetRow, STREET_ROW)
     if row is None:
-        row = CommunityRow(id=COMMUNITY_ROW)
+        row = StreetRow(id=STREET_ROW)
         session.add(row)
-    row.name = cfg.community.name
-    row.timezone = cfg.community.timezone
-    row.source = cfg.model_dump(mode="json")
-    row.loaded_at = utcnow()
+    row.name, row.timezone, row.admins = street.name, street.timezone, list(street.admins)
+    row.single_file, row.loaded_at = street.single_file, utcnow()
 
 
-async def _sync_staff(session: AsyncSession, community: Community) -> tuple[str, ...]:
-    """Staff in the file become active; those who left it, inactive (returned)."""
-    cfg = community.config
-    staff_ids = {s.id for s in cfg.staff}
-    existing_staff = {s.id: s for s in await session.scalars(select(Staff))}
-    for s in cfg.staff:
-        member = existing_staff.get(s.id) or Staff(id=s.id)
+async def _sync_community_rows(
+    session: AsyncSession, street: Street
+) -> tuple[dict[str, int], tuple[str, ...]]:
+    """A row per community, found by code (a single community takes the one row there is, whatever
+    its code was); rows of communities no longer in the file become inactive (their codes returned)."""
+    existing = list(await session.scalars(select(CommunityRow).order_by(CommunityRow.id)))
+    by_code = {row.code.upper(): row for row in existing}
+    ids: dict[str, int] = {}
+    kept: set[int] = set()
+    for community in street:
+        row = by_code.get(community.code.upper())
+        if row is None and street.only is not None and len(existing) == 1:
+            row = existing[0]
+        if row is None:
+            row = CommunityRow()
+            session.add(row)
+        cfg = community.config
+        row.code, row.aliases, row.active = community.code, list(cfg.community.aliases), True
+        row.name, row.timezone = cfg.community.name, cfg.community.timezone
+        row.source, row.loaded_at = cfg.model_dump(mode="json"), utcnow()
+        await session.flush()
+        ids[community.code] = row.id
+        kept.add(row.id)
+    gone = []
+    for row in existing:
+        if row.id not in kept and row.active:
+            row.active = False
+            gone.append(row.code)
+    return ids, tuple(sorted(gone))
+
+
+def _all_staff(street: Street) -> dict[str, StaffConfig]:
+    everyone: dict[str, StaffConfig] = {}
+    for community in street:
+        for s in community.config.staff:
+            everyone.setdefault(s.id, s)
+    return everyone
+
+
+async def _sync_staff(session: AsyncSession, everyone: dict[str, StaffConfig]) -> None:
+    """Staff in the file become active; those in no community of it, inactive."""
+    existing = {s.id: s for s in await session.scalars(select(Staff))}
+    for s in everyone.values():
+        member = existing.get(s.id) or Staff(id=s.id)
         member.name, member.role, member.active = s.name, s.role.value, True
         session.add(member)
-    gone_staff = tuple(sorted(i for i, s in existing_staff.items() if i not in staff_ids and s.active))
-    for staff_id in gone_staff:
-        existing_staff[staff_id].active = False
+    for staff_id, member in existing.items():
+        if staff_id not in everyone:
+            member.active = False
     await session.flush()
-    return gone_staff
 
 
-async def _sync_identities(session: AsyncSession, community: Community) -> None:
+async def _sync_memberships(
+    session: AsyncSession, street: Street, rows: dict[str, int]
+) -> dict[int, tuple[str, ...]]:
+    """Each community's staff; returns, per community row, who left it since the last load."""
+    existing: dict[tuple[str, int], StaffMembership] = {
+        (m.staff_id, m.community_id): m for m in await session.scalars(select(StaffMembership))
+    }
+    gone: dict[int, tuple[str, ...]] = {}
+    for community in street:
+        row_id = rows[community.code]
+        listed = {s.id for s in community.config.staff}
+        for staff_id in listed:
+            membership = existing.get((staff_id, row_id))
+            if membership is None:
+                session.add(StaffMembership(staff_id=staff_id, community_id=row_id, active=True))
+            else:
+                membership.active = True
+        left = sorted(
+            staff_id
+            for (staff_id, community_id), m in existing.items()
+            if community_id == row_id and staff_id not in listed and m.active
+        )
+        for staff_id in left:
+            existing[(staff_id, row_id)].active = False
+        gone[row_id] = tuple(left)
+    for (_, community_id), m in existing.items():
+        if community_id not in gone:  # a community no longer served
+            m.active = False
+    await session.flush()
+    return gone
+
+
+async def _sync_identities(session: AsyncSession, staff: Iterable[StaffConfig]) -> None:
     """Accounts named in the file are replaced; accounts bound by invite code stay."""
     await session.execute(delete(StaffIdentity).where(StaffIdentity.source == "config"))
     await session.flush()
-    for channel, external, staff_id in _config_identities(community):
+    for channel, external, staff_id in _config_identities(staff):
         bound = await session.get(StaffIdentity, (channel, external))
         if bound is None:
             session.add(
@@ -90,44 +207,87 @@ async def _sync_identities(session: AsyncSession, community: Community) -> None:
             bound.staff_id, bound.source = staff_id, "config"
 
 
-async def _sync_grids(session: AsyncSession, community: Community) -> tuple[str, ...]:
-    """Grids and their workers as in the file; grids that left it become inactive (returned)."""
+async def _sync_grids(session: AsyncSession, community_id: int, community: Community) -> tuple[str, ...]:
+    """The community's grids and their workers as in the file; grids that left it become inactive
+    (returned)."""
     cfg = community.config
     grid_codes = {g.code for g in cfg.grids}
-    existing_grids = {g.code: g for g in await session.scalars(select(Grid))}
+    existing = {
+        g.code: g for g in await session.scalars(select(Grid).where(Grid.community_id == community_id))
+    }
     for g in cfg.grids:
-        grid = existing_grids.get(g.code) or Grid(code=g.code)
+        grid = existing.get(g.code) or Grid(community_id=community_id, code=g.code)
         grid.name, grid.leader_id, grid.active = g.name, g.leader, True
         grid.buildings, grid.places = [str(b) for b in g.buildings], list(g.places)
         session.add(grid)
-    gone_grids = tuple(sorted(c for c, g in existing_grids.items() if c not in grid_codes and g.active))
-    for code in gone_grids:
-        existing_grids[code].active = False
+    gone = tuple(sorted(c for c, g in existing.items() if c not in grid_codes and g.active))
+    for code in gone:
+        existing[code].active = False
     await session.flush()
-    await session.execute(delete(GridWorker))
+    await session.execute(delete(GridWorker).where(GridWorker.community_id == community_id))
     for g in cfg.grids:
         for position, w in enumerate(g.workers):
             session.add(
                 GridWorker(
-                    grid_code=g.code, staff_id=w.staff, categories=list(w.categories), position=position
+                    community_id=community_id,
+                    grid_code=g.code,
+                    staff_id=w.staff,
+                    categories=list(w.categories),
+                    position=position,
                 )
             )
-    return gone_grids
+    return gone
 
 
-async def _sync_categories(session: AsyncSession, community: Community) -> None:
-    existing_categories = {c.code: c for c in await session.scalars(select(Category))}
+async def _sync_categories(session: AsyncSession, community_id: int, community: Community) -> None:
+    existing = {
+        c.code: c
+        for c in await session.scalars(select(Category).where(Category.community_id == community_id))
+    }
+    codes = {c.code for c in community.categories}
     for c in community.categories:
-        category = existing_categories.get(c.code) or Category(code=c.code)
+        category = existing.get(c.code) or Category(community_id=community_id, code=c.code)
         category.name, category.time_limit_hours, category.enabled = c.name, c.time_limit_hours, c.enabled
         session.add(category)
-    for code, category in existing_categories.items():
-        if code not in {c.code for c in community.categories}:
+    for code, category in existing.items():
+        if code not in codes:
             category.enabled = False
     await session.flush()
 
 
+async def stored_street(session: AsyncSession) -> Street | None:
+    """The 街道 last loaded into this database (shared by every process using it): its active
+    communities in the order they were first loaded."""
+    rows = list(
+        await session.scalars(
+            select(CommunityRow).where(CommunityRow.active.is_(True)).order_by(CommunityRow.id)
+        )
+    )
+    if not rows:
+        return None
+    communities = tuple(parse_community(row.source) for row in rows)
+    info = await session.get(StreetRow, STREET_ROW)
+    if info is None:
+        first = communities[0]
+        return Street(first.name, first.config.community.timezone, communities, single_file=True)
+    return Street(
+        name=info.name,
+        timezone=info.timezone,
+        communities=communities,
+        admins=tuple(info.admins),
+        single_file=info.single_file,
+    )
+
+
 async def stored_community(session: AsyncSession) -> Community | None:
-    """The community last loaded into this database (shared by every process using it)."""
-    row = await session.get(CommunityRow, COMMUNITY_ROW)
-    return None if row is None else parse_community(row.source)
+    """The community last loaded (the first one of a 街道): for what is not per community yet."""
+    street = await stored_street(session)
+    return None if street is None else street.communities[0]
+
+
+async def community_ids(session: AsyncSession) -> dict[str, int]:
+    """Each active community's row id by its code."""
+    rows = await session.execute(
+        select(CommunityRow.code, CommunityRow.id).where(CommunityRow.active.is_(True))
+    )
+    return {code: row_id for code, row_id in rows.all()}

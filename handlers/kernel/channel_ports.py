@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from starlette.routing import BaseRoute
 
-    from handlers.community.model import Community
+    from handlers.kernel.community_port import CommunityPort
     from handlers.kernel.context import Services
     from handlers.kernel.conversation import Conversation
     from handlers.kernel.ports import Delivery, Sender
@@ -54,5 +54,5 @@ class ChannelDirectory(Protocol):
     def configured(self) -> frozenset[str]: ...
 
     async def open_delivery(
-        self, sessions: async_sessionmaker[AsyncSession], community: Community
+        self, sessions: async_sessionmaker[AsyncSession], community: CommunityPort
     ) -> Delivery: ...

@@ -1,18 +1,19 @@
-"""What the channel-neutral handlers are given: the database, the community, the clock (injected,
-so tests can travel in time and channels can share one set of services) and the features' sections of
-the settings tree (built once by the composition root, ``bot/settings.py``)."""
+"""What the channel-neutral handlers are given: the database, the 街道 and its communities (as kernel
+ports, ``community_port.py``), the clock (injected, so tests can travel in time and channels can share
+one set of services) and the features' sections of the settings tree (built once by the composition
+root, ``bot/settings.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.community.model import Community
+from handlers.kernel.community_port import CommunityPort, StreetOfOne, StreetPort
 from handlers.kernel.outbox import Button, Outbound, enqueue
 from handlers.kernel.people import Address, staff_addresses
 from storage.models import OutboxMessage, utcnow
@@ -23,12 +24,28 @@ Section = TypeVar("Section", bound=BaseModel)
 @dataclass(frozen=True)
 class Services:
     sessions: async_sessionmaker[AsyncSession]
-    community: Community
+    # The deployment's first (for a single-community deployment: its only) community: what a turn is
+    # about until it knows better (``Turn.community``).
+    community: CommunityPort  # (the community model, with its classifier and locator)
     channels: frozenset[str]  # the channels this deployment runs; staff are reached on these
     clock: Callable[[], datetime] = utcnow
     # The features' settings sections by model (``ReminderSettings`` → its values): keyed by the model
     # so that the kernel needs to know no feature; ``bot.settings.Settings.sections()`` fills it.
     settings: Mapping[type[BaseModel], BaseModel] = field(default_factory=dict)
+    # Every community the deployment serves; a street of ``community`` alone when not given.
+    street: StreetPort = None  # type: ignore[assignment]
+    # Small facts about the deployment that features look up once and keep (the communities' row
+    # ids by code): a miss looks again, so another process's reload is seen.
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.street is None:
+            object.__setattr__(self, "street", StreetOfOne(self.community))
+
+    @property
+    def several(self) -> bool:
+        """Whether the deployment serves several communities (case numbers then carry their code)."""
+        return len(self.street) > 1
 
     def section(self, model: type[Section]) -> Section:
         """The feature's settings, or the model's defaults when the root gave none (tests, benches)."""
@@ -45,10 +62,27 @@ class Turn:
     session: AsyncSession
     now: datetime
     sent: list[OutboxMessage] = field(default_factory=list)
+    # The community this turn is about, once known (see ``community``).
+    chosen: CommunityPort | None = None
+    # The community a case number in the message named ("接单 HPL-12" is read as 12 in HPL).
+    number_scope: CommunityPort | None = None
+    # A button press: the case number it carries is the case's id, not its number in a community.
+    button: bool = False
 
     @property
-    def community(self) -> Community:
-        return self.services.community
+    def community(self) -> Any:
+        """The turn's community (a ``CommunityPort``): the one set for it (the resident's, the case's,
+        the staff member's only one), else the deployment's first, which is its only one when it
+        serves one community."""
+        return self.chosen if self.chosen is not None else self.services.community
+
+    @community.setter
+    def community(self, community: CommunityPort | None) -> None:
+        self.chosen = community
+
+    @property
+    def community_known(self) -> bool:
+        return self.chosen is not None or not self.services.several
 
     def say(
         self,

@@ -136,6 +136,9 @@ class Conversation:
         self, turn: Turn, actor: Actor, message: Inbound, row: InboundMessage, action: str | None
     ) -> None:
         command: Command | None
+        turn.button = action is not None
+        if self.chat.place is not None:
+            message = await self.chat.place(turn, actor, message)
         if action is not None:
             command = parse_action(action)
             if command is None:

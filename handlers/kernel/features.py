@@ -77,6 +77,9 @@ class QuestionPolicy(Protocol):
     async def close(self, ctx: ChatContext) -> Callable[[], Awaitable[None]]: ...
 
 
+Place = Callable[[Turn, Actor, Inbound], Awaitable[Inbound]]
+
+
 @dataclass(frozen=True)
 class ChatComposition:
     """What the conversation is built with, handed in by the composition (``handlers.feature_set``):
@@ -88,3 +91,6 @@ class ChatComposition:
     resident: Callable[[ChatContext], Awaitable[None]]
     staff: Callable[[ChatContext], Awaitable[None]]
     questions: QuestionPolicy
+    # Which community the turn is about (sets ``Turn.community``), before the message is read as a
+    # command; it may hand back the message reworded ("接单 HPL-12" → "接单 12", scope HPL).
+    place: Place | None = None

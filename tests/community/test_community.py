@@ -140,7 +140,7 @@ async def test_reload_updates_and_never_deletes_cases(
         summary = await sync_community(session, load_community(write_yaml(changed)))
     assert summary.deactivated_staff == ("wang",)
     async with sessions() as session:
-        assert (await session.get_one(Grid, "G2")).name == "第二网格（南区）"
+        assert (await session.get_one(Grid, (1, "G2"))).name == "第二网格（南区）"
         wang = await session.get_one(Staff, "wang")
         assert not wang.active
         kept = (await session.scalars(select(Case))).all()
