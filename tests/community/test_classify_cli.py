@@ -80,7 +80,8 @@ def test_train_without_data_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_classify_lists_a_problem_of_no_category_beside_a_known_one_as_other() -> None:
-    out = lines(run(["classify"], "东门垃圾桶满了没人倒，另外单元门也关不上了\n东门垃圾堆满了，走路都过不去\n"))
+    messages = "东门垃圾桶满了没人倒，另外单元门也关不上了\n东门垃圾堆满了，走路都过不去\n"
+    out = lines(run(["classify"], messages))
     assert out[0]["category"] == "garbage" and out[0]["categories"] == ["garbage", "other"]
     assert out[1]["categories"] == ["garbage"]  # what the rubbish causes is no second problem
 

@@ -161,7 +161,9 @@ def test_buildings_written_with_zuo_are_located(tmp_path: Path, text: str, grid:
         ("a3号楼楼道贴满广告", "G1", "A区3"),
     ],
 )
-def test_a_zone_letter_before_the_number_names_the_zone(tmp_path: Path, text: str, grid: str, key: str) -> None:
+def test_a_zone_letter_before_the_number_names_the_zone(
+    tmp_path: Path, text: str, grid: str, key: str
+) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(ZONED, encoding="utf-8")
     found = load_community(path).locator.locate(text)
