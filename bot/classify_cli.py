@@ -104,26 +104,9 @@ def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from handlers.community.model import CommunityConfigError
-    from handlers.community.routing import route_message
-    from handlers.kernel.inbound import clean_text
+    from bot.street_cli import route
 
-    try:
-        community = community_of(args.config, args.settings().config)
-    except CommunityConfigError as exc:
-        return fail_config(exc, args.config)
-    for line in stdin_lines():
-        text = clean_text(line)
-        result, location, decision = route_message(community, text)
-        print_json(
-            {
-                **classification_fields(line, result, community.classifier, text),
-                "grid": decision.grid,
-                "assignee": decision.assignee,
-                "location": location.matched if location is not None else None,
-            }
-        )
-    return 0
+    return route(args, classification_fields)  # a 街道 file or a community file (a 街道 of one)
 
 
 def classification_fields(
@@ -178,5 +161,8 @@ def register(sub: Any) -> None:
     route = sub.add_parser(
         "route", help="classify, locate and route one message per stdin line (no database)"
     )
-    route.add_argument("--config", type=Path, help="community YAML (default: OUTREACH_CONFIG or the sample)")
+    route.add_argument(
+        "--config", type=Path, help="community or 街道 YAML (default: OUTREACH_CONFIG or the sample)"
+    )
+    route.add_argument("--community", help="route in this community (its code); default: the message tells")
     route.set_defaults(func=cmd_route)

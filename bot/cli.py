@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bot import classify_cli, cli_errors, logfilter, outbox_cli, stats_cli
+from bot import classify_cli, cli_errors, logfilter, outbox_cli, qr_cli, stats_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
 from bot.cli_io import community_of, fail_config, print_json
@@ -51,24 +51,10 @@ async def _config_load(settings: Settings, path: Path) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from handlers.community.model import CommunityConfigError
-
     if args.action == "check":
-        try:
-            community = community_of(args.file)
-        except CommunityConfigError as exc:
-            return fail_config(exc, args.file)
-        cfg = community.config
-        print(
-            render(
-                "cli.config_ok",
-                file=args.file,
-                grids=len(cfg.grids),
-                staff=len(cfg.staff),
-                categories=len(community.categories),
-            )
-        )
-        return 0
+        from bot.street_cli import config_check
+
+        return config_check(args.file)  # a community file or a 街道 file
     return asyncio.run(_config_load(args.settings(), args.file))
 
 
@@ -293,6 +279,7 @@ def build_parser(settings: Callable[[], Settings] = load_settings) -> argparse.A
     broadcasts_cli.register(sub, registry.Directory, settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
+    qr_cli.register(sub, settings)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")

@@ -14,6 +14,8 @@ from handlers.broadcasts.chat import BroadcastFeature
 from handlers.cases import pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
+from handlers.community.qr_config import QrSettings
+from handlers.community.scan_chat import ScanFeature
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.features import ChatComposition, ChatFeature, QuestionPolicy
@@ -24,6 +26,7 @@ from handlers.reminders.config import ReminderSettings
 def default_features(services: Services) -> Sequence[ChatFeature]:
     """The features every deployment runs, in order, each with its section of the settings."""
     return (
+        ScanFeature(services.section(QrSettings)),
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),
         ReminderFeature(services.section(ReminderSettings)),
