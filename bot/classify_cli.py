@@ -51,8 +51,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.action == "eval":
         return _classify_eval(classifier, args.files)
     for line in stdin_lines():
-        result = classifier.classify(clean_text(line))
-        print_json({**classification_fields(line, result), "candidates": list(result.candidates)})
+        text = clean_text(line)
+        result = classifier.classify(text)
+        fields = classification_fields(line, result, classifier, text)
+        print_json({**fields, "candidates": list(result.candidates)})
     return 0
 
 
@@ -107,12 +109,21 @@ def cmd_route(args: argparse.Namespace) -> int:
     return route(args, classification_fields)  # a 街道 file or a community file (a 街道 of one)
 
 
-def classification_fields(text: str, result: Classification) -> dict[str, Any]:
-    """The fields every `classify` and `route` line starts with (a contract automation reads)."""
+def classification_fields(
+    text: str, result: Classification, classifier: Any = None, cleaned: str | None = None
+) -> dict[str, Any]:
+    """The fields every `classify` and `route` line starts with (a contract automation reads). Given the
+    classifier, a problem of no category said beside a known one ("…，另外电梯也坏了") is listed last in
+    ``categories`` as `other`, the way the chat opens a case for it."""
+    categories = list(result.categories)
+    if classifier is not None:
+        from handlers.community.other_problem import with_other
+
+        categories = list(with_other(classifier, text if cleaned is None else cleaned, result))
     return {
         "text": text,
         "category": result.category,
-        "categories": list(result.categories),
+        "categories": categories,
         "confidence": round(result.confidence, 3),
         "keywords": list(result.keywords),
         "urgent": result.urgent,

@@ -27,7 +27,7 @@ def _street(path: Path | None) -> Any:
     return load_street(path)
 
 
-def route(args: argparse.Namespace, classification_fields: Callable[[str, Any], dict[str, Any]]) -> int:
+def route(args: argparse.Namespace, classification_fields: Callable[..., dict[str, Any]]) -> int:
     """``classification_fields``: the fields every classify and route line starts with (classify_cli's)."""
     from handlers.community.model import CommunityConfigError
     from handlers.community.street_route import route_in_street
@@ -44,10 +44,12 @@ def route(args: argparse.Namespace, classification_fields: Callable[[str, Any], 
         print(render("cli.unknown_community", code=code, known=known), file=sys.stderr)
         return 2
     for line in stdin_lines():
-        found = route_in_street(street, clean_text(line), code)
+        text = clean_text(line)
+        found = route_in_street(street, text, code)
         decision = found.route
+        classifier = found.community.classifier if found.community is not None else None
         out = {
-            **classification_fields(line, found.classification),
+            **classification_fields(line, found.classification, classifier, text),
             "community": found.community.code if found.community is not None else None,
             "grid": decision.grid if decision is not None else None,
             "assignee": decision.assignee if decision is not None else None,
