@@ -371,6 +371,7 @@ class Classifier:
         categories += [k for k in problems if k not in categories and k != OTHER and p[k] >= 0.35]
         if categories == [OTHER]:
             categories = []
+        guessed = not named and (best != OTHER or rule.category is None)  # only the model says so: ask more
         return Classification(
             rule.text,
             best,
@@ -379,7 +380,7 @@ class Classifier:
             rule.keywords,
             None,
             analysis.urgent,
-            unsure_none or confidence < (ASK_BELOW_UNNAMED if best != OTHER and not named else ASK_BELOW),
+            unsure_none or confidence < (ASK_BELOW_UNNAMED if guessed else ASK_BELOW),
             tuple(candidates),
         )
 
