@@ -1,5 +1,6 @@
-"""Duplicate reports: the same category at the same building or place while a case there is open.
-The resident is offered to follow the open case instead; staff can also merge duplicates."""
+"""Duplicate reports: the same category at the same building or place of the same community while a
+case there is open. The resident is offered to follow the open case instead; staff can also merge
+duplicates."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from handlers.cases import numbers
 from handlers.cases.models import OPEN_STATUSES, Case, CaseFollower
 from handlers.community.location import LocationMatch
 from handlers.kernel.context import Turn
@@ -27,6 +29,8 @@ async def find_open(
         Case.created_at >= since,
         Case.grid_code == location.grid,
     )
+    if turn.services.several:  # grid codes and buildings repeat across communities: this one's only
+        query = query.where(Case.community_id == await numbers.row_id(turn, turn.community))
     if location.building is not None:
         query = query.where(Case.building == location.building)
     else:
