@@ -59,7 +59,7 @@ def case_detail(ctx: ChatContext, case: Case, *, full_text: bool = True) -> str:
     local = case.created_at.astimezone(turn.community.timezone)
     detail = render(
         "case.detail",
-        number=case.id,
+        number=numbers.label(turn, case),
         category=cases.category_name(turn, case.category_code),
         status=render(f"status.{case.status}"),
         location=cases.location_label(turn, case),

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from handlers.cases import numbers
 from handlers.cases.category_question import _digit
 from handlers.cases.models import Case
-from handlers.kernel.commands import Cmd, action
+from handlers.kernel.commands import Cmd, action, parse_command
 from handlers.kernel.community_port import CommunityPort
 from handlers.kernel.context import Turn
 from handlers.kernel.features import ChatContext
@@ -50,9 +50,12 @@ async def place(turn: Turn, actor: Actor, message: Inbound) -> Inbound:
         return message
     text = message.text or ""
     reworded, scope = numbers.read_coded(turn, text)
-    if scope is not None:
+    # a resident's report keeps its words ("JXY3号楼…"); a command's case number is read ("查询 JXY-3")
+    if scope is not None and (actor.staff is not None or parse_command(reworded) is not None):
         turn.number_scope = scope
         message = replace(message, text=reworded)
+    else:
+        scope = None
     if actor.staff is not None:
         theirs = street.of_staff(actor.staff.id)
         turn.community = scope or (theirs[0] if len(theirs) == 1 else None)

@@ -37,6 +37,8 @@ async def find_open(
         query = query.where(Case.place == location.place)
     if exclude is not None:
         query = query.where(Case.id != exclude)
+    if turn.services.several:  # each community has its own G1 and its own "3号楼"
+        query = query.where(Case.community_id == await numbers.row_id(turn, turn.community))
     return await turn.session.scalar(query.order_by(Case.id).limit(1))
 
 

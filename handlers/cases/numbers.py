@@ -99,3 +99,12 @@ async def find(turn: Turn, number: int, *, within: CommunityPort | None = None) 
         if found is not None or turn.number_scope is not None:
             return found
     return await turn.session.get(Case, number)
+
+
+async def scope_of(turn: Turn, staff_id: str) -> list[tuple[int | None, CommunityPort]] | None:
+    """The communities a staff member sees (row id, community), or None for all of them: a
+    deployment of one community, or a 街道 admin."""
+    street = turn.services.street
+    if not turn.services.several or staff_id in street.admins:
+        return None
+    return [(await row_id(turn, c), c) for c in street.of_staff(staff_id)]

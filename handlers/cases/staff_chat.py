@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from handlers.cases import case_actions, cases, corrections, duplicates, numbers, stats_summary
 from handlers.cases.case_access import case_for_action
@@ -129,11 +129,21 @@ async def list_cases(ctx: ChatContext, _command: Command) -> None:
     if role == Role.HEALTH:
         ctx.reply(help_text(ctx))
         return
+    scope = await numbers.scope_of(ctx.turn, staff.id)
     if role == Role.WORKER:
         query = query.where(Case.assignee_id == staff.id)
-    elif role == Role.LEADER:
+    elif role == Role.LEADER and scope is None:
         grids = [g.code for g in ctx.turn.community.grids.values() if g.leader == staff.id]
         query = query.where((Case.assignee_id == staff.id) | Case.grid_code.in_(grids))
+    elif role == Role.LEADER:  # their grids in each of their communities (every one has its own G1)
+        led = [
+            (Case.community_id == row)
+            & Case.grid_code.in_([g.code for g in c.grids.values() if g.leader == staff.id])
+            for row, c in scope
+        ]
+        query = query.where(or_(Case.assignee_id == staff.id, *led))
+    elif scope is not None:
+        query = query.where(Case.community_id.in_([row for row, _ in scope]))
     rows = (await ctx.turn.session.scalars(query.order_by(Case.id).limit(LIST_LIMIT))).all()
     if not rows:
         ctx.reply(render("staff.no_cases"))
@@ -366,14 +376,11 @@ async def reopen(ctx: ChatContext, command: Command) -> None:
 
 
 async def triage(ctx: ChatContext, _command: Command) -> None:
-    rows = (
-        await ctx.turn.session.scalars(
-            select(Case)
-            .where(Case.in_triage.is_(True), Case.status.in_(OPEN_STATUSES))
-            .order_by(Case.id)
-            .limit(LIST_LIMIT)
-        )
-    ).all()
+    query = select(Case).where(Case.in_triage.is_(True), Case.status.in_(OPEN_STATUSES))
+    scope = await numbers.scope_of(ctx.turn, _staff(ctx).id)
+    if scope is not None:  # the triage queues of their communities
+        query = query.where(Case.community_id.in_([row for row, _ in scope]))
+    rows = (await ctx.turn.session.scalars(query.order_by(Case.id).limit(LIST_LIMIT))).all()
     if not rows:
         ctx.reply(render("staff.triage_empty"))
         return

@@ -215,7 +215,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise CommunityConfigError(
             [Problem(str(path), render("config.unreadable", error=exc.strerror))]
         ) from None
-    except (UnicodeDecodeError, yaml.YAMLError):
+    except UnicodeDecodeError:  # a photo or a spreadsheet chosen by mistake: said as a community file says it
+        raise CommunityConfigError([Problem(str(path), render("config.not_text"))]) from None
+    except yaml.YAMLError:
         raise CommunityConfigError([Problem(str(path), render("config.bad_yaml"))]) from None
     if not isinstance(data, dict):
         raise CommunityConfigError([Problem(str(path), render("config.not_a_mapping"))])
