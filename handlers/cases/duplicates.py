@@ -1,6 +1,5 @@
-"""Duplicate reports: the same category at the same building or place of the same community while a
-case there is open. The resident is offered to follow the open case instead; staff can also merge
-duplicates."""
+"""Duplicate reports: the same category at the same building or place while a case there is open.
+The resident is offered to follow the open case instead; staff can also merge duplicates."""
 
 from __future__ import annotations
 
@@ -29,8 +28,6 @@ async def find_open(
         Case.created_at >= since,
         Case.grid_code == location.grid,
     )
-    if turn.services.several:  # grid codes and buildings repeat across communities: this one's only
-        query = query.where(Case.community_id == await numbers.row_id(turn, turn.community))
     if location.building is not None:
         query = query.where(Case.building == location.building)
     else:
