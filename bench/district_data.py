@@ -1,7 +1,8 @@
 """The district of bench/district_scale.py: its 街道 file (N communities, each in a file of its own, 10
 grids of 3 buildings and a place each, a leader and two workers per grid, an admin) and its history in
 PostgreSQL, generated inside the server with ``INSERT … SELECT generate_series`` (no row crosses the
-wire): residents and their chat accounts, cases over three years with their rating events, children
+wire): residents and their chat accounts, cases over three years with their closing and rating events,
+children
 and follow-up patients with their reminders.
 
 Per community (scale 1): 10,000 residents, 33,333 cases of which 667 open, 1,000 children (two
@@ -249,6 +250,16 @@ SELECT id, CASE WHEN rating = 'good' THEN closed_at ELSE resolved_at + interval 
 FROM cases WHERE rating IS NOT NULL AND community_id = ANY({ids}) ORDER BY id
 """
 
+# Each finished case's last step by staff (resolved, or closed as not ours / duplicate / invalid): the
+# event log is then as long as a real one's in the rows statistics must skip.
+CLOSING_EVENTS = """
+INSERT INTO case_events (case_id, at, actor_type, actor_id, action, from_status, to_status, data)
+SELECT id, coalesce(resolved_at, closed_at), 'staff', assignee_id,
+    CASE WHEN status = 'closed' THEN 'closed_' || close_reason ELSE 'resolved' END, 'accepted',
+    CASE WHEN status = 'closed' THEN 'closed' ELSE 'resolved' END, '{{}}'
+FROM cases WHERE status IN ('closed', 'confirmed') AND community_id = ANY({ids}) ORDER BY id
+"""
+
 CHILDREN = """
 INSERT INTO rem_children (id, nickname, birth_date, created_at)
 SELECT s.rank * {children} + k, '娃' || k, {day} - ((s.rank * {children} + k) % 2000), {now}
@@ -368,6 +379,7 @@ def statements(stage: Stage, sizes: Sizes, limits: dict[str, float]) -> list[tup
         ("residents", RESIDENTS.format(**fmt)),
         ("resident accounts", IDENTITIES.format(**fmt)),
         ("cases", CASES.format(**fmt)),
+        ("closing events", CLOSING_EVENTS.format(**fmt)),
         ("rating events", RATING_EVENTS.format(**fmt)),
         ("children", CHILDREN.format(**fmt)),
         ("consents", CONSENTS.format(**fmt)),
@@ -398,6 +410,7 @@ async def generate(conn: Any, stage: Stage, sizes: Sizes, limits: dict[str, floa
     async with conn.transaction():
         # No foreign-key triggers row by row: the rows are consistent by construction.
         await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the index builds sort in memory
         await conn.execute("SELECT setseed(0.15)")
         for name, _ in indexes:
             await conn.execute(f'DROP INDEX "{name}"')

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import statistics
 import sys
@@ -64,12 +65,12 @@ from bot.app import load_into
 from handlers.cases import deadlines, stats
 from handlers.community.routing import route_message
 from handlers.community.store import community_ids, stored_street
-from handlers.community.street import Street
+from handlers.community.street import Street, load_street
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from handlers.kernel.inbound import Inbound
 from handlers.reminders.config import ReminderSettings
-from handlers.reminders.jobs import send_due
+from handlers.reminders.jobs import due_query, send_due
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 
@@ -195,6 +196,10 @@ def services_for(bench: Bench, street: Street, now: datetime) -> Services:
 
 
 async def measure_loading(bench: Bench, n: int, path: Path) -> Street:
+    async def parse() -> Street:
+        return load_street(path)
+
+    await bench.measure(n, "read and check the file (load_street)", LOAD_S, parse)
     street = await bench.measure(
         n, "load the district file (load_into)", LOAD_S, lambda: load_into(bench.engine, path)
     )
@@ -275,6 +280,13 @@ async def measure_scan(bench: Bench, n: int, street: Street, now: datetime) -> N
 async def measure_reminders(bench: Bench, n: int, street: Street, day: date) -> None:
     evening = datetime(day.year, day.month, day.day, 20, tzinfo=TZ).astimezone(UTC)
     services = services_for(bench, street, evening)
+
+    async def due() -> int:
+        async with bench.sessions() as session:
+            return len((await session.scalars(due_query(evening))).all())
+
+    found = await bench.measure(n, "the day's due reminders (due_query)", SCAN_S, due)
+    bench.figures[n][-1].note = f"({found} due)"
     written = await bench.measure(
         n,
         "one day's due reminders (send_due)",
@@ -301,6 +313,23 @@ async def measure_stats_and_lists(bench: Bench, n: int, street: Street, now: dat
         await bench.measure(n, name, INTERACTIVE_S, lambda w=who, t=words: say_as(bench, services, w, t))
 
     start = stats.local_midnight(now.astimezone(TZ).date().replace(day=1), TZ)
+    if "community_id" in inspect.signature(stats.compute).parameters:
+        async with bench.sessions() as session:
+            middle_id = (await community_ids(session))[code(middle)]
+
+        async def one() -> Any:
+            async with bench.sessions() as session:
+                return await stats.compute(
+                    session,
+                    street.communities[middle],
+                    start,
+                    now,
+                    now,
+                    period="month",
+                    community_id=middle_id,
+                )
+
+        await bench.measure(n, f"{code(middle)}'s month (stats.compute)", INTERACTIVE_S, one)
 
     async def district() -> Any:
         async with bench.sessions() as session:
