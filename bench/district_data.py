@@ -429,6 +429,7 @@ async def generate(conn: Any, stage: Stage, sizes: Sizes, limits: dict[str, floa
     started = time.perf_counter()
     for table in LOADED_TABLES:
         await conn.execute(f"VACUUM (ANALYZE) {table}")
+    await conn.execute("ANALYZE")  # the tables the district file filled too (staff, their accounts …)
     say(f"    vacuum analyze {'':20s}{time.perf_counter() - started:6.1f} s")
 
 

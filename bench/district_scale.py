@@ -122,6 +122,8 @@ class Figure:
     worst: float | None = None
     slowest: Statement | None = None
     queries: int = 0
+    statements: list[Statement] = field(default_factory=list)
+    cpu: float | None = None  # this process's CPU time (the machine is shared: wall time waits for it)
 
     @property
     def ok(self) -> bool:
@@ -141,13 +143,14 @@ class Bench:
     ) -> Any:
         self.recorder.statements.clear()
         self.recorder.on = True
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             result = await work()
         finally:
             self.recorder.on = False
-        figure = Figure(name, time.perf_counter() - started, target, note)
+        figure = Figure(name, time.perf_counter() - started, target, note, cpu=time.process_time() - cpu)
         figure.slowest, figure.queries = self.recorder.slowest(), len(self.recorder.statements)
+        figure.statements = list(self.recorder.statements)
         self.add(n, figure)
         return result
 
@@ -155,8 +158,10 @@ class Bench:
         self.figures.setdefault(n, []).append(figure)
         mark = "ok" if figure.ok else "MISSED"
         worst = f" (worst {figure.worst * 1000:.1f} ms)" if figure.worst is not None else ""
+        if figure.cpu is not None:
+            worst += f" (cpu {figure.cpu * 1000:.0f} ms)"
         print(
-            f"  {figure.name:44s} {figure.seconds * 1000:10.1f} ms{worst}  [{mark} < {figure.target:g} s]"
+            f"  {figure.name:44s} {ms(figure.seconds)}{worst}  [{mark} < {figure.target:g} s]"
             f"  {figure.queries} queries {figure.note}",
             flush=True,
         )
@@ -164,6 +169,13 @@ class Bench:
     async def explain(self, figure: Figure) -> None:
         if figure.slowest is None:
             return
+        groups: dict[str, list[float]] = {}
+        for statement in figure.statements:
+            groups.setdefault(" ".join(statement.sql.split())[:90], []).append(statement.seconds)
+        print(f"    statements by total time ({figure.queries} in all):")
+        for head, times in sorted(groups.items(), key=lambda g: -sum(g[1]))[:6]:
+            total = sum(times) * 1000
+            print(f"      {len(times):5d} × {total / len(times):7.2f} ms = {total:8.1f} ms  {head}")
         s = figure.slowest
         print(f"    slowest statement ({s.seconds * 1000:.1f} ms): {' '.join(s.sql.split())[:400]}")
         if not s.sql.lstrip().upper().startswith("SELECT"):
@@ -180,6 +192,11 @@ class Bench:
                 await transaction.rollback()
         for row in rows:
             print(f"      {row[0]}")
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds, with three decimals below one."""
+    return f"{seconds * 1000:10.3f} ms" if seconds < 0.001 else f"{seconds * 1000:10.1f} ms"
 
 
 # -- measurements -------------------------------------------------------------------------------------------
@@ -232,6 +249,15 @@ async def measure_routing(bench: Bench, n: int, street: Street, sizes: Sizes, no
             route_message(community, t)
         return (time.perf_counter() - t0) / len(texts)
 
+    def named() -> float:
+        t0 = time.perf_counter()
+        for _ in range(20):
+            for t in texts:
+                street.named_in(t)
+        return (time.perf_counter() - t0) / (20 * len(texts))
+
+    per_name = min(named() for _ in range(3))
+    bench.add(n, Figure("which community a message names (named_in)", per_name, INTERACTIVE_S))
     per = min(in_memory() for _ in range(3))
     bench.add(
         n,
@@ -266,6 +292,7 @@ async def measure_routing(bench: Bench, n: int, street: Street, sizes: Sizes, no
         worst=max(times),
     )
     figure.slowest = max(stmts, key=lambda s: s.seconds, default=None)
+    figure.statements = stmts
     figure.queries = len(stmts) // len(times)
     bench.add(n, figure)
 
@@ -399,7 +426,7 @@ def summary(bench: Bench) -> None:
         cells = []
         for n in sizes:
             f = bench.figures[n][k]
-            cells.append(f"{f.seconds * 1000:11.1f} ms" + (" " if f.ok else "!"))
+            cells.append(ms(f.seconds) + (" " if f.ok else "!"))
         print(
             f"{name[:46]:46s}"
             + "".join(f"{c:>14s}" for c in cells)
