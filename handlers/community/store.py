@@ -196,10 +196,10 @@ async def _sync_memberships(
 
 
 async def _sync_identities(session: AsyncSession, staff: Iterable[StaffConfig]) -> None:
-    """Accounts named in the file are bound to their staff member as the file says (as if written anew:
-    no unreachable mark); config accounts the file no longer names go; accounts bound by invite code
-    stay unless the file names them. Written as a difference in one read and one flush (a district has
-    thousands of accounts; a reload of an unchanged file writes nothing)."""
+    """Accounts named in the file are bound to their staff member as the file says; config accounts the
+    file no longer names go; accounts bound by invite code stay (rebound when the file names them).
+    Written as a difference in one read and one flush (a district has thousands of accounts; a reload
+    of an unchanged file writes nothing)."""
     wanted = {(channel, external): staff_id for channel, external, staff_id in _config_identities(staff)}
     existing = {(i.channel, i.external_id): i for i in await session.scalars(select(StaffIdentity))}
     for key, row in existing.items():
@@ -212,8 +212,11 @@ async def _sync_identities(session: AsyncSession, staff: Iterable[StaffConfig]) 
                 StaffIdentity(channel=channel, external_id=external, staff_id=staff_id, source="config")
             )
             continue
-        if (row.staff_id, row.source, row.unreachable_since) != (staff_id, "config", None):
-            row.staff_id, row.source, row.unreachable_since = staff_id, "config", None
+        # A config account is as if written anew (no unreachable mark); an account bound by invite
+        # code that the file now names is rebound and keeps its mark.
+        mark = None if row.source == "config" else row.unreachable_since
+        if (row.staff_id, row.source, row.unreachable_since) != (staff_id, "config", mark):
+            row.staff_id, row.source, row.unreachable_since = staff_id, "config", mark
     await session.flush()
 
 
