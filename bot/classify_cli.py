@@ -51,8 +51,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.action == "eval":
         return _classify_eval(classifier, args.files)
     for line in stdin_lines():
-        result = classifier.classify(clean_text(line))
-        print_json({**classification_fields(line, result), "candidates": list(result.candidates)})
+        text = clean_text(line)
+        result = classifier.classify(text)
+        fields = classification_fields(line, result, classifier, text)
+        print_json({**fields, "candidates": list(result.candidates)})
     return 0
 
 
@@ -102,33 +104,26 @@ def _classify_eval(classifier: Any, files: Sequence[Path]) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from handlers.community.model import CommunityConfigError
-    from handlers.community.routing import route_message
-    from handlers.kernel.inbound import clean_text
+    from bot.street_cli import route
 
-    try:
-        community = community_of(args.config, args.settings().config)
-    except CommunityConfigError as exc:
-        return fail_config(exc, args.config)
-    for line in stdin_lines():
-        result, location, decision = route_message(community, clean_text(line))
-        print_json(
-            {
-                **classification_fields(line, result),
-                "grid": decision.grid,
-                "assignee": decision.assignee,
-                "location": location.matched if location is not None else None,
-            }
-        )
-    return 0
+    return route(args, classification_fields)  # a 街道 file or a community file (a 街道 of one)
 
 
-def classification_fields(text: str, result: Classification) -> dict[str, Any]:
-    """The fields every `classify` and `route` line starts with (a contract automation reads)."""
+def classification_fields(
+    text: str, result: Classification, classifier: Any = None, cleaned: str | None = None
+) -> dict[str, Any]:
+    """The fields every `classify` and `route` line starts with (a contract automation reads). Given the
+    classifier, a problem of no category said beside a known one ("…，另外电梯也坏了") is listed last in
+    ``categories`` as `other`, the way the chat opens a case for it."""
+    categories = list(result.categories)
+    if classifier is not None:
+        from handlers.community.other_problem import with_other
+
+        categories = list(with_other(classifier, text if cleaned is None else cleaned, result))
     return {
         "text": text,
         "category": result.category,
-        "categories": list(result.categories),
+        "categories": categories,
         "confidence": round(result.confidence, 3),
         "keywords": list(result.keywords),
         "urgent": result.urgent,
@@ -166,5 +161,8 @@ def register(sub: Any) -> None:
     route = sub.add_parser(
         "route", help="classify, locate and route one message per stdin line (no database)"
     )
-    route.add_argument("--config", type=Path, help="community YAML (default: OUTREACH_CONFIG or the sample)")
+    route.add_argument(
+        "--config", type=Path, help="community or 街道 YAML (default: OUTREACH_CONFIG or the sample)"
+    )
+    route.add_argument("--community", help="route in this community (its code); default: the message tells")
     route.set_defaults(func=cmd_route)

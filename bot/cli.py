@@ -12,14 +12,17 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-from bot import classify_cli, cli_errors, logfilter, outbox_cli, stats_cli
+from bot import classify_cli, cli_errors, logfilter, qr_cli
 from bot.channels import registry
 from bot.channels.wechat import cli as wechat_cli
-from bot.cli_io import community_of, fail_config, print_json
+from bot.cli_io import fail_config
 from bot.settings import Settings, load_settings
+from handlers import audience_sources
 from handlers.broadcasts import cli as broadcasts_cli
+from handlers.cases import cli as cases_cli
+from handlers.cases import cli_stats as cases_stats_cli
+from handlers.kernel import outbox_cli
 from handlers.reminders import cli as reminders_cli
 from messages import render
 
@@ -59,152 +62,11 @@ async def _config_load(settings: Settings, path: Path) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from handlers.community.model import CommunityConfigError
-
     if args.action == "check":
-        try:
-            community = community_of(args.file)
-        except CommunityConfigError as exc:
-            return fail_config(exc, args.file)
-        cfg = community.config
-        print(
-            render(
-                "cli.config_ok",
-                file=args.file,
-                grids=len(cfg.grids),
-                staff=len(cfg.staff),
-                categories=len(community.categories),
-            )
-        )
-        return 0
+        from bot.street_cli import config_check
+
+        return config_check(args.file)  # a community file or a 街道 file
     return asyncio.run(_config_load(args.settings(), args.file))
-
-
-TICKET_FIELDS = (
-    "number",
-    "status",
-    "category",
-    "categories",
-    "grid",
-    "assignee",
-    "location",
-    "text",
-    "channel",
-    "in_triage",
-    "created_at",
-    "updated_at",
-    "resolved_at",
-    "resolution_note",
-)
-
-
-async def _tickets(settings: Settings, status: str | None, full_text: bool = False) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from handlers.cases.models import Case
-    from handlers.kernel.privacy import mask_text
-    from storage.migrate import database
-
-    async with database(settings.database_url) as db, db.sessions() as session:
-        query = select(Case).order_by(Case.id)
-        if status:
-            query = query.where(Case.status == status)
-        rows = (await session.scalars(query)).all()
-
-    tz = _community_timezone(settings)
-
-    def iso(value: Any) -> str | None:
-        # ISO 8601 with the community's offset (the keys stay as they are: a contract)
-        return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else None
-
-    def shown(value: str | None) -> str | None:
-        return value if full_text or value is None else mask_text(value)
-
-    return [
-        {
-            "number": c.id,
-            "status": c.status,
-            "category": c.category_code,
-            "categories": list(c.categories),
-            "grid": c.grid_code,
-            "assignee": c.assignee_id,
-            "location": c.location_text,
-            "text": shown(c.text),
-            "channel": c.channel,
-            "in_triage": c.in_triage,
-            "created_at": iso(c.created_at),
-            "updated_at": iso(c.updated_at),
-            "resolved_at": iso(c.resolved_at),
-            "resolution_note": shown(c.resolution_note),
-        }
-        for c in rows
-    ]
-
-
-def cmd_tickets(args: argparse.Namespace) -> int:
-    from handlers.cases.models import CaseStatus
-
-    valid = [status.value for status in CaseStatus]
-    if args.status is not None and args.status not in valid:
-        print(render("cli.unknown_status", status=args.status, valid="、".join(valid)), file=sys.stderr)
-        return 2
-    if args.full_text:
-        # Residents' phone and ID numbers and health words leave the database unmasked: say so where
-        # the operator (and the service's log) will see it.
-        logging.getLogger(__name__).warning("tickets --full-text: exporting residents' texts unmasked")
-    rows = asyncio.run(_tickets(args.settings(), args.status, args.full_text))
-    if args.format == "json":
-        for row in rows:
-            print_json(row)
-        return 0
-    return _tickets_sheet(args, rows)
-
-
-# Times in the spreadsheet forms are the community's local time, without an offset (Excel and WPS
-# cannot show one); the JSON form keeps ISO 8601 with the offset.
-TICKET_TIMES = ("created_at", "updated_at", "resolved_at")
-
-
-def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
-    from datetime import datetime
-
-    from bot.tabular import csv_text, write_bytes, xlsx_bytes
-
-    tz = _community_timezone(args.settings())
-    headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
-
-    def cell(field: str, value: Any) -> Any:
-        if field in TICKET_TIMES and value:
-            return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-        if field == "categories":
-            return " ".join(value)
-        if field == "in_triage":
-            return render("tickets.yes") if value else ""
-        if field == "status":
-            return render(f"status.{value}")
-        return value
-
-    table = [[cell(field, row[field]) for field in TICKET_FIELDS] for row in rows]
-    if args.format == "xlsx":
-        if not write_bytes(xlsx_bytes(render("tickets.sheet"), headers, table), args.output):
-            print(render("cli.xlsx_needs_output"), file=sys.stderr)
-            return 2
-        return 0
-    text = csv_text(headers, table)
-    if args.output is not None:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _community_timezone(settings: Settings) -> Any:
-    from zoneinfo import ZoneInfo
-
-    try:
-        return community_of(settings.config).timezone
-    except Exception:  # the sample's zone: every community in China keeps Beijing time
-        return ZoneInfo("Asia/Shanghai")
 
 
 async def _demo(settings: Settings, config: Path | None, reset: bool) -> int:
@@ -296,30 +158,20 @@ def build_parser(settings: Callable[[], Settings] = load_settings) -> argparse.A
     parser.set_defaults(settings=settings)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wechat_cli.register(sub, settings)
-    stats_cli.register(sub)
+    cases_stats_cli.register(sub)
     reminders_cli.register(sub, settings)
+    audience_sources.install()  # broadcast's #guardians, #reporters and grids by reports
     broadcasts_cli.register(sub, registry.Directory, settings)
     outbox_cli.register(sub)
     classify_cli.register(sub)
+    qr_cli.register(sub, settings)
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal (SQLite and the sample community)")
     demo.add_argument("--config", type=Path, help="community YAML to load first (default: keep or sample)")
     demo.add_argument("--reset", action="store_true", help="start from an empty SQLite database")
     demo.set_defaults(func=cmd_demo)
 
-    tickets = sub.add_parser("tickets", help="list the cases in the database")
-    tickets.add_argument(
-        "--status",
-        help="only cases in this status: new, assigned, accepted, in_progress, resolved, closed, confirmed",
-    )
-    tickets.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
-    tickets.add_argument("--output", type=Path, metavar="FILE", help="write the CSV or .xlsx to this file")
-    tickets.add_argument(
-        "--full-text",
-        action="store_true",
-        help="residents' texts as written (default: phone and ID numbers and health words masked)",
-    )
-    tickets.set_defaults(func=cmd_tickets)
+    cases_cli.register(sub)
 
     serve = sub.add_parser("serve", help="run the server hosting every configured channel (Telegram, WeChat)")
     serve.add_argument("--host", default="127.0.0.1")

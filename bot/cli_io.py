@@ -3,16 +3,12 @@ one-line errors."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from handlers.kernel.cli_output import print_json as print_json  # the features' CLIs print the same way
 from messages import render
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def community_of(path: Path | None, configured: Path | None = None) -> Any:

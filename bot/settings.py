@@ -30,6 +30,8 @@ from pydantic_settings import (
 from bot.channels.registry import CHANNELS
 from handlers.broadcasts.config import SECTION as BROADCASTS
 from handlers.broadcasts.config import BroadcastSettings
+from handlers.community.qr_config import SECTION as QR
+from handlers.community.qr_config import QrSettings
 from handlers.kernel.outbox_settings import SECTION as OUTBOX
 from handlers.kernel.outbox_settings import OutboxSettings
 from handlers.kernel.settings_section import SettingsSection
@@ -38,7 +40,7 @@ from handlers.reminders.config import ReminderSettings
 from storage import DEFAULT_DATABASE_URL
 
 ENV_PREFIX = "OUTREACH_"
-SECTIONS: tuple[SettingsSection, ...] = (OUTBOX, REMINDERS, BROADCASTS)
+SECTIONS: tuple[SettingsSection, ...] = (OUTBOX, REMINDERS, BROADCASTS, QR)
 
 
 class CoreSettings(BaseSettings):
@@ -70,6 +72,7 @@ class Settings(CoreSettings, *(channel.settings for channel in CHANNELS)):  # ty
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    qr: QrSettings = Field(default_factory=QrSettings)
 
     @classmethod
     def settings_customise_sources(

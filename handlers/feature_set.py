@@ -2,7 +2,8 @@
 
 Features import the kernel (``handlers.kernel.features``, ``handlers.kernel.commands``), never the reverse;
 this module sits above both and is what the conversation is built with. Importing it also registers the
-features' commands in the one command registry."""
+features' commands in the one command registry, and the features' audience sources with broadcasts
+(``handlers/audience_sources.py``)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,27 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import cast
 
+from handlers import audience_sources
 from handlers.broadcasts.chat import BroadcastFeature
 from handlers.cases import community_question, pending, resident_chat, staff_chat
 from handlers.cases.case_status import CaseStatusFeature
 from handlers.cases.category_question import CategoryQuestion
 from handlers.cases.community_question import CommunityQuestion
+from handlers.community.qr_config import QrSettings
+from handlers.community.scan_chat import ScanFeature
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.features import ChatComposition, ChatFeature, QuestionPolicy
 from handlers.reminders.chat import ReminderFeature
 from handlers.reminders.config import ReminderSettings
 
+audience_sources.install()
+
 
 def default_features(services: Services) -> Sequence[ChatFeature]:
     """The features every deployment runs, in order, each with its section of the settings."""
     return (
+        ScanFeature(services.section(QrSettings)),
         CommunityQuestion(resident_chat.handle),  # first: which community the resident is in
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),

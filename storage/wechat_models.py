@@ -117,3 +117,16 @@ class WeChatUnreached(Base):
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(64))  # window_closed, quota, unsubscribed, errcode_43004 …
     text: Mapped[str] = mapped_column(Text)
+
+
+class WeChatQrCode(Base):
+    """A permanent parametric QR code (``QR_LIMIT_STR_SCENE``) created for a building's scene, kept so
+    that each scene is created once per account (WeChat caps permanent codes at 100,000). Added by 0103."""
+
+    __tablename__ = "wechat_qrcodes"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scene: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str] = mapped_column(String(512))  # what the code encodes (http://weixin.qq.com/q/…)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

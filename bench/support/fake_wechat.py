@@ -3,7 +3,8 @@ real server process and in-process clients can both talk to it.
 
 It issues access tokens (``/cgi-bin/token``, ``/cgi-bin/stable_token``, WeCom ``/cgi-bin/gettoken``),
 refuses unknown or revoked ones with ``40001``, accepts ``message/custom/send``,
-``message/template/send``, ``message/subscribe/bizsend``, ``message/mass/send`` (群发 by openid list)
+``message/template/send``, ``message/subscribe/bizsend``, ``message/mass/send`` (群发 by openid list),
+``qrcode/create`` (permanent string-scene codes)
 and WeCom ``message/send``, and records every call. Errors are programmable per endpoint and recipient:
 ``fail(path, 45015, openid=…, times=…)``.
 
@@ -32,6 +33,7 @@ TOKEN = "/cgi-bin/token"
 WECOM_TOKEN = "/cgi-bin/gettoken"
 WECOM_SEND = "/cgi-bin/message/send"
 MASS = "/cgi-bin/message/mass/send"
+QRCODE = "/cgi-bin/qrcode/create"
 
 ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
@@ -257,6 +259,8 @@ class FakeWeChat:
             }
         if path == MASS:
             return self._mass(query, body)
+        if path == QRCODE:
+            return self._qrcode(query, body)
         if path in (CUSTOM, TEMPLATE, SUBSCRIBE, WECOM_SEND):
             if not self._token_ok(query.get("access_token")):
                 return {"errcode": 40001, "errmsg": ERRMSG[40001]}
@@ -268,6 +272,25 @@ class FakeWeChat:
                 answer["msgid"] = 200000 + len(self.calls)
             return answer
         return {"errcode": 404, "errmsg": f"no such endpoint {path}"}
+
+    def _qrcode(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        """A permanent string-scene code (QR_LIMIT_STR_SCENE: scene_str of 1-64 characters), answered
+        as WeChat does: a ticket and the URL the code encodes, no expire_seconds."""
+        if not self._token_ok(query.get("access_token")):
+            return {"errcode": 40001, "errmsg": ERRMSG[40001]}
+        scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str")
+        if (
+            body.get("action_name") != "QR_LIMIT_STR_SCENE"
+            or not isinstance(scene, str)
+            or not 1 <= len(scene) <= 64
+        ):
+            return {"errcode": 40053, "errmsg": "invalid action info"}
+        errcode = self._rule(QRCODE, body)
+        if errcode is not None:
+            return {"errcode": errcode, "errmsg": ERRMSG.get(errcode, "error")}
+        serial = sum(1 for c in self.calls if c.path == QRCODE) + 1
+        ticket = f"gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{serial:04d}=="
+        return {"ticket": ticket, "url": f"http://weixin.qq.com/q/fake{serial:04d}{len(scene):02d}"}
 
     def _mass(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         if not self._token_ok(query.get("access_token")):

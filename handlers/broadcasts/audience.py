@@ -22,7 +22,7 @@ returned, with the reason, so the broadcast counts and lists them instead of dro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,6 @@ from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.broadcasts.models import NoticeOptOut, ResidentTag
-from handlers.cases.models import Case
 from storage.models import Grid, GridWorker, Resident, ResidentIdentity, Staff, StaffIdentity
 
 STAFF = "staff"
@@ -112,37 +111,50 @@ class Counts:
         return self.residents + self.staff
 
 
-def _guardianship() -> Any:
-    try:
-        from handlers.reminders.models import Guardianship
-    except ImportError:  # the reminders feature is not installed
-        return None
-    return Guardianship
+# -- what other features know of residents ---------------------------------------------------------------
+# The tags ``guardians`` and ``reporters``, and the grid a resident's reports put them in, are other
+# features' knowledge (the reminders' guardianships, the cases): they give it to broadcasts as SQL on
+# ``Resident``, registered by the composition (``handlers/audience_sources.py``, installed by
+# ``handlers/feature_set.py`` and by the command line), never imported from here. A built-in tag whose
+# feature gave nothing is unavailable (``bc.tag_unavailable``); without a home-grid source a resident's
+# grid is only the one they told us.
+
+ResidentClause = Callable[[], ColumnElement[bool]]  # a condition on ``Resident`` (correlated)
+GridOfResident = Callable[[], Any]  # a scalar subquery correlated to ``Resident``: a grid code or NULL
+
+_TAG_SOURCES: dict[str, ResidentClause] = {}
+_HOME_GRID: list[GridOfResident] = []
 
 
-def home_grid() -> Any:
-    """The grid most of the resident's located cases are in, the latest on a tie (correlated to
-    ``Resident``): people report mostly around where they live, and one report elsewhere, or one
-    with no location, does not move them."""
-    return (
-        select(Case.grid_code)
-        .where(Case.reporter_id == Resident.id, Case.grid_code.is_not(None))
-        .group_by(Case.grid_code)
-        .order_by(func.count().desc(), func.max(Case.id).desc())
-        .limit(1)
-        .correlate(Resident)
-        .scalar_subquery()
-    )
+def provide_tag(tag: str, clause: ResidentClause) -> None:
+    """Make a built-in resident tag (``GUARDIANS``, ``REPORTERS``) mean ``clause()``; again replaces it."""
+    if tag not in BUILTIN_TAGS or tag == STAFF:
+        raise ValueError(f"not a built-in resident tag: {tag}")
+    _TAG_SOURCES[tag] = clause
+
+
+def provide_home_grid(grid: GridOfResident) -> None:
+    """Where a resident who has not told us lives (from the cases: the grid most of their reports are in)."""
+    _HOME_GRID[:] = [grid]
+
+
+def _available(tag: str) -> bool:
+    return tag not in BUILTIN_TAGS or tag == STAFF or tag in _TAG_SOURCES
+
+
+def _resident_grid() -> Any:
+    """A resident's grid: where they told us (住址), else what the home-grid source says."""
+    if not _HOME_GRID:
+        return Resident.home_grid
+    return func.coalesce(Resident.home_grid, _HOME_GRID[0]())
 
 
 def _tag_clause(tag: str) -> ColumnElement[bool]:
-    if tag == REPORTERS:
-        return exists().where(Case.reporter_id == Resident.id)
-    if tag == GUARDIANS:
-        guardianship = _guardianship()
-        if guardianship is None:
-            return false()
-        return exists().where(guardianship.resident_id == Resident.id)
+    source = _TAG_SOURCES.get(tag)
+    if source is not None:
+        return source()
+    if tag in BUILTIN_TAGS:
+        return false()
     return exists().where(ResidentTag.resident_id == Resident.id, ResidentTag.tag == tag)
 
 
@@ -151,7 +163,7 @@ def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[Colu
     optout = exists().where(NoticeOptOut.resident_id == Resident.id)
     clauses: list[ColumnElement[bool]] = [Resident.blocked.is_(False), optout if opted_out else ~optout]
     if audience.grids:
-        clauses.append(func.coalesce(Resident.home_grid, home_grid()).in_(audience.grids))
+        clauses.append(_resident_grid().in_(audience.grids))
     if audience.resident_tags:
         clauses.append(or_(*(_tag_clause(t) for t in audience.resident_tags)))
     return clauses
@@ -167,7 +179,7 @@ async def validate(session: AsyncSession, audience: Audience) -> None:
     for tag in audience.tags:
         if not TAG_PATTERN.match(tag):
             raise AudienceError("bc.bad_tag", tag=tag)
-        if tag == GUARDIANS and _guardianship() is None:
+        if not _available(tag):
             raise AudienceError("bc.tag_unavailable", tag=tag)
         if tag in BUILTIN_TAGS:
             continue

@@ -272,6 +272,8 @@ async def report(ctx: ChatContext, chosen: Classification | None = None) -> None
     location = turn.community.locator.locate(text)
     if location is None and message.has_location:
         location = nearest_place(turn.community, message.latitude, message.longitude)  # type: ignore[arg-type]
+    if location is None and actor.resident.home_building:  # where they scanned a code or said they live
+        location = turn.community.locator.locate(actor.resident.home_building)
     problems = split_problems(ctx, classification, location)
     if len(problems) > 1 and not classification.urgent:  # a danger stays one case, raised at once
         await report_several(ctx, problems)

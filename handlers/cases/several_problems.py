@@ -3,7 +3,6 @@ a case for each."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from handlers.cases import cases, time_limits
@@ -12,11 +11,9 @@ from handlers.cases.models import ActorType, Case
 from handlers.cases.resident_questions import AWAIT_LOCATION, numbers_text, place_examples
 from handlers.community.classify import OTHER, Classification
 from handlers.community.location import LocationMatch
+from handlers.community.other_problem import clauses, other_clause
 from handlers.kernel.features import ChatContext
 from messages import render
-
-# Where one problem ends and the next begins in "楼道有小广告，而且楼下下水道也堵了".
-_CLAUSE = re.compile(r"[，,。；;！!？?\n]+|(?:而且|并且|还有|另外|此外|同时|以及|对了)")
 
 
 @dataclass(frozen=True)
@@ -28,37 +25,8 @@ class Problem:
     location: LocationMatch | None
 
 
-_JOINERS = ("而且", "并且", "还有", "另外", "此外", "同时", "以及", "对了")
-# An "other" problem beside a known one must be said to be another ("…，电梯也坏了", "另外楼上漏水"); a
-# clause saying what the first problem causes ("…，走路都过不去", "灯都不亮了") is not a problem of its own.
-OTHER_CONFIDENCE = 0.8
-
-
-def clauses(text: str) -> list[str]:
-    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
-
-
-def _another_problem(text: str, clause: str) -> bool:
-    before = text[: text.find(clause)].rstrip(" ，,。；;！!？?\n")
-    said_so = before.endswith(_JOINERS) or "也" in clause or clause.startswith(_JOINERS)
-    return said_so and "都" not in clause
-
-
 def _other_clause(ctx: ChatContext, text: str, classification: Classification) -> str | None:
-    """A clause that is mainly a problem of no category, said to be another one, beside a known one."""
-    if classification.category in (None, OTHER) or classification.urgent:
-        return None
-    classifier = ctx.turn.community.classifier
-    for part in clauses(text)[1:]:
-        found = classifier.classify(part)
-        if (
-            found.category == OTHER
-            and not found.ask
-            and found.confidence >= OTHER_CONFIDENCE
-            and _another_problem(text, part)
-        ):
-            return part
-    return None
+    return other_clause(ctx.turn.community.classifier, text, classification)
 
 
 def split_problems(

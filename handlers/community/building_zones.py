@@ -145,6 +145,18 @@ class ZoneFinder:
                 parts.append(f"(?P<z{len(self._zone_of)}>{pattern})")
                 self._zone_of.append(zone)
         self._latin = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        # "B5栋", "b 5号楼": where the community has a B区, a letter written right before a building
+        # number is that zone (only there: elsewhere "B5" may be a parking space or a shop).
+        self._letters = "".join(
+            sorted(z[0] for z in self.zones if len(z) == 2 and z[1] == "区" and z[0].isascii())
+        )
+        self._letter_zone = (
+            re.compile(
+                rf"(?<![A-Za-z0-9])[{self._letters}{self._letters.lower()}](?=\s?[0-9]{{1,3}}\s?(?:号楼|号栋|栋|幢|座|\#))"
+            )
+            if self._letters
+            else None
+        )
 
     def find(self, folded: str) -> list[ZoneHit]:
         hits: list[ZoneHit] = []
@@ -153,6 +165,11 @@ class ZoneFinder:
                 zone = self._named[m["zname"]] if self._named and m["zname"] else zone_key(m)
                 if zone in self.zones:
                     hits.append(ZoneHit(zone, m.start(), m.end()))
+        if self._letter_zone is not None and _ASCII_LETTER.search(folded):
+            hits += [
+                ZoneHit(m.group().upper() + "区", m.start(), m.end())
+                for m in self._letter_zone.finditer(folded)
+            ]
         if self._latin is not None and _ASCII_LETTER.search(folded):
             hits += [
                 ZoneHit(self._zone_of[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]

@@ -47,6 +47,7 @@ from handlers.community.jieba_cache import WordTable, base_groups, jieba_tokeniz
 from handlers.community.lexicon import Lexicon, cached_lexicon
 from handlers.community.pattern_search import PatternSearch
 from handlers.community.segment import Segmenter
+from handlers.community.services import default_service_rules
 from handlers.kernel import regex_cache
 from handlers.kernel.textnorm import fold
 
@@ -210,6 +211,8 @@ class Classifier:
             c.code for c in self.categories if c.code in defaults and defaults[c.code] <= set(c.keywords)
         )
         self.contrast = [regex_cache.compile(p) for p in _intents_data().get("contrast", ())]
+        self.services = default_service_rules()
+        self.code_index = {c.code: i for i, c in enumerate(self.categories)}
 
     def classify(self, text: str) -> Classification:
         folded = fold(text).strip().lower()
@@ -253,6 +256,7 @@ class Classifier:
         normalized = self.lexicon.normalize(folded, self._is_own_word)
         negated = self._negated(normalized)  # once: the scores and the flags both need it
         scores, tokens = self._score(normalized, negated)
+        flags_svc = self._services(normalized, scores, negated)
         found = self._ranked(scores)
         # Spelled-out syllables only matter for pinyin typed as letters; characters' homophones of the
         # danger words were already repaired by the lexicon.
@@ -261,6 +265,7 @@ class Classifier:
         result, flags = self._rules(text, normalized, scores, found)
         if negated:
             flags = (*flags, "i:contrast")
+        flags = (*flags, *flags_svc)
         if urgent is not None:
             category = result.category or OTHER
             categories = result.categories
@@ -396,6 +401,14 @@ class Classifier:
         primary = min(contenders, key=lambda i: scores[i].first)
         rest = sorted((i for i in named if i != primary), key=lambda i: (-scores[i].score, scores[i].first))
         return [primary, *rest]
+
+    def _services(self, folded: str, scores: dict[int, _Score], negated: list[tuple[int, int]]) -> list[str]:
+        """A complaint about a service ("保洁好几天没来了") names its category's problem."""
+        found = self.services.find(folded, self.code_index, negated)
+        for match in found:
+            if not (score := scores.setdefault(self.code_index[match.code], _Score())).strong:
+                self._add_keyword(score, [match.text], 0, match.start, KEYWORD_WEIGHT)
+        return [f"svc:{match.code}" for match in found]
 
     def _owned(self, tokens: list[str], n: int) -> bool:
         """ "垃圾站的保安", "灭鼠公司": the word only says whose person, firm or vehicle it is."""

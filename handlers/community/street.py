@@ -21,28 +21,39 @@ admins are staff of every community: they see and act across all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import Field, field_validator
 
+from handlers.community.config_checks import (
+    CommunityConfigError,
+    Problem,
+    StaffLedger,
+    known_timezone,
+    parse_yaml,
+    read_text,
+)
 from handlers.community.model import (
     DEFAULT_CODE,
     Community,
-    CommunityConfigError,
-    Problem,
+    StaffConfig,
+    _Strict,
+    _validate_all,
     load_community,
     parse_community,
 )
+from handlers.community.street_names import Located, NameIndex
 from handlers.kernel.textnorm import fold
-from handlers.kernel.yaml_text import load_yaml
 from messages import render
 
 # Keys of a community entry in a 街道 file that belong to `community:` in a community file.
 _INFO_KEYS = ("name", "timezone", "code", "aliases")
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -78,42 +89,37 @@ class Street:
         return len(self.communities)
 
     @cached_property
-    def _names(self) -> tuple[tuple[str, Community], ...]:
-        """Every way the file names a community (name, aliases, the name without 社区/小区), folded,
-        longest first so that 和平里小区 wins over 和平里; a name two communities share names neither."""
-        found: dict[str, set[str]] = {}
-        for c in self.communities:
-            for name in (c.name, *c.config.community.aliases):
-                for form in _forms(name):
-                    found.setdefault(form, set()).add(c.code)
-        unique = [
-            (form, self._by_code[next(iter(codes)).upper()])
-            for form, codes in found.items()
-            if len(codes) == 1
-        ]
-        return tuple(sorted(unique, key=lambda pair: -len(pair[0])))
+    def _index(self) -> NameIndex:
+        return NameIndex(
+            ((c.code, c.name, c.config.community.aliases) for c in self.communities),
+            ((c.code, _place_names(c)) for c in self.communities) if len(self.communities) > 1 else (),
+        )
 
     def named_in(self, text: str) -> Community | None:
-        """The community a message names ("和平里小区3号楼…"), or None when it names none or several."""
-        folded = fold(text)
-        named = {c.code for form, c in self._names if form in folded}
-        return self.get(named.pop()) if len(named) == 1 else None
+        """The community a message names ("和平里小区3号楼…", "和平里那边", 錦繡園, 锦秀园), or None when it
+        names none or several."""
+        code = self._index.names(text).code
+        return self.get(code) if code is not None else None
+
+    def locate(self, text: str) -> Located:
+        """Which community a message is about: the communities it names (one, or several: ask which),
+        else the community of a place or named estate only that community has ("星星幼儿园"); ``codes``
+        empty when the message does not say. ``Located.code`` is the one community's code, or None."""
+        return self._index.locate(text)
 
     def of_staff(self, staff_id: str) -> tuple[Community, ...]:
         """The communities this staff member works in (all of them for a 街道 admin)."""
         return tuple(c for c in self.communities if staff_id in c.staff)
 
 
-_SUFFIXES = ("社区", "小区", "居委会", "居委")
-
-
-def _forms(name: str) -> set[str]:
-    folded = fold(name.strip())
-    forms = {folded}
-    for suffix in _SUFFIXES:
-        if folded.endswith(suffix) and len(folded) - len(suffix) >= 2:
-            forms.add(folded[: -len(suffix)])
-    return {f for f in forms if len(f) >= 2}
+def _place_names(community: Community) -> list[str]:
+    """The places, place aliases and named estates (紫荆苑 of 紫荆苑8号楼) a community's file lists."""
+    names: list[str] = []
+    for grid in community.config.grids:
+        names += [*grid.places, *grid.place_aliases]
+    for buildings in community.buildings.values():
+        names += sorted(buildings.zone_names())
+    return names
 
 
 def is_street_file(data: Any) -> bool:
@@ -135,92 +141,177 @@ def parse_street(data: Any, base: Path | None = None) -> Street:
     return _parse_street_file(data, base or Path("."))
 
 
+class StreetInfo(_Strict):
+    name: str = Field(min_length=1)
+    timezone: str = DEFAULT_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return known_timezone(value)
+
+
+class StreetHead(_Strict):
+    """A 街道 file's own keys; each entry of ``communities`` is read as a community file is."""
+
+    street: StreetInfo | None = None
+    admins: list[StaffConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    communities: list[Any] = Field(default_factory=list)
+
+
 def _parse_street_file(data: Mapping[str, Any], base: Path) -> Street:
-    problems: list[Problem] = []
-    unknown = sorted(set(data) - {"street", "admins", "communities"})
-    problems += [Problem(key, render("config.unknown_key")) for key in unknown]
-    info = data.get("street") or {}
-    if not isinstance(info, Mapping) or not str(info.get("name") or "").strip():
+    # the communities are read one by one below (not copied here with the rest)
+    head, problems = _validate_all({k: v for k, v in data.items() if k != "communities"}, StreetHead)
+    head = head or StreetHead()
+    if head.street is None and not any(p.key.split(".")[0] == "street" for p in problems):
         problems.append(Problem("street.name", render("config.missing_key")))
-        info = {}
-    timezone = str(info.get("timezone") or "Asia/Shanghai")
-    admins = data.get("admins") or []
-    if not isinstance(admins, list):
-        problems.append(Problem("admins", render("config.not_a_list")))
-        admins = []
     entries = data.get("communities")
     if not isinstance(entries, list) or not entries:
+        problems = [p for p in problems if p.key != "communities"]
         problems.append(Problem("communities", render("config.not_a_list")))
         entries = []
+    timezone = head.street.timezone if head.street is not None else DEFAULT_TIMEZONE
+    ledger = StaffLedger()
+    for k, admin in enumerate(head.admins):
+        problems += ledger.person(f"admins[{k}]", admin) + ledger.accounts(f"admins[{k}]", admin)
+    admins = [a.model_dump(mode="json", exclude_none=True) for a in head.admins]
     communities: list[Community] = []
-    seen: dict[str, int] = {}
+    codes: set[str] = set()  # upper-case codes seen
+    names: dict[str, str] = {}  # folded name or alias → code
     for i, entry in enumerate(entries):
-        where = f"communities[{i}]"
-        code = str(entry.get("code") or "").upper() if isinstance(entry, Mapping) else ""
-        if code and code in seen:
-            problems.append(Problem(f"{where}.code", render("config.duplicate_code", code=entry["code"])))
-            continue
-        seen.setdefault(code, i)
+        where, file = f"communities[{i}]", shown_of(entry)
+        added: list[int] = []
         try:
-            document = _community_document(entry, base, timezone, admins)
+            document, added = _community_document(entry, base, timezone, admins)
+            code = str(document["community"]["code"])
+            if code.upper() in codes:
+                problems.append(Problem(f"{where}.code", render("config.duplicate_code", code=code)))
+                continue
+            codes.add(code.upper())
             community = parse_community(document)
         except CommunityConfigError as exc:
-            problems += [
-                Problem(f"{where}.{p.key}" if p.key != "(file)" else where, p.message) for p in exc.problems
-            ]
+            problems += [_within(where, file, p, added) for p in exc.problems]
             continue
+        problems += _name_problems(where, community, names)
+        for j, person in enumerate(community.config.staff[len(added) :]):
+            key = f"{_prefix(where, file)}staff[{j}]"
+            problems += ledger.person(key, person) + ledger.accounts(key, person)
         communities.append(community)
     if problems:
-        raise CommunityConfigError(problems)
+        raise CommunityConfigError(_unique(problems))
+    assert head.street is not None
     return Street(
-        name=str(info["name"]).strip(),
+        name=head.street.name,
         timezone=timezone,
         communities=tuple(communities),
-        admins=tuple(str(a.get("id")) for a in admins if isinstance(a, Mapping)),
+        admins=tuple(a.id for a in head.admins),
         source=data,
     )
 
 
-def _community_document(entry: Any, base: Path, timezone: str, admins: list[Any]) -> dict[str, Any]:
+def shown_of(entry: Any) -> str | None:
+    return str(entry["file"]) if isinstance(entry, Mapping) and "file" in entry else None
+
+
+def _within(where: str, file: str | None, problem: Problem, added: Sequence[int] = ()) -> Problem:
+    """A community's problem at its key in the 街道 file: ``communities[1].grids[0].leader``, or for a
+    community kept in its own file ``communities[1](communities/jinxiu.yaml).grids[0].leader``; the
+    街道's admins put ahead of its staff (``added``) are shown as ``admins[0]``."""
+    if problem.key == "(file)":
+        return Problem(where, problem.message)
+    if problem.key in {"file", "code"} or problem.key.startswith("file."):
+        return Problem(f"{where}.{problem.key}", problem.message)
+
+    def staff_key(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        if index < len(added):
+            return f"admins[{added[index]}]"
+        return f"{_prefix(where, file)}staff[{index - len(added)}]"
+
+    key = _STAFF_KEY.sub(staff_key, problem.key)
+    key = key if _STAFF_KEY.match(problem.key) else f"{_prefix(where, file)}{key}"
+    return Problem(key, _STAFF_KEY.sub(staff_key, problem.message))
+
+
+_STAFF_KEY = re.compile(r"(?<![\w.])staff\[(\d+)\]")
+
+
+def _prefix(where: str, file: str | None) -> str:
+    return f"{where}({file})." if file else f"{where}."
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _name_problems(where: str, community: Community, names: dict[str, str]) -> list[Problem]:
+    """A name or alias another community of the file already has."""
+    problems: list[Problem] = []
+    info = community.config.community
+    listed = [("name", info.name), *((f"aliases[{k}]", a) for k, a in enumerate(info.aliases))]
+    for key, name in listed:
+        folded = fold(name.strip()).lower()
+        owner = names.setdefault(folded, community.code)
+        if owner != community.code:
+            problems.append(
+                Problem(f"{where}.{key}", render("config.community_name_taken", name=name, other=owner))
+            )
+    return problems
+
+
+def _community_document(
+    entry: Any, base: Path, timezone: str, admins: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[int]]:
     """A community entry as a community file's document: its own file (``file:``) or inline, with the
-    街道's timezone as the default and the 街道's admins added to its staff."""
+    街道's timezone as the default and the 街道's admins (not listed in it) put ahead of its staff: the
+    document, and the indices in ``admins`` of those put there."""
     if not isinstance(entry, Mapping):
         raise CommunityConfigError([Problem("(file)", render("config.not_a_mapping"))])
     if "file" in entry:
-        document = _read_file(base / str(entry["file"]))
-        document.setdefault("community", {})
-        for key in _INFO_KEYS:
-            if key in entry:
-                document["community"][key] = entry[key]
+        document = _read_community_file(base, entry["file"])
+        info = document.setdefault("community", {})
+        if not isinstance(info, dict):
+            raise CommunityConfigError([Problem("community", render("config.not_a_mapping"))])
+        info.update({key: entry[key] for key in _INFO_KEYS if key in entry})
         extra = sorted(set(entry) - {"file", *_INFO_KEYS})
         if extra:
-            raise CommunityConfigError([Problem(extra[0], render("config.unknown_key"))])
+            raise CommunityConfigError([Problem(str(extra[0]), render("config.unknown_key"))])
     else:
         document = {k: v for k, v in entry.items() if k not in _INFO_KEYS}
         document["community"] = {k: entry[k] for k in _INFO_KEYS if k in entry}
     document["community"].setdefault("timezone", timezone)
     if not document["community"].get("code"):
         raise CommunityConfigError([Problem("code", render("config.missing_key"))])
-    staff = list(document.get("staff") or [])
-    listed = {s.get("id") for s in staff if isinstance(s, Mapping)}
-    staff += [a for a in admins if isinstance(a, Mapping) and a.get("id") not in listed]
-    document["staff"] = staff
-    return document
+    staff = document.get("staff") or []
+    if isinstance(staff, list):
+        listed = {s.get("id") for s in staff if isinstance(s, Mapping)}
+        # The 街道's admins go first, so that a community's own entry is the one a clash is shown at.
+        added = [k for k, a in enumerate(admins) if a["id"] not in listed]
+        document["staff"] = [*(admins[k] for k in added), *staff]
+        return document, added
+    return document, []
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _read_community_file(base: Path, name: Any) -> dict[str, Any]:
+    """A community's own file, relative to the 街道 file: one problem at ``file`` when it cannot be
+    read, is not YAML, or is itself a 街道 file."""
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+        data = parse_yaml(read_text(base / str(name)), key="file")
+    except CommunityConfigError as exc:
+        message = exc.problems[0].message
         raise CommunityConfigError(
-            [Problem(str(path), render("config.unreadable", error=exc.strerror))]
+            [Problem("file", render("config.community_file", file=name, problem=message))]
         ) from None
-    except UnicodeDecodeError:  # a photo or a spreadsheet chosen by mistake: said as a community file says it
-        raise CommunityConfigError([Problem(str(path), render("config.not_text"))]) from None
-    except yaml.YAMLError:
-        raise CommunityConfigError([Problem(str(path), render("config.bad_yaml"))]) from None
     if not isinstance(data, dict):
-        raise CommunityConfigError([Problem(str(path), render("config.not_a_mapping"))])
+        problem = render("config.not_a_mapping")
+        raise CommunityConfigError(
+            [Problem("file", render("config.community_file", file=name, problem=problem))]
+        )
+    if is_street_file(data):
+        problem = render("config.nested_street")
+        raise CommunityConfigError(
+            [Problem("file", render("config.community_file", file=name, problem=problem))]
+        )
     return data
 
 
@@ -229,8 +320,10 @@ def load_street(path: str | Path | None = None) -> Street:
     if path is None:
         community = load_community(None)
         return Street(community.name, community.config.community.timezone, (community,), single_file=True)
-    data = _read_file(Path(path))
+    data = parse_yaml(read_text(path))
+    if not isinstance(data, dict):
+        raise CommunityConfigError([Problem("(file)", render("config.not_a_mapping"))])
     return parse_street(data, Path(path).parent)
 
 
-__all__ = ["DEFAULT_CODE", "Street", "is_street_file", "load_street", "parse_street"]
+__all__ = ["DEFAULT_CODE", "Located", "Street", "is_street_file", "load_street", "parse_street"]

@@ -26,6 +26,9 @@ class Inbound:
     sender_name: str | None = None
     received_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # A scanned building code (一楼一码): WeChat's scan or subscribe EventKey, Telegram's /start payload.
+    # The channel passes it as it came; the core verifies it (handlers/community/scenes.py).
+    scene: str | None = None
 
     @property
     def has_location(self) -> bool:
@@ -72,10 +75,10 @@ def _is_word_char(ch: str) -> bool:
 
 
 def problem_with(message: Inbound) -> InputProblem | None:
-    """Why a message cannot be read as a request, or None. A photo or location alone is fine."""
+    """Why a message cannot be read as a request, or None. A photo, location or scan alone is fine."""
     text = match_form(message.text or "")  # "２" typed on a Chinese keyboard is a digit, not junk
     if not text:
-        return None if (message.photo or message.has_location) else InputProblem.EMPTY
+        return None if (message.photo or message.has_location or message.scene) else InputProblem.EMPTY
     if len(text) > MAX_TEXT:
         return InputProblem.TOO_LONG
     if text.count("\ufffd") * 4 >= len(text):  # undecodable bytes, replaced on the way in
@@ -87,4 +90,12 @@ def problem_with(message: Inbound) -> InputProblem | None:
     readable = sum(1 for ch in words if "\u4e00" <= ch <= "\u9fff" or ch.isascii())
     if readable < len(words) / 2:  # mostly characters no resident types: binary junk decoded as text
         return InputProblem.GARBLED
+    return None
+
+
+def start_scene(payload: str | None) -> str | None:
+    """A ``/start`` payload that is a building code's scene rather than a staff invite code: scenes
+    carry ``_`` (``HPL_b…_…``), invite codes never do. Channels call this to fill ``Inbound.scene``."""
+    if payload and "_" in payload and len(payload) <= 200:
+        return payload
     return None

@@ -85,3 +85,17 @@ class DatabaseTokenStore:
 
     async def close(self) -> None:
         return None
+
+
+async def shared_secret(session: AsyncSession, key: str) -> str:
+    """A random secret made once per deployment and kept in the same table as the tokens (its row
+    ``key``), for what must be signed alike by every process when no secret is configured (the QR
+    scenes of the no-token demo). The first process to insert it wins; it is never logged."""
+    import secrets
+
+    await session.execute(
+        insert_ignore(session, WeChatToken, {"key": key, "access_token": secrets.token_urlsafe(32)})
+    )
+    row = await session.get(WeChatToken, key, populate_existing=True)
+    assert row is not None and row.access_token
+    return row.access_token

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.settings import SECTIONS, Settings, env_name
 from handlers.broadcasts.config import BroadcastSettings
+from handlers.community.qr_config import QrSettings
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
 from handlers.kernel.outbox import Outbound, claim, enqueue, mark_dispatched
@@ -77,6 +78,9 @@ DOCUMENTED: dict[str, tuple[str, str, Any]] = {
     "OUTREACH_BROADCAST_CALENDAR_DAYS_AHEAD": ("3", "broadcasts.calendar_days_ahead", 3),
     "OUTREACH_BROADCAST_WECHAT_MASS": ("true", "broadcasts.wechat_mass", True),
     "OUTREACH_BROADCAST_WECHAT_MASS_QUOTA": ("2", "broadcasts.wechat_mass_quota", 2),
+    "OUTREACH_QR_SECRET": ("s" * 32, "qr.secret", SecretStr("s" * 32)),
+    "OUTREACH_QR_TELEGRAM_BOT": ("hpl_bot", "qr.telegram_bot", "hpl_bot"),
+    "OUTREACH_QR_FONT": ("/f/noto.ttc", "qr.font", Path("/f/noto.ttc")),
     # A section's nested names, as the docs show them.
     "OUTREACH_REMINDERS__DAYS_BEFORE": ("[2]", "reminders.days_before", [2]),
 }
@@ -84,7 +88,13 @@ DOCUMENTED: dict[str, tuple[str, str, Any]] = {
 # OUTREACH_DINGTALK_…) and the test suite's own database.
 NOT_SETTINGS = {"OUTREACH_REMINDER", "OUTREACH_TEST_PG_URL"}
 # The modules whose docstrings document variables.
-DOCUMENTING = ("README.md", "docs", "handlers/reminders/config.py", "handlers/broadcasts/config.py")
+DOCUMENTING = (
+    "README.md",
+    "docs",
+    "handlers/reminders/config.py",
+    "handlers/broadcasts/config.py",
+    "handlers/community/qr_config.py",
+)
 
 
 @pytest.fixture
@@ -136,6 +146,7 @@ def test_defaults_are_each_models_defaults(env: pytest.MonkeyPatch) -> None:
         OutboxSettings: settings.outbox,
         ReminderSettings: settings.reminders,
         BroadcastSettings: settings.broadcasts,
+        QrSettings: settings.qr,  # issue 15 point 3: the building codes' section
     }
 
 

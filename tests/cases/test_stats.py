@@ -511,7 +511,7 @@ def test_cli_stats_and_the_chat_show_the_same_figures(cli_db: dict[str, str]) ->
 
 
 def test_cli_stats_columns_line_up_with_chinese_names(cli_db: dict[str, str]) -> None:
-    from bot.stats_cli import width
+    from handlers.cases.cli_stats import width
 
     lines = run(["stats", "--as-of", "2026-11-26"], env=cli_db).stdout.decode("utf-8").splitlines()
     block = lines[lines.index("按网格") + 1 : lines.index("按类别") - 1]

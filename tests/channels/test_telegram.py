@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bench.support.fake_telegram import TOKEN, Call, FakeTelegram
+from bench.support.live_server import command, free_port
 from bench.support.scratch_db import scratch_postgres
+from bench.support.waiting import wait_until
 from bot.channels.telegram import keyboards
 from bot.channels.telegram.handlers import inbound_from
 from bot.channels.telegram.limiter import RateLimiter
@@ -36,8 +38,6 @@ from messages import render
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, ResidentIdentity
 from tests.support.db import require_postgres
-from tests.support.live_server import command, free_port
-from tests.support.waiting import wait_until
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -879,3 +879,54 @@ async def test_a_bare_rating_with_two_fixed_cases_asks_which_with_a_button_each(
     await bot.received(resident, rf"#{first} 已重新交给")
     assert await bot.scalar(select(Case.status).where(Case.id == first)) == "assigned"
     assert await bot.scalar(select(Case.status).where(Case.id == second)) == "resolved"
+
+
+# -- building codes (一楼一码): t.me/<bot>?start=<scene> arrives as "/start <scene>" --------------------
+
+
+async def scene_of(bot: BotServer, building: str | None = None, place: str | None = None) -> str:
+    from handlers.community.model import parse_community
+    from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
+    from handlers.kernel.token_store import shared_secret
+    from handlers.kernel.yaml_text import load_yaml
+
+    async with bot.sessions().begin() as session:
+        secret = (await shared_secret(session, SECRET_KEY)).encode()
+    community = parse_community(load_yaml(COMMUNITY))
+    target = find_target(community, building, place)
+    assert target is not None
+    return sign(secret, community_code(community), target)
+
+
+def test_a_start_payload_is_a_scene_and_an_invite_code_stays_text() -> None:
+    fake = FakeTelegram()
+    bot = Bot(TOKEN)
+    scan = inbound_from(Update.de_json(fake.message(7, "/start SQ_bMWFiiDVT_9fDm0Y4QCrkwUF7m"), bot))
+    assert (scan.scene, scan.text) == ("SQ_bMWFiiDVT_9fDm0Y4QCrkwUF7m", None)
+    invite = inbound_from(Update.de_json(fake.message(7, "/start K7M2QX9A"), bot))
+    assert (invite.scene, invite.text) == (None, "/start K7M2QX9A")
+
+
+@pytest.mark.parametrize(
+    "name", ["webhook-sqlite", pytest.param("webhook-postgres", marks=pytest.mark.postgres)]
+)
+async def test_a_deep_link_scan_greets_binds_and_places_the_next_report(servers: Servers, name: str) -> None:
+    bot = await servers.get(name)
+    resident = new_user()
+    scene = await scene_of(bot, "8")
+    update = await bot.say(resident, f"/start {scene}")
+    await bot.received(resident, "^您好，这里是幸福社区8号楼")
+    await bot.deliver(update, redeliver=True)  # Telegram's redelivery: handled once
+    await bot.say(resident, "门口垃圾桶满了好几天没人清")
+    mine = select(Case).where(Case.reporter_external == str(resident))
+
+    async def reported() -> Case | None:
+        async with bot.sessions()() as session:
+            return await session.scalar(mine)
+
+    case = await wait_until(reported, f"the case of {resident}")  # acknowledged, or offered as a duplicate
+    assert (case.building, case.location_text) == ("8", "8号楼")
+    assert sum("这里是幸福社区8号楼" in c.text for c in bot.fake.sent(resident)) == 1
+    before = len(bot.fake.sent(resident))
+    await bot.say(resident, "/start SQ_bAAAAAAAA_BBBBBBBBBBBBBBBB")
+    await bot.received(resident, "无法识别", after=before)

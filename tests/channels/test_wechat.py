@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
+from bench.support.live_server import command, serve_process
 from bench.support.scratch_db import IN_CI
+from bench.support.waiting import wait_until
 from bot.channels.wechat.callback import Refused, signature
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.channels.wechat.safe_xml import safe_parse
@@ -40,8 +42,6 @@ from storage.migrate import upgrade
 from storage.models import InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests.support.db import database_of
-from tests.support.live_server import command, serve_process
-from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -622,3 +622,60 @@ async def test_a_report_while_asked_where_gets_its_own_passive_acknowledgement(l
     assert (second.category_code, second.building) == ("sewage", "A")
     await live.wait_sent(resident, f"#{first.id} 还没有说明位置")
     assert (await live.case(first.id)).in_triage and (await live.case(first.id)).location_text is None
+
+
+# -- building codes (一楼一码): subscribe with qrscene_<scene>, SCAN with <scene> ----------------------------
+
+
+async def scene_of(live: Live, building: str | None = None, place: str | None = None) -> str:
+    from handlers.community.model import parse_community
+    from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
+    from handlers.kernel.token_store import shared_secret
+    from handlers.kernel.yaml_text import load_yaml
+
+    async with session_factory(live.engine).begin() as session:
+        secret = (await shared_secret(session, SECRET_KEY)).encode()
+    community = parse_community(load_yaml(COMMUNITY))
+    target = find_target(community, building, place)
+    assert target is not None
+    return sign(secret, community_code(community), target)
+
+
+TICKET = "gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL2taZ2Z3TVRtNzJXV1Brb3ZhYmJJAAIEZ23sUwMEmm3sUw=="
+
+
+async def test_scanning_a_building_code_greets_binds_and_places_the_next_report(live: Live) -> None:
+    resident = new_openid()
+    now = int(time.time())
+    three, five = await scene_of(live, "3"), await scene_of(live, "5")
+    # A new follower: subscribe, EventKey "qrscene_<scene>", with the code's Ticket (as WeChat sends it).
+    follow = wx.event(resident, "subscribe", create_time=now - 30, EventKey=f"qrscene_{three}", Ticket=TICKET)
+    greeting = await live.say(follow)
+    assert greeting.startswith("您好，这里是测试社区3号楼"), greeting
+    assert (await live.post(follow)).text == "success"  # WeChat's retry: FromUserName + CreateTime
+    ack = await live.say(wx.text(resident, "楼道里有积水，蚊子很多"))
+    placed = (await live.cases())[-1]
+    assert "#" in ack and placed.reporter_external == resident
+    assert (placed.building, placed.location_text, placed.grid_code) == ("3", "3号楼", "G1")
+    # A follower scans another building's code: SCAN, EventKey "<scene>"; the binding moves.
+    scan = wx.event(resident, "SCAN", create_time=now - 20, EventKey=five, Ticket=TICKET)
+    assert "测试社区5号楼" in await live.say(scan)
+    await live.say(wx.text(resident, "A座门口垃圾没人清"))  # a place named wins
+    named = (await live.cases())[-1]
+    assert named.building == "A"
+    await live.say(wx.text(resident, "垃圾桶满了好几天没人清"))
+    assert (await live.cases())[-1].building == "5"
+    # A made-up or altered code: a plain answer, nothing changes.
+    forged = five[:-1] + ("A" if five[-1] != "A" else "B")
+    refused = await live.say(wx.event(resident, "SCAN", create_time=now - 10, EventKey=forged, Ticket=TICKET))
+    assert "无法识别" in refused and "直接发文字" in refused
+    await live.say(wx.text(resident, "楼道里好多蟑螂"))
+    assert (await live.cases())[-1].building == "5"
+
+
+async def test_a_staff_members_scan_binds_nothing(live: Live) -> None:
+    scene = await scene_of(live, place="东门")
+    said = await live.say(
+        wx.event(ZHANG, "SCAN", create_time=int(time.time()) - 5, EventKey=scene, Ticket=TICKET)
+    )
+    assert "东门" in said and "不会改变" in said

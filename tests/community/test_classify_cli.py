@@ -77,3 +77,15 @@ def test_train_without_data_fails_cleanly(tmp_path: Path) -> None:
     result = run(["classify", "train", "--data", str(tmp_path), "--out", str(tmp_path / "m.json.gz")])
     assert result.returncode == 1
     assert "Traceback" not in result.stderr.decode("utf-8")
+
+
+def test_classify_lists_a_problem_of_no_category_beside_a_known_one_as_other() -> None:
+    messages = "东门垃圾桶满了没人倒，另外单元门也关不上了\n东门垃圾堆满了，走路都过不去\n"
+    out = lines(run(["classify"], messages))
+    assert out[0]["category"] == "garbage" and out[0]["categories"] == ["garbage", "other"]
+    assert out[1]["categories"] == ["garbage"]  # what the rubbish causes is no second problem
+
+
+def test_route_lists_the_other_problem_too() -> None:
+    out = lines(run(["route"], "3号楼楼道贴满小广告，还有楼道灯也坏了\n"))
+    assert out[0]["categories"] == ["poster", "other"] and out[0]["grid"] == "G1"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot.demo_clock import JOB_SECONDS, DemoClock, parse_local, parse_step, run_jobs, with_clock
 from handlers.kernel.channel_services import active_staff
 from handlers.kernel.clock import utcnow
-from handlers.kernel.inbound import Inbound
+from handlers.kernel.inbound import Inbound, start_scene
 from handlers.kernel.outbox import OutboxItem, drain
 from handlers.kernel.outbox_settings import OutboxSettings
 from messages import render
@@ -111,8 +111,15 @@ async def run_console(app: App, database: str, stdin: TextIO = sys.stdin, out: T
                 if command == "/time":
                     print(move_clock(app, clock, rest), file=out, flush=True)
                 else:
+                    scene = start_scene(rest.strip()) if command == "/start" else None  # a code, typed
                     await app.conversation.handle(
-                        Inbound(channel=CHANNEL, sender=me, text=line, sender_name=me)
+                        Inbound(
+                            channel=CHANNEL,
+                            sender=me,
+                            text=None if scene else line,
+                            sender_name=me,
+                            scene=scene,
+                        )
                     )
                     await flush(app, sender)
                 # what serve's timers would have done by now (after a /time: what became due)

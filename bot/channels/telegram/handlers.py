@@ -42,7 +42,7 @@ from handlers.kernel.channel_services import (
 from handlers.kernel.commands import COMMANDS as COMMAND_REGISTRY
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
-from handlers.kernel.inbound import Inbound
+from handlers.kernel.inbound import Inbound, start_scene
 from handlers.kernel.privacy import mask_log
 from messages import render
 
@@ -112,10 +112,14 @@ def inbound_from(update: Update, username: str | None = None) -> Inbound:
     elif message.document is not None and (message.document.mime_type or "").startswith("image/"):
         photo = message.document.file_id
     location = message.location
+    text = _strip_bot_name(message.text or message.caption, username)
+    command, _, payload = (text or "").partition(" ")
+    scene = start_scene(payload.strip()) if command == "/start" else None  # t.me/<bot>?start=<scene>
     return Inbound(
         channel=CHANNEL,
         sender=str(user.id),
-        text=_strip_bot_name(message.text or message.caption, username),
+        text=None if scene else text,
+        scene=scene,
         photo=photo,
         latitude=location.latitude if location is not None else None,
         longitude=location.longitude if location is not None else None,
@@ -165,6 +169,7 @@ async def reply_directly(deps: TelegramDeps, update: Update, text: str) -> None:
 
 
 # -- keyboards of messages whose case moved on ---------------------------------------------------------
+
 
 async def case_state(deps: TelegramDeps, number: int | None) -> CaseState:
     return await cases_case_state(deps.sessions, number)

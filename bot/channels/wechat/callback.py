@@ -362,6 +362,9 @@ class WeChatCallback:
         message_id = f"{openid}:{child(root, 'CreateTime')}:{event}"
         if event in ("subscribe", "subscribe_scan"):
             await self._touch(openid, now, window="event", subscribed=True)
+            if event == "subscribe_scan":  # followed by scanning a building's code: "qrscene_<scene>"
+                scene = child(root, "EventKey").removeprefix("qrscene_")
+                return Inbound(CHANNEL, openid, scene=scene, message_id=message_id)
             return Inbound(CHANNEL, openid, text="帮助", message_id=message_id)
         if event == "unsubscribe":
             await self._touch(openid, now, window=None, subscribed=False)
@@ -370,9 +373,13 @@ class WeChatCallback:
             lat, lon = coordinate(child(root, "Latitude")), coordinate(child(root, "Longitude"))
             await self._touch(openid, now, window=None, position=(lat, lon, None))
             return None
-        if event in ("click", "scan"):
+        if event == "scan":  # a follower scanned a building's code: EventKey is the scene
             await self._touch(openid, now, window="event")
-            key = child(root, "EventKey") if event == "click" else ""
+            scene = child(root, "EventKey")
+            return Inbound(CHANNEL, openid, scene=scene, message_id=message_id) if scene else None
+        if event == "click":
+            await self._touch(openid, now, window="event")
+            key = child(root, "EventKey")
             return Inbound(CHANNEL, openid, text=key, message_id=message_id) if key else None
         if event in ("subscribe_msg_popup_event", "subscribe_msg_change_event"):
             for entry in root.iter("List"):

@@ -1,7 +1,8 @@
 """``outreach-bot stats`` and ``outreach-bot export``: figures per grid, category and worker, and the
-cases as Open311 GeoReport v2 requests. Both read the database named by ``OUTREACH_DATABASE_URL``
-(and the community stored in it, else ``OUTREACH_CONFIG`` / the sample). Output is UTF-8 with real
-Chinese characters; field names are a contract (see README, "Command line")."""
+cases as Open311 GeoReport v2 requests (added to bot/cli.py by ``register``). Both read the database
+named by ``OUTREACH_DATABASE_URL`` (and the community stored in it, else ``OUTREACH_CONFIG`` / the
+sample). Output is UTF-8 with real Chinese characters; field names are a contract (see README,
+"Command line")."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.tabular import csv_text, write_bytes, xlsx_bytes
+from sqlalchemy import select
+
+from handlers.cases.models import OPEN_STATUSES, Case
+from handlers.cases.stats import PERIODS, compute, period_bounds
+from handlers.community.model import load_community
+from handlers.kernel.cli_output import csv_text, write_bytes, xlsx_bytes
 from messages import render
 
 STATS_FORMATS = ("table", "json", "csv", "xlsx")
@@ -48,8 +54,12 @@ def _day(value: str) -> date:
 
 
 def register(subparsers: Any) -> None:
-    from handlers.cases.stats import PERIODS
+    """Add ``stats`` and ``export`` to the ``outreach-bot`` sub-commands."""
+    stats_command(subparsers)
+    export_command(subparsers)
 
+
+def stats_command(subparsers: Any) -> None:
     stats = subparsers.add_parser(
         "stats", help="figures per grid, category and worker: received, closed, on-time, rework, satisfaction"
     )
@@ -62,6 +72,8 @@ def register(subparsers: Any) -> None:
     stats.add_argument("--output", type=Path, metavar="FILE", help="write the .xlsx (or CSV) to this file")
     stats.set_defaults(func=cmd_stats)
 
+
+def export_command(subparsers: Any) -> None:
     export = subparsers.add_parser("export", help="the cases as Open311 GeoReport v2 service requests (JSON)")
     export.add_argument("--format", choices=("open311",), default="open311")
     export.add_argument("--status", choices=("open", "closed"), help="only open or only closed requests")
@@ -70,9 +82,8 @@ def register(subparsers: Any) -> None:
 
 async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
     """Open the configured database (migrated), find the community, run ``work(session, community)``."""
-    from handlers.community.model import load_community
     from handlers.community.store import stored_community
-    from storage.migrate import database
+    from storage.migrate import database  # alembic: only when a command opens the database
 
     settings = args.settings()
     async with database(settings.database_url) as db, db.sessions() as session:
@@ -84,8 +95,6 @@ async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], An
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from handlers.cases.stats import compute, period_bounds
-
     async def work(session: Any, community: Any) -> Any:
         unknown = [g for g in args.grid or () if g not in community.grids]
         if unknown:
@@ -206,9 +215,6 @@ def table(report: Any) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from handlers.cases.models import OPEN_STATUSES, Case
     from handlers.cases.open311 import service_request
 
     async def work(session: Any, community: Any) -> int:

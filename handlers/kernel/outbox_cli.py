@@ -1,5 +1,6 @@
 """``outreach-bot outbox failed`` / ``outreach-bot outbox retry [--id N … | --all]``: the messages the
-outbox gave up on, one masked line each, and putting them back in the queue."""
+outbox gave up on, one masked line each, and putting them back in the queue. The kernel's command
+line (the outbox is the kernel's), registered by ``bot/cli.py``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from handlers.kernel.clock import utcnow
+from handlers.kernel.outbox_admin import failed_rows, retry
 from messages import render
 
 T = TypeVar("T")
@@ -22,8 +25,6 @@ async def _with_sessions(args: argparse.Namespace, work: Callable[[Any], Awaitab
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    from handlers.kernel.outbox_admin import failed_rows
-
     rows = asyncio.run(_with_sessions(args, lambda sessions: failed_rows(sessions, args.limit)))
     if not rows:
         print(render("outbox.failed_none"))
@@ -46,9 +47,6 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from handlers.kernel.outbox_admin import retry
-    from storage.models import utcnow
-
     ids = None if args.all else list(args.id)
     queued = asyncio.run(_with_sessions(args, lambda sessions: retry(sessions, utcnow(), ids)))
     for row_id in queued:

@@ -1,17 +1,23 @@
-"""Tables for people's spreadsheets: CSV that Excel and WPS open correctly (UTF-8 with a BOM, so the
-Chinese is not mojibake; CRLF rows, as Excel writes them) and .xlsx (openpyxl). Headers are Chinese;
-times are the community's local time, written by the callers."""
+"""What the command lines print, for every feature's CLI: JSON lines (UTF-8 with real Chinese
+characters), and tables for people's spreadsheets: CSV that Excel and WPS open correctly (UTF-8 with a
+BOM, so the Chinese is not mojibake; CRLF rows, as Excel writes them) and .xlsx (openpyxl). Headers are
+Chinese; times are the community's local time, written by the callers."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 BOM = "\ufeff"
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def csv_text(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
