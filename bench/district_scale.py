@@ -139,7 +139,12 @@ class Bench:
     figures: dict[int, list[Figure]] = field(default_factory=dict)
 
     async def measure(
-        self, n: int, name: str, target: float, work: Callable[[], Awaitable[Any]], note: str = ""
+        self,
+        n: int,
+        name: str,
+        target: float,
+        work: Callable[[], Awaitable[Any]],
+        note: Callable[[Any], str] | None = None,
     ) -> Any:
         self.recorder.statements.clear()
         self.recorder.on = True
@@ -148,7 +153,8 @@ class Bench:
             result = await work()
         finally:
             self.recorder.on = False
-        figure = Figure(name, time.perf_counter() - started, target, note, cpu=time.process_time() - cpu)
+        figure = Figure(name, time.perf_counter() - started, target, cpu=time.process_time() - cpu)
+        figure.note = note(result) if note is not None else ""
         figure.slowest, figure.queries = self.recorder.slowest(), len(self.recorder.statements)
         figure.statements = list(self.recorder.statements)
         self.add(n, figure)
@@ -301,8 +307,9 @@ async def measure_routing(bench: Bench, n: int, street: Street, sizes: Sizes, no
 
 async def measure_scan(bench: Bench, n: int, street: Street, now: datetime) -> None:
     services = services_for(bench, street, now)
-    woken = await bench.measure(n, "escalation scan, cases due", SCAN_S, lambda: deadlines.scan(services))
-    bench.figures[n][-1].note = f"({woken} woken)"
+    await bench.measure(
+        n, "escalation scan, cases due", SCAN_S, lambda: deadlines.scan(services), lambda w: f"({w} woken)"
+    )
     await bench.measure(n, "escalation scan, nothing due", SCAN_S, lambda: deadlines.scan(services))
 
 
@@ -314,15 +321,14 @@ async def measure_reminders(bench: Bench, n: int, street: Street, day: date) -> 
         async with bench.sessions() as session:
             return len((await session.scalars(due_query(evening))).all())
 
-    found = await bench.measure(n, "the day's due reminders (due_query)", SCAN_S, due)
-    bench.figures[n][-1].note = f"({found} due)"
-    written = await bench.measure(
+    await bench.measure(n, "the day's due reminders (due_query)", SCAN_S, due, lambda k: f"({k} due)")
+    await bench.measure(
         n,
         "one day's due reminders (send_due)",
         SCAN_S,
         lambda: send_due(services, ReminderSettings(batch_size=200)),
+        lambda k: f"({k} messages)",
     )
-    bench.figures[n][-1].note = f"({written} messages)"
 
 
 async def say_as(bench: Bench, services: Services, who: str, words: str) -> None:
