@@ -9,6 +9,8 @@ location or a duplicate answer that never came) and resolved cases nobody rated.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from handlers.cases import cases, feedback, numbers
@@ -95,6 +97,14 @@ async def _wake(turn: Turn, case: Case) -> None:
         await _ring(turn, case)
 
 
+def _people(community: Any, case: Case) -> list[str]:
+    """Whom a case's rungs may tell: its handler, its grid's leader, the community's admins."""
+    grid = community.grids.get(case.grid_code) if case.grid_code else None
+    return [
+        p for p in (case.assignee_id, grid.leader if grid is not None else None, *community.admins()) if p
+    ]
+
+
 async def scan(services: Services) -> int:
     """One pass of the periodic job; returns how many cases it woke. Safe in several processes."""
     woken = 0
@@ -111,9 +121,19 @@ async def scan(services: Services) -> int:
                 )
             ).all()
             turn = Turn(services, session, now)
-            for case in rows:
+            communities = [
+                await numbers.community_of(turn, case.community_id) if services.several else None
+                for case in rows
+            ]
+            # everyone the batch's rungs may tell, looked up in one query instead of one per rung
+            await turn.know_staff(
+                person
+                for case, community in zip(rows, communities, strict=True)
+                for person in _people(community or services.community, case)
+            )
+            for case, community in zip(rows, communities, strict=True):
                 if services.several:  # the case's community: its leaders, admins, working time
-                    turn.community = await numbers.community_of(turn, case.community_id)
+                    turn.community = community
                 await _wake(turn, case)
         woken += len(rows)
         if len(rows) < SCAN_BATCH:

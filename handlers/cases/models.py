@@ -121,9 +121,15 @@ class CaseEvent(Base):
     """Append-only: who did what to a case, when. Never updated or deleted by the application."""
 
     __tablename__ = "case_events"
+    __table_args__ = (
+        # A case's events; on PostgreSQL the columns statistics read come with them, so the reporters'
+        # ratings of a period's cases are read from the index alone (0011: a district's month, 222,000
+        # cases, 0.49 s → 0.07 s at 1 million cases; the planner chose a full scan of the log before).
+        Index("ix_case_events_case", "case_id", postgresql_include=["action", "actor_type", "at"]),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

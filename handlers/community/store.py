@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,11 +81,11 @@ async def sync_street(session: AsyncSession, street: Street) -> StreetSummary:
     await _sync_staff(session, everyone)
     gone_staff = await _sync_memberships(session, street, rows)
     await _sync_identities(session, everyone.values())
+    gone_grids = await _sync_grids(session, street, rows)
+    await _sync_categories(session, street, rows)
     summaries = []
     for community in street:
         row_id = rows[community.code]
-        gone_grids = await _sync_grids(session, row_id, community)
-        await _sync_categories(session, row_id, community)
         cfg = community.config
         summaries.append(
             SyncSummary(
@@ -92,7 +93,7 @@ async def sync_street(session: AsyncSession, street: Street) -> StreetSummary:
                 staff=len(cfg.staff),
                 categories=len(community.categories),
                 deactivated_staff=gone_staff[row_id],
-                deactivated_grids=gone_grids,
+                deactivated_grids=gone_grids[row_id],
                 code=community.code,
                 name=community.name,
             )
@@ -118,6 +119,7 @@ async def _sync_community_rows(
     by_code = {row.code.upper(): row for row in existing}
     ids: dict[str, int] = {}
     kept: set[int] = set()
+    chosen: dict[str, CommunityRow] = {}
     for community in street:
         row = by_code.get(community.code.upper())
         if row is None and street.only is not None and len(existing) == 1:
@@ -129,8 +131,10 @@ async def _sync_community_rows(
         row.code, row.aliases, row.active = community.code, list(cfg.community.aliases), True
         row.name, row.timezone = cfg.community.name, cfg.community.timezone
         row.source, row.loaded_at = cfg.model_dump(mode="json"), utcnow()
-        await session.flush()
-        ids[community.code] = row.id
+        chosen[community.code] = row
+    await session.flush()  # one flush for every new row (their ids)
+    for community_code, row in chosen.items():
+        ids[community_code] = row.id
         kept.add(row.id)
     gone = []
     for row in existing:
@@ -165,93 +169,133 @@ async def _sync_memberships(
     session: AsyncSession, street: Street, rows: dict[str, int]
 ) -> dict[int, tuple[str, ...]]:
     """Each community's staff; returns, per community row, who left it since the last load."""
-    existing: dict[tuple[str, int], StaffMembership] = {
-        (m.staff_id, m.community_id): m for m in await session.scalars(select(StaffMembership))
-    }
+    existing: dict[int, dict[str, StaffMembership]] = {}
+    for m in await session.scalars(select(StaffMembership)):
+        existing.setdefault(m.community_id, {})[m.staff_id] = m
     gone: dict[int, tuple[str, ...]] = {}
     for community in street:
         row_id = rows[community.code]
+        members = existing.get(row_id, {})
         listed = {s.id for s in community.config.staff}
         for staff_id in listed:
-            membership = existing.get((staff_id, row_id))
+            membership = members.get(staff_id)
             if membership is None:
                 session.add(StaffMembership(staff_id=staff_id, community_id=row_id, active=True))
-            else:
+            elif not membership.active:
                 membership.active = True
-        left = sorted(
-            staff_id
-            for (staff_id, community_id), m in existing.items()
-            if community_id == row_id and staff_id not in listed and m.active
-        )
+        left = sorted(staff_id for staff_id, m in members.items() if staff_id not in listed and m.active)
         for staff_id in left:
-            existing[(staff_id, row_id)].active = False
+            members[staff_id].active = False
         gone[row_id] = tuple(left)
-    for (_, community_id), m in existing.items():
+    for community_id, members in existing.items():
         if community_id not in gone:  # a community no longer served
-            m.active = False
+            for m in members.values():
+                m.active = False
     await session.flush()
     return gone
 
 
 async def _sync_identities(session: AsyncSession, staff: Iterable[StaffConfig]) -> None:
-    """Accounts named in the file are replaced; accounts bound by invite code stay."""
-    await session.execute(delete(StaffIdentity).where(StaffIdentity.source == "config"))
-    await session.flush()
-    for channel, external, staff_id in _config_identities(staff):
-        bound = await session.get(StaffIdentity, (channel, external))
-        if bound is None:
+    """Accounts named in the file are bound to their staff member as the file says; config accounts the
+    file no longer names go; accounts bound by invite code stay (rebound when the file names them).
+    Written as a difference in one read and one flush (a district has thousands of accounts; a reload
+    of an unchanged file writes nothing)."""
+    wanted = {(channel, external): staff_id for channel, external, staff_id in _config_identities(staff)}
+    existing = {(i.channel, i.external_id): i for i in await session.scalars(select(StaffIdentity))}
+    for key, row in existing.items():
+        if key not in wanted and row.source == "config":
+            await session.delete(row)
+    for (channel, external), staff_id in wanted.items():
+        row = existing.get((channel, external))
+        if row is None:
             session.add(
                 StaffIdentity(channel=channel, external_id=external, staff_id=staff_id, source="config")
             )
-        else:
-            bound.staff_id, bound.source = staff_id, "config"
-
-
-async def _sync_grids(session: AsyncSession, community_id: int, community: Community) -> tuple[str, ...]:
-    """The community's grids and their workers as in the file; grids that left it become inactive
-    (returned)."""
-    cfg = community.config
-    grid_codes = {g.code for g in cfg.grids}
-    existing = {
-        g.code: g for g in await session.scalars(select(Grid).where(Grid.community_id == community_id))
-    }
-    for g in cfg.grids:
-        grid = existing.get(g.code) or Grid(community_id=community_id, code=g.code)
-        grid.name, grid.leader_id, grid.active = g.name, g.leader, True
-        grid.buildings, grid.places = [str(b) for b in g.buildings], list(g.places)
-        session.add(grid)
-    gone = tuple(sorted(c for c, g in existing.items() if c not in grid_codes and g.active))
-    for code in gone:
-        existing[code].active = False
+            continue
+        # A config account is as if written anew (no unreachable mark); an account bound by invite
+        # code that the file now names is rebound and keeps its mark.
+        mark = None if row.source == "config" else row.unreachable_since
+        if (row.staff_id, row.source, row.unreachable_since) != (staff_id, "config", mark):
+            row.staff_id, row.source, row.unreachable_since = staff_id, "config", mark
     await session.flush()
-    await session.execute(delete(GridWorker).where(GridWorker.community_id == community_id))
-    for g in cfg.grids:
-        for position, w in enumerate(g.workers):
-            session.add(
-                GridWorker(
-                    community_id=community_id,
-                    grid_code=g.code,
-                    staff_id=w.staff,
-                    categories=list(w.categories),
-                    position=position,
-                )
+
+
+async def _by_community(session: AsyncSession, model: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The rows of ``model`` (grids, categories) of these communities, by community and code: one read."""
+    found: dict[int, dict[str, Any]] = {}
+    for row in await session.scalars(select(model).where(model.community_id.in_(ids))):
+        found.setdefault(row.community_id, {})[row.code] = row
+    return found
+
+
+def _assign(row: Any, **values: Any) -> None:
+    """Set what differs only (an unchanged reload writes nothing)."""
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
+async def _sync_grids(
+    session: AsyncSession, street: Street, rows: dict[str, int]
+) -> dict[int, tuple[str, ...]]:
+    """Every community's grids and their workers as in the file; grids that left it become inactive
+    (returned per community). A few statements for the whole 街道, not a few per community."""
+    ids = [rows[c.code] for c in street]
+    existing = await _by_community(session, Grid, ids)
+    gone: dict[int, tuple[str, ...]] = {}
+    for community in street:
+        community_id = rows[community.code]
+        grids = existing.get(community_id, {})
+        cfg = community.config
+        for g in cfg.grids:
+            grid = grids.get(g.code)
+            if grid is None:
+                grid = Grid(community_id=community_id, code=g.code)
+                session.add(grid)
+            _assign(
+                grid,
+                name=g.name,
+                leader_id=g.leader,
+                active=True,
+                buildings=[str(b) for b in g.buildings],
+                places=list(g.places),
             )
+        listed = {g.code for g in cfg.grids}
+        gone[community_id] = tuple(sorted(c for c, g in grids.items() if c not in listed and g.active))
+        for code in gone[community_id]:
+            grids[code].active = False
+    await session.flush()
+    await session.execute(delete(GridWorker).where(GridWorker.community_id.in_(ids)))
+    session.add_all(
+        GridWorker(
+            community_id=rows[community.code],
+            grid_code=g.code,
+            staff_id=w.staff,
+            categories=list(w.categories),
+            position=position,
+        )
+        for community in street
+        for g in community.config.grids
+        for position, w in enumerate(g.workers)
+    )
     return gone
 
 
-async def _sync_categories(session: AsyncSession, community_id: int, community: Community) -> None:
-    existing = {
-        c.code: c
-        for c in await session.scalars(select(Category).where(Category.community_id == community_id))
-    }
-    codes = {c.code for c in community.categories}
-    for c in community.categories:
-        category = existing.get(c.code) or Category(community_id=community_id, code=c.code)
-        category.name, category.time_limit_hours, category.enabled = c.name, c.time_limit_hours, c.enabled
-        session.add(category)
-    for code, category in existing.items():
-        if code not in codes:
-            category.enabled = False
+async def _sync_categories(session: AsyncSession, street: Street, rows: dict[str, int]) -> None:
+    existing = await _by_community(session, Category, [rows[c.code] for c in street])
+    for community in street:
+        community_id = rows[community.code]
+        categories = existing.get(community_id, {})
+        for c in community.categories:
+            category = categories.get(c.code)
+            if category is None:
+                category = Category(community_id=community_id, code=c.code)
+                session.add(category)
+            _assign(category, name=c.name, time_limit_hours=c.time_limit_hours, enabled=c.enabled)
+        codes = {c.code for c in community.categories}
+        for code, category in categories.items():
+            if code not in codes:
+                category.enabled = False
     await session.flush()
 
 

@@ -5,7 +5,7 @@ root, ``bot/settings.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.kernel.community_port import CommunityPort, StreetOfOne, StreetPort
 from handlers.kernel.outbox import Button, Outbound, enqueue
-from handlers.kernel.people import Address, staff_addresses
+from handlers.kernel.people import Address, staff_addresses, staff_addresses_of
 from storage.models import OutboxMessage, utcnow
 
 Section = TypeVar("Section", bound=BaseModel)
@@ -68,6 +68,9 @@ class Turn:
     number_scope: CommunityPort | None = None
     # A button press: the case number it carries is the case's id, not its number in a community.
     button: bool = False
+    # Each staff member's accounts, looked up once per turn: the escalation scan's turn tells the same
+    # leaders and admins about many cases (and a look-up flushes the turn's pending rows first).
+    staff_accounts: dict[str, list[Address]] = field(default_factory=dict)
 
     @property
     def community(self) -> Any:
@@ -118,10 +121,22 @@ class Turn:
         photo: str | None = None,
     ) -> int:
         """Send to every account the staff member has on a running channel; returns how many."""
-        addresses = await staff_addresses(self.session, staff_id, self.services.channels)
+        addresses = self.staff_accounts.get(staff_id)
+        if addresses is None:
+            addresses = await staff_addresses(self.session, staff_id, self.services.channels)
+            self.staff_accounts[staff_id] = addresses
         for address in addresses:
             self.say(address, text, kind=kind, case_id=case_id, buttons=buttons, photo=photo)
         return len(addresses)
+
+    async def know_staff(self, staff_ids: Iterable[str]) -> None:
+        """Look up these staff members' accounts at once, before telling them one by one (a look-up
+        per person would also flush the turn's pending rows each time)."""
+        missing = {s for s in staff_ids if s and s not in self.staff_accounts}
+        if missing:
+            self.staff_accounts.update(
+                await staff_addresses_of(self.session, missing, self.services.channels)
+            )
 
     async def tell_admins(
         self, text: str, *, case_id: int | None = None, buttons: Sequence[Button] = ()
