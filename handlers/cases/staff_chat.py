@@ -132,10 +132,12 @@ async def list_cases(ctx: ChatContext, _command: Command) -> None:
     scope = await numbers.scope_of(ctx.turn, staff.id)
     if role == Role.WORKER:
         query = query.where(Case.assignee_id == staff.id)
-    elif role == Role.LEADER and scope is None:
+    elif role == Role.LEADER and not ctx.turn.services.several:
         grids = [g.code for g in ctx.turn.community.grids.values() if g.leader == staff.id]
         query = query.where((Case.assignee_id == staff.id) | Case.grid_code.in_(grids))
     elif role == Role.LEADER:  # their grids in each of their communities (every one has its own G1)
+        if scope is None:  # a 街道-level leader: every community's grids they lead
+            scope = [(await numbers.row_id(ctx.turn, c), c) for c in ctx.turn.services.street]
         led = [
             (Case.community_id == row)
             & Case.grid_code.in_([g.code for g in c.grids.values() if g.leader == staff.id])

@@ -165,3 +165,32 @@ async def test_escalation_goes_up_the_case_communitys_ladder(chat: Chat) -> None
     out = await chat.flush()
     assert any("JXY-1" in t for t in chat.to(out, "jli"))
     assert not chat.to(out, "hli")  # the other community's leader of its own G1 hears nothing
+
+
+async def test_a_street_level_leader_lists_only_the_grids_they_lead(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """Both communities have a G1; a 街道-level leader who leads HPL's G1 sees HPL's G1 cases, not JXY's."""
+    import yaml
+
+    from handlers.community.street import parse_street
+
+    data = yaml.safe_load(STREET_FILE.read_text(encoding="utf-8"))
+    data["admins"].append({"id": "gao", "name": "高明", "role": "leader"})
+    data["communities"][0]["grids"][0]["leader"] = "gao"
+    street = parse_street(data, STREET_FILE.parent)
+    async with sessions.begin() as session:
+        await sync_street(session, street)
+    services = Services(
+        sessions=sessions,
+        community=street.communities[0],
+        street=street,
+        channels=frozenset({"console"}),
+        clock=clock,
+    )
+    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
+    await chat.send("小李", "和平里3号楼楼道里贴满了小广告")  # HPL-1, in HPL's G1
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")  # JXY-1, in JXY's G1
+    listed = "\n".join(chat.to(await chat.send("gao", "任务"), "gao"))
+    assert "HPL-1" in listed
+    assert "JXY-1" not in listed
