@@ -103,7 +103,7 @@ def scene_code(scene: object) -> str | None:
     None when it is not shaped like a scene."""
     if not isinstance(scene, str) or len(scene) > MAX_SCENE or len(scene) <= _TAIL:
         return None
-    code = scene[: -_TAIL]
+    code = scene[:-_TAIL]
     return code if CODE_RE.fullmatch(code) else None
 
 

@@ -13,7 +13,7 @@ from handlers.community.street import load_street
 from handlers.feature_set import conversation
 from handlers.kernel.token_store import shared_secret
 from storage.models import Resident, ResidentIdentity
-from tests.cases.test_street_chat import STREET_FILE, cases_of, chat, remembered, street  # noqa: F401 (fixtures)
+from tests.cases.test_street_chat import STREET_FILE, cases_of, chat, remembered, street
 from tests.support.chat import Chat
 
 __all__ = ["chat", "street"]
