@@ -61,3 +61,29 @@ def test_a_printed_code_typed_into_the_street_demo_files_the_report_there(
     assert "张和平" in said  # HPL's worker for 3号楼, not JXY's
     tickets = lines(run(["tickets", "--format", "json"], env={**db_env, "OUTREACH_CONFIG": STREET}))
     assert [(t["location"], t["grid"]) for t in tickets] == [("3号楼", "G1")]
+
+
+def test_the_demo_over_the_sample_street(tmp_path: Path, db_env: dict[str, str]) -> None:
+    sample = str(Path(__file__).parents[2] / "bot" / "data" / "sample_street.yaml")
+    typed = "\n".join(
+        [
+            "/as 小李",
+            "5号楼楼道里贴满了小广告",  # which community? asked
+            "2",  # 和平里社区: HPL-1, 钱晓红's (HPL's G1 worker for posters)
+            "/as qian",
+            "接单 HPL-1",
+            "/as zhang",  # 幸福社区's worker: not theirs
+            "接单 HPL-1",
+            "/as gao",  # the 街道's admin sees every community's cases
+            "查看 HPL-1",
+            "",
+        ]
+    )
+    result = run(["demo", "--config", sample], stdin=typed, env=db_env)
+    said = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode()
+    assert "本地控制台演示（和平街道）" in said and "qian" in said.split("\n", 5)[3]  # all staff
+    assert "请问您在哪个社区" in said and "2. 和平里社区" in said
+    assert "案件编号 #HPL-1" in said and "已派给网格员钱晓红" in said
+    assert "已接单 #HPL-1" in said and "您无权处理 #HPL-1" in said
+    assert "案件 #HPL-1" in said and "状态：处理中" in said
