@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.live_server import serve_process
+from bench.support.live_server import serve_process
 
 
 async def status_of(port: int, source: str) -> tuple[int, float]:

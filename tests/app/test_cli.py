@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.support.live_server import free_port
+from bench.support.waiting import wait_until
 from tests.community.test_community import BASE
 from tests.support.cli import EXE, lines, run
-from tests.support.live_server import free_port
-from tests.support.waiting import wait_until
 
 
 def db_path(env: dict[str, str]) -> Path:

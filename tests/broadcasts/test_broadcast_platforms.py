@@ -42,6 +42,8 @@ from sqlalchemy import select
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
 from bench.support.fake_telegram import SEND_METHODS, TOKEN, Call, FakeTelegram
+from bench.support.live_server import command, free_port
+from bench.support.waiting import wait_until
 from handlers.broadcasts import wechat_mass
 from handlers.broadcasts.models import Broadcast, ResidentTag, WeChatMassReceipt
 from handlers.community.model import load_community
@@ -51,8 +53,6 @@ from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OutboxMessage, Resident, ResidentIdentity, utcnow
 from tests.support.db import database_of
-from tests.support.live_server import command, free_port
-from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Enough that the broadcast runs at Telegram's limit for many seconds, with progress messages on the

@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bench.support.fake_telegram import TOKEN, Call, FakeTelegram
+from bench.support.live_server import command, free_port
 from bench.support.scratch_db import scratch_postgres
+from bench.support.waiting import wait_until
 from bot.channels.telegram import keyboards
 from bot.channels.telegram.handlers import inbound_from
 from bot.channels.telegram.limiter import RateLimiter
@@ -36,8 +38,6 @@ from messages import render
 from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, ResidentIdentity
 from tests.support.db import require_postgres
-from tests.support.live_server import command, free_port
-from tests.support.waiting import wait_until
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

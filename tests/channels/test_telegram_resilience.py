@@ -22,6 +22,8 @@ from telegram import Bot
 
 from bench.support import wechat_payloads
 from bench.support.fake_telegram import FakeTelegram
+from bench.support.live_server import ServerProcess, serve_process
+from bench.support.waiting import wait_until
 from bot.channels.telegram.limiter import RateLimiter
 from bot.channels.telegram.sender import TelegramSender
 from handlers.kernel.outbox import Outbound, drain, enqueue
@@ -29,9 +31,7 @@ from storage.database import create_engine, session_factory
 from storage.models import InboundMessage, OutboxMessage, OutboxStatus
 from tests.channels.test_telegram import COMMUNITY, SECRET_HEADER
 from tests.support.chat import Clock
-from tests.support.live_server import ServerProcess, serve_process
 from tests.support.own_postgres import OwnPostgres, own_postgres
-from tests.support.waiting import wait_until
 
 WEBHOOK = "/telegram/webhook"
 

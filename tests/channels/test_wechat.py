@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
+from bench.support.live_server import command, serve_process
 from bench.support.scratch_db import IN_CI
+from bench.support.waiting import wait_until
 from bot.channels.wechat.callback import Refused, signature
 from bot.channels.wechat.client import DatabaseTokenStore, WeChatClient
 from bot.channels.wechat.safe_xml import safe_parse
@@ -40,8 +42,6 @@ from storage.migrate import upgrade
 from storage.models import InboundMessage, OutboxMessage
 from storage.wechat_models import WeChatUnreached, WeChatUser
 from tests.support.db import database_of
-from tests.support.live_server import command, serve_process
-from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,6 +28,8 @@ from wechatpy.utils import to_text
 
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
+from bench.support.live_server import ServerProcess, serve_process
+from bench.support.waiting import wait_until
 from bot.channels.wechat.guards import Refused, SenderLimiter, check_xml_bytes
 from bot.channels.wechat.inbox import Inbox, Item
 from messages import render
@@ -37,8 +39,6 @@ from storage.models import InboundMessage, StaffInvite
 from storage.wechat_models import WeChatCallbackSeal, WeChatInbox
 from tests.channels.test_wechat import COMMUNITY, server_env
 from tests.support.db import database_of
-from tests.support.live_server import ServerProcess, serve_process
-from tests.support.waiting import wait_until
 
 CHEN = "oChen0001"  # the admin
 SLOW_TURN = "handled too slowly for a passive reply"  # the server's log line

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bench.support import fake_wechat as fw
 from bench.support import fake_wecom as fc
 from bench.support import wechat_payloads as wx
+from bench.support.live_server import serve_process
+from bench.support.waiting import wait_until
 from bot.channels.wechat.client import DatabaseTokenStore
 from bot.channels.wecom import cards
 from bot.channels.wecom.client import WeComClient
@@ -39,8 +41,6 @@ from storage.models import Dialog, InboundMessage, OutboxMessage, Staff, StaffId
 from storage.wechat_models import WeChatInbox
 from tests.channels.test_wechat import server_env
 from tests.support.db import database_of
-from tests.support.live_server import serve_process
-from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ZHANG, WANG, LI, CHEN = "ZhangWei", "WangFang", "LiNa", "ChenJing"

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
 from bench.support.fake_telegram import TOKEN, FakeTelegram
+from bench.support.live_server import command
 from bot.channels.telegram.limiter import RateLimiter
 from bot.channels.telegram.sender import TelegramSender
 from handlers.kernel.outbox import (
@@ -38,7 +39,6 @@ from handlers.kernel.outbox import (
 from messages import render
 from storage.models import OutboxMessage, OutboxStatus, utcnow
 from tests.support.chat import Clock
-from tests.support.live_server import command
 
 
 class PlatformSender:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.support.live_server import free_port
 from bench.support.scratch_db import IN_CI
-from tests.support.live_server import free_port
 
 
 def binaries() -> Path | None:

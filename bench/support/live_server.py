@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.waiting import wait_until
+from bench.support.waiting import wait_until
 
 EXE = shutil.which("outreach-bot", path=str(Path(sys.executable).parent))
 
