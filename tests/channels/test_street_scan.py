@@ -20,13 +20,13 @@ from sqlalchemy import select
 from bench.support import fake_wechat as fw
 from bench.support import wechat_payloads as wx
 from bench.support.fake_telegram import TOKEN, FakeTelegram
+from bench.support.live_server import free_port, serve_process
+from bench.support.waiting import wait_until
 from handlers.cases.models import Case
 from storage.database import create_engine, session_factory
 from storage.models import Community as CommunityRow
 from tests.channels.test_wechat import TICKET, Live, new_openid, server_env
 from tests.support.db import database_of
-from tests.support.live_server import free_port, serve_process
-from tests.support.waiting import wait_until
 
 STREET = Path(__file__).parents[1] / "data" / "street"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
