@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli_io import community_of, fail_config, print_json
+from bot.cli_io import fail_config, print_json
 from messages import render
 
 if TYPE_CHECKING:
@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from handlers.community.model import Community
     from handlers.community.scenes import Target
+    from handlers.community.street import Street
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
+SHOWN_CODES = 12  # an unknown or missing --community lists at most this many known codes
 
 
 class QrFailed(Exception):
@@ -43,30 +45,58 @@ class QrFailed(Exception):
 
 def register(sub: Any, settings: Callable[[], Settings]) -> None:
     qr = sub.add_parser("qr", help="printable posters: one code per building or place (一楼一码)")
-    qr.add_argument("--community", metavar="CODE", help="the community's code (default: the configured one)")
+    qr.add_argument(
+        "--community", metavar="CODE", help="the community's code (required when the file lists several)"
+    )
     which = qr.add_mutually_exclusive_group(required=True)
     which.add_argument("--building", help="one building: 3, 3号楼, A座, 二期3号楼")
     which.add_argument("--place", help="one place of the community file: 东门")
     which.add_argument("--all", action="store_true", help="every building and place")
     qr.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the PNG posters")
-    qr.add_argument("--config", type=Path, help="community YAML (default: OUTREACH_CONFIG or the sample)")
+    qr.add_argument(
+        "--config", type=Path, help="街道 or community YAML (default: OUTREACH_CONFIG or the sample)"
+    )
     qr.add_argument("--format", choices=("json",), default="json", help="one JSON line per poster")
     qr.set_defaults(func=cmd_qr)
 
 
 def cmd_qr(args: argparse.Namespace) -> int:
     from handlers.community.model import CommunityConfigError
+    from handlers.community.street import load_street
 
     settings: Settings = args.settings()
     try:
-        community = community_of(args.config, settings.config)
+        street = load_street(args.config or settings.config)
     except CommunityConfigError as exc:
         return fail_config(exc, args.config or settings.config)
     try:
-        return asyncio.run(_qr(args, settings, community))
+        return asyncio.run(_qr(args, settings, _community(args.community, street)))
     except QrFailed as failed:
         print(str(failed), file=sys.stderr)
         return failed.status
+
+
+def _known(street: Street) -> str:
+    from handlers.community.scenes import community_code
+
+    codes = [community_code(c) for c in street]
+    return "、".join(codes[:SHOWN_CODES]) + ("…" if len(codes) > SHOWN_CODES else "")
+
+
+def _community(code: str | None, street: Street) -> Community:
+    """The community whose posters to make: ``--community CODE`` (required when the file has several),
+    else the file's only one."""
+    from handlers.community.scenes import community_code
+
+    if code is None:
+        if street.only is None:
+            line = render("qr.community_required", count=len(street), known=_known(street))
+            raise QrFailed(line, EXIT_USAGE)
+        return street.only
+    found = next((c for c in street if community_code(c).upper() == code.strip().upper()), None)
+    if found is None:
+        raise QrFailed(render("qr.unknown_community", code=code, known=_known(street)), EXIT_USAGE)
+    return found
 
 
 def _targets(args: argparse.Namespace, community: Community) -> list[Target]:
@@ -99,8 +129,6 @@ async def _qr(args: argparse.Namespace, settings: Settings, community: Community
     from handlers.community.scenes import community_code
 
     code = community_code(community)
-    if args.community is not None and args.community != code:
-        raise QrFailed(render("qr.unknown_community", code=args.community, known=code), EXIT_USAGE)
     chosen = _targets(args, community)
     try:
         font = find_cjk_font(settings.qr.font)

@@ -30,9 +30,10 @@ audience_sources.install()
 
 def default_features(services: Services) -> Sequence[ChatFeature]:
     """The features every deployment runs, in order, each with its section of the settings."""
+    community = CommunityQuestion(resident_chat.handle)  # which community the resident is in
     return (
-        ScanFeature(services.section(QrSettings)),
-        CommunityQuestion(resident_chat.handle),  # first: which community the resident is in
+        ScanFeature(services.section(QrSettings), community.scanned),  # a scan tells it too
+        community,
         CaseStatusFeature(),
         CategoryQuestion(resident_chat.report),
         ReminderFeature(services.section(ReminderSettings)),

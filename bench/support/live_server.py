@@ -45,9 +45,11 @@ async def serve_process(
     *,
     ready: Callable[[dict[str, Any]], bool] = lambda _health: True,
     deadline: float = 60,
+    port: int | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """``ready`` looks at /healthz's JSON (e.g. which channels are up)."""
-    port = free_port()
+    """``ready`` looks at /healthz's JSON (e.g. which channels are up); ``port`` when the environment
+    must name it (a Telegram webhook's URL), else a free one."""
+    port = port or free_port()
     log = folder / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(

@@ -26,6 +26,8 @@ from sqlalchemy import select
 from handlers.cases import numbers
 from handlers.cases.category_question import _digit
 from handlers.cases.models import Case
+from handlers.cases.resident_questions import AWAIT_LOCATION, location_reply, pending_cases
+from handlers.community.scenes import Scanned
 from handlers.kernel.commands import Cmd, action, parse_command
 from handlers.kernel.community_port import CommunityPort
 from handlers.kernel.context import Turn
@@ -89,7 +91,12 @@ async def _remembered(turn: Turn, resident: Resident) -> CommunityPort | None:
 
 
 async def remember(turn: Turn, resident: Resident, community: CommunityPort) -> None:
-    resident.community_id = await numbers.row_id(turn, community)
+    """Remember the resident's community; moving to another one drops the home (building, grid) kept
+    in the old one (its "3号楼" is not the new one's)."""
+    row = await numbers.row_id(turn, community)
+    if resident.community_id is not None and row != resident.community_id:
+        resident.home_building = resident.home_grid = None
+    resident.community_id = row
 
 
 # What files a waiting report once the community is known: the residents' flow (handed in).
@@ -122,6 +129,29 @@ class CommunityQuestion:
             await ask(ctx, [ctx.row.id])
             return True
         return False
+
+    async def scanned(self, ctx: ChatContext, community: CommunityPort, scanned: Scanned) -> None:
+        """After a resident scanned a code of ``community`` (home set, greeting said): remember the
+        community (a code of another one moves them, as 换小区 does) and let the scan answer what the
+        bot is waiting for: "which community?" (the waiting reports are filed there, at the scanned
+        building) and "where is it?" (the scanned building or place, when the case is of that
+        community). Any other question stays and is recalled after the greeting."""
+        resident = ctx.actor.resident
+        assert resident is not None
+        resident.community_id = await numbers.row_id(ctx.turn, community)  # the home just set stays
+        ctx.turn.community = community
+        dialog = ctx.dialog
+        if dialog is None:
+            return
+        if dialog.state == STATE:
+            await self._file_waiting(ctx, community)
+        elif dialog.state == AWAIT_LOCATION and await _of_community(ctx, dialog.data, resident.community_id):
+            message = ctx.message
+            ctx.message = replace(message, text=scanned.target.label, scene=None)
+            await location_reply(ctx)
+            ctx.message = message
+        else:
+            ctx.reply(render("scan.question_waiting"))
 
     async def _button(self, ctx: ChatContext, pending: bool) -> bool:
         token, _, digit = (ctx.command.arg or "").removeprefix(TOKEN).partition(":")  # type: ignore[union-attr]
@@ -213,6 +243,15 @@ class CommunityQuestion:
             filed += 1
         ctx.message, ctx.row, ctx.command = message, row, command
         return filed
+
+
+async def _of_community(ctx: ChatContext, data: dict[str, object], community_id: int | None) -> bool:
+    """Whether the cases waiting for "where is it?" were filed in the scanned community."""
+    for number in pending_cases(dict(data)):
+        case = await ctx.turn.session.get(Case, number)
+        if case is not None and case.community_id not in {None, community_id}:
+            return False
+    return True
 
 
 def _choice(ctx: ChatContext, digit: int) -> CommunityPort | None:

@@ -185,6 +185,8 @@ async def interrupts(ctx: ChatContext, features: Sequence[ChatFeature]) -> bool:
     dialog = ctx.dialog
     if dialog is None or dialog.state in NEVER_INTERRUPTED:
         return False
+    if ctx.message.scene is not None:
+        return False  # a scan answers the question or leaves it waiting (community_question.scanned)
     if case_status.is_query(ctx):
         return False  # answered, then the question is asked again (handlers/cases/case_status.py)
     command = ctx.command

@@ -98,6 +98,15 @@ def sign(secret: bytes, code: str, target: Target) -> str:
     return f"{payload}_{_signature(secret, payload)}"
 
 
+def scene_code(scene: object) -> str | None:
+    """The community code a scene claims (unverified: only to pick the community to verify it in), or
+    None when it is not shaped like a scene."""
+    if not isinstance(scene, str) or len(scene) > MAX_SCENE or len(scene) <= _TAIL:
+        return None
+    code = scene[:-_TAIL]
+    return code if CODE_RE.fullmatch(code) else None
+
+
 def verify(secret: bytes, scene: str, community: Community, code: str) -> Scanned | Refusal:
     """The building or place a scanned scene names in ``community`` (whose code is ``code``), or why
     not. Cheap on hostile input: the shape is checked before anything is hashed."""

@@ -7,7 +7,10 @@ from handlers.cases.models import Case
 from handlers.community.scenes import SECRET_KEY, community_code, find_target, sign
 from handlers.kernel.token_store import shared_secret
 from storage.models import Resident
+from tests.cases.test_category_question import unsure_chat
 from tests.support.chat import Chat
+
+__all__ = ["unsure_chat"]
 
 
 async def scene_for(chat: Chat, building: str | None = None, place: str | None = None) -> str:
@@ -91,3 +94,25 @@ async def test_a_redelivered_scan_is_handled_once(chat: Chat) -> None:
     first = await chat.send("小王", scene=scene, message_id="openid:1700000000:scan")
     again = await chat.send("小王", scene=scene, message_id="openid:1700000000:scan")
     assert len(chat.to(first, "小王")) == 1 and chat.to(again, "小王") == []
+
+
+async def test_a_scan_while_the_category_question_waits_keeps_the_question(unsure_chat: Chat) -> None:
+    chat = unsure_chat
+    out = chat.to(await chat.send("小王", "3号楼后面那块地方又脏又臭"), "小王")
+    assert "1. 垃圾/乱堆放" in out[0]
+    out = chat.to(await chat.send("小王", scene=await scene_for(chat, "5")), "小王")
+    assert out[0].startswith("您好，这里是幸福社区5号楼") and "还在等您回答" in out[-1]
+    await chat.send("小王", "1")  # the question still answers: the report is not lost
+    first = await case(chat, 1)
+    assert (first.category_code, first.building, first.assignee_id) == ("garbage", "3", "zhang")
+    await chat.send("小王", "楼道里贴满了小广告")  # the next one without a place: the scanned 5号楼
+    assert (await case(chat, 2)).building == "5"
+
+
+async def test_a_scan_answers_where_is_it(chat: Chat) -> None:
+    out = chat.to(await chat.send("小王", "楼道里贴满了小广告"), "小王")
+    assert (await case(chat, 1)).grid_code is None
+    out = chat.to(await chat.send("小王", scene=await scene_for(chat, "3")), "小王")
+    assert out[0].startswith("您好，这里是幸福社区3号楼") and len(out) == 2 and "#1" in out[1]
+    placed = await case(chat, 1)
+    assert (placed.building, placed.grid_code, placed.assignee_id) == ("3", "G1", "zhang")

@@ -69,11 +69,12 @@ async def run_console(app: App, database: str, stdin: TextIO = sys.stdin, out: T
     sender = ConsoleSender(app, out)
     busy = asyncio.Lock()  # one turn or one pass of the jobs at a time
     me = DEFAULT_RESIDENT
-    staff_ids = list(app.services.community.staff)
+    street = app.services.street  # a 街道: its name and every community's staff
+    staff_ids = list(dict.fromkeys(s for community in street for s in community.staff))
     print(
         render(
             "console.banner",
-            community=app.services.community.name,
+            community=street.name if len(street) > 1 else app.services.community.name,
             database=database,
             name=me,
             staff="、".join(staff_ids),
