@@ -1,0 +1,173 @@
+"""Everything per community, and across the 街道 (issue 15, point 4): ``tickets --community``,
+``stats`` per community and the 街道 table, the chat's 统计 for a community admin and a 街道 admin, the
+Open311 export's ``jurisdiction_id``; on SQLite and PostgreSQL (the matrix), with the two-community
+街道 of tests/data/street/heping_street.yaml (和平里社区 HPL, 锦绣园社区 JXY, each with its own G1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.cases.cli import ticket_rows
+from handlers.cases.stats import compute, period_bounds
+from handlers.cases.street_stats import compute_street
+from handlers.community.store import community_ids, sync_street
+from handlers.community.street import Street, load_street
+from handlers.feature_set import conversation
+from handlers.kernel.context import Services
+from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.cli import run
+
+STREET_FILE = Path(__file__).parents[1] / "data" / "street" / "heping_street.yaml"
+
+
+@pytest.fixture(scope="module")
+def street() -> Street:
+    return load_street(STREET_FILE)
+
+
+@pytest.fixture
+async def chat(sessions: async_sessionmaker[AsyncSession], street: Street, clock: Clock) -> Chat:
+    async with sessions.begin() as session:
+        await sync_street(session, street)
+    services = Services(
+        sessions=sessions,
+        community=street.communities[0],
+        street=street,
+        channels=frozenset({"console"}),
+        clock=clock,
+    )
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
+
+
+async def three_cases(chat: Chat) -> None:
+    """HPL-1 and HPL-2 open (hzhang's); JXY-1 fixed by jwang on time."""
+    await chat.send("小李", "和平里小区3号楼楼道里贴满了小广告")
+    await chat.send("小李", "5号楼门口垃圾堆了好几天")
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")
+    await chat.send("jwang", "接单 1")
+    out = await chat.send("jwang", "完成 1 已清理干净")
+    assert any("JXY-1" in t for t in chat.to(out, "jwang"))
+    chat.clock.advance(minutes=1)  # the figures count what was received before "now"
+
+
+async def test_tickets_of_one_community_with_the_numbers_people_see(chat: Chat, street: Street) -> None:
+    await three_cases(chat)
+    async with chat.services.sessions() as session:
+        every = await ticket_rows(session, street)
+        hpl = await ticket_rows(session, street, community="hpl")  # any letter case
+        jxy_fixed = await ticket_rows(session, street, community="JXY", status="resolved")
+        jxy_open = await ticket_rows(session, street, community="JXY", status="assigned")
+        unknown = await ticket_rows(session, street, community="XYZ")
+    assert isinstance(every, list) and [r["number"] for r in every] == ["HPL-1", "HPL-2", "JXY-1"]
+    assert isinstance(hpl, list) and [(r["number"], r["community"]) for r in hpl] == [
+        ("HPL-1", "HPL"),
+        ("HPL-2", "HPL"),
+    ]
+    assert {r["assignee"] for r in hpl} == {"hzhang"}
+    assert isinstance(jxy_fixed, list) and [r["number"] for r in jxy_fixed] == ["JXY-1"]
+    assert jxy_fixed[0]["resolution_note"] == "已清理干净"
+    assert jxy_open == []
+    assert isinstance(unknown, str) and "XYZ" in unknown and "HPL" in unknown and "JXY" in unknown
+
+
+async def test_stats_per_community_and_the_street_table(chat: Chat, street: Street) -> None:
+    await three_cases(chat)
+    now = chat.clock.now
+    async with chat.services.sessions() as session:
+        ids = await community_ids(session)
+        hpl, jxy = street.get("HPL"), street.get("JXY")
+        assert hpl is not None and jxy is not None
+        start, end = period_bounds("month", now, hpl.timezone)
+        hpl_report = await compute(session, hpl, start, end, now, community_id=ids["HPL"])
+        jxy_report = await compute(session, jxy, start, end, now, community_id=ids["JXY"])
+        table = await compute_street(session, street, ids, start, end, now, period="month")
+    # each community counts its own cases only, though both have a G1
+    assert (hpl_report.total.received, hpl_report.total.in_hand, hpl_report.total.closed) == (2, 2, 0)
+    assert (jxy_report.total.received, jxy_report.total.closed, jxy_report.total.on_time) == (1, 1, 1)
+    assert [(r.key, r.received) for r in hpl_report.by_grid] == [("G1", 2)]
+    # the 街道 table: one row per community, ranked by 按期处置率 (a community with none ranks after)
+    assert [(r.key, r.name, r.received, r.closed) for r in table.rows] == [
+        (
+            "JXY",
+            "锦绣园社区",
+            1,
+            1,
+        ),
+        ("HPL", "和平里社区", 2, 0),
+    ]
+    assert table.rows[0].on_time_rate == 1.0 and table.rows[1].on_time_rate is None
+    assert table.total.received == 3 and table.total.closed == 1
+    shown = table.as_dict()
+    assert [(c["rank"], c["key"]) for c in shown["by_community"]] == [(1, "JXY"), (2, "HPL")]
+
+
+async def test_chat_stats_community_admin_sees_theirs_street_admin_the_ranking(chat: Chat) -> None:
+    await three_cases(chat)
+    out = await chat.send("hchen", "统计")
+    said = "\n".join(chat.to(out, "hchen"))
+    assert "和平里社区" in said and "受理 2 件" in said and "锦绣园" not in said
+    out = await chat.send("jchen", "统计")
+    said = "\n".join(chat.to(out, "jchen"))
+    assert "锦绣园社区" in said and "受理 1 件" in said and "和平里" not in said
+    out = await chat.send("zhao", "统计")
+    said = chat.to(out, "zhao")[0]
+    lines = said.splitlines()
+    assert "和平街道" in lines[0]
+    assert lines[1].startswith("1. 锦绣园社区") and "按期 100.0%" in lines[1]
+    assert lines[2].startswith("2. 和平里社区") and "受理 2" in lines[2]
+    assert "合计受理 3 件" in said
+
+
+async def test_staff_lists_show_their_communities_cases_only(chat: Chat) -> None:
+    await three_cases(chat)
+    out = await chat.send("jchen", "待分拣")
+    assert not any("HPL-" in t for t in chat.to(out, "jchen"))
+    out = await chat.send("hzhang", "我的")
+    said = "\n".join(chat.to(out, "hzhang"))
+    assert "HPL-1" in said and "JXY-" not in said
+
+
+async def test_the_command_lines_per_community(chat: Chat, db_url: str) -> None:
+    await three_cases(chat)
+    env = {"OUTREACH_DATABASE_URL": db_url}
+    day = ["--as-of", chat.clock.now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()]
+    tickets = run(["tickets", "--community", "JXY", "--format", "json"], env=env)
+    assert tickets.returncode == 0, tickets.stderr.decode()
+    rows = [json.loads(line) for line in tickets.stdout.decode().splitlines()]
+    assert [(r["number"], r["community"]) for r in rows] == [("JXY-1", "JXY")]
+    bad = run(["tickets", "--community", "NOPE"], env=env)
+    assert bad.returncode == 2 and "NOPE" in bad.stderr.decode() and bad.stdout == b""
+
+    stats = run(["stats", "--format", "json", *day], env=env)  # a 街道: the table
+    assert stats.returncode == 0, stats.stderr.decode()
+    figures = json.loads(stats.stdout)
+    assert [(c["rank"], c["key"], c["received"]) for c in figures["by_community"]] == [
+        (
+            1,
+            "JXY",
+            1,
+        ),
+        (2, "HPL", 2),
+    ]
+    one = json.loads(run(["stats", "--community", "HPL", "--format", "json", *day], env=env).stdout)
+    assert one["community"] == "和平里社区" and one["total"]["received"] == 2
+    csv_out = run(["stats", "--format", "csv", *day], env=env)
+    header, first = csv_out.stdout.decode("utf-8-sig").splitlines()[:2]
+    assert header.startswith("排名,社区代码,名称,受理") and first.startswith("1,JXY,锦绣园社区,1,")
+    text = run(["stats", *day], env=env).stdout.decode()
+    assert "和平街道" in text and text.index("锦绣园社区") < text.index("和平里社区")
+    refused = run(["stats", "--grid", "G1"], env=env)  # G1 of which community?
+    assert refused.returncode == 2 and "--community" in refused.stderr.decode()
+
+    export = run(["export", "--format", "open311"], env=env)
+    assert export.returncode == 0, export.stderr.decode()
+    requests = json.loads(export.stdout)
+    assert [r["jurisdiction_id"] for r in requests] == ["HPL", "HPL", "JXY"]
+    assert requests[2]["agency_responsible"] == "锦绣园一网格"
+    only = json.loads(run(["export", "--format", "open311", "--jurisdiction", "HPL"], env=env).stdout)
+    assert len(only) == 2 and {r["jurisdiction_id"] for r in only} == {"HPL"}
