@@ -171,3 +171,26 @@ async def test_the_command_lines_per_community(chat: Chat, db_url: str) -> None:
     assert requests[2]["agency_responsible"] == "锦绣园一网格"
     only = json.loads(run(["export", "--format", "open311", "--jurisdiction", "HPL"], env=env).stdout)
     assert len(only) == 2 and {r["jurisdiction_id"] for r in only} == {"HPL"}
+
+
+async def test_the_digest_per_community_and_the_street_admins_summary(chat: Chat) -> None:
+    from datetime import UTC, datetime
+
+    from handlers.cases.digest import send_digests
+
+    await three_cases(chat)  # HPL-1, HPL-2 open (hzhang, leader hli); JXY-1 resolved
+    await chat.send("小王", "锦绣园6号楼下水道堵了")  # JXY-2, jwang's
+    chat.clock.now = datetime(2026, 11, 24, 8, 30, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    assert await send_digests(chat.services) > 0
+    out = await chat.flush()
+
+    [worker] = [t for t in chat.to(out, "hzhang") if "【每日待办】" in t]
+    assert worker.startswith("【和平里社区】") and "在办案件 2 件" in worker
+    assert "#HPL-1" in worker and "#HPL-2" in worker and "JXY" not in worker
+    [leader] = [t for t in chat.to(out, "jli") if "【每日待办】" in t]
+    assert "锦绣园一网格：在办 1 件" in leader and "#JXY-2" in leader and "HPL" not in leader
+    # the 街道 admin: one summary, every community; no per-community digest
+    [summary] = chat.to(out, "zhao")
+    assert "和平街道" in summary and "【每日待办】" not in summary
+    assert "和平里社区：在办 2 件" in summary and "锦绣园社区：在办 1 件" in summary
+    assert await send_digests(chat.services) == 0  # once a day
