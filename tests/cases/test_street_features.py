@@ -194,3 +194,54 @@ async def test_the_digest_per_community_and_the_street_admins_summary(chat: Chat
     assert "和平街道" in summary and "【每日待办】" not in summary
     assert "和平里社区：在办 2 件" in summary and "锦绣园社区：在办 1 件" in summary
     assert await send_digests(chat.services) == 0  # once a day
+
+
+async def test_broadcasts_reach_the_residents_of_the_chosen_communities(chat: Chat) -> None:
+    from handlers.broadcasts import audience as aud
+
+    await chat.send("小李", "和平里小区3号楼楼道里贴满了小广告")  # 小李: HPL
+    await chat.send("小张", "和平里小区4号楼门口有垃圾")  # 小张: HPL
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")  # 小王: JXY
+    async with chat.services.sessions() as session:
+        assert (await aud.count(session, aud.Audience.of(communities=["hpl"]))).residents == 2
+        assert (await aud.count(session, aud.Audience.of(communities=["JXY"]))).residents == 1
+        assert (await aud.count(session, aud.Audience.of(communities=["HPL", "JXY"]))).residents == 3
+        assert (await aud.count(session, aud.Audience.of())).residents == 3  # the whole 街道
+        # staff: members of the community only (hzhang, roam, hli, hchen and the 街道's zhao)
+        staff = await aud.staff_recipients(
+            session, aud.Audience.of(tags=["staff"], communities=["JXY"]), None
+        )
+        assert "shzhang" not in {r.key for r in staff}
+        with pytest.raises(aud.AudienceError):
+            await aud.validate(session, aud.Audience.of(communities=["NOPE"]))
+
+    # a community admin broadcasts to their own community, whatever they write
+    draft = chat.to(await chat.send("jchen", "广播 全体 明天上午停水"), "jchen")[0]
+    assert "共 1 人" in draft and "JXY" in draft
+    # a 街道 admin chooses: a community by name, or the whole 街道
+    draft = chat.to(await chat.send("zhao", "广播 和平里 明天上午停水"), "zhao")[0]
+    assert "共 2 人" in draft and "HPL" in draft
+    draft = chat.to(await chat.send("zhao", "广播 全体 明天上午停水"), "zhao")[-1]
+    assert "共 3 人" in draft
+    out = await chat.send("jchen", "确认发送")
+    assert any("已确认" in t for t in chat.to(out, "jchen"))
+
+
+async def test_the_broadcast_command_line_asks_which_communities(chat: Chat, db_url: str) -> None:
+    await chat.send("小李", "和平里小区3号楼楼道里贴满了小广告")
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")
+    env = {"OUTREACH_DATABASE_URL": db_url}
+    base = ["broadcast", "--text", "明天停水", "--dry-run"]
+    unsaid = run(base, env=env)
+    assert unsaid.returncode == 2 and "--street" in unsaid.stderr.decode()
+    one = run([*base, "--community", "HPL"], env=env)
+    assert one.returncode == 0, one.stderr.decode()
+    assert "1" in one.stdout.decode() and "HPL" in one.stdout.decode()
+    both = run([*base, "--community", "HPL,JXY"], env=env)
+    assert both.returncode == 0, both.stderr.decode()
+    street = run([*base, "--street"], env=env)
+    assert street.returncode == 0, street.stderr.decode()
+    bad = run([*base, "--community", "NOPE"], env=env)
+    assert bad.returncode == 2 and "NOPE" in bad.stderr.decode()
+    grid = run([*base, "--street", "--grid", "G1"], env=env)
+    assert grid.returncode == 2 and "--community" in grid.stderr.decode()
