@@ -245,3 +245,56 @@ async def test_the_broadcast_command_line_asks_which_communities(chat: Chat, db_
     assert bad.returncode == 2 and "NOPE" in bad.stderr.decode()
     grid = run([*base, "--street", "--grid", "G1"], env=env)
     assert grid.returncode == 2 and "--community" in grid.stderr.decode()
+
+
+async def test_deadlines_run_on_the_case_communitys_working_time(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """和平里 works 08:00-20:00 every day; 锦绣园 keeps the default (08:30-12:00, 13:30-17:30, Monday
+    to Friday): the same report on a Friday at 17:00 is due at different times."""
+    from datetime import UTC, datetime
+
+    import yaml
+    from sqlalchemy import select
+
+    from handlers.cases.deadlines import scan
+    from handlers.cases.models import Case
+    from handlers.community.street import parse_street
+
+    data = yaml.safe_load(STREET_FILE.read_text(encoding="utf-8"))
+    data["communities"][0]["working_time"] = {
+        "hours": ["08:00-20:00"],
+        "weekdays": [1, 2, 3, 4, 5, 6, 7],
+        "national_holidays": False,
+    }
+    street = parse_street(data, STREET_FILE.parent)
+    async with sessions.begin() as session:
+        await sync_street(session, street)
+    services = Services(
+        sessions=sessions,
+        community=street.communities[0],
+        street=street,
+        channels=frozenset({"console"}),
+        clock=clock,
+    )
+    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    clock.now = datetime(2026, 11, 27, 17, 0, tzinfo=shanghai).astimezone(UTC)  # a Friday
+    await chat.send("小李", "和平里小区3号楼楼道里贴满了小广告")
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")
+    async with sessions() as session:
+        hpl, jxy = (await session.scalars(select(Case).order_by(Case.id))).all()
+    assert hpl.time_limit_hours == jxy.time_limit_hours and hpl.due_at is not None and jxy.due_at is not None
+    hpl_community, jxy_community = street.get("HPL"), street.get("JXY")
+    assert hpl_community is not None and jxy_community is not None
+    limit = hpl.time_limit_hours
+    assert hpl.due_at == hpl_community.calendar.add(hpl.created_at, limit)
+    assert jxy.due_at == jxy_community.calendar.add(jxy.created_at, limit)
+    assert hpl.due_at.astimezone(shanghai).weekday() == 5  # Saturday: 和平里 works weekends
+    assert jxy.due_at.astimezone(shanghai).weekday() == 0  # Monday: 锦绣园 does not
+    # the scan on Sunday rings 和平里's overdue case only, to its own leader
+    clock.now = datetime(2026, 11, 29, 12, 0, tzinfo=shanghai).astimezone(UTC)
+    await scan(services)
+    out = await chat.flush()
+    assert any("HPL-1" in t for t in chat.to(out, "hli"))
+    assert not any("JXY-1" in t for t in chat.to(out, "jli"))
