@@ -298,3 +298,47 @@ async def test_deadlines_run_on_the_case_communitys_working_time(
     out = await chat.flush()
     assert any("HPL-1" in t for t in chat.to(out, "hli"))
     assert not any("JXY-1" in t for t in chat.to(out, "jli"))
+
+
+async def test_follow_ups_stay_in_their_community(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """A health worker of 和平里 enrols and lists 和平里's residents only; the resident's notice names
+    和平里's 卫生服务站; 锦绣园's resident is unknown to them (nothing leaks between communities)."""
+    import yaml
+    from sqlalchemy import select
+
+    from handlers.community.street import parse_street
+    from storage.models import ResidentIdentity
+
+    data = yaml.safe_load(STREET_FILE.read_text(encoding="utf-8"))
+    data["communities"][0]["staff"].append({"id": "hdoc", "name": "和医生", "role": "health"})
+    street = parse_street(data, STREET_FILE.parent)
+    async with sessions.begin() as session:
+        await sync_street(session, street)
+    services = Services(
+        sessions=sessions,
+        community=street.communities[1],  # the deployment's "first" is not the resident's
+        street=street,
+        channels=frozenset({"console"}),
+        clock=clock,
+    )
+    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
+    await chat.send("小李", "和平里小区3号楼楼道里贴满了小广告")
+    await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")
+    async with sessions() as session:
+        ids = dict(
+            (await session.execute(select(ResidentIdentity.external_id, ResidentIdentity.resident_id))).all()
+        )
+    li, wang = ids["小李"], ids["小王"]
+
+    out = await chat.send("hdoc", f"随访登记 R{wang} 高血压")
+    assert any(f"找不到居民“R{wang}”" in t for t in chat.to(out, "hdoc"))
+    assert not chat.to(out, "小王")
+    out = await chat.send("hdoc", f"随访登记 R{li} 高血压")
+    assert any("已登记随访 F1" in t for t in chat.to(out, "hdoc"))
+    [notice] = chat.to(out, "小李")
+    assert notice.startswith("【和平里社区卫生服务站】")
+    out = await chat.send("hdoc", "随访待办")
+    listed = "\n".join(chat.to(out, "hdoc"))
+    assert f"R{li}" in listed and f"R{wang}" not in listed
