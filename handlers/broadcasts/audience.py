@@ -10,7 +10,10 @@ An audience is ``grids`` and ``tags`` (JSON in ``broadcasts.audience``), never a
 * tags: residents with any of them: ``guardians`` (enrolled in vaccination reminders), ``reporters``
   (reported at least one case) or a free tag stored in ``resident_tags``; grids and tags together
   mean residents with one of the tags in one of the grids;
-* the tag ``staff``: active staff members (of the grids, if grids are given) instead of residents.
+* the tag ``staff``: active staff members (of the grids, if grids are given) instead of residents;
+* communities (their codes, in a deployment of several): only residents of those communities
+  (``residents.community_id``; staff: members of them), with the grids and tags above inside them;
+  none: the whole 街道.
 
 Always left out: residents who opted out of notices (退订通知) and residents blocked by an admin. A
 resident with accounts on several channels is reached once, on the account they used most recently
@@ -31,7 +34,16 @@ from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.broadcasts.models import NoticeOptOut, ResidentTag
-from storage.models import Grid, GridWorker, Resident, ResidentIdentity, Staff, StaffIdentity
+from storage.models import Community as CommunityRow
+from storage.models import (
+    Grid,
+    GridWorker,
+    Resident,
+    ResidentIdentity,
+    Staff,
+    StaffIdentity,
+    StaffMembership,
+)
 
 STAFF = "staff"
 GUARDIANS = "guardians"
@@ -56,21 +68,31 @@ class AudienceError(ValueError):
 class Audience:
     grids: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    communities: tuple[str, ...] = ()  # community codes (upper case); none: every community
 
     @classmethod
-    def of(cls, grids: Iterable[str] = (), tags: Iterable[str] = ()) -> Audience:
+    def of(
+        cls, grids: Iterable[str] = (), tags: Iterable[str] = (), communities: Iterable[str] = ()
+    ) -> Audience:
         return cls(
             tuple(sorted({g.strip().upper() for g in grids if g.strip()})),
             tuple(sorted({t.strip().lstrip("#").lower() for t in tags if t.strip().lstrip("#")})),
+            tuple(sorted({c.strip().upper() for c in communities if c.strip()})),
         )
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Audience:
         data = data or {}
-        return cls.of(data.get("grids") or (), data.get("tags") or ())
+        return cls.of(data.get("grids") or (), data.get("tags") or (), data.get("communities") or ())
 
     def to_json(self) -> dict[str, Any]:
-        return {"grids": list(self.grids), "tags": list(self.tags)}
+        out: dict[str, Any] = {"grids": list(self.grids), "tags": list(self.tags)}
+        if self.communities:  # added key: audiences of one community keep their old JSON
+            out["communities"] = list(self.communities)
+        return out
+
+    def within(self, communities: Iterable[str]) -> Audience:
+        return Audience.of(self.grids, self.tags, communities)
 
     @property
     def everyone(self) -> bool:
@@ -158,10 +180,16 @@ def _tag_clause(tag: str) -> ColumnElement[bool]:
     return exists().where(ResidentTag.resident_id == Resident.id, ResidentTag.tag == tag)
 
 
+def _community_ids(codes: Sequence[str]) -> Any:
+    return select(CommunityRow.id).where(func.upper(CommunityRow.code).in_(list(codes)))
+
+
 def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[ColumnElement[bool]]:
     """WHERE clauses on ``Resident`` for the audience (``opted_out``: those left out for opting out)."""
     optout = exists().where(NoticeOptOut.resident_id == Resident.id)
     clauses: list[ColumnElement[bool]] = [Resident.blocked.is_(False), optout if opted_out else ~optout]
+    if audience.communities:
+        clauses.append(Resident.community_id.in_(_community_ids(audience.communities)))
     if audience.grids:
         clauses.append(_resident_grid().in_(audience.grids))
     if audience.resident_tags:
@@ -170,9 +198,19 @@ def resident_filter(audience: Audience, *, opted_out: bool = False) -> list[Colu
 
 
 async def validate(session: AsyncSession, audience: Audience) -> None:
-    """Raise ``AudienceError`` for a grid or tag that does not exist."""
+    """Raise ``AudienceError`` for a community, grid or tag that does not exist."""
+    if audience.communities:
+        codes = {c.upper(): c for c in await session.scalars(select(CommunityRow.code))}
+        unknown = [c for c in audience.communities if c not in codes]
+        if unknown:
+            raise AudienceError(
+                "bc.unknown_community", code="、".join(unknown), known="、".join(sorted(codes.values()))
+            )
     if audience.grids:
-        known = set(await session.scalars(select(Grid.code).where(Grid.active.is_(True))))
+        grids = select(Grid.code).where(Grid.active.is_(True))
+        if audience.communities:
+            grids = grids.where(Grid.community_id.in_(_community_ids(audience.communities)))
+        known = set(await session.scalars(grids))
         unknown = [g for g in audience.grids if g not in known]
         if unknown:
             raise AudienceError("bc.unknown_grid", code="、".join(unknown), known="、".join(sorted(known)))
@@ -275,9 +313,18 @@ async def resident_recipients(
 
 async def _staff_ids(session: AsyncSession, audience: Audience) -> list[str]:
     query = select(Staff.id).where(Staff.active.is_(True))
+    if audience.communities:
+        members = select(StaffMembership.staff_id).where(
+            StaffMembership.active.is_(True),
+            StaffMembership.community_id.in_(_community_ids(audience.communities)),
+        )
+        query = query.where(Staff.id.in_(members))
     if audience.grids:
         leaders = select(Grid.leader_id).where(Grid.code.in_(audience.grids), Grid.leader_id.is_not(None))
         workers = select(GridWorker.staff_id).where(GridWorker.grid_code.in_(audience.grids))
+        if audience.communities:
+            leaders = leaders.where(Grid.community_id.in_(_community_ids(audience.communities)))
+            workers = workers.where(GridWorker.community_id.in_(_community_ids(audience.communities)))
         query = query.where(or_(Staff.id.in_(leaders), Staff.id.in_(workers)))
     return list(await session.scalars(query.order_by(Staff.id)))
 

@@ -5,6 +5,7 @@ The broadcasts chat feature (``chat.py``) and its CLI read them here."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -74,9 +75,12 @@ def known_grids_text(community: Community) -> str:
 
 def describe(audience: Audience, names: dict[str, str] | None = None) -> str:
     """The audience in words: grids (by name when ``names`` are given) and tags only, never people."""
+    where = render("bc.audience.communities", communities="、".join(audience.communities))
+    if audience.communities and audience.everyone:
+        return where + render("bc.audience.everyone")
     if audience.everyone:
         return render("bc.audience.everyone")
-    parts = []
+    parts = [where] if audience.communities else []
     if audience.grids:
         named = [f"{names[g]}（{g}）" if names and g in names else g for g in audience.grids]
         parts.append(render("bc.audience.grids", grids="、".join(named)))
@@ -114,12 +118,27 @@ def local_text(when: datetime, tz: Any) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def split_audience(rest: str, community: Community) -> tuple[Audience, str]:
+def community_words(communities: Iterable[Any]) -> dict[str, str]:
+    """How a 街道 admin names a community in a broadcast → its code: the code, the name, the aliases."""
+    out: dict[str, str] = {}
+    for c in communities:
+        for word in (c.code, c.name, *c.config.community.aliases):
+            out[match_form(word).lower()] = c.code
+    return out
+
+
+def split_audience(
+    rest: str, community: Community, communities: Mapping[str, str] | None = None
+) -> tuple[Audience, str]:
     """The leading words naming the audience, then the text as written: "G1 第二网格 #guardians 周六义诊"
     → (G1, G2, guardians). Raises ``AudienceError`` for an audience that names nothing we know (a
-    mistyped grid, a building) or for no audience at all: "everyone" is only ever explicit (全体)."""
+    mistyped grid, a building) or for no audience at all: "everyone" is only ever explicit (全体).
+    ``communities`` (a 街道 admin's: ``community_words``) lets the words name communities too ("广播
+    HPL 锦绣园 …": their residents)."""
     folded = match_form(rest)
     aliases = grid_aliases(community)
+    named = communities or {}
+    chosen: list[str] = []
     grids: list[str] = []
     tags: list[str] = []
     everyone = False
@@ -136,6 +155,8 @@ def split_audience(rest: str, community: Community) -> tuple[Audience, str]:
         key = word.lower()
         if key in _EVERYONE:
             everyone = True
+        elif key in named:
+            chosen.append(named[key])
         elif key in aliases:
             grids.append(aliases[key])
         elif word.startswith("#") and len(word) > 1:
@@ -155,6 +176,6 @@ def split_audience(rest: str, community: Community) -> tuple[Audience, str]:
         position = stop
     if everyone and (grids or tags):
         raise AudienceError("bc.everyone_and_more")
-    if not everyone and not grids and not tags:
+    if not everyone and not grids and not tags and not chosen:
         raise AudienceError("bc.no_audience", known=known_grids_text(community))
-    return Audience.of(grids, tags), rest[position:].strip()
+    return Audience.of(grids, tags, chosen), rest[position:].strip()

@@ -34,6 +34,7 @@ from handlers.broadcasts import audience as aud
 from handlers.broadcasts import report_text, service, wechat_mass
 from handlers.broadcasts.audience import Audience, AudienceError
 from handlers.broadcasts.audience_words import (
+    community_words,
     describe,
     grid_names,
     local_text,
@@ -215,13 +216,30 @@ class BroadcastFeature:
         ctx.reply(render("bc.which"))
         return None
 
+    @staticmethod
+    def _audience(ctx: ChatContext, rest: str) -> tuple[Audience, str]:
+        """The audience and the text. In a deployment of several communities a community admin
+        broadcasts to their community's residents only; a 街道 admin may name communities ("广播 HPL
+        锦绣园 …"), else reaches the whole 街道 (全体) or the grids of the turn's community."""
+        services = ctx.turn.services
+        assert ctx.actor.staff is not None
+        if not services.several:
+            return split_audience(rest, ctx.turn.community)
+        if ctx.actor.staff.id in services.street.admins:
+            audience, body = split_audience(rest, ctx.turn.community, community_words(services.street))
+            if audience.grids and not audience.communities:  # grid codes are per community
+                audience = audience.within([ctx.turn.community.code])
+            return audience, body
+        audience, body = split_audience(rest, ctx.turn.community)
+        return audience.within([ctx.turn.community.code]), body
+
     async def _draft(self, ctx: ChatContext, rest: str) -> None:
         session = ctx.turn.session
         if not rest and not ctx.message.photo:
             ctx.reply(render("bc.usage"))
             return
         try:
-            audience, body = split_audience(rest, ctx.turn.community)
+            audience, body = self._audience(ctx, rest)
         except AudienceError as exc:
             ctx.reply(render(exc.key, **exc.params))
             return

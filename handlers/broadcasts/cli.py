@@ -168,6 +168,32 @@ def select_status(broadcast_id: int) -> Any:
     return select(Broadcast.status).where(Broadcast.id == broadcast_id)
 
 
+async def _where_refusal(env: CliEnv, args: argparse.Namespace, audience: Any) -> str | None:
+    """Why the audience is refused, or None: an unknown community, grid or tag; in a 街道 of several
+    communities, no ``--community`` or ``--street`` (explicit), or grids (whose codes are per
+    community) without ``--community``."""
+    from sqlalchemy import func, select
+
+    from storage.models import Community as CommunityRow
+
+    async with env.sessions() as session:
+        codes = list(await session.scalars(select(CommunityRow.code).where(CommunityRow.active.is_(True))))
+        several = int(await session.scalar(select(func.count()).select_from(CommunityRow)) or 0) > 1
+    known = "、".join(codes)
+    if several and not (args.street or audience.communities):
+        return render("bc.cli.which_communities", known=known)
+    if several and audience.grids and not audience.communities:
+        return render("bc.cli.grid_needs_community", known=known)
+    from handlers.broadcasts import audience as aud
+
+    async with env.sessions() as session:
+        try:
+            await aud.validate(session, audience)
+        except aud.AudienceError as exc:
+            return render(exc.key, **exc.params)
+    return None
+
+
 async def _broadcast(args: argparse.Namespace) -> int:
     from handlers.broadcasts import audience as aud
     from handlers.broadcasts import expansion, service
@@ -190,14 +216,13 @@ async def _broadcast(args: argparse.Namespace) -> int:
             if at <= now:
                 print(render("bc.cli.past_time", when=local_text(at, tz)), file=sys.stderr)
                 return 2
-        audience = aud.Audience.of(args.grid, args.tag)
+        audience = aud.Audience.of(args.grid, args.tag, args.community)
+        refusal = await _where_refusal(env, args, audience)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
         mass = env.settings.broadcasts.wechat_mass if args.wechat_mass is None else args.wechat_mass
         async with env.sessions() as session:
-            try:
-                await aud.validate(session, audience)
-            except aud.AudienceError as exc:
-                print(render(exc.key, **exc.params), file=sys.stderr)
-                return 2
             counts = await aud.count(session, audience)
             extra = render("bc.opted_out_note", count=counts.opted_out) if counts.opted_out else ""
             if mass:
@@ -314,6 +339,16 @@ def register(
         metavar="T",
         help="only residents with this tag (guardians, reporters, a free tag) or the staff (staff)",
     )
+    where = b.add_mutually_exclusive_group()
+    where.add_argument(
+        "--community",
+        action="extend",
+        type=lambda value: [c for c in value.split(",") if c.strip()],
+        default=[],
+        metavar="CODE[,CODE]",
+        help="only residents of these communities (a 街道 of several: this or --street is needed)",
+    )
+    where.add_argument("--street", action="store_true", help="the whole 街道: every community's residents")
     b.add_argument("--at", metavar="TIME", help='send later: "2026-12-01 09:00" (community time zone)')
     b.add_argument("--dry-run", action="store_true", help="show the audience and the text; write nothing")
     b.add_argument("--yes", "-y", action="store_true", help="do not ask to confirm (scripts)")

@@ -15,12 +15,14 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.cases.models import Case, CaseStatus
-from handlers.community.model import load_community
+from handlers.community.street import DEFAULT_TIMEZONE, Street, load_street
 from handlers.kernel.cli_output import csv_text, print_json, write_bytes, xlsx_bytes
 from handlers.kernel.privacy import mask_text
 from messages import render
+from storage.models import Community as CommunityRow
 
 TICKET_FIELDS = (
     "number",
@@ -37,6 +39,7 @@ TICKET_FIELDS = (
     "updated_at",
     "resolved_at",
     "resolution_note",
+    "community",  # added: the case's community code (a 街道 of several shows numbers as HPL-12)
 )
 # Times in the spreadsheet forms are the community's local time, without an offset (Excel and WPS
 # cannot show one); the JSON form keeps ISO 8601 with the offset.
@@ -61,6 +64,7 @@ def tickets_command(subparsers: Any) -> None:
         "--status",
         help="only cases in this status: new, assigned, accepted, in_progress, resolved, closed, confirmed",
     )
+    tickets.add_argument("--community", metavar="CODE", help="only this community's cases (its code)")
     tickets.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
     tickets.add_argument("--output", type=Path, metavar="FILE", help="write the CSV or .xlsx to this file")
     tickets.add_argument(
@@ -72,44 +76,91 @@ def tickets_command(subparsers: Any) -> None:
 
 
 async def _tickets(
-    settings: TicketSettings, status: str | None, full_text: bool = False
-) -> list[dict[str, Any]]:
+    settings: TicketSettings, status: str | None, full_text: bool = False, community: str | None = None
+) -> list[dict[str, Any]] | str:
+    """The rows, or a refusal (an unknown community code) said on one line."""
     from storage.migrate import database  # alembic: only when a command opens the database
 
     async with database(settings.database_url) as db, db.sessions() as session:
-        query = select(Case).order_by(Case.id)
-        if status:
-            query = query.where(Case.status == status)
-        rows = (await session.scalars(query)).all()
+        street = await _street(session, settings)
+        return await ticket_rows(session, street, status=status, community=community, full_text=full_text)
 
-    tz = _community_timezone(settings)
 
-    def iso(value: Any) -> str | None:
-        # ISO 8601 with the community's offset (the keys stay as they are: a contract)
-        return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else None
+async def _street(session: AsyncSession, settings: TicketSettings) -> Street:
+    from handlers.community.store import stored_street
+
+    stored = await stored_street(session)
+    if stored is not None:
+        return stored
+    try:
+        return load_street(settings.config)
+    except Exception:  # no file to read: the sample's zone, no community known
+        return Street("", DEFAULT_TIMEZONE, ())
+
+
+async def ticket_rows(
+    session: AsyncSession,
+    street: Street,
+    *,
+    status: str | None = None,
+    community: str | None = None,
+    full_text: bool = False,
+) -> list[dict[str, Any]] | str:
+    """The cases as ``tickets`` prints them (its JSON fields), in the order they came; ``community``
+    (a code, any letter case) keeps that community's cases only. Numbers are those people see:
+    ``HPL-12`` in a deployment of several communities, the bare number in one of one."""
+    # every community's code, those that left the file too (their cases keep their numbers)
+    codes = dict((await session.execute(select(CommunityRow.id, CommunityRow.code))).all())
+    ids = {code.upper(): row_id for row_id, code in codes.items()}
+    query = select(Case).order_by(Case.id)
+    if community is not None:
+        chosen = street.get(community)
+        row_id = ids.get(chosen.code.upper()) if chosen is not None else None
+        if row_id is None:
+            return render("cli.unknown_community", code=community, known="、".join(street.codes))
+        query = query.where(Case.community_id == row_id)
+    if status:
+        query = query.where(Case.status == status)
+    rows = (await session.scalars(query)).all()
+    several = len(street) > 1
+    fallback = ZoneInfo(street.timezone or DEFAULT_TIMEZONE)
 
     def shown(value: str | None) -> str | None:
         return value if full_text or value is None else mask_text(value)
 
-    return [
-        {
-            "number": c.id,
-            "status": c.status,
-            "category": c.category_code,
-            "categories": list(c.categories),
-            "grid": c.grid_code,
-            "assignee": c.assignee_id,
-            "location": c.location_text,
-            "text": shown(c.text),
-            "channel": c.channel,
-            "in_triage": c.in_triage,
-            "created_at": iso(c.created_at),
-            "updated_at": iso(c.updated_at),
-            "resolved_at": iso(c.resolved_at),
-            "resolution_note": shown(c.resolution_note),
-        }
-        for c in rows
-    ]
+    out = []
+    for c in rows:
+        code = codes.get(c.community_id) if c.community_id is not None else None
+        home = street.get(code) if code is not None else None
+        tz = home.timezone if home is not None else fallback
+
+        def iso(value: Any, tz: ZoneInfo = tz) -> str | None:
+            # ISO 8601 with the community's offset (the keys stay as they are: a contract)
+            return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else None
+
+        number: int | str = c.id
+        if several and code is not None and c.number is not None:
+            number = f"{code}-{c.number}"
+        out.append(
+            {
+                "number": number,
+                "status": c.status,
+                "category": c.category_code,
+                "categories": list(c.categories),
+                "grid": c.grid_code,
+                "assignee": c.assignee_id,
+                "location": c.location_text,
+                "text": shown(c.text),
+                "channel": c.channel,
+                "in_triage": c.in_triage,
+                "created_at": iso(c.created_at),
+                "updated_at": iso(c.updated_at),
+                "resolved_at": iso(c.resolved_at),
+                "resolution_note": shown(c.resolution_note),
+                "community": code,
+            }
+        )
+    return out
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
@@ -121,7 +172,10 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         # Residents' phone and ID numbers and health words leave the database unmasked: say so where
         # the operator (and the service's log) will see it.
         logging.getLogger(__name__).warning("tickets --full-text: exporting residents' texts unmasked")
-    rows = asyncio.run(_tickets(args.settings(), args.status, args.full_text))
+    rows = asyncio.run(_tickets(args.settings(), args.status, args.full_text, args.community))
+    if isinstance(rows, str):  # an unknown community: one line, status 2
+        print(rows, file=sys.stderr)
+        return 2
     if args.format == "json":
         for row in rows:
             print_json(row)
@@ -130,12 +184,12 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
 
 def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
-    tz = _community_timezone(args.settings())
     headers = [render(f"tickets.col.{field}") for field in TICKET_FIELDS]
 
     def cell(field: str, value: Any) -> Any:
         if field in TICKET_TIMES and value:
-            return datetime.fromisoformat(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+            # the row's own community's local time (its JSON form carries that offset)
+            return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
         if field == "categories":
             return " ".join(value)
         if field == "in_triage":
@@ -156,10 +210,3 @@ def _tickets_sheet(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _community_timezone(settings: TicketSettings) -> Any:
-    try:
-        return load_community(settings.config).timezone
-    except Exception:  # the sample's zone: every community in China keeps Beijing time
-        return ZoneInfo("Asia/Shanghai")

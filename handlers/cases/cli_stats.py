@@ -15,12 +15,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from handlers.cases.models import OPEN_STATUSES, Case
 from handlers.cases.stats import PERIODS, compute, period_bounds
-from handlers.community.model import load_community
+from handlers.cases.street_stats import StreetReport, compute_street
+from handlers.community.street import load_street
 from handlers.kernel.cli_output import csv_text, write_bytes, xlsx_bytes
 from messages import render
 
@@ -69,6 +71,11 @@ def stats_command(subparsers: Any) -> None:
         "--as-of", type=_day, metavar="YYYY-MM-DD", help="the period containing this day, up to its end"
     )
     stats.add_argument("--grid", action="append", metavar="CODE", help="only this grid (repeatable)")
+    stats.add_argument(
+        "--community",
+        metavar="CODE",
+        help="this community's figures (a 街道 file; without it: the 街道 table ranking its communities)",
+    )
     stats.add_argument("--output", type=Path, metavar="FILE", help="write the .xlsx (or CSV) to this file")
     stats.set_defaults(func=cmd_stats)
 
@@ -77,29 +84,57 @@ def export_command(subparsers: Any) -> None:
     export = subparsers.add_parser("export", help="the cases as Open311 GeoReport v2 service requests (JSON)")
     export.add_argument("--format", choices=("open311",), default="open311")
     export.add_argument("--status", choices=("open", "closed"), help="only open or only closed requests")
+    export.add_argument(
+        "--jurisdiction",
+        "--community",
+        dest="community",
+        metavar="CODE",
+        help="only this community's requests (its code, the requests' jurisdiction_id)",
+    )
     export.set_defaults(func=cmd_export)
 
 
-async def _with_database(args: argparse.Namespace, work: Callable[[Any, Any], Any]) -> Any:
-    """Open the configured database (migrated), find the community, run ``work(session, community)``."""
-    from handlers.community.store import stored_community
+async def _with_street(args: argparse.Namespace, work: Callable[[Any, Any, Any], Any]) -> Any:
+    """Open the configured database (migrated), find the 街道 stored in it (else ``OUTREACH_CONFIG`` /
+    the sample, a 街道 of one) and the communities' row ids, run ``work(session, street, ids)``."""
+    from handlers.community.store import community_ids, stored_street
     from storage.migrate import database  # alembic: only when a command opens the database
 
     settings = args.settings()
     async with database(settings.database_url) as db, db.sessions() as session:
-        community = await stored_community(session) or load_community(settings.config)
-        return await work(session, community)
+        street = await stored_street(session) or load_street(settings.config)
+        return await work(session, street, await community_ids(session))
+
+
+def _chosen(street: Any, code: str | None) -> Any:
+    """The community ``--community`` names (None when not given), or a refusal (a string)."""
+    if code is None:
+        return None
+    community = street.get(code)
+    if community is None:
+        return render("cli.unknown_community", code=code, known="、".join(street.codes))
+    return community
 
 
 # -- stats ----------------------------------------------------------------------------------------------
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    async def work(session: Any, community: Any) -> Any:
+    async def work(session: Any, street: Any, ids: Any) -> Any:
+        community = _chosen(street, args.community)
+        if isinstance(community, str):
+            return community
+        now = datetime.now(UTC)
+        if community is None and len(street) > 1:
+            if args.grid:
+                return render("cli.grid_needs_community", known="、".join(street.codes))
+            start, end = period_bounds(args.period, now, ZoneInfo(street.timezone), args.as_of)
+            as_now = end if args.as_of else now
+            return await compute_street(session, street, ids, start, end, as_now, period=args.period)
+        community = community or street.communities[0]
         unknown = [g for g in args.grid or () if g not in community.grids]
         if unknown:
             return render("cli.unknown_grid", grid="、".join(unknown), valid="、".join(community.grids))
-        now = datetime.now(UTC)
         start, end = period_bounds(args.period, now, community.timezone, args.as_of)
         return await compute(
             session,
@@ -109,28 +144,80 @@ def cmd_stats(args: argparse.Namespace) -> int:
             end if args.as_of else now,
             period=args.period,
             grids=args.grid,
+            # several communities: this one's cases only (grid codes are per community)
+            community_id=ids.get(community.code) if len(street) > 1 else None,
         )
 
-    report = asyncio.run(_with_database(args, work))
+    report = asyncio.run(_with_street(args, work))
     if isinstance(report, str):  # a refusal, said on one line
         print(report, file=sys.stderr)
         return 2
+    street_table = isinstance(report, StreetReport)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False) + "\n")
-    elif args.format == "csv":
-        text = csv_text(spreadsheet_headers(), spreadsheet_rows(report))
-        if args.output is not None:
-            args.output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
-    elif args.format == "xlsx":
-        data = xlsx_bytes(render("stats.sheet"), spreadsheet_headers(), spreadsheet_rows(report))
-        if not write_bytes(data, args.output):
+        return 0
+    if args.format == "table":
+        sys.stdout.write((street_text(report) if street_table else table(report)) + "\n")
+        return 0
+    headers = street_headers() if street_table else spreadsheet_headers()
+    body = street_rows(report) if street_table else spreadsheet_rows(report)
+    if args.format == "xlsx":
+        if not write_bytes(xlsx_bytes(render("stats.sheet"), headers, body), args.output):
             print(render("cli.xlsx_needs_output"), file=sys.stderr)
             return 2
+        return 0
+    text = csv_text(headers, body)
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
     else:
-        sys.stdout.write(table(report) + "\n")
+        sys.stdout.write(text)
     return 0
+
+
+def street_headers() -> list[str]:
+    return [render(f"stats.col.{c}") for c in ("rank", "community", "name", *COLUMNS)]
+
+
+def street_rows(report: StreetReport) -> list[list[Any]]:
+    """One row per community, ranked, then the total (no rank); rates as fractions."""
+    out = []
+    for rank, row in [*enumerate(report.rows, 1), (None, report.total)]:
+        values = row.as_dict()
+        out.append([rank, values["key"], values["name"], *(values[c] for c in COLUMNS)])
+    return out
+
+
+def street_text(report: StreetReport) -> str:
+    tz = report.timezone
+    title = render(
+        "stats.street_title",
+        street=report.street,
+        period=render(f"stats.period.{report.period}"),
+        start=report.start.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        end=report.end.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        tz=tz.key,
+    )
+    header = [render(f"stats.col.{c}") for c in ("rank", "community", "name", *COLUMNS)]
+    body = [[str(rank), row.key or "", *_cells(row)] for rank, row in enumerate(report.rows, 1)]
+    body.append(["", "", *_cells(report.total)])
+    note = render("stats.table_note", now=report.now.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
+    return "\n".join([title, "", *_grid_lines(header, body), "", note])
+
+
+def _cells(row: Any) -> list[str]:
+    from handlers.cases.stats_summary import percent
+
+    values = row.as_dict()
+    median = values["median_hours_to_close"]
+    shown = [row.name]
+    for column in COLUMNS:
+        if column in RATES:
+            shown.append(percent(getattr(row, column)) if getattr(row, column) is not None else "-")
+        elif column == "median_hours_to_close":
+            shown.append("-" if median is None else f"{median:.1f}")
+        else:
+            shown.append(str(values[column]))
+    return shown
 
 
 def spreadsheet_headers() -> list[str]:
@@ -169,21 +256,7 @@ def _grid_lines(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[st
 
 
 def table(report: Any) -> str:
-    from handlers.cases.stats_summary import percent
-
-    def cells(row: Any) -> list[str]:
-        values = row.as_dict()
-        median = values["median_hours_to_close"]
-        shown = [row.name]
-        for column in COLUMNS:
-            if column in RATES:
-                shown.append(percent(getattr(row, column)) if getattr(row, column) is not None else "-")
-            elif column == "median_hours_to_close":
-                shown.append("-" if median is None else f"{median:.1f}")
-            else:
-                shown.append(str(values[column]))
-        return shown
-
+    cells = _cells
     header = [render(f"stats.col.{c}") for c in ("name", *COLUMNS)]
     tz = report.timezone
     title = render(
@@ -217,8 +290,16 @@ def table(report: Any) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from handlers.cases.open311 import service_request
 
-    async def work(session: Any, community: Any) -> int:
+    async def work(session: Any, street: Any, ids: Any) -> int | str:
+        chosen = _chosen(street, args.community)
+        if isinstance(chosen, str):
+            return chosen
+        # each request in its own community (its code is the request's jurisdiction_id)
+        by_id = {ids[c.code]: c for c in street if c.code in ids}
+        fallback = street.communities[0]
         query = select(Case).order_by(Case.id).execution_options(yield_per=EXPORT_BATCH)
+        if chosen is not None:
+            query = query.where(Case.community_id == ids.get(chosen.code))
         if args.status == "open":
             query = query.where(Case.status.in_(OPEN_STATUSES))
         elif args.status == "closed":
@@ -229,6 +310,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         count = 0
         async for case in await session.stream_scalars(query):
             out.write(",\n" if count else "\n")
+            community = by_id.get(case.community_id, fallback)
             out.write(json.dumps(service_request(case, community), ensure_ascii=False))
             count += 1
             if count % EXPORT_BATCH == 0:
@@ -236,5 +318,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         out.write("\n]\n" if count else "]\n")
         return count
 
-    asyncio.run(_with_database(args, work))
+    done = asyncio.run(_with_street(args, work))
+    if isinstance(done, str):  # an unknown community: one line, status 2
+        print(done, file=sys.stderr)
+        return 2
     return 0

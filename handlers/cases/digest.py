@@ -1,6 +1,8 @@
-"""The daily digest: each worker gets their open and overdue cases, each grid leader their grid's, and
-the admins the staff nobody can reach (a case for them would otherwise wait unseen), at the community's
-``digest.time``. Once a day per person and account, even with several processes: the
+"""The daily digest, per community at its own ``digest.time`` on its working days: each worker gets
+their open and overdue cases, each grid leader their grid's, and the admins the staff nobody can reach
+(a case for them would otherwise wait unseen). In a deployment of several communities each
+community's staff get that community's (its cases only, numbered HPL-12) and the 街道's admins one
+summary of every community. Once a day per person and account, even with several processes: the
 outbox's unique ``dedup_key`` refuses a second copy.
 
 It greets by the community's local hour (the digest goes out at ``digest.time``, or later when the
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from handlers.cases import cases, numbers
-from handlers.cases.models import OPEN_STATUSES, Case
+from handlers.cases.models import OPEN_STATUSES, Case, CaseStatus
 from handlers.community.model import Community
 from handlers.kernel.context import Services, Turn
 from handlers.kernel.people import Address, staff_addresses
@@ -97,87 +101,152 @@ async def unreachable_staff(turn: Turn) -> list[str]:
     return [s for s in sorted(handlers) if s in community.staff and not await cases.reachable(turn, s)]
 
 
-async def _digest_for(services: Services, staff_id: str, now: datetime, day: str) -> int:
-    community = services.community
+def _open_cases(community_id: int | None, *where: Any) -> Any:
+    """Open cases (of the community ``community_id`` when the deployment has several), oldest first."""
+    query = select(Case).where(*where, Case.status.in_(OPEN_STATUSES)).order_by(Case.id)
+    return query if community_id is None else query.where(Case.community_id == community_id)
+
+
+async def _parts(
+    turn: Turn, staff_id: str, community_id: int | None, addresses: Sequence[Address]
+) -> list[str]:
+    """The digest's sections for this staff member in the turn's community: their cases, their grids'
+    (a leader), the staff nobody can reach (an admin)."""
+    community: Community = turn.community
+    session, now = turn.session, turn.now
+    parts: list[str] = []
+    mine = (await session.scalars(_open_cases(community_id, Case.assignee_id == staff_id))).all()
+    if mine:
+        overdue = sum(1 for c in mine if c.due_at is not None and c.due_at <= now)
+        lines = await _lines(turn, mine[:LINES], addresses)
+        parts.append(render("digest.worker", count=len(mine), overdue=overdue, lines=lines))
+    for grid in (g for g in community.grids.values() if g.leader == staff_id):
+        rows = (await session.scalars(_open_cases(community_id, Case.grid_code == grid.code))).all()
+        if rows:
+            late = [c for c in rows if c.due_at is not None and c.due_at <= now]
+            lines = await _lines(turn, (late or rows)[:LINES], addresses)
+            parts.append(
+                render("digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines)
+            )
+    if staff_id in community.admins():
+        absent = await unreachable_staff(turn)
+        if absent:
+            lines = "\n".join(
+                render(
+                    "digest.unreachable_line",
+                    name=community.staff[s].name,
+                    id=s,
+                    role=cases.role_label(community.staff[s].role),
+                )
+                for s in absent
+            )
+            parts.append(render("digest.unreachable", lines=lines))
+    return parts
+
+
+async def _digest_for(
+    services: Services, community: Community, staff_id: str, now: datetime, day: str
+) -> int:
+    """One staff member's digest of one community (a deployment of several: each community's own, its
+    cases only, numbered HPL-12)."""
     try:
         async with services.sessions.begin() as session:
             turn = Turn(services, session, now)
+            turn.community = community
+            community_id = await numbers.row_id(turn, community) if services.several else None
             addresses = await staff_addresses(session, staff_id, services.channels)
-            mine = (
-                await session.scalars(
-                    select(Case)
-                    .where(Case.assignee_id == staff_id, Case.status.in_(OPEN_STATUSES))
-                    .order_by(Case.id)
-                )
-            ).all()
-            led = [g for g in community.grids.values() if g.leader == staff_id]
-            parts: list[str] = []
-            if mine:
-                overdue = sum(1 for c in mine if c.due_at is not None and c.due_at <= now)
-                lines = await _lines(turn, mine[:LINES], addresses)
-                parts.append(render("digest.worker", count=len(mine), overdue=overdue, lines=lines))
-            for grid in led:
-                rows = (
-                    await session.scalars(
-                        select(Case)
-                        .where(Case.grid_code == grid.code, Case.status.in_(OPEN_STATUSES))
-                        .order_by(Case.id)
-                    )
-                ).all()
-                if rows:
-                    late = [c for c in rows if c.due_at is not None and c.due_at <= now]
-                    lines = await _lines(turn, (late or rows)[:LINES], addresses)
-                    parts.append(
-                        render(
-                            "digest.leader", grid=grid.name, count=len(rows), overdue=len(late), lines=lines
-                        )
-                    )
-            if staff_id in community.admins():
-                absent = await unreachable_staff(turn)
-                if absent:
-                    lines = "\n".join(
-                        render(
-                            "digest.unreachable_line",
-                            name=community.staff[s].name,
-                            id=s,
-                            role=cases.role_label(community.staff[s].role),
-                        )
-                        for s in absent
-                    )
-                    parts.append(render("digest.unreachable", lines=lines))
+            parts = await _parts(turn, staff_id, community_id, addresses)
             if not parts:
                 return 0
-            name = community.staff[staff_id].name
-            return await _send(
-                turn,
-                staff_id,
-                render("digest.header", name=name, greeting=greeting(community, now))
-                + "\n"
-                + "\n\n".join(parts),
-                day,
+            header = render(
+                "digest.header", name=community.staff[staff_id].name, greeting=greeting(community, now)
             )
+            if services.several:
+                header = render("digest.community", community=community.name) + header
+            text = header + "\n" + "\n\n".join(parts)
+            return await _send(turn, staff_id, text, f"{day}:{community.code}" if services.several else day)
     except IntegrityError:
         return 0  # another process sent this digest first
 
 
-async def send_digests(services: Services) -> int:
-    """Send today's digests if their time has come and they have not gone out yet."""
-    community = services.community
+def _due_day(community: Community, now: datetime) -> str | None:
+    """The community's local day when its digest is due now (its time has come, a working day)."""
     if not community.config.digest.enabled:
-        return 0
-    now = services.clock()
+        return None
     local = now.astimezone(community.timezone)
     if local.time() < time.fromisoformat(community.config.digest.time):
-        return 0
+        return None
     if not community.calendar.is_working_day(local.date()):
-        return 0
-    day = local.date().isoformat()
-    people = (
-        {w.staff for g in community.grids.values() for w in g.workers}
-        | set(community.leaders())
-        | set(community.admins())
-    )
+        return None
+    return local.date().isoformat()
+
+
+async def send_digests(services: Services) -> int:
+    """Send today's digests if their time has come and they have not gone out yet: each community's
+    workers, leaders and admins get their community's (at its own time, on its working days); the
+    街道's admins, in a deployment of several, one summary of every community instead."""
+    now = services.clock()
+    street_admins = set(services.street.admins) if services.several else set()
     sent = 0
-    for staff_id in sorted(people):
-        sent += await _digest_for(services, staff_id, now, day)
+    for community in services.street:
+        day = _due_day(community, now)
+        if day is None:
+            continue
+        people = (
+            {w.staff for g in community.grids.values() for w in g.workers}
+            | set(community.leaders())
+            | set(community.admins())
+        ) - street_admins
+        for staff_id in sorted(people):
+            sent += await _digest_for(services, community, staff_id, now, day)
+    if street_admins:
+        sent += await street_digests(services, sorted(street_admins), now)
     return sent
+
+
+async def street_digests(services: Services, admins: Sequence[str], now: datetime) -> int:
+    """The 街道 admins' summary: per community, the open cases, the overdue and those waiting in
+    triage (one grouped query), at the first community's digest time and working days."""
+    first: Community = next(iter(services.street))
+    day = _due_day(first, now)
+    if day is None:
+        return 0
+    try:
+        async with services.sessions.begin() as session:
+            turn = Turn(services, session, now)
+            rows = await session.execute(
+                select(
+                    Case.community_id,
+                    func.count(),
+                    func.coalesce(func.sum(sql_case((Case.due_at <= now, 1), else_=0)), 0),
+                    func.coalesce(func.sum(sql_case((Case.status == CaseStatus.NEW, 1), else_=0)), 0),
+                )
+                .where(Case.status.in_(OPEN_STATUSES))
+                .group_by(Case.community_id)
+            )
+            figures = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows.all()}
+            lines = []
+            for community in services.street:
+                open_now, overdue, triage = figures.get(await numbers.row_id(turn, community), (0, 0, 0))
+                lines.append(
+                    render(
+                        "digest.street_line",
+                        community=community.name,
+                        open=open_now,
+                        overdue=overdue,
+                        triage=triage,
+                    )
+                )
+            sent = 0
+            for staff_id in admins:
+                staff = first.staff.get(staff_id)
+                header = render(
+                    "digest.street",
+                    name=staff.name if staff else staff_id,
+                    greeting=greeting(first, now),
+                    street=services.street.name,
+                )
+                sent += await _send(turn, staff_id, header + "\n" + "\n".join(lines), f"{day}:street")
+            return sent
+    except IntegrityError:
+        return 0

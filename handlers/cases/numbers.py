@@ -9,6 +9,7 @@ community, or the case's id, which is what every number was before 0010). A butt
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sqlalchemy import func, select
 
@@ -108,3 +109,10 @@ async def scope_of(turn: Turn, staff_id: str) -> list[tuple[int | None, Communit
     if not turn.services.several or staff_id in street.admins:
         return None
     return [(await row_id(turn, c), c) for c in street.of_staff(staff_id)]
+
+
+async def scope_rows(
+    turn: Turn, communities: Iterable[CommunityPort]
+) -> list[tuple[int | None, CommunityPort]]:
+    """Each community with its row id (None for one not in the database)."""
+    return [(await row_id(turn, c), c) for c in communities]

@@ -1,5 +1,6 @@
 """Cases as Open311 GeoReport v2 service requests (the export shape; not our state machine).
 
+``jurisdiction_id`` is the case's community's code (a 街道 serves several jurisdictions).
 ``status`` is only ``open`` or ``closed``: resolved, confirmed and closed-without-a-fix are all
 ``closed``, told apart by ``status_notes`` (in Chinese). Times are ISO 8601 with the community's
 offset; ``expected_datetime`` is the time-limit deadline. ``service_name`` and ``description`` are
@@ -33,6 +34,7 @@ FIELDS = (
     "address",
     "lat",
     "long",
+    "jurisdiction_id",
 )
 
 
@@ -89,4 +91,7 @@ def service_request(case: Case, community: Community) -> dict[str, Any]:
         "address": case.location_text,
         "lat": case.latitude,
         "long": case.longitude,
+        # Open311's jurisdiction: the case's community, by its code (HPL), so a 街道's requests can
+        # be told apart and fetched per community (export --jurisdiction HPL)
+        "jurisdiction_id": community.code,
     }

@@ -443,9 +443,20 @@ async def invite(ctx: ChatContext, command: Command) -> None:
 
 async def stats(ctx: ChatContext, _command: Command) -> None:
     me = _staff(ctx)
-    community = ctx.turn.community
+    turn = ctx.turn
+    street = turn.services.street
+    if turn.services.several and me.id in street.admins:  # a 街道 admin: the communities ranked
+        ids = {c.code: i for i, c in await numbers.scope_rows(turn, street) if i is not None}
+        ctx.reply(await stats_summary.street_summary(turn.session, street, ids, turn.now))
+        return
+    community = turn.community
     grids = stats_summary.leader_grids(community, me.id) if me.role == Role.LEADER else None
-    ctx.reply(await stats_summary.chat_summary(ctx.turn.session, community, ctx.turn.now, grids=grids))
+    community_id = await numbers.row_id(turn, community) if turn.services.several else None
+    ctx.reply(
+        await stats_summary.chat_summary(
+            turn.session, community, turn.now, grids=grids, community_id=community_id
+        )
+    )
 
 
 # The staff side of the core's commands (words, roles, refusals and help lines: handlers/kernel/commands.py).

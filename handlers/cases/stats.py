@@ -230,7 +230,13 @@ def _hours(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     return func.extract("epoch", later - earlier) / 3600.0
 
 
-def _in_grids(query: Select[Any], grids: Sequence[str] | None) -> Select[Any]:
+def _in_grids(
+    query: Select[Any], grids: Sequence[str] | None, community_id: int | None = None
+) -> Select[Any]:
+    """The query kept to some grids (of the community ``community_id``, when given: grid codes are
+    per community)."""
+    if community_id is not None:
+        query = query.where(Case.community_id == community_id)
     return query if grids is None else query.where(Case.grid_code.in_(list(grids)))
 
 
@@ -270,13 +276,20 @@ async def _grouped(session: AsyncSession, query: Select[Any]) -> dict[GroupKey, 
 
 
 async def _medians(
-    session: AsyncSession, in_period: Any, dialect: str, key: Any, grids: Sequence[str] | None
+    session: AsyncSession,
+    in_period: Any,
+    dialect: str,
+    key: Any,
+    grids: Sequence[str] | None,
+    community_id: int | None = None,
 ) -> dict[Any, float]:
     """The median of the hours to close per ``key`` (a column, or a constant for the total), by
     numbering the durations within each group: no percentile function needed, same SQL on both."""
     hours = _hours(dialect, Case.resolved_at, Case.created_at)
     durations = _in_grids(
-        select(key.label("k"), hours.label("h")).where(in_period, Case.status.in_(FIXED)), grids
+        select(key.label("k"), hours.label("h")).where(in_period, Case.status.in_(FIXED)),
+        grids,
+        community_id,
     ).subquery("durations")
     ranked = select(
         durations.c.k,
@@ -301,13 +314,18 @@ async def compute(
     *,
     period: str = "custom",
     grids: Sequence[str] | None = None,
+    community_id: int | None = None,
 ) -> Report:
     """The figures of the cases received in [start, end), where they stand at ``now``, per grid,
-    category and worker and in total; ``grids`` limits them to those grids (a leader's view)."""
+    category and worker and in total; ``grids`` limits them to those grids (a leader's view),
+    ``community_id`` to that community's cases (a deployment of several: ``None`` counts all)."""
     dialect = session.get_bind().dialect.name
     in_period = and_(Case.created_at >= start, Case.created_at < end)
+    cid = community_id
 
-    cohort = await _grouped(session, _in_grids(select(*_KEYS, *_cohort_figures(now)).where(in_period), grids))
+    cohort = await _grouped(
+        session, _in_grids(select(*_KEYS, *_cohort_figures(now)).where(in_period), grids, cid)
+    )
 
     good = CaseEvent.action == "confirmed"  # the reporter's 满意 (auto-confirmation is "auto_confirmed")
     bad = and_(CaseEvent.action == "reopened", CaseEvent.actor_type == ActorType.RESIDENT)  # 不满意
@@ -319,6 +337,7 @@ async def compute(
             .join(Case, Case.id == CaseEvent.case_id)
             .where(in_period, CaseEvent.at <= now, or_(good, bad)),
             grids,
+            cid,
         ),
     )
 
@@ -327,16 +346,17 @@ async def compute(
         _in_grids(
             select(*_KEYS, func.count()).where(Case.created_at < start, Case.status.in_(OPEN_STATUSES)),
             grids,
+            cid,
         ),
     )
 
     medians = {
-        "grid": await _medians(session, in_period, dialect, Case.grid_code, grids),
+        "grid": await _medians(session, in_period, dialect, Case.grid_code, grids, cid),
         "category": await _medians(
-            session, in_period, dialect, func.coalesce(Case.category_code, OTHER), grids
+            session, in_period, dialect, func.coalesce(Case.category_code, OTHER), grids, cid
         ),
-        "worker": await _medians(session, in_period, dialect, Case.assignee_id, grids),
-        "total": await _medians(session, in_period, dialect, literal("total"), grids),
+        "worker": await _medians(session, in_period, dialect, Case.assignee_id, grids, cid),
+        "total": await _medians(session, in_period, dialect, literal("total"), grids, cid),
     }
 
     return _assemble(

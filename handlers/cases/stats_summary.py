@@ -3,6 +3,7 @@ hours, a day). The figures themselves are defined and computed in ``handlers/cas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,7 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.cases.stats import Row, compute, period_bounds
+from handlers.cases.street_stats import compute_street
 from handlers.community.model import Community
+from handlers.community.street import Street
 from messages import render
 
 
@@ -54,12 +57,19 @@ def summary_figures(row: Row) -> dict[str, Any]:
 
 
 async def chat_summary(
-    session: AsyncSession, community: Community, now: datetime, grids: list[str] | None = None
+    session: AsyncSession,
+    community: Community,
+    now: datetime,
+    grids: list[str] | None = None,
+    community_id: int | None = None,
 ) -> str:
     """统计 / /stats: this month so far in a few lines, for the whole community (admins) or for some
-    grids (a leader's); the grids with overdue cases are listed."""
+    grids (a leader's); the grids with overdue cases are listed. ``community_id`` keeps the figures to
+    that community's cases (a deployment of several)."""
     start, end = period_bounds("month", now, community.timezone)
-    report = await compute(session, community, start, end, now, period="month", grids=grids)
+    report = await compute(
+        session, community, start, end, now, period="month", grids=grids, community_id=community_id
+    )
     scope = ""
     if grids is not None:
         names = [community.grids[g].name for g in grids if g in community.grids]
@@ -79,4 +89,44 @@ async def chat_summary(
         for row in report.by_grid
         if row.overdue_now
     ]
+    return "\n".join(lines)
+
+
+async def street_summary(session: AsyncSession, street: Street, ids: Mapping[str, int], now: datetime) -> str:
+    """A 街道 admin's 统计: this month's communities ranked (the 街道 table in a few lines each)."""
+    tz = ZoneInfo(street.timezone)
+    start, end = period_bounds("month", now, tz)
+    report = await compute_street(session, street, ids, start, end, now, period="month")
+    lines = [
+        render(
+            "stats.street_chat_title",
+            street=street.name,
+            period=render("stats.period.month"),
+            start=local_date(start, tz),
+        )
+    ]
+    for rank, row in enumerate(report.rows, 1):
+        lines.append(
+            render(
+                "stats.street_chat_line",
+                rank=rank,
+                name=row.name,
+                on_time=percent(row.on_time_rate),
+                satisfaction=percent(row.satisfaction),
+                rework=percent(row.rework_rate),
+                received=row.received,
+                overdue=row.overdue_now,
+            )
+        )
+    total = report.total
+    lines.append(
+        render(
+            "stats.street_chat_total",
+            received=total.received,
+            closed=total.closed,
+            on_time=percent(total.on_time_rate),
+            satisfaction=percent(total.satisfaction),
+            rework=percent(total.rework_rate),
+        )
+    )
     return "\n".join(lines)

@@ -55,5 +55,3 @@ def wait_for_resident(case: Case, now: datetime) -> None:
 
 def auto_confirm_at(community: Community, case: Case, now: datetime) -> None:
     case.next_alarm_at = now + timedelta(days=community.config.limits.auto_confirm_days)
-
-

@@ -38,7 +38,7 @@ from handlers.reminders.doses_chat import S_DOSES
 from handlers.reminders.followups_chat import STAFF_WORDS as _STAFF
 from handlers.reminders.followups_chat import FollowupStaffCommands
 from handlers.reminders.guardians_chat import S_JOIN, SecondGuardianCommands
-from handlers.reminders.jobs import date_text, dose_text, station
+from handlers.reminders.jobs import date_text, dose_text, station, turn_community_name
 from handlers.reminders.models import (
     Child,
     Consent,
@@ -121,7 +121,9 @@ class ReminderFeature(SecondGuardianCommands, FollowupStaffCommands):
 
     async def _on_start(self, ctx: ChatContext, _m: re.Match[str]) -> bool:
         await ctx.set_dialog(S_CONSENT, {})
-        ctx.reply(render("rem.consent.child", station=station(ctx.turn.services)))
+        ctx.reply(
+            render("rem.consent.child", station=station(ctx.turn.services, turn_community_name(ctx.turn)))
+        )
         return True
 
     async def _on_join(self, ctx: ChatContext, m: re.Match[str]) -> bool:

@@ -20,7 +20,7 @@ from handlers.kernel.features import ChatContext
 from handlers.kernel.ports import OutboxKind
 from handlers.reminders import planner, store
 from handlers.reminders.config import ReminderSettings
-from handlers.reminders.jobs import station
+from handlers.reminders.jobs import community_names, station
 from handlers.reminders.models import Consent, EnrolmentStatus, FollowupEnrolment, FollowupRecord, Programme
 from handlers.reminders.programmes import ProgrammeDef, load_programmes
 from handlers.reminders.vaccine_words import parse_date
@@ -132,11 +132,12 @@ class FollowupStaffCommands:
         session.add(enrolment)
         await session.flush()
         family = recipient.id != patient.id
+        names = await community_names(session, {recipient.id}) if ctx.turn.services.several else {}
         ctx.turn.say(
             addresses[recipient.id],
             render(
                 "rem.consent.followup",
-                head=render("rem.msg.head", station=station(ctx.turn.services)),
+                head=render("rem.msg.head", station=station(ctx.turn.services, names.get(recipient.id))),
                 staff=ctx.actor.staff.name,
                 whose=render("rem.whose.family" if family else "rem.whose.self"),
                 number=enrolment.id,
@@ -163,8 +164,9 @@ class FollowupStaffCommands:
         if not parts:
             ctx.reply(render("rem.staff.help", programmes=self._programme_words()))
             return None
+        scope = await store.staff_scope(ctx)
         patient = await store.find_resident(session, parts[0])
-        if patient is None:
+        if patient is None or not store.in_scope(patient, scope):
             ctx.reply(render("rem.staff.unknown_resident", ref=parts[0]))
             return None
         remainder = " ".join(parts[1:])
@@ -175,7 +177,7 @@ class FollowupStaffCommands:
         recipient: Resident = patient
         if fam := _FAMILY.search(remainder):
             found = await store.find_resident(session, fam.group("ref"))
-            if found is None:
+            if found is None or not store.in_scope(found, scope):
                 ctx.reply(render("rem.staff.unknown_resident", ref=fam.group("ref")))
                 return None
             recipient = found
@@ -212,6 +214,11 @@ class FollowupStaffCommands:
     async def _enrolment(self, ctx: ChatContext, ref: str) -> FollowupEnrolment | None:
         m = _FU_ID.match(ref.strip())
         enrolment = await ctx.turn.session.get(FollowupEnrolment, int(m.group(1))) if m else None
+        if enrolment is not None:  # another community's follow-up is unknown here (nothing leaks)
+            scope = await store.staff_scope(ctx)
+            patient = await ctx.turn.session.get(Resident, enrolment.resident_id)
+            if patient is None or not store.in_scope(patient, scope):
+                enrolment = None
         if enrolment is None or enrolment.status == EnrolmentStatus.ENDED:
             ctx.reply(render("rem.staff.unknown_followup", ref=ref))
             return None
@@ -290,10 +297,15 @@ class FollowupStaffCommands:
 
     async def _list_followups(self, ctx: ChatContext) -> None:
         session, programmes = ctx.turn.session, load_programmes()
+        query = select(FollowupEnrolment)
+        scope = await store.staff_scope(ctx)
+        if scope is not None:  # a community's health staff: their communities' residents only
+            query = query.join(Resident, Resident.id == FollowupEnrolment.resident_id).where(
+                Resident.community_id.in_(scope)
+            )
         rows = list(
             await session.scalars(
-                select(FollowupEnrolment)
-                .where(
+                query.where(
                     FollowupEnrolment.status.in_([EnrolmentStatus.ACTIVE, EnrolmentStatus.AWAITING_CONSENT])
                 )
                 .order_by(

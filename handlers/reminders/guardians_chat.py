@@ -11,7 +11,7 @@ from handlers.kernel.clock import local_time
 from handlers.kernel.features import ChatContext
 from handlers.reminders import store
 from handlers.reminders.doses_chat import ChildDoseCommands
-from handlers.reminders.jobs import NOTIFY, station
+from handlers.reminders.jobs import NOTIFY, station, turn_community_name
 from handlers.reminders.models import Child, Consent, Guardianship
 from messages import render
 
@@ -73,7 +73,13 @@ class SecondGuardianCommands(ChildDoseCommands):
             ctx.reply(render("rem.join_full", child=child.nickname))
             return True
         await ctx.set_dialog(S_JOIN, {"child": child.id, "code": code})
-        ctx.reply(render("rem.consent.join", station=station(ctx.turn.services), child=child.nickname))
+        ctx.reply(
+            render(
+                "rem.consent.join",
+                station=station(ctx.turn.services, turn_community_name(ctx.turn)),
+                child=child.nickname,
+            )
+        )
         return True
 
     async def _join_confirmed(

@@ -42,7 +42,8 @@ from handlers.reminders.planner import in_quiet_hours
 from handlers.reminders.schedule import load_schedules
 from handlers.reminders.store import guardians_of, resident_addresses
 from messages import render
-from storage.models import OutboxMessage
+from storage.models import Community as CommunityRow
+from storage.models import OutboxMessage, Resident
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,27 @@ def dedup_key(reminder_id: int, resident_id: int) -> str:
     return f"rem:{reminder_id}:{resident_id}"
 
 
-def station(services: Services) -> str:
-    return render("rem.station", community=services.community.name)
+def station(services: Services, community: str | None = None) -> str:
+    """Who the notice is from: the resident's community's 卫生服务站 (in a 街道 of several, each
+    resident's own: ``community`` is its name), else the deployment's community's."""
+    return render("rem.station", community=community or services.community.name)
+
+
+def turn_community_name(turn: Any) -> str | None:
+    """The name of the community a chat turn is about, once known (a resident's), else None."""
+    return turn.community.name if turn.community_known else None
+
+
+async def community_names(session: AsyncSession, resident_ids: set[int]) -> dict[int, str]:
+    """The name of each resident's community, by resident id (those with none are left out)."""
+    if not resident_ids:
+        return {}
+    rows = await session.execute(
+        select(Resident.id, CommunityRow.name)
+        .join(CommunityRow, CommunityRow.id == Resident.community_id)
+        .where(Resident.id.in_(resident_ids))
+    )
+    return {rid: name for rid, name in rows.all()}
 
 
 def date_text(day: date) -> str:
@@ -83,7 +103,11 @@ def dose_text(code: str, dose: int) -> str:
 
 
 def vaccine_message(
-    services: Services, reminder: Reminder, child: Child, doses: list[tuple[str, int]]
+    services: Services,
+    reminder: Reminder,
+    child: Child,
+    doses: list[tuple[str, int]],
+    community: str | None = None,
 ) -> str:
     names = "、".join(dose_text(code, dose) for code, dose in doses)
     if reminder.postponed:
@@ -104,14 +128,16 @@ def vaccine_message(
         )
     return render(
         "rem.msg.vaccine",
-        head=render("rem.msg.head", station=station(services)),
+        head=render("rem.msg.head", station=station(services, community)),
         body=body,
         howto=render("rem.msg.vaccine_howto"),
         footer=render("rem.msg.footer"),
     )
 
 
-def followup_message(services: Services, reminder: Reminder, family: bool) -> str:
+def followup_message(
+    services: Services, reminder: Reminder, family: bool, community: str | None = None
+) -> str:
     whose = render("rem.whose.family" if family else "rem.whose.self")
     if reminder.postponed:
         body = render("rem.msg.followup_postponed", whose=whose, date=date_text(reminder.for_date))
@@ -128,7 +154,7 @@ def followup_message(services: Services, reminder: Reminder, family: bool) -> st
         )
     return render(
         "rem.msg.followup",
-        head=render("rem.msg.head", station=station(services)),
+        head=render("rem.msg.head", station=station(services, community)),
         body=body,
         footer=render("rem.msg.footer"),
     )
@@ -152,6 +178,8 @@ async def build_messages(
             select(FollowupEnrolment).where(FollowupEnrolment.id.in_(followup_ids))
         )
     }
+    everyone = {g for gs in guardians.values() for g in gs} | {f.recipient_id for f in followups.values()}
+    names = await community_names(session, everyone) if services.several else {}
     out: list[tuple[Reminder, list[tuple[int, str]]]] = []
     dropped: dict[int, str] = {}
     for r in claimed:
@@ -166,8 +194,15 @@ async def build_messages(
             elif not remaining:
                 dropped[r.id] = "done"
             else:
-                text = vaccine_message(services, r, child, remaining)
-                out.append((r, [(g, text) for g in guardians[child.id]]))
+                out.append(
+                    (
+                        r,
+                        [
+                            (g, vaccine_message(services, r, child, remaining, names.get(g)))
+                            for g in guardians[child.id]
+                        ],
+                    )
+                )
         else:
             enrolment = followups.get(r.followup_id or 0)
             if enrolment is None or enrolment.status != EnrolmentStatus.ACTIVE:
@@ -176,7 +211,8 @@ async def build_messages(
                 dropped[r.id] = "moved"  # a follow-up was recorded since; its reminders are planned anew
             else:
                 family = enrolment.recipient_id != enrolment.resident_id
-                out.append((r, [(enrolment.recipient_id, followup_message(services, r, family))]))
+                text = followup_message(services, r, family, names.get(enrolment.recipient_id))
+                out.append((r, [(enrolment.recipient_id, text)]))
     return out, dropped
 
 

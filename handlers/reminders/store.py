@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.kernel import code_guard
+from handlers.kernel.features import ChatContext
 from handlers.kernel.people import Address
 from handlers.reminders.models import (
     Child,
@@ -20,6 +21,7 @@ from handlers.reminders.models import (
     Reminder,
     ReminderStatus,
 )
+from storage.models import Community as CommunityRow
 from storage.models import Resident, ResidentIdentity
 
 MAX_GUARDIANS = 2
@@ -179,3 +181,21 @@ async def delete_child(session: AsyncSession, child_id: int) -> None:
     ):
         await session.execute(delete(model).where(column == child_id))
     await session.execute(delete(Child).where(Child.id == child_id))
+
+
+async def staff_scope(ctx: ChatContext) -> list[int] | None:
+    """The row ids of the communities whose residents this staff member may see (follow-ups,
+    enrolments), or None for all: a deployment of one community, or a 街道 admin."""
+    services = ctx.turn.services
+    staff = ctx.actor.staff
+    if not services.several or staff is None or staff.id in services.street.admins:
+        return None
+    codes = [c.code.upper() for c in services.street.of_staff(staff.id)]
+    rows = await ctx.turn.session.scalars(
+        select(CommunityRow.id).where(func.upper(CommunityRow.code).in_(codes))
+    )
+    return list(rows)
+
+
+def in_scope(resident: Resident, scope: list[int] | None) -> bool:
+    return scope is None or resident.community_id in scope

@@ -539,8 +539,10 @@ def test_cli_export_open311(cli_db: dict[str, str]) -> None:
         "lat",
         "long",
         "description",
+        "jurisdiction_id",  # issue 15: the case's community (its code)
     }
     assert all(set(r) == fields for r in requests)
+    assert {r["jurisdiction_id"] for r in requests} == {"C1"}
     one = {r["service_request_id"]: r for r in requests}
     assert one["3"]["status"] == "closed" and one["3"]["status_notes"] == "已办结：已清理"
     assert one["3"]["service_code"] == "poster" and one["3"]["service_name"] == "乱张贴/小广告"
