@@ -11,14 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.cases.models import Case
-from handlers.community.store import sync_street
 from handlers.community.street import Street, load_street
-from handlers.feature_set import conversation
-from handlers.kernel.context import Services
 from handlers.kernel.inbound import Inbound
 from storage.models import Community as CommunityRow
 from storage.models import Resident, ResidentIdentity
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, street_chat_in
 
 STREET_FILE = Path(__file__).parents[1] / "data" / "street" / "heping_street.yaml"
 
@@ -30,16 +27,7 @@ def street() -> Street:
 
 @pytest.fixture
 async def chat(sessions: async_sessionmaker[AsyncSession], street: Street, clock: Clock) -> Chat:
-    async with sessions.begin() as session:
-        await sync_street(session, street)
-    services = Services(
-        sessions=sessions,
-        community=street.communities[0],
-        street=street,
-        channels=frozenset({"console"}),
-        clock=clock,
-    )
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await street_chat_in(sessions, street, clock)
 
 
 async def cases_of(chat: Chat) -> list[tuple[str, int | None, str | None, str | None]]:
@@ -178,17 +166,7 @@ async def test_a_street_level_leader_lists_only_the_grids_they_lead(
     data = yaml.safe_load(STREET_FILE.read_text(encoding="utf-8"))
     data["admins"].append({"id": "gao", "name": "高明", "role": "leader"})
     data["communities"][0]["grids"][0]["leader"] = "gao"
-    street = parse_street(data, STREET_FILE.parent)
-    async with sessions.begin() as session:
-        await sync_street(session, street)
-    services = Services(
-        sessions=sessions,
-        community=street.communities[0],
-        street=street,
-        channels=frozenset({"console"}),
-        clock=clock,
-    )
-    chat = Chat(services, conversation(services), RecordingSender("console"), clock)
+    chat = await street_chat_in(sessions, parse_street(data, STREET_FILE.parent), clock)
     await chat.send("小李", "和平里3号楼楼道里贴满了小广告")  # HPL-1, in HPL's G1
     await chat.send("小王", "锦绣园3号楼楼道里贴满了小广告")  # JXY-1, in JXY's G1
     listed = "\n".join(chat.to(await chat.send("gao", "任务"), "gao"))

@@ -9,27 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.cases.models import Case
-from handlers.community.store import sync_street
 from handlers.community.street import load_street
-from handlers.feature_set import conversation
-from handlers.kernel.context import Services
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, street_chat_in
 
 STREET = Path(__file__).resolve().parents[1] / "data" / "street" / "heping_street.yaml"
 
 
 async def street_chat(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> Chat:
-    street = load_street(STREET)
-    async with sessions.begin() as session:
-        await sync_street(session, street)
-    services = Services(
-        sessions=sessions,
-        community=street.communities[0],
-        street=street,
-        channels=frozenset({"console"}),
-        clock=clock,
-    )
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await street_chat_in(sessions, load_street(STREET), clock)
 
 
 async def test_the_same_building_in_another_community_is_not_a_duplicate(

@@ -19,7 +19,7 @@ from handlers.community.store import community_ids, sync_street
 from handlers.community.street import Street, load_street
 from handlers.feature_set import conversation
 from handlers.kernel.context import Services
-from tests.support.chat import Chat, Clock, RecordingSender
+from tests.support.chat import Chat, Clock, RecordingSender, street_chat_in
 from tests.support.cli import run
 
 STREET_FILE = Path(__file__).parents[1] / "data" / "street" / "heping_street.yaml"
@@ -32,16 +32,7 @@ def street() -> Street:
 
 @pytest.fixture
 async def chat(sessions: async_sessionmaker[AsyncSession], street: Street, clock: Clock) -> Chat:
-    async with sessions.begin() as session:
-        await sync_street(session, street)
-    services = Services(
-        sessions=sessions,
-        community=street.communities[0],
-        street=street,
-        channels=frozenset({"console"}),
-        clock=clock,
-    )
-    return Chat(services, conversation(services), RecordingSender("console"), clock)
+    return await street_chat_in(sessions, street, clock)
 
 
 async def three_cases(chat: Chat) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.community.model import Community
+from handlers.community.street import Street
 from handlers.kernel.context import Services
 from handlers.kernel.conversation import Conversation
 from handlers.kernel.inbound import Inbound
@@ -82,4 +83,21 @@ async def chat_in(sessions: async_sessionmaker[AsyncSession], community: Communi
     async with sessions.begin() as session:
         await sync_community(session, community)
     services = Services(sessions=sessions, community=community, channels=frozenset({"console"}), clock=clock)
+    return Chat(services, conversation(services), RecordingSender("console"), clock)
+
+
+async def street_chat_in(sessions: async_sessionmaker[AsyncSession], street: Street, clock: Clock) -> Chat:
+    """A console chat with the bot of a 街道 of several communities (synced into the database first)."""
+    from handlers.community.store import sync_street
+    from handlers.feature_set import conversation
+
+    async with sessions.begin() as session:
+        await sync_street(session, street)
+    services = Services(
+        sessions=sessions,
+        community=street.communities[0],
+        street=street,
+        channels=frozenset({"console"}),
+        clock=clock,
+    )
     return Chat(services, conversation(services), RecordingSender("console"), clock)
